@@ -1,0 +1,329 @@
+"""Unroll a model over a sequence, score it, and backpropagate through time.
+
+Layer by layer: the input projection of every step is one GEMM before the loop, the time
+loop only does the recurrent part (:mod:`core.cells`), and the weight gradients are one GEMM
+after the backward loop. The gradient arriving at h_t from outside the recurrence (the
+readout, or the layer above) is kept apart from the gradient carried back from step t+1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import cells
+from .models import Model
+
+LOSSES = ("mse", "cross_entropy")
+LOSS_ON = ("all", "last")
+
+
+@dataclass(frozen=True)
+class BPTTResult:
+    """Everything :func:`bptt` measured. L layers, T steps, B batch, H hidden units.
+
+    Attributes
+    ----------
+    loss : float, mean loss over the scored steps (PyTorch's ``mse_loss`` / ``cross_entropy``).
+    grads : dict, dL/dparam with the keys and shapes of ``model.state_dict()``.
+    hidden_grad_norms : (L, T) Frobenius norm over batch and units of the total dL/dh^l_t.
+    cell_grad_norms : (L, T) the same for the LSTM cell state c^l_t (None for RNN and GRU).
+    local_grad_norms : (L, T) norm of the gradient arriving at h^l_t from outside the
+        recurrence (the readout for the top layer, the layer above otherwise).
+    carried_grad_norms : (L, T) norm of the gradient carried back into h^l_t from step t+1
+        (``dh_next``; zero at the last step and where truncation detached the state).
+    whh_grad_norms : (L, T) Frobenius norm of step t's contribution to dL/dW_hh^l, i.e. of
+        ``da_h[t].T @ h[t-1]``: which steps the update of W_hh learns from.
+    hidden_grad_units : (L, T, H) per-unit gradient magnitude sqrt(sum_b (dL/dh^l_t)^2);
+        its norm over units equals ``hidden_grad_norms``.
+    outputs : (T, B, O) readout of the top layer (predictions or logits) at every step.
+    nonfinite_step : first step t whose hidden state is NaN/inf in any layer, or None.
+    nonfinite_grad_step : latest step t whose hidden gradient norm is NaN/inf (the first one
+        reached going backward), or None.
+    memory_bytes : bytes of activations held for the backward pass.
+    """
+
+    loss: float
+    grads: dict
+    hidden_grad_norms: np.ndarray
+    cell_grad_norms: np.ndarray | None
+    local_grad_norms: np.ndarray
+    carried_grad_norms: np.ndarray
+    whh_grad_norms: np.ndarray
+    hidden_grad_units: np.ndarray
+    outputs: np.ndarray
+    nonfinite_step: int | None
+    nonfinite_grad_step: int | None
+    memory_bytes: int
+
+
+# ----------------------------------------------------------------------------- validation
+def validate_inputs(model: Model, x, y, loss="mse", loss_on="all", truncate=None):
+    """Check and convert ``x`` and ``y``; raise ValueError naming the argument."""
+    if not isinstance(model, Model):
+        raise ValueError(f"model must be a core RNN/LSTM/GRU model, got {type(model).__name__}")
+    cfg = model.config
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if loss_on not in LOSS_ON:
+        raise ValueError(f"loss_on must be one of {LOSS_ON}, got {loss_on!r}")
+    if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, (int, np.integer)) or truncate <= 0):
+        raise ValueError(f"truncate must be None or a positive integer, got {truncate!r}")
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
+        raise ValueError(f"x must hold real numbers, got dtype {x.dtype}")
+    if x.ndim != 3 or x.shape[2] != cfg.input_size or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"x must have shape (T, B, {cfg.input_size}) with T, B > 0, got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x contains NaN or inf")
+    T, B = x.shape[:2]
+    y = np.asarray(y)
+    lead = (T, B) if loss_on == "all" else (B,)
+    if loss == "mse":
+        if y.dtype.kind not in "fiu" or y.dtype == np.bool_:
+            raise ValueError(f"y must hold real numbers for loss='mse', got dtype {y.dtype}")
+        if y.shape != lead + (cfg.output_size,):
+            raise ValueError(f"y must have shape {lead + (cfg.output_size,)} for loss='mse', loss_on={loss_on!r}, got {y.shape}")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or inf")
+        y = y.astype(cfg.dtype, copy=False)
+    else:
+        if y.dtype.kind not in "iu":
+            raise ValueError(f"y must hold integer class ids for loss='cross_entropy', got dtype {y.dtype}")
+        if y.shape != lead:
+            raise ValueError(f"y must have shape {lead} for loss='cross_entropy', loss_on={loss_on!r}, got {y.shape}")
+        if y.size and (y.min() < 0 or y.max() >= cfg.output_size):
+            raise ValueError(f"y class ids must be in [0, {cfg.output_size}), got range [{y.min()}, {y.max()}]")
+    return x.astype(cfg.dtype, copy=False), y
+
+
+# ----------------------------------------------------------------------------- layers
+def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None):
+    """Run one layer over a sequence.
+
+    Parameters
+    ----------
+    x : (T, B, I) layer input. W_ih (G*H, I), W_hh (G*H, H), b_ih, b_hh (G*H,).
+    h0, c0 : (B, H) initial states (zeros if None).
+
+    Returns
+    -------
+    hs : (T, B, H) hidden states, cache for :func:`layer_backward`.
+    """
+    T, B, _ = x.shape
+    H = W_hh.shape[1]
+    a_x = (x.reshape(T * B, -1) @ W_ih.T + b_ih).reshape(T, B, -1)  # (T, B, G*H)
+    h = np.zeros((B, H), x.dtype) if h0 is None else h0
+    h_init = h
+    c = np.zeros((B, H), x.dtype) if (c0 is None and arch == "lstm") else c0
+    c_init = c
+    hs = np.empty((T, B, H), x.dtype)
+    steps = [None] * T
+    for t in range(T):
+        if arch == "rnn":
+            h, steps[t] = cells.rnn_step_forward(a_x[t], h, W_hh, b_hh, nonlinearity)
+        elif arch == "lstm":
+            h, c, steps[t] = cells.lstm_step_forward(a_x[t], h, c, W_hh, b_hh)
+        else:
+            h, steps[t] = cells.gru_step_forward(a_x[t], h, W_hh, b_hh)
+        hs[t] = h
+    cache = (arch, x, W_ih, W_hh, hs, h_init, c_init, steps)
+    return hs, cache
+
+
+def _cache_bytes(cache):
+    """Bytes of the arrays a layer cache holds for the backward pass (input excluded)."""
+    arch, x, W_ih, W_hh, hs, h_init, c_init, steps = cache
+    total = hs.nbytes
+    for st in steps:
+        if arch == "rnn":
+            total += st[1].nbytes  # h (h_prev is the previous h)
+        elif arch == "lstm":
+            total += st[1].nbytes + st[2].nbytes + st[3].nbytes  # c_prev, gates, tanh(c)
+        else:
+            total += st[1].nbytes + st[2].nbytes  # gates, W_hn h + b_hn
+    return int(total)
+
+
+def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None):
+    """Backpropagate one layer through time.
+
+    Parameters
+    ----------
+    dh_local : (T, B, H) gradient arriving at each h_t from outside the recurrence.
+    truncate : detach the state before steps k, 2k, ... (None: full BPTT).
+    dh_last, dc_last : (B, H) gradient arriving at the last state from later steps (segments).
+
+    Returns
+    -------
+    dx : (T, B, I), grads (dW_ih, dW_hh, db_ih, db_hh), stats dict with per-step arrays
+    ``dh`` (T, B, H) total dL/dh_t, ``dc_norms`` (T,) or None, ``carried_norms`` (T,),
+    ``whh_norms`` (T,), and ``dh0``, ``dc0`` (B, H) gradients reaching the initial states.
+    """
+    arch, x, W_ih, W_hh, hs, h_init, c_init, steps = cache
+    T, B, H = hs.shape
+    GH = W_hh.shape[0]
+    dtype = hs.dtype
+    da_x = np.empty((T, B, GH), dtype)
+    da_h = da_x if arch != "gru" else np.empty((T, B, GH), dtype)
+    dh_all = np.empty((T, B, H), dtype)
+    carried = np.zeros(T, dtype)
+    dc_norms = np.empty(T, dtype) if arch == "lstm" else None
+    dh_next = np.zeros((B, H), dtype) if dh_last is None else dh_last
+    dc_next = np.zeros((B, H), dtype) if (arch == "lstm" and dc_last is None) else dc_last
+    for t in range(T - 1, -1, -1):
+        carried[t] = np.sqrt(np.sum(dh_next * dh_next))
+        dh = dh_local[t] + dh_next
+        dh_all[t] = dh
+        if arch == "rnn":
+            da_x[t], _, dh_next = cells.rnn_step_backward(dh, steps[t])
+        elif arch == "lstm":
+            da_x[t], _, dh_next, dc_next, dc_t = cells.lstm_step_backward(dh, dc_next, steps[t])
+            dc_norms[t] = np.sqrt(np.sum(dc_t * dc_t))
+        else:
+            da_x[t], da_h[t], dh_next = cells.gru_step_backward(dh, steps[t])
+        if truncate is not None and t % truncate == 0 and t > 0:
+            dh_next = np.zeros_like(dh_next)
+            if arch == "lstm":
+                dc_next = np.zeros_like(dc_next)
+    Ix = x.shape[2]
+    dW_ih = da_x.reshape(T * B, GH).T @ x.reshape(T * B, Ix)
+    h_prev = np.concatenate([h_init[None], hs[:-1]], axis=0)  # (T, B, H)
+    dW_hh = da_h.reshape(T * B, GH).T @ h_prev.reshape(T * B, H)
+    db_ih = da_x.sum(axis=(0, 1))
+    db_hh = da_h.sum(axis=(0, 1))
+    dx = da_x @ W_ih  # (T, B, I)
+    # ||da_h[t].T @ h_prev[t]||_F^2 = sum((da da^T) * (h h^T)) without forming (GH, H) per step
+    ga = np.matmul(da_h, da_h.transpose(0, 2, 1))  # (T, B, B)
+    gh = np.matmul(h_prev, h_prev.transpose(0, 2, 1))
+    whh_norms = np.sqrt(np.maximum(np.sum(ga * gh, axis=(1, 2)), 0.0))
+    stats = {"dh": dh_all, "dc_norms": dc_norms, "carried_norms": carried, "whh_norms": whh_norms,
+             "dh0": dh_next, "dc0": dc_next}
+    return dx, (dW_ih, dW_hh, db_ih, db_hh), stats
+
+
+# ----------------------------------------------------------------------------- loss
+def loss_forward_backward(logits, y, loss):
+    """Mean loss and its gradient w.r.t. ``logits``.
+
+    Parameters
+    ----------
+    logits : (N..., O) readout outputs of the scored steps. y : (N..., O) targets for
+        ``"mse"`` or (N...,) class ids for ``"cross_entropy"``.
+
+    Returns
+    -------
+    loss : float, dlogits : same shape as ``logits``.
+
+    .. math:: \\mathrm{MSE} = \\frac{1}{N O}\\sum (\\hat y - y)^2, \\quad
+              \\mathrm{CE} = -\\frac{1}{N}\\sum \\log \\mathrm{softmax}(z)_{y}
+    """
+    if loss == "mse":
+        diff = logits - y
+        return float(np.mean(diff * diff)), (2.0 / diff.size) * diff
+    O = logits.shape[-1]
+    z = logits.reshape(-1, O)
+    yy = y.reshape(-1)
+    N = z.shape[0]
+    z_max = np.max(z, axis=1, keepdims=True)
+    shifted = z - z_max
+    log_sum = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    logp = shifted - log_sum  # (N, O)
+    value = float(-np.mean(logp[np.arange(N), yy]))
+    dz = np.exp(logp)
+    dz[np.arange(N), yy] -= 1.0
+    dz /= N
+    return value, dz.reshape(logits.shape)
+
+
+def _first_nonfinite(values):
+    """Index of the first False in a boolean 'finite' vector, or None."""
+    bad = np.flatnonzero(~values)
+    return int(bad[0]) if bad.size else None
+
+
+# ----------------------------------------------------------------------------- BPTT
+def bptt(model: Model, x, y, loss="mse", loss_on="all", truncate=None) -> BPTTResult:
+    """Forward pass, loss and exact (optionally truncated) backpropagation through time.
+
+    Parameters
+    ----------
+    model : :class:`core.RNN`, :class:`core.LSTM` or :class:`core.GRU`.
+    x : (T, B, input_size) inputs.
+    y : ``loss="mse"``: (T, B, O) targets, or (B, O) with ``loss_on="last"``;
+        ``loss="cross_entropy"``: (T, B) class ids, or (B,) with ``loss_on="last"``.
+    loss : ``"mse"`` or ``"cross_entropy"`` (mean over scored steps, batch and outputs).
+    loss_on : ``"all"`` steps scored, or only the ``"last"``.
+    truncate : None for full BPTT, or k: the state is detached before steps k, 2k, ...
+        (PyTorch's idiom of running chunks of k steps and detaching between them).
+
+    Returns
+    -------
+    BPTTResult
+
+    .. math:: \\frac{\\partial L}{\\partial h_t} = \\frac{\\partial L_t}{\\partial h_t}
+              + \\frac{\\partial L}{\\partial h_{t+1}} \\frac{\\partial h_{t+1}}{\\partial h_t}
+    """
+    x, y = validate_inputs(model, x, y, loss, loss_on, truncate)
+    cfg, p = model.config, model.params
+    L = cfg.num_layers
+    T, B, _ = x.shape
+    with np.errstate(all="ignore"):
+        caches, inp = [], x
+        for l in range(L):
+            inp, cache = layer_forward(cfg.arch, cfg.nonlinearity, inp, p[f"weight_ih_l{l}"], p[f"weight_hh_l{l}"],
+                                       p[f"bias_ih_l{l}"], p[f"bias_hh_l{l}"])
+            caches.append(cache)
+        return _backward(model, caches, inp, y, loss, loss_on, truncate)
+
+
+def _backward(model, caches, h_top, y, loss, loss_on, truncate):
+    """Readout, loss and the backward pass over the layer caches (top layer first)."""
+    cfg, p = model.config, model.params
+    L = cfg.num_layers
+    T, B, H = h_top.shape
+    W_o, b_o = p["readout.weight"], p["readout.bias"]
+    outputs = h_top @ W_o.T + b_o  # (T, B, O)
+    scored = outputs if loss_on == "all" else outputs[-1]
+    value, dscored = loss_forward_backward(scored, y, loss)
+    grads = {}
+    if loss_on == "all":
+        grads["readout.weight"] = dscored.reshape(T * B, -1).T @ h_top.reshape(T * B, H)
+        grads["readout.bias"] = dscored.sum(axis=(0, 1))
+        dh_local = dscored @ W_o  # (T, B, H)
+    else:
+        grads["readout.weight"] = dscored.T @ h_top[-1]
+        grads["readout.bias"] = dscored.sum(axis=0)
+        dh_local = np.zeros((T, B, H), h_top.dtype)
+        dh_local[-1] = dscored @ W_o
+    hidden, cell, local, carried, whh, units = [], [], [], [], [], []
+    for l in range(L - 1, -1, -1):
+        local.append(np.sqrt(np.sum(dh_local * dh_local, axis=(1, 2))))
+        dx, (dW_ih, dW_hh, db_ih, db_hh), st = layer_backward(dh_local, caches[l], truncate)
+        grads[f"weight_ih_l{l}"], grads[f"weight_hh_l{l}"] = dW_ih, dW_hh
+        grads[f"bias_ih_l{l}"], grads[f"bias_hh_l{l}"] = db_ih, db_hh
+        units.append(np.sqrt(np.sum(st["dh"] * st["dh"], axis=1)))  # (T, H)
+        hidden.append(np.sqrt(np.sum(units[-1] * units[-1], axis=1)))
+        cell.append(st["dc_norms"])
+        carried.append(st["carried_norms"])
+        whh.append(st["whh_norms"])
+        dh_local = dx
+    rev = lambda xs: np.stack(xs[::-1])  # noqa: E731 - layers were visited top first
+    hs_finite = np.all([np.all(np.isfinite(c[4]), axis=(1, 2)) for c in caches], axis=0)
+    hidden_grad_norms = rev(hidden)
+    grad_finite = np.all(np.isfinite(hidden_grad_norms), axis=0)
+    bad_grad = np.flatnonzero(~grad_finite)
+    return BPTTResult(
+        loss=value,
+        grads={k: grads[k] for k in p},
+        hidden_grad_norms=hidden_grad_norms,
+        cell_grad_norms=rev(cell) if cfg.arch == "lstm" else None,
+        local_grad_norms=rev(local),
+        carried_grad_norms=rev(carried),
+        whh_grad_norms=rev(whh),
+        hidden_grad_units=rev(units),
+        outputs=outputs,
+        nonfinite_step=_first_nonfinite(hs_finite),
+        nonfinite_grad_step=int(bad_grad[-1]) if bad_grad.size else None,
+        memory_bytes=sum(_cache_bytes(c) for c in caches),
+    )

@@ -1,0 +1,166 @@
+"""One time step of RNN / LSTM / GRU: forward and backward as pure function pairs.
+
+The input projection ``a_x = x @ W_ih.T + b_ih`` is computed for all time steps in one GEMM
+by the caller (see :mod:`core.bptt`), so a step only does the recurrent part. Likewise the
+step backward returns the gradients of the pre-activations (``da_x`` for the input side,
+``da_h`` for the recurrent side); the caller turns them into weight gradients with one GEMM
+after the loop.  Equations and gate orders are exactly PyTorch's:
+
+* RNN:  h' = act(W_ih x + b_ih + W_hh h + b_hh)
+* LSTM: gates i, f, g, o;  c' = f * c + i * g;  h' = o * tanh(c')
+* GRU:  gates r, z, n;  n = tanh(W_in x + b_in + r * (W_hn h + b_hn));  h' = (1 - z) * n + z * h
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _sigmoid(a):
+    """Numerically safe logistic function (no overflow warning for large |a|)."""
+    return 0.5 * (np.tanh(0.5 * a) + 1.0)
+
+
+# ----------------------------------------------------------------------------- RNN
+def rnn_step_forward(a_x, h_prev, W_hh, b_hh, nonlinearity="tanh"):
+    """Vanilla RNN step.
+
+    Parameters
+    ----------
+    a_x : (B, H) input projection ``x_t @ W_ih.T + b_ih``.
+    h_prev : (B, H) previous hidden state.
+    W_hh : (H, H), b_hh : (H,)
+
+    Returns
+    -------
+    h : (B, H) new state, cache : tuple for :func:`rnn_step_backward`.
+
+    .. math:: h_t = \\phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})
+    """
+    a = a_x + h_prev @ W_hh.T + b_hh  # (B, H)
+    h = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0)
+    return h, (h_prev, h, W_hh, nonlinearity)
+
+
+def rnn_step_backward(dh, cache):
+    """Backward of :func:`rnn_step_forward`.
+
+    Parameters
+    ----------
+    dh : (B, H) total gradient of the loss with respect to the new state h_t.
+
+    Returns
+    -------
+    da_x : (B, H) gradient of the input projection (also that of ``b_ih``),
+    da_h : (B, H) gradient of the recurrent pre-activation (same as da_x for an RNN),
+    dh_prev : (B, H) gradient carried back through time to h_{t-1}.
+    Weight gradients are summed over steps by the caller: dW_hh = sum_t da_h[t].T @ h[t-1].
+    """
+    h_prev, h, W_hh, nonlinearity = cache
+    if nonlinearity == "tanh":
+        da = dh * (1.0 - h * h)  # (B, H)
+    else:
+        da = dh * (h > 0)
+    return da, da, da @ W_hh
+
+
+# ----------------------------------------------------------------------------- LSTM
+def lstm_step_forward(a_x, h_prev, c_prev, W_hh, b_hh):
+    """LSTM step with PyTorch's gate order (i, f, g, o).
+
+    Parameters
+    ----------
+    a_x : (B, 4H) input projection. h_prev, c_prev : (B, H). W_hh : (4H, H), b_hh : (4H,).
+
+    Returns
+    -------
+    h, c : (B, H) new hidden and cell state; cache for :func:`lstm_step_backward`.
+
+    .. math:: c_t = f_t \\odot c_{t-1} + i_t \\odot g_t, \\quad h_t = o_t \\odot \\tanh(c_t)
+    """
+    H = h_prev.shape[1]
+    a = a_x + h_prev @ W_hh.T + b_hh  # (B, 4H)
+    gates = np.empty_like(a)
+    gates[:, : 2 * H] = _sigmoid(a[:, : 2 * H])  # i, f
+    gates[:, 2 * H : 3 * H] = np.tanh(a[:, 2 * H : 3 * H])  # g
+    gates[:, 3 * H :] = _sigmoid(a[:, 3 * H :])  # o
+    i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+    c = f * c_prev + i * g
+    tc = np.tanh(c)
+    h = o * tc
+    return h, c, (h_prev, c_prev, gates, tc, W_hh)
+
+
+def lstm_step_backward(dh, dc, cache):
+    """Backward of :func:`lstm_step_forward`.
+
+    Parameters
+    ----------
+    dh : (B, H) total gradient w.r.t. h_t.  dc : (B, H) gradient w.r.t. c_t arriving from
+        step t+1 (not yet including the path through h_t).
+
+    Returns
+    -------
+    da_x, da_h : (B, 4H) gate pre-activation gradient (equal for the LSTM),
+    dh_prev, dc_prev : (B, H) gradients carried back to step t-1,
+    dc_t : (B, H) the total gradient w.r.t. c_t (reported by the visualiser).
+    """
+    h_prev, c_prev, gates, tc, W_hh = cache
+    H = h_prev.shape[1]
+    i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+    dc_total = dc + dh * o * (1.0 - tc * tc)
+    da = np.empty_like(gates)  # (B, 4H)
+    da[:, :H] = dc_total * g * i * (1.0 - i)
+    da[:, H : 2 * H] = dc_total * c_prev * f * (1.0 - f)
+    da[:, 2 * H : 3 * H] = dc_total * i * (1.0 - g * g)
+    da[:, 3 * H :] = dh * tc * o * (1.0 - o)
+    return da, da, da @ W_hh, dc_total * f, dc_total
+
+
+# ----------------------------------------------------------------------------- GRU
+def gru_step_forward(a_x, h_prev, W_hh, b_hh):
+    """GRU step with PyTorch's gate order (r, z, n).
+
+    Parameters
+    ----------
+    a_x : (B, 3H) input projection. h_prev : (B, H). W_hh : (3H, H), b_hh : (3H,).
+
+    Returns
+    -------
+    h : (B, H), cache for :func:`gru_step_backward`.
+
+    .. math:: n_t = \\tanh(W_{in} x_t + b_{in} + r_t \\odot (W_{hn} h_{t-1} + b_{hn})),
+              \\quad h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}
+    """
+    H = h_prev.shape[1]
+    a_h = h_prev @ W_hh.T + b_hh  # (B, 3H)
+    gates = np.empty_like(a_h)
+    gates[:, : 2 * H] = _sigmoid(a_x[:, : 2 * H] + a_h[:, : 2 * H])  # r, z
+    r, z = gates[:, :H], gates[:, H : 2 * H]
+    hn = a_h[:, 2 * H :]  # (B, H) W_hn h + b_hn
+    gates[:, 2 * H :] = np.tanh(a_x[:, 2 * H :] + r * hn)
+    n = gates[:, 2 * H :]
+    h = n + z * (h_prev - n)
+    return h, (h_prev, gates, hn.copy(), W_hh)
+
+
+def gru_step_backward(dh, cache):
+    """Backward of :func:`gru_step_forward`.
+
+    Returns
+    -------
+    da_x : (B, 3H) gradient of the input projection (and of ``b_ih``),
+    da_h : (B, 3H) gradient of ``h_prev @ W_hh.T + b_hh`` (differs from da_x in the n block),
+    dh_prev : (B, H) gradient carried back to h_{t-1}.
+    """
+    h_prev, gates, hn, W_hh = cache
+    H = h_prev.shape[1]
+    r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
+    dn_pre = dh * (1.0 - z) * (1.0 - n * n)  # (B, H)
+    da_x = np.empty_like(gates)
+    da_x[:, :H] = dn_pre * hn * r * (1.0 - r)
+    da_x[:, H : 2 * H] = dh * (h_prev - n) * z * (1.0 - z)
+    da_x[:, 2 * H :] = dn_pre
+    da_h = da_x.copy()
+    da_h[:, 2 * H :] = dn_pre * r
+    dh_prev = dh * z + da_h @ W_hh
+    return da_x, da_h, dh_prev

@@ -1,0 +1,1 @@
+"""bpttlab visualizer: the Dash app."""
