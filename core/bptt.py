@@ -145,6 +145,15 @@ def _cache_bytes(cache):
     return int(total)
 
 
+def safe_norm(a, axis):
+    """Euclidean norm over ``axis`` without underflow/overflow of the squares (NaN/inf kept)."""
+    m = np.max(np.abs(a), axis=axis, keepdims=True)
+    scale = np.where((m > 0) & np.isfinite(m), m, 1)
+    r = np.sqrt(np.sum((a / scale) ** 2, axis=axis, keepdims=True)) * scale
+    r = np.where(np.isfinite(m), r, m)  # inf stays inf, NaN stays NaN
+    return np.squeeze(r, axis=axis)
+
+
 def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None):
     """Backpropagate one layer through time.
 
@@ -166,20 +175,17 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None):
     dtype = hs.dtype
     da_x = np.empty((T, B, GH), dtype)
     da_h = da_x if arch != "gru" else np.empty((T, B, GH), dtype)
-    dh_all = np.empty((T, B, H), dtype)
-    carried = np.zeros(T, dtype)
-    dc_norms = np.empty(T, dtype) if arch == "lstm" else None
+    carried = np.empty((T, B, H), dtype)  # dh_next arriving at h_t from step t+1
+    dc_all = np.empty((T, B, H), dtype) if arch == "lstm" else None
     dh_next = np.zeros((B, H), dtype) if dh_last is None else dh_last
     dc_next = np.zeros((B, H), dtype) if (arch == "lstm" and dc_last is None) else dc_last
     for t in range(T - 1, -1, -1):
-        carried[t] = np.sqrt(np.sum(dh_next * dh_next))
+        carried[t] = dh_next
         dh = dh_local[t] + dh_next
-        dh_all[t] = dh
         if arch == "rnn":
             da_x[t], _, dh_next = cells.rnn_step_backward(dh, steps[t])
         elif arch == "lstm":
-            da_x[t], _, dh_next, dc_next, dc_t = cells.lstm_step_backward(dh, dc_next, steps[t])
-            dc_norms[t] = np.sqrt(np.sum(dc_t * dc_t))
+            da_x[t], _, dh_next, dc_next, dc_all[t] = cells.lstm_step_backward(dh, dc_next, steps[t])
         else:
             da_x[t], da_h[t], dh_next = cells.gru_step_backward(dh, steps[t])
         if truncate is not None and t % truncate == 0 and t > 0:
@@ -194,11 +200,16 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None):
     db_hh = da_h.sum(axis=(0, 1))
     dx = da_x @ W_ih  # (T, B, I)
     # ||da_h[t].T @ h_prev[t]||_F^2 = sum((da da^T) * (h h^T)) without forming (GH, H) per step
-    ga = np.matmul(da_h, da_h.transpose(0, 2, 1))  # (T, B, B)
-    gh = np.matmul(h_prev, h_prev.transpose(0, 2, 1))
-    whh_norms = np.sqrt(np.maximum(np.sum(ga * gh, axis=(1, 2)), 0.0))
-    stats = {"dh": dh_all, "dc_norms": dc_norms, "carried_norms": carried, "whh_norms": whh_norms,
-             "dh0": dh_next, "dc0": dc_next}
+    # rescaled per step so that norms far below 1e-154 do not underflow when squared
+    sa = np.max(np.abs(da_h), axis=(1, 2), keepdims=True)
+    sh = np.max(np.abs(h_prev), axis=(1, 2), keepdims=True)
+    da_s = da_h / np.where(sa > 0, sa, 1)
+    h_s = h_prev / np.where(sh > 0, sh, 1)
+    ga = np.matmul(da_s, da_s.transpose(0, 2, 1))  # (T, B, B)
+    gh = np.matmul(h_s, h_s.transpose(0, 2, 1))
+    whh_norms = sa[:, 0, 0] * sh[:, 0, 0] * np.sqrt(np.maximum(np.sum(ga * gh, axis=(1, 2)), 0.0))
+    stats = {"dh": dh_local + carried, "dc_norms": None if dc_all is None else safe_norm(dc_all, (1, 2)),
+             "carried_norms": safe_norm(carried, (1, 2)), "whh_norms": whh_norms, "dh0": dh_next, "dc0": dc_next}
     return dx, (dW_ih, dW_hh, db_ih, db_hh), stats
 
 
@@ -298,12 +309,12 @@ def _backward(model, caches, h_top, y, loss, loss_on, truncate):
         dh_local[-1] = dscored @ W_o
     hidden, cell, local, carried, whh, units = [], [], [], [], [], []
     for l in range(L - 1, -1, -1):
-        local.append(np.sqrt(np.sum(dh_local * dh_local, axis=(1, 2))))
+        local.append(safe_norm(dh_local, (1, 2)))
         dx, (dW_ih, dW_hh, db_ih, db_hh), st = layer_backward(dh_local, caches[l], truncate)
         grads[f"weight_ih_l{l}"], grads[f"weight_hh_l{l}"] = dW_ih, dW_hh
         grads[f"bias_ih_l{l}"], grads[f"bias_hh_l{l}"] = db_ih, db_hh
-        units.append(np.sqrt(np.sum(st["dh"] * st["dh"], axis=1)))  # (T, H)
-        hidden.append(np.sqrt(np.sum(units[-1] * units[-1], axis=1)))
+        units.append(safe_norm(st["dh"], 1))  # (T, H)
+        hidden.append(safe_norm(units[-1], 1))
         cell.append(st["dc_norms"])
         carried.append(st["carried_norms"])
         whh.append(st["whh_norms"])
