@@ -147,11 +147,40 @@ def _cache_bytes(cache):
 
 def safe_norm(a, axis):
     """Euclidean norm over ``axis`` without underflow/overflow of the squares (NaN/inf kept)."""
-    m = np.max(np.abs(a), axis=axis, keepdims=True)
-    scale = np.where((m > 0) & np.isfinite(m), m, 1)
-    r = np.sqrt(np.sum((a / scale) ** 2, axis=axis, keepdims=True)) * scale
-    r = np.where(np.isfinite(m), r, m)  # inf stays inf, NaN stays NaN
-    return np.squeeze(r, axis=axis)
+    with np.errstate(all="ignore"):
+        r = np.sqrt(np.sum(a * a, axis=axis))
+        fi = np.finfo(a.dtype)
+        # squares of entries below sqrt(tiny) underflow: redo those slices rescaled
+        bad = ~(r >= np.sqrt(fi.tiny) / fi.eps) | np.isinf(r)
+        if np.any(bad):
+            m = np.max(np.abs(a), axis=axis, keepdims=True)
+            scale = np.where((m > 0) & np.isfinite(m), m, 1)
+            rs = np.sqrt(np.sum((a / scale) ** 2, axis=axis, keepdims=True)) * scale
+            rs = np.squeeze(np.where(np.isfinite(m), rs, m), axis=axis)  # inf stays inf, NaN NaN
+            r = np.where(bad, rs, r)
+    return r
+
+
+def _outer_sum_norms(a, b):
+    """(T,) norms ||a[t].T @ b[t]||_F via (B, B) Gram matrices, rescaled where squares underflow."""
+    def grams(a, b):
+        ga = np.matmul(a, a.transpose(0, 2, 1))  # (T, B, B)
+        gb = np.matmul(b, b.transpose(0, 2, 1))
+        return np.sqrt(np.maximum(np.sum(ga * gb, axis=(1, 2)), 0.0))
+
+    with np.errstate(all="ignore"):
+        r = grams(a, b)
+        fi = np.finfo(a.dtype)
+        bad = np.flatnonzero(~(r >= (np.sqrt(fi.tiny) / fi.eps) ** 2) | np.isinf(r))
+        if bad.size:
+            sa = np.max(np.abs(a[bad]), axis=(1, 2), keepdims=True)
+            sb = np.max(np.abs(b[bad]), axis=(1, 2), keepdims=True)
+            sa_ = np.where((sa > 0) & np.isfinite(sa), sa, 1)
+            sb_ = np.where((sb > 0) & np.isfinite(sb), sb, 1)
+            rs = grams(a[bad] / sa_, b[bad] / sb_) * sa_[:, 0, 0] * sb_[:, 0, 0]
+            rs = np.where(np.isfinite(sa[:, 0, 0] * sb[:, 0, 0]), rs, sa[:, 0, 0] * sb[:, 0, 0])
+            r[bad] = rs
+    return r
 
 
 def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None):
@@ -200,14 +229,7 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None):
     db_hh = da_h.sum(axis=(0, 1))
     dx = da_x @ W_ih  # (T, B, I)
     # ||da_h[t].T @ h_prev[t]||_F^2 = sum((da da^T) * (h h^T)) without forming (GH, H) per step
-    # rescaled per step so that norms far below 1e-154 do not underflow when squared
-    sa = np.max(np.abs(da_h), axis=(1, 2), keepdims=True)
-    sh = np.max(np.abs(h_prev), axis=(1, 2), keepdims=True)
-    da_s = da_h / np.where(sa > 0, sa, 1)
-    h_s = h_prev / np.where(sh > 0, sh, 1)
-    ga = np.matmul(da_s, da_s.transpose(0, 2, 1))  # (T, B, B)
-    gh = np.matmul(h_s, h_s.transpose(0, 2, 1))
-    whh_norms = sa[:, 0, 0] * sh[:, 0, 0] * np.sqrt(np.maximum(np.sum(ga * gh, axis=(1, 2)), 0.0))
+    whh_norms = _outer_sum_norms(da_h, h_prev)
     stats = {"dh": dh_local + carried, "dc_norms": None if dc_all is None else safe_norm(dc_all, (1, 2)),
              "carried_norms": safe_norm(carried, (1, 2)), "whh_norms": whh_norms, "dh0": dh_next, "dc0": dc_next}
     return dx, (dW_ih, dW_hh, db_ih, db_hh), stats

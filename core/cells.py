@@ -64,12 +64,13 @@ def rnn_step_backward(dh, cache):
 
 
 # ----------------------------------------------------------------------------- LSTM
-def lstm_step_forward(a_x, h_prev, c_prev, W_hh, b_hh):
+def lstm_step_forward(a_x, h_prev, c_prev, W_hh, b_hh=None):
     """LSTM step with PyTorch's gate order (i, f, g, o).
 
     Parameters
     ----------
-    a_x : (B, 4H) input projection. h_prev, c_prev : (B, H). W_hh : (4H, H), b_hh : (4H,).
+    a_x : (B, 4H) input projection. h_prev, c_prev : (B, H). W_hh : (4H, H).
+    b_hh : (4H,), or None when the caller already folded it into ``a_x``.
 
     Returns
     -------
@@ -78,16 +79,23 @@ def lstm_step_forward(a_x, h_prev, c_prev, W_hh, b_hh):
     .. math:: c_t = f_t \\odot c_{t-1} + i_t \\odot g_t, \\quad h_t = o_t \\odot \\tanh(c_t)
     """
     H = h_prev.shape[1]
-    a = a_x + h_prev @ W_hh.T + b_hh  # (B, 4H)
-    gates = np.empty_like(a)
-    gates[:, : 2 * H] = _sigmoid(a[:, : 2 * H])  # i, f
-    gates[:, 2 * H : 3 * H] = np.tanh(a[:, 2 * H : 3 * H])  # g
-    gates[:, 3 * H :] = _sigmoid(a[:, 3 * H :])  # o
+    gates = h_prev @ W_hh.T  # (B, 4H), becomes the activated gates in place
+    gates += a_x
+    if b_hh is not None:
+        gates += b_hh
+    # sigmoid(a) = (tanh(a / 2) + 1) / 2: one tanh over all four blocks, no overflow warnings
+    gates[:, : 2 * H] *= 0.5
+    gates[:, 3 * H :] *= 0.5
+    np.tanh(gates, out=gates)
+    gates[:, : 2 * H] += 1.0
+    gates[:, : 2 * H] *= 0.5
+    gates[:, 3 * H :] += 1.0
+    gates[:, 3 * H :] *= 0.5
     i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
-    c = f * c_prev + i * g
+    c = f * c_prev
+    c += i * g
     tc = np.tanh(c)
-    h = o * tc
-    return h, c, (h_prev, c_prev, gates, tc, W_hh)
+    return o * tc, c, (h_prev, c_prev, gates, tc, W_hh)
 
 
 def lstm_step_backward(dh, dc, cache):
@@ -107,12 +115,23 @@ def lstm_step_backward(dh, dc, cache):
     h_prev, c_prev, gates, tc, W_hh = cache
     H = h_prev.shape[1]
     i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
-    dc_total = dc + dh * o * (1.0 - tc * tc)
-    da = np.empty_like(gates)  # (B, 4H)
-    da[:, :H] = dc_total * g * i * (1.0 - i)
-    da[:, H : 2 * H] = dc_total * c_prev * f * (1.0 - f)
-    da[:, 2 * H : 3 * H] = dc_total * i * (1.0 - g * g)
-    da[:, 3 * H :] = dh * tc * o * (1.0 - o)
+    dc_total = tc * tc
+    np.subtract(1.0, dc_total, out=dc_total)
+    dc_total *= o
+    dc_total *= dh
+    dc_total += dc
+    # d gate / d pre-activation: s (1 - s) for i, f, o and 1 - g^2 = g (1 - g) + 1 - g for g
+    da = 1.0 - gates  # (B, 4H)
+    da *= gates
+    da4 = da.reshape(-1, 4, H)  # a view: blocks i, f, g, o
+    da4[:, 2] += 1.0
+    da4[:, 2] -= g
+    da4[:, 0] *= g
+    da4[:, 1] *= c_prev
+    da4[:, 2] *= i
+    da4[:, :3] *= dc_total[:, None, :]
+    da4[:, 3] *= tc
+    da4[:, 3] *= dh
     return da, da, da @ W_hh, dc_total * f, dc_total
 
 
