@@ -127,13 +127,13 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
         else:
             h, steps[t] = cells.gru_step_forward(a_x[t], h, W_hh, b_hh)
         hs[t] = h
-    cache = (arch, x, W_ih, W_hh, hs, h_init, c_init, steps)
+    cache = (arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c)
     return hs, cache
 
 
 def _cache_bytes(cache):
     """Bytes of the arrays a layer cache holds for the backward pass (input excluded)."""
-    arch, x, W_ih, W_hh, hs, h_init, c_init, steps = cache
+    arch, x, W_ih, W_hh, hs, h_init, c_init, steps, _ = cache
     total = hs.nbytes
     for st in steps:
         if arch == "rnn":
@@ -183,7 +183,7 @@ def _outer_sum_norms(a, b):
     return r
 
 
-def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None):
+def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t0=0):
     """Backpropagate one layer through time.
 
     Parameters
@@ -191,6 +191,7 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None):
     dh_local : (T, B, H) gradient arriving at each h_t from outside the recurrence.
     truncate : detach the state before steps k, 2k, ... (None: full BPTT).
     dh_last, dc_last : (B, H) gradient arriving at the last state from later steps (segments).
+    t0 : global index of this segment's first step (for the truncation windows).
 
     Returns
     -------
@@ -198,7 +199,7 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None):
     ``dh`` (T, B, H) total dL/dh_t, ``dc_norms`` (T,) or None, ``carried_norms`` (T,),
     ``whh_norms`` (T,), and ``dh0``, ``dc0`` (B, H) gradients reaching the initial states.
     """
-    arch, x, W_ih, W_hh, hs, h_init, c_init, steps = cache
+    arch, x, W_ih, W_hh, hs, h_init, c_init, steps, _ = cache
     T, B, H = hs.shape
     GH = W_hh.shape[0]
     dtype = hs.dtype
@@ -217,7 +218,7 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None):
             da_x[t], _, dh_next, dc_next, dc_all[t] = cells.lstm_step_backward(dh, dc_next, steps[t])
         else:
             da_x[t], da_h[t], dh_next = cells.gru_step_backward(dh, steps[t])
-        if truncate is not None and t % truncate == 0 and t > 0:
+        if truncate is not None and (t0 + t) % truncate == 0 and t0 + t > 0:
             dh_next = np.zeros_like(dh_next)
             if arch == "lstm":
                 dc_next = np.zeros_like(dc_next)
@@ -276,7 +277,7 @@ def _first_nonfinite(values):
 
 
 # ----------------------------------------------------------------------------- BPTT
-def bptt(model: Model, x, y, loss="mse", loss_on="all", truncate=None) -> BPTTResult:
+def bptt(model: Model, x, y, loss="mse", loss_on="all", truncate=None, checkpoint=False) -> BPTTResult:
     """Forward pass, loss and exact (optionally truncated) backpropagation through time.
 
     Parameters
@@ -289,6 +290,10 @@ def bptt(model: Model, x, y, loss="mse", loss_on="all", truncate=None) -> BPTTRe
     loss_on : ``"all"`` steps scored, or only the ``"last"``.
     truncate : None for full BPTT, or k: the state is detached before steps k, 2k, ...
         (PyTorch's idiom of running chunks of k steps and detaching between them).
+    checkpoint : if True, keep only the states at every ceil(sqrt(T))-th step during the
+        forward pass and recompute each segment's activations during the backward pass:
+        memory O(sqrt(T)) segments instead of O(T), about one extra forward pass of time,
+        identical results (to rounding of the summed weight gradients).
 
     Returns
     -------
@@ -298,65 +303,94 @@ def bptt(model: Model, x, y, loss="mse", loss_on="all", truncate=None) -> BPTTRe
               + \\frac{\\partial L}{\\partial h_{t+1}} \\frac{\\partial h_{t+1}}{\\partial h_t}
     """
     x, y = validate_inputs(model, x, y, loss, loss_on, truncate)
-    cfg, p = model.config, model.params
-    L = cfg.num_layers
-    T, B, _ = x.shape
+    if not isinstance(checkpoint, (bool, np.bool_)):
+        raise ValueError(f"checkpoint must be True or False, got {checkpoint!r}")
+    T = x.shape[0]
+    seg = int(np.ceil(np.sqrt(T))) if checkpoint else T
     with np.errstate(all="ignore"):
-        caches, inp = [], x
-        for l in range(L):
-            inp, cache = layer_forward(cfg.arch, cfg.nonlinearity, inp, p[f"weight_ih_l{l}"], p[f"weight_hh_l{l}"],
-                                       p[f"bias_ih_l{l}"], p[f"bias_hh_l{l}"])
-            caches.append(cache)
-        return _backward(model, caches, inp, y, loss, loss_on, truncate)
+        return _run(model, x, y, loss, loss_on, truncate, [(s, min(s + seg, T)) for s in range(0, T, seg)])
 
 
-def _backward(model, caches, h_top, y, loss, loss_on, truncate):
-    """Readout, loss and the backward pass over the layer caches (top layer first)."""
+def _forward_segment(model, x_seg, states):
+    """All layers over one segment from ``states`` [(h, c)] per layer -> (top hs, caches, end states)."""
     cfg, p = model.config, model.params
-    L = cfg.num_layers
-    T, B, H = h_top.shape
+    caches, ends, inp = [], [], x_seg
+    for l in range(cfg.num_layers):
+        h0, c0 = states[l]
+        inp, cache = layer_forward(cfg.arch, cfg.nonlinearity, inp, p[f"weight_ih_l{l}"], p[f"weight_hh_l{l}"],
+                                   p[f"bias_ih_l{l}"], p[f"bias_hh_l{l}"], h0, c0)
+        caches.append(cache)
+        ends.append((inp[-1], cache[-1]))
+    return inp, caches, ends
+
+
+def _run(model, x, y, loss, loss_on, truncate, segments):
+    """Forward over segments (keeping caches only for a single segment), loss, backward."""
+    cfg, p = model.config, model.params
+    L, (T, B, _), H = cfg.num_layers, x.shape, cfg.hidden_size
     W_o, b_o = p["readout.weight"], p["readout.bias"]
-    outputs = h_top @ W_o.T + b_o  # (T, B, O)
+    dtype = x.dtype
+    zeros = np.zeros((B, H), dtype)
+    states = [(zeros, zeros if cfg.arch == "lstm" else None)] * L
+    seg_states, outputs = [], np.empty((T, B, W_o.shape[0]), dtype)
+    hs_finite = np.ones(T, bool)
+    keep = len(segments) == 1
+    held = 0
+    for s, e in segments:
+        seg_states.append(states)
+        top, caches, states = _forward_segment(model, x[s:e], states)
+        kept = (top, caches) if keep else None
+        outputs[s:e] = top @ W_o.T + b_o  # (T_seg, B, O)
+        hs_finite[s:e] = np.all([np.all(np.isfinite(c[4]), axis=(1, 2)) for c in caches], axis=0)
+        held += sum(h.nbytes + (c.nbytes if c is not None else 0) for h, c in seg_states[-1]) if not keep else 0
+    held += outputs.nbytes
     scored = outputs if loss_on == "all" else outputs[-1]
     value, dscored = loss_forward_backward(scored, y, loss)
-    grads = {}
     if loss_on == "all":
-        grads["readout.weight"] = dscored.reshape(T * B, -1).T @ h_top.reshape(T * B, H)
-        grads["readout.bias"] = dscored.sum(axis=(0, 1))
-        dh_local = dscored @ W_o  # (T, B, H)
+        dlogits = dscored
     else:
-        grads["readout.weight"] = dscored.T @ h_top[-1]
-        grads["readout.bias"] = dscored.sum(axis=0)
-        dh_local = np.zeros((T, B, H), h_top.dtype)
-        dh_local[-1] = dscored @ W_o
-    hidden, cell, local, carried, whh, units = [], [], [], [], [], []
-    for l in range(L - 1, -1, -1):
-        local.append(safe_norm(dh_local, (1, 2)))
-        dx, (dW_ih, dW_hh, db_ih, db_hh), st = layer_backward(dh_local, caches[l], truncate)
-        grads[f"weight_ih_l{l}"], grads[f"weight_hh_l{l}"] = dW_ih, dW_hh
-        grads[f"bias_ih_l{l}"], grads[f"bias_hh_l{l}"] = db_ih, db_hh
-        units.append(safe_norm(st["dh"], 1))  # (T, H)
-        hidden.append(safe_norm(units[-1], 1))
-        cell.append(st["dc_norms"])
-        carried.append(st["carried_norms"])
-        whh.append(st["whh_norms"])
-        dh_local = dx
-    rev = lambda xs: np.stack(xs[::-1])  # noqa: E731 - layers were visited top first
-    hs_finite = np.all([np.all(np.isfinite(c[4]), axis=(1, 2)) for c in caches], axis=0)
-    hidden_grad_norms = rev(hidden)
-    grad_finite = np.all(np.isfinite(hidden_grad_norms), axis=0)
-    bad_grad = np.flatnonzero(~grad_finite)
+        dlogits = np.zeros_like(outputs)
+        dlogits[-1] = dscored
+    grads = {k: np.zeros_like(v) for k, v in p.items()}
+    hidden_units = np.empty((L, T, H), dtype)
+    cell = np.empty((L, T), dtype) if cfg.arch == "lstm" else None
+    local, carried, whh = (np.empty((L, T), dtype) for _ in range(3))
+    dh_carry = [None] * L
+    dc_carry = [None] * L
+    seg_bytes = 0
+    for (s, e), start in zip(reversed(segments), reversed(seg_states)):
+        top, caches = kept if keep else _forward_segment(model, x[s:e], start)[:2]
+        seg_bytes = max(seg_bytes, sum(_cache_bytes(c) for c in caches))
+        n = e - s
+        grads["readout.weight"] += dlogits[s:e].reshape(n * B, -1).T @ top.reshape(n * B, H)
+        grads["readout.bias"] += dlogits[s:e].sum(axis=(0, 1))
+        dh_local = dlogits[s:e] @ W_o  # (n, B, H)
+        for l in range(L - 1, -1, -1):
+            local[l, s:e] = safe_norm(dh_local, (1, 2))
+            dx, (dW_ih, dW_hh, db_ih, db_hh), st = layer_backward(
+                dh_local, caches[l], truncate, dh_carry[l], dc_carry[l], t0=s)
+            dh_carry[l], dc_carry[l] = st["dh0"], st["dc0"]
+            for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), (dW_ih, dW_hh, db_ih, db_hh)):
+                grads[f"{name}_l{l}"] += g
+            hidden_units[l, s:e] = safe_norm(st["dh"], 1)
+            if cell is not None:
+                cell[l, s:e] = st["dc_norms"]
+            carried[l, s:e] = st["carried_norms"]
+            whh[l, s:e] = st["whh_norms"]
+            dh_local = dx
+    hidden_grad_norms = safe_norm(hidden_units, 2)
+    bad_grad = np.flatnonzero(~np.all(np.isfinite(hidden_grad_norms), axis=0))
     return BPTTResult(
         loss=value,
-        grads={k: grads[k] for k in p},
+        grads=grads,
         hidden_grad_norms=hidden_grad_norms,
-        cell_grad_norms=rev(cell) if cfg.arch == "lstm" else None,
-        local_grad_norms=rev(local),
-        carried_grad_norms=rev(carried),
-        whh_grad_norms=rev(whh),
-        hidden_grad_units=rev(units),
+        cell_grad_norms=cell,
+        local_grad_norms=local,
+        carried_grad_norms=carried,
+        whh_grad_norms=whh,
+        hidden_grad_units=hidden_units,
         outputs=outputs,
         nonfinite_step=_first_nonfinite(hs_finite),
         nonfinite_grad_step=int(bad_grad[-1]) if bad_grad.size else None,
-        memory_bytes=sum(_cache_bytes(c) for c in caches),
+        memory_bytes=int(held + seg_bytes),
     )

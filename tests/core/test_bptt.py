@@ -42,12 +42,14 @@ def boundary_states(model, x, y, loss, loss_on, truncate):
 
 CASES = list(itertools.product(ARCHS, [1, 2], ["mse", "cross_entropy"], ["all", "last"], [None, 2]))
 IDS = [f"{a[0]}-{a[1]}-L{l}-{lo}-{on}-trunc{tr}" for a, l, lo, on, tr in CASES]
+CKPT_CASES = [c + (ck,) for c in CASES for ck in (False, True)]
+CKPT_IDS = [i + ("-ckpt" if ck else "") for i in IDS for ck in (False, True)]
 
 
-@pytest.mark.parametrize("arch_nl,layers,loss,loss_on,truncate", CASES, ids=IDS)
-def test_loss_and_parameter_gradients_match_finite_differences(arch_nl, layers, loss, loss_on, truncate):
+@pytest.mark.parametrize("arch_nl,layers,loss,loss_on,truncate,checkpoint", CKPT_CASES, ids=CKPT_IDS)
+def test_loss_and_parameter_gradients_match_finite_differences(arch_nl, layers, loss, loss_on, truncate, checkpoint):
     model, x, y = make_case(*arch_nl, layers, loss, loss_on)
-    res = core.bptt(model, x, y, loss=loss, loss_on=loss_on, truncate=truncate)
+    res = core.bptt(model, x, y, loss=loss, loss_on=loss_on, truncate=truncate, checkpoint=checkpoint)
     bnd = boundary_states(model, x, y, loss, loss_on, truncate)
     ref_loss, _ = reference.run(model, x, y, loss, loss_on, truncate, boundary=bnd)
     assert res.loss == pytest.approx(ref_loss, rel=1e-12)
@@ -80,10 +82,10 @@ def numeric_state_grads(model, x, y, loss, loss_on, truncate, kind):
     return g
 
 
-@pytest.mark.parametrize("arch_nl,layers,loss,loss_on,truncate", CASES, ids=IDS)
-def test_hidden_grad_norms_match_finite_differences(arch_nl, layers, loss, loss_on, truncate):
+@pytest.mark.parametrize("arch_nl,layers,loss,loss_on,truncate,checkpoint", CKPT_CASES, ids=CKPT_IDS)
+def test_hidden_grad_norms_match_finite_differences(arch_nl, layers, loss, loss_on, truncate, checkpoint):
     model, x, y = make_case(*arch_nl, layers, loss, loss_on)
-    res = core.bptt(model, x, y, loss=loss, loss_on=loss_on, truncate=truncate)
+    res = core.bptt(model, x, y, loss=loss, loss_on=loss_on, truncate=truncate, checkpoint=checkpoint)
     g = numeric_state_grads(model, x, y, loss, loss_on, truncate, "h")
     assert res.hidden_grad_norms.shape == (layers, T)
     assert_close(res.hidden_grad_norms, np.sqrt(np.sum(g**2, axis=(2, 3))))
@@ -213,3 +215,37 @@ def test_finite_run_reports_no_nonfinite_step():
     model, x, y = make_case("gru", "tanh", 1, "mse", "all")
     res = core.bptt(model, x, y)
     assert res.nonfinite_step is None and res.nonfinite_grad_step is None
+
+
+@pytest.mark.parametrize("arch_nl", ARCHS, ids=[a + "-" + n for a, n in ARCHS])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("truncate", [None, 5])
+@pytest.mark.parametrize("loss_on", ["all", "last"])
+def test_checkpointed_bptt_equals_full_bptt(rng, arch_nl, layers, truncate, loss_on):
+    model = core.build(arch_nl[0], input_size=3, hidden_size=8, output_size=2, num_layers=layers,
+                       nonlinearity=arch_nl[1], seed=1)
+    x = rng.standard_normal((37, 3, 3))  # 37 steps: segments of 7, the last one shorter
+    y = rng.standard_normal((37, 3, 2) if loss_on == "all" else (3, 2))
+    full = core.bptt(model, x, y, loss_on=loss_on, truncate=truncate)
+    ckpt = core.bptt(model, x, y, loss_on=loss_on, truncate=truncate, checkpoint=True)
+    assert ckpt.loss == full.loss
+    for k in full.grads:
+        np.testing.assert_allclose(ckpt.grads[k], full.grads[k], rtol=1e-12, atol=1e-15)
+    for field in ("hidden_grad_norms", "local_grad_norms", "carried_grad_norms", "whh_grad_norms",
+                  "hidden_grad_units", "outputs"):
+        np.testing.assert_allclose(getattr(ckpt, field), getattr(full, field), rtol=1e-12, atol=1e-300)
+    if arch_nl[0] == "lstm":
+        np.testing.assert_allclose(ckpt.cell_grad_norms, full.cell_grad_norms, rtol=1e-12)
+
+
+def test_checkpointing_holds_far_less_memory():
+    model = core.LSTM(input_size=2, hidden_size=16, output_size=1)
+    x = np.random.default_rng(0).standard_normal((400, 2, 2))
+    full = core.bptt(model, x, np.zeros((400, 2, 1)))
+    ckpt = core.bptt(model, x, np.zeros((400, 2, 1)), checkpoint=True)
+    # full keeps ~400 steps of (c_prev, 4 gates, tanh c, h); checkpointing 20 states + 20 steps
+    per_step = 2 * 16 * 8 * (1 + 4 + 1 + 1)
+    assert full.memory_bytes == 400 * per_step + full.outputs.nbytes
+    assert ckpt.memory_bytes < full.memory_bytes / 8
+    with pytest.raises(ValueError, match="checkpoint"):
+        core.bptt(model, x, np.zeros((400, 2, 1)), checkpoint="yes")
