@@ -1,7 +1,29 @@
-"""Command line entry point (placeholder until the app lands)."""
+"""The ``bpttlab`` command: start the app on http://127.0.0.1:8050 (``--host``, ``--port``, ``--debug``)."""
+from __future__ import annotations
+
+import argparse
+
 import core
 
 
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="bpttlab", description="Start the bpttlab app in your browser.")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0 serves your network)")
+    parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    parser.add_argument("--debug", action="store_true", help="Dash debug mode: dev tools and hot reload (off by default)")
+    parser.add_argument("--version", action="version", version=f"bpttlab {core.__version__}")
+    return parser.parse_args(argv)
+
+
 def main(argv=None) -> int:
-    print(f"bpttlab {core.__version__}")
+    """Start the development server and print its URL."""
+    args = parse_args(argv)
+    from .app import create_app
+
+    app = create_app()
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    print(f"bpttlab {core.__version__}: open http://{shown}:{args.port}/ in your browser (Ctrl+C to stop)", flush=True)
+    app.run(host=args.host, port=args.port, debug=args.debug)
     return 0

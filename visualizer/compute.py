@@ -1,0 +1,341 @@
+"""Glue between the app's :class:`~visualizer.urlstate.Params` and the core engine.
+
+Each view's numbers come from one tested core function; this module only builds the models and
+data those functions take, keeps the results of recent runs (bounded LRU caches keyed by exactly
+the settings a result depends on, so changing e.g. the LSTM forget bias recomputes nothing for the
+RNN), and reduces results for display (median over the batch, log10, binning of very large maps).
+Nothing here imports dash or plotly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+import core
+
+from .urlstate import Params
+
+DISPLAY_NAMES = {"rnn": "RNN", "rnn-relu": "RNN-relu", "lstm": "LSTM", "gru": "GRU"}
+
+
+class Unavailable(Exception):
+    """A core function this view needs is not in this build of ``core``."""
+
+
+def core_fn(name):
+    """``core.<name>``, or raise :class:`Unavailable` naming it."""
+    fn = getattr(core, name, None)
+    if fn is None:
+        raise Unavailable(f"core.{name} is not available in this build")
+    return fn
+
+
+# ----------------------------------------------------------------------------- keys
+@dataclass(frozen=True)
+class DataKey:
+    """Settings that fix the batch of data."""
+
+    task: str
+    seq_len: int
+    batch: int
+    seed: int
+    loss_on: str
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """Settings one architecture's results depend on (and nothing else)."""
+
+    arch: str
+    hidden: int
+    layers: int
+    init: str
+    scale: float
+    forget_bias: float | None
+    seed: int
+    data: DataKey
+    truncate: int | None
+
+
+@lru_cache(maxsize=16)
+def get_task(key: DataKey):
+    """The task batch for ``key`` (raises ValueError from core for impossible settings)."""
+    return core_fn("make_task")(key.task, key.seq_len, key.batch, seed=key.seed)
+
+
+def targets(task, loss_on: str):
+    """(y, loss_on actually used, note or None): score the last step or all steps of ``task``."""
+    if loss_on == task.loss_on:
+        return task.y, loss_on, None
+    if loss_on == "last":
+        return task.y[-1], "last", None
+    return task.y, task.loss_on, f"task {task.name!r} has a target only at the last step; scoring the last step."
+
+
+def hidden_for(params: Params, arch: str) -> int:
+    """Hidden size of ``arch``: ``params.hidden``, or with ``match_params`` the size whose parameter
+    count is closest to a tanh RNN of size ``params.hidden``."""
+    if not params.match_params:
+        return params.hidden
+    task = get_task(data_key(params))
+    sizes = dict(input_size=task.input_size, output_size=task.output_size, num_layers=params.layers)
+    target = core.build("rnn", hidden_size=params.hidden, **sizes).num_parameters()
+    return int(core_fn("hidden_size_for_params")(arch, target, task.input_size, task.output_size, params.layers))
+
+
+def data_key(params: Params) -> DataKey:
+    """The :class:`DataKey` of ``params``."""
+    return DataKey(params.task, params.seq_len, params.batch, params.seed, params.loss_on)
+
+
+def run_key(params: Params, arch: str) -> RunKey:
+    """The :class:`RunKey` of ``arch`` under ``params`` (forget bias only for the LSTM)."""
+    truncate = params.truncate if params.truncate is not None and params.truncate < params.seq_len else None
+    return RunKey(arch=arch, hidden=hidden_for(params, arch), layers=params.layers, init=params.init,
+                  scale=float(params.scale) if params.init != "pytorch" else 1.0,
+                  forget_bias=params.forget_bias if arch == "lstm" else None,
+                  seed=params.seed, data=data_key(params), truncate=truncate)
+
+
+@lru_cache(maxsize=16)
+def get_model(key: RunKey):
+    """The initialised model of ``key``."""
+    task = get_task(key.data)
+    return core.build(key.arch, input_size=task.input_size, hidden_size=key.hidden,
+                      output_size=task.output_size, num_layers=key.layers, seed=key.seed,
+                      init=key.init, scale=key.scale, forget_bias=key.forget_bias)
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass(frozen=True, eq=False)
+class GradFlow:
+    """One architecture's BPTT summary (views 1 and 3). L layers, T steps, H units."""
+
+    arch: str
+    name: str
+    hidden: int
+    num_params: int
+    loss: float
+    hidden_grad_norms: np.ndarray  # (L, T)
+    hidden_grad_units: np.ndarray  # (L, T, H)
+    nonfinite_step: int | None
+    nonfinite_grad_step: int | None
+    sigma_max: float | None  # largest singular value of the top layer's W_hh, if core has it
+    loss_note: str | None
+
+
+@lru_cache(maxsize=24)
+def grad_flow(key: RunKey) -> GradFlow:
+    """Run :func:`core.bptt` for ``key`` and keep what the views need."""
+    task, model = get_task(key.data), get_model(key)
+    y, loss_on, note = targets(task, key.data.loss_on)
+    res = core.bptt(model, task.x, y, loss=task.loss, loss_on=loss_on, truncate=key.truncate)
+    try:
+        sigma = float(weight_spectra(key)[-1][0])
+    except Unavailable:
+        sigma = None
+    return GradFlow(arch=key.arch, name=DISPLAY_NAMES[key.arch], hidden=key.hidden,
+                    num_params=model.num_parameters(), loss=float(res.loss),
+                    hidden_grad_norms=res.hidden_grad_norms, hidden_grad_units=res.hidden_grad_units,
+                    nonfinite_step=res.nonfinite_step, nonfinite_grad_step=res.nonfinite_grad_step,
+                    sigma_max=sigma, loss_note=note)
+
+
+@lru_cache(maxsize=24)
+def weight_spectra(key: RunKey) -> np.ndarray:
+    """(L, n) singular values of W_hh per layer, descending (:func:`core.weight_singular_values`)."""
+    return np.asarray(core_fn("weight_singular_values")(get_model(key)))
+
+
+@lru_cache(maxsize=24)
+def gamma_threshold(key: RunKey) -> float:
+    """Pascanu et al.'s threshold 1/gamma for this architecture (:func:`core.gamma_bound`)."""
+    return 1.0 / float(core_fn("gamma_bound")(get_model(key)))
+
+
+@lru_cache(maxsize=12)
+def jacobian_norms(key: RunKey) -> np.ndarray:
+    """(L, T, B) ||ds_{T-1}/ds_t|| (:func:`core.jacobian_norms`)."""
+    task = get_task(key.data)
+    with np.errstate(all="ignore"):
+        return np.asarray(core_fn("jacobian_norms")(get_model(key), task.x))
+
+
+@lru_cache(maxsize=12)
+def step_spectra(key: RunKey) -> np.ndarray:
+    """(L, T, n) singular values of each one-step Jacobian, sequence 0
+    (:func:`core.step_jacobian_singular_values`)."""
+    task = get_task(key.data)
+    with np.errstate(all="ignore"):
+        return np.asarray(core_fn("step_jacobian_singular_values")(get_model(key), task.x, batch_index=0))
+
+
+@lru_cache(maxsize=12)
+def gate_products(key: RunKey) -> np.ndarray:
+    """(L, T, B) product of forget / carry gates (RNN: of step Jacobian norms) (:func:`core.gate_products`)."""
+    task = get_task(key.data)
+    with np.errstate(all="ignore"):
+        return np.asarray(core_fn("gate_products")(get_model(key), task.x))
+
+
+@lru_cache(maxsize=12)
+def connectivity(key: RunKey) -> np.ndarray:
+    """(T, T) ||dy_t/dx_s|| for sequence 0 (:func:`core.connectivity`)."""
+    task = get_task(key.data)
+    with np.errstate(all="ignore"):
+        return np.asarray(core_fn("connectivity")(get_model(key), task.x, batch_index=0))
+
+
+# ----------------------------------------------------------------------------- display reductions
+def batch_summary(values: np.ndarray) -> dict:
+    """Median, min and max over the last (batch) axis of an (..., B) array, NaN-aware per entry.
+
+    Entries where any batch element is NaN or inf keep that value in the median (so overflow
+    stays visible instead of being averaged away).
+    """
+    values = np.asarray(values, dtype=float)
+    with np.errstate(all="ignore"):
+        finite = np.all(np.isfinite(values), axis=-1)
+        med = np.median(values, axis=-1)
+        worst = np.where(np.any(np.isnan(values), axis=-1), np.nan, np.inf)
+        med = np.where(finite, med, worst)
+        return {"median": med, "min": np.min(values, axis=-1), "max": np.max(values, axis=-1)}
+
+
+def safe_log10(values: np.ndarray) -> np.ndarray:
+    """log10 of |values| with zeros, NaN and inf mapped to NaN (drawn as gaps in a heatmap)."""
+    values = np.abs(np.asarray(values, dtype=float))
+    out = np.full(values.shape, np.nan)
+    ok = np.isfinite(values) & (values > 0)
+    out[ok] = np.log10(values[ok])
+    return out
+
+
+def bin_max(values: np.ndarray, max_len: int, axis: int = 0) -> tuple[np.ndarray, int]:
+    """(values reduced by taking the max over consecutive bins along ``axis``, bin size).
+
+    The bin size k is the smallest integer with ceil(n / k) <= max_len; NaN propagates into its
+    bin. With n <= max_len the values are returned unchanged (k = 1).
+    """
+    values = np.asarray(values, dtype=float)
+    n = values.shape[axis]
+    k = max(1, -(-n // max_len))
+    if k == 1:
+        return values, 1
+    moved = np.moveaxis(values, axis, 0)
+    pad = (-n) % k
+    if pad:
+        moved = np.concatenate([moved, np.full((pad,) + moved.shape[1:], -np.inf)], axis=0)
+    with np.errstate(invalid="ignore"):
+        binned = moved.reshape((-1, k) + moved.shape[1:]).max(axis=1)
+    return np.moveaxis(binned, 0, axis), k
+
+
+# ----------------------------------------------------------------------------- messages
+def explosion_messages(flows) -> list[str]:
+    """One banner line per architecture whose forward pass or gradient became inf/NaN."""
+    lines = []
+    for f in flows:
+        sigma = f" (largest singular value of W_hh: {f.sigma_max:.3g})" if f.sigma_max is not None else ""
+        if f.nonfinite_step is not None:
+            lines.append(f"{f.name} exploded at step {f.nonfinite_step}: its hidden state overflowed to "
+                         f"inf/NaN going forward, because W_hh amplifies the state at every step{sigma}.")
+        elif f.nonfinite_grad_step is not None:
+            lines.append(f"{f.name} exploded at step {f.nonfinite_grad_step}: the gradient overflowed going "
+                         f"back in time, because each step multiplies it by a Jacobian of norm above 1{sigma}.")
+        elif not np.isfinite(f.loss):
+            lines.append(f"{f.name} exploded: its loss is {f.loss}, the outputs overflowed.")
+    return lines
+
+
+# ----------------------------------------------------------------------------- view payloads
+GATE_LABELS = {"rnn": "∏ ‖J<sub>t</sub>‖", "rnn-relu": "∏ ‖J<sub>t</sub>‖", "lstm": "∏ forget gate f",
+               "gru": "∏ carry gate z"}
+HEAT_CELLS = 60_000  # per architecture, above this the time axis is binned for display
+CONNECTIVITY_SIDE = 250
+
+
+def reference_slope(sigma: float, n: int) -> np.ndarray:
+    """(n,) sigma**k for k = 0..n-1: the growth rate a single largest singular value allows."""
+    with np.errstate(all="ignore"):
+        return float(sigma) ** np.arange(n, dtype=float)
+
+
+def verdict(name: str, sigma: float, threshold: float) -> str:
+    """One line comparing sigma_1(W_hh) with Pascanu et al.'s 1/gamma."""
+    if sigma < threshold:
+        return f"{name}: σ₁ = {sigma:.3g} < 1/γ = {threshold:.3g}: vanishing is guaranteed"
+    return f"{name}: σ₁ = {sigma:.3g} ≥ 1/γ = {threshold:.3g}: exploding becomes possible"
+
+
+def jacobian_items(keys) -> list[dict]:
+    """View 2 payload: per architecture the batch median/min/max of the top layer's
+    ||ds_{T-1}/ds_t|| indexed by lag k = T-1-t, with the sigma_1^k reference and verdict."""
+    items = []
+    for key in keys:
+        s = batch_summary(jacobian_norms(key)[-1])  # (T,) each
+        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "band": key.data.batch > 1,
+                **{k: v[::-1] for k, v in s.items()}, "reference": None, "sigma": None, "verdict": None}
+        try:
+            sigma, thr = float(weight_spectra(key)[-1][0]), gamma_threshold(key)
+            item.update(sigma=sigma, threshold=thr, reference=reference_slope(sigma, len(s["median"])),
+                        verdict=verdict(item["name"], sigma, thr))
+        except Unavailable:
+            pass
+        items.append(item)
+    return items
+
+
+def heatmap_items(flows) -> list[dict]:
+    """View 3 payload: the top layer's |dL/dh_t| per unit, binned over time when very large."""
+    items = []
+    for f in flows:
+        units = f.hidden_grad_units[-1]  # (T, H)
+        T, H = units.shape
+        binned, k = bin_max(units, max(1, HEAT_CELLS // H), axis=0)
+        items.append({"arch": f.arch, "name": f.name, "values": binned, "log10": safe_log10(binned),
+                      "t": np.arange(0, T, k)[: binned.shape[0]], "bin": k})
+    return items
+
+
+def spectra_items(keys) -> list[dict]:
+    """View 4 payload: top-layer W_hh singular values, 1/gamma, and each step Jacobian's
+    largest and smallest singular value (sequence 0)."""
+    items = []
+    for key in keys:
+        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "weights": None, "threshold": None,
+                "step_max": None, "step_min": None}
+        try:
+            item["weights"] = weight_spectra(key)[-1]
+            item["threshold"] = gamma_threshold(key)
+        except Unavailable:
+            pass
+        sv = step_spectra(key)[-1]  # (T, n), descending
+        item["step_max"], item["step_min"] = sv[:, 0], sv[:, -1]
+        items.append(item)
+    return items
+
+
+def gate_items(keys) -> list[dict]:
+    """View 5 payload: batch median/min/max of the top layer's gate products over t."""
+    items = []
+    for key in keys:
+        s = batch_summary(gate_products(key)[-1])
+        items.append({"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "label": GATE_LABELS[key.arch],
+                      "band": key.data.batch > 1, **s})
+    return items
+
+
+def connectivity_items(keys) -> list[dict]:
+    """View 6 payload: ||dy_t/dx_s|| (sequence 0), binned to at most CONNECTIVITY_SIDE per side."""
+    items = []
+    for key in keys:
+        c = connectivity(key)
+        binned, k = bin_max(c, CONNECTIVITY_SIDE, axis=0)
+        binned, _ = bin_max(binned, CONNECTIVITY_SIDE, axis=1)
+        items.append({"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "values": binned,
+                      "log10": safe_log10(binned), "ticks": np.arange(0, c.shape[0], k)[: binned.shape[0]],
+                      "bin": k})
+    return items

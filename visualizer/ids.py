@@ -1,0 +1,41 @@
+"""Every component id of the app, in one place (kebab-case)."""
+
+URL = "url"
+PARAMS = "params-store"
+MESSAGES = "url-messages"
+BANNER = "explosion-banner"
+INFO = "run-info"
+
+# controls: one per field of visualizer.urlstate.Params (see CONTROL_IDS)
+ARCH = "arch-checklist"
+SEQ_LEN = "seq-len-slider"
+HIDDEN = "hidden-slider"
+LAYERS = "layers-slider"
+BATCH = "batch-slider"
+TASK = "task-dropdown"
+LOSS_ON = "loss-on-radio"
+INIT = "init-dropdown"
+SCALE = "scale-slider"
+SCALE_FIELD = "scale-field"
+FORGET_BIAS = "forget-bias-input"
+TRUNCATE = "truncate-input"
+CLIP = "clip-input"
+OPTIMIZER = "optimizer-dropdown"
+LR = "lr-input"
+SEED = "seed-input"
+MATCH = "match-params-checklist"
+VIEW = "view-tabs"
+
+GRAD_GRAPH = "grad-norm-graph"
+VIEW_GRAPH = "view-graph"
+VIEW_CAPTION = "view-caption"
+LOADING_MAIN = "loading-main"
+LOADING_VIEW = "loading-view"
+
+# Params field -> control id, in the order of the callback's inputs and outputs
+CONTROL_IDS = {
+    "arch": ARCH, "seq_len": SEQ_LEN, "hidden": HIDDEN, "layers": LAYERS, "batch": BATCH,
+    "task": TASK, "loss_on": LOSS_ON, "init": INIT, "scale": SCALE, "forget_bias": FORGET_BIAS,
+    "truncate": TRUNCATE, "clip": CLIP, "optimizer": OPTIMIZER, "lr": LR, "seed": SEED,
+    "match_params": MATCH, "view": VIEW,
+}

@@ -1,0 +1,173 @@
+"""The page: a control panel on the left, the gradient-norm plot and a tabbed second view on the right.
+
+Widget factories are small functions; the control values are set from the URL by a callback,
+so the defaults here only matter before the first callback returns.
+"""
+from __future__ import annotations
+
+from dash import dcc, html
+
+from . import ids
+from .figures import COLORS
+from .urlstate import DEFAULTS, INIT_CHOICES, OPTIMIZER_CHOICES, TASK_CHOICES, Params
+
+ARCH_LABELS = {"rnn": "RNN (tanh)", "rnn-relu": "RNN (ReLU)", "lstm": "LSTM", "gru": "GRU"}
+TASK_LABELS = {"adding": "Adding problem", "copy": "Copy / memory", "sine": "Sine prediction",
+               "chars": "Next character (text)"}
+INIT_LABELS = {"pytorch": "PyTorch default (uniform)", "orthogonal": "Orthogonal × scale",
+               "identity": "Identity × scale (IRNN)", "normal": "Gaussian, spectral radius = scale"}
+VIEW_LABELS = {"jacobian": "Jacobian norms", "heatmap": "Per-unit heatmaps", "spectra": "Spectra",
+               "gates": "Why gating helps", "connectivity": "Connectivity"}
+
+CAPTIONS = {
+    "grad": ("Each line is one architecture. A line falling to the left means the loss barely reaches early "
+             "steps (vanishing); a line rising to the left means it blows up (exploding). All lines share one "
+             "absolute log axis, so heights compare directly."),
+    "jacobian": ("How much of a change in the state at step t still reaches the last state, against how far back "
+                 "t is. The dashed line of the same colour is the slope allowed by the largest singular value of "
+                 "W_hh; the dotted grey line at 1 is Pascanu et al.'s threshold σ₁ = 1/γ: below it vanishing is "
+                 "guaranteed. The band spans the batch; the line is its median."),
+    "heatmap": ("|∂L/∂h_t| for every hidden unit (rows) and step (columns), top layer, summed over the batch. "
+                "One colour scale for all architectures: dark means the gradient has vanished."),
+    "spectra": ("Left: singular values of the recurrent weights W_hh against the 1/γ threshold. Right: the largest "
+                "(solid) and smallest (dotted) singular value of each one-step Jacobian ∂s_t/∂s_{t−1} of the first "
+                "sequence; a product of Jacobians below 1 shrinks the gradient at every step."),
+    "gates": ("Gating builds an additive path: the LSTM keeps c_t through the product of its forget gates, the GRU "
+              "keeps h_t through the product of its carry gates z. The plain RNN has only the product of its step "
+              "Jacobian norms. A product that stays near 1 carries gradient over many steps."),
+    "connectivity": ("Distill-style connectivity: how strongly the output at step t (rows) depends on the input at "
+                     "step s (columns), ‖∂y_t/∂x_s‖ for the first sequence. Causal, so only s ≤ t is coloured; a short "
+                     "bright band along the diagonal means a short memory."),
+}
+
+
+def _field(label, control, hint=None, id_=None):
+    """A labelled control with an optional one-line hint."""
+    children = [html.Label(label, className="field-label"), control]
+    if hint:
+        children.append(html.Div(hint, className="field-hint"))
+    if id_ is None:
+        return html.Div(children, className="field")
+    return html.Div(children, className="field", id=id_)
+
+
+def _slider(id_, low, high, step, value, marks):
+    """A Dash 4 slider with its direct-input box, updating on release."""
+    return dcc.Slider(id=id_, min=low, max=high, step=step, value=value, marks=marks,
+                      updatemode="mouseup", allow_direct_input=True, className="slider")
+
+
+def _number(id_, value, placeholder, low=None, high=None, step="any"):
+    """A number box that commits on blur or Enter (debounced)."""
+    return dcc.Input(id=id_, type="number", value=value, placeholder=placeholder, min=low, max=high,
+                     step=step, debounce=True, className="number-input")
+
+
+def _arch_option(arch):
+    """A checklist option with a colour swatch matching the plots."""
+    label = html.Span([html.Span(className="swatch", style={"backgroundColor": COLORS[arch]}), ARCH_LABELS[arch]])
+    return {"label": label, "value": arch}
+
+
+def controls(p: Params = DEFAULTS) -> html.Div:
+    """The control panel, grouped: what to compare, data, network, initialisation, backprop, training."""
+    return html.Div(className="controls", children=[
+        html.H2("Compare", className="group-title"),
+        dcc.Checklist(id=ids.ARCH, options=[_arch_option(a) for a in ARCH_LABELS], value=list(p.arch),
+                      className="arch-checklist", inline=False),
+        html.H2("Data", className="group-title"),
+        _field("Task", dcc.Dropdown(id=ids.TASK, options=[{"label": TASK_LABELS[t], "value": t} for t in TASK_CHOICES],
+                                    value=p.task, clearable=False, searchable=False)),
+        _field("Sequence length T", _slider(ids.SEQ_LEN, 1, 2000, 1, p.seq_len,
+                                            {1: "1", 500: "500", 1000: "1000", 1500: "1500", 2000: "2000"})),
+        _field("Loss on", dcc.RadioItems(id=ids.LOSS_ON, options=[{"label": "last step", "value": "last"},
+                                                                   {"label": "every step", "value": "all"}],
+                                         value=p.loss_on, inline=True, className="radio")),
+        _field("Batch size", _slider(ids.BATCH, 1, 64, 1, p.batch, {1: "1", 16: "16", 32: "32", 64: "64"})),
+        html.H2("Network", className="group-title"),
+        _field("Hidden size H", _slider(ids.HIDDEN, 1, 512, 1, p.hidden,
+                                        {1: "1", 128: "128", 256: "256", 512: "512"})),
+        dcc.Checklist(id=ids.MATCH, options=[{"label": "match parameter counts (H sets the RNN's size)",
+                                              "value": "match"}],
+                      value=["match"] if p.match_params else [], className="match-checklist"),
+        _field("Layers", _slider(ids.LAYERS, 1, 4, 1, p.layers, {i: str(i) for i in range(1, 5)})),
+        html.H2("Initialisation", className="group-title"),
+        _field("W_hh initialisation", dcc.Dropdown(id=ids.INIT, options=[{"label": INIT_LABELS[i], "value": i}
+                                                                        for i in INIT_CHOICES],
+                                                   value=p.init, clearable=False, searchable=False)),
+        _field("Scale / spectral radius", _slider(ids.SCALE, 0, 5, 0.05, p.scale,
+                                                  {0: "0", 1: "1", 2: "2", 3: "3", 4: "4", 5: "5"}),
+               hint="Not used by the PyTorch default.", id_=ids.SCALE_FIELD),
+        _field("LSTM forget-gate bias", _number(ids.FORGET_BIAS, p.forget_bias, "initialiser's", -10, 10)),
+        _field("Seed", _number(ids.SEED, p.seed, "0", 0, 2**31 - 1, 1)),
+        html.H2("Backpropagation", className="group-title"),
+        _field("Truncation window (steps)", _number(ids.TRUNCATE, p.truncate, "full BPTT", 1, 2000, 1)),
+        html.Details(className="training", children=[
+            html.Summary("Training settings"),
+            _field("Gradient clipping (max norm)", _number(ids.CLIP, p.clip, "no clipping", 0.001, 1000)),
+            _field("Optimiser", dcc.Dropdown(id=ids.OPTIMIZER, options=[{"label": o.upper() if o == "sgd" else "Adam",
+                                                                          "value": o} for o in OPTIMIZER_CHOICES],
+                                             value=p.optimizer, clearable=False, searchable=False)),
+            _field("Learning rate", _number(ids.LR, p.lr, "0.01", 1e-6, 10)),
+            html.Div("Used when training runs (coming in part 2).", className="field-hint"),
+        ]),
+    ])
+
+
+def _card(title, children, class_name="card"):
+    """A titled white panel."""
+    return html.Section([html.H2(title, className="card-title"), *children], className=class_name)
+
+
+def _graph(id_):
+    """A responsive graph with a PNG button and no Plotly logo."""
+    return dcc.Graph(id=id_, config={"displaylogo": False, "responsive": True,
+                                     "toImageButtonOptions": {"format": "png", "scale": 2}},
+                     className="graph")
+
+
+def _loading(id_, child):
+    """A spinner that appears only when an update takes longer than a blink."""
+    return dcc.Loading(id=id_, children=child, type="circle", delay_show=250, color="#0072B2",
+                       overlay_style={"visibility": "visible", "opacity": 0.5})
+
+
+def build_layout() -> html.Div:
+    """The whole page."""
+    p = DEFAULTS
+    return html.Div(className="page", children=[
+        dcc.Location(id=ids.URL, refresh=False),
+        dcc.Store(id=ids.PARAMS, storage_type="memory"),
+        html.Header(className="header", children=[
+            html.H1(["bpttlab", html.Span(" — watch gradients vanish and explode through time", className="tagline")]),
+        ]),
+        html.Div(className="body", children=[
+            html.Aside(controls(p), className="sidebar"),
+            html.Main(className="main", children=[
+                html.Div(id=ids.MESSAGES, className="messages", role="status"),
+                html.Div(id=ids.BANNER, className="banner", role="alert"),
+                _card("How far back does the gradient reach?  ‖∂L/∂hₜ‖ at every step", [
+                    _loading(ids.LOADING_MAIN, _graph(ids.GRAD_GRAPH)),
+                    html.Div(id=ids.INFO, className="info"),
+                    html.P(CAPTIONS["grad"], className="caption"),
+                ]),
+                html.Section(className="card", children=[
+                    dcc.Tabs(id=ids.VIEW, value=p.view, className="tabs", children=[
+                        dcc.Tab(label=label, value=key, className="tab", selected_className="tab--selected")
+                        for key, label in VIEW_LABELS.items()]),
+                    _loading(ids.LOADING_VIEW, _graph(ids.VIEW_GRAPH)),
+                    html.P(id=ids.VIEW_CAPTION, className="caption"),
+                ]),
+            ]),
+        ]),
+    ])
+
+
+def info_children(flows, note=None) -> list:
+    """One short line per architecture: hidden size, parameter count and loss (plus a note)."""
+    items = [html.Span([html.Span(className="swatch", style={"backgroundColor": COLORS[f.arch]}),
+                        html.B(f.name), f"  H={f.hidden} · {f.num_params:,} parameters · loss {f.loss:.4g}"],
+                       className="info-item") for f in flows]
+    if note:
+        items.append(html.Span(note, className="info-item note"))
+    return items

@@ -1,0 +1,275 @@
+"""The app's complete state as a frozen dataclass, and its round trip through a URL query.
+
+Every control has one field here and one key in the query
+(``?arch=rnn,lstm,gru&seq_len=100&hidden=32&...``). Values from a URL or from the controls go
+through the same validation: a bad value is clamped into range or replaced by the default, and
+each such correction yields one human message naming the field. Nothing here raises on user input.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from urllib.parse import parse_qsl, quote
+
+ARCH_CHOICES = ("rnn", "rnn-relu", "lstm", "gru")
+ARCH_ALIASES = {"rnn-tanh": "rnn", "rnn_tanh": "rnn", "tanh": "rnn", "rnn_relu": "rnn-relu",
+                "relu": "rnn-relu", "irnn": "rnn-relu"}
+TASK_CHOICES = ("adding", "copy", "sine", "chars")
+INIT_CHOICES = ("pytorch", "orthogonal", "identity", "normal")
+LOSS_ON_CHOICES = ("last", "all")
+OPTIMIZER_CHOICES = ("adam", "sgd")
+VIEW_CHOICES = ("jacobian", "heatmap", "spectra", "gates", "connectivity")
+
+# Work cap: seq_len * batch * layers * hidden^2 per architecture (T=1000, H=256, B=16, L=2 fits).
+WORK_CAP = 2_200_000_000
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every setting of the app. ``arch`` is a tuple in canonical order (see ARCH_CHOICES).
+
+    ``forget_bias`` None keeps the initialiser's bias, ``truncate`` None is full BPTT,
+    ``clip`` None is no clipping (clip, optimizer and lr are used by training).
+    ``match_params`` gives every architecture the hidden size whose parameter count matches
+    a tanh RNN of size ``hidden``.
+    """
+
+    arch: tuple = ("rnn", "lstm", "gru")
+    seq_len: int = 100
+    hidden: int = 32
+    layers: int = 1
+    batch: int = 8
+    task: str = "adding"
+    loss_on: str = "last"
+    init: str = "pytorch"
+    scale: float = 1.0
+    forget_bias: float | None = None
+    truncate: int | None = None
+    clip: float | None = None
+    optimizer: str = "adam"
+    lr: float = 0.01
+    seed: int = 0
+    match_params: bool = False
+    view: str = "jacobian"
+
+    def to_dict(self) -> dict:
+        """JSON-able dict (for ``dcc.Store``)."""
+        d = asdict(self)
+        d["arch"] = list(self.arch)
+        return d
+
+    @classmethod
+    def from_dict(cls, data) -> "Params":
+        """Inverse of :meth:`to_dict`, validating as :func:`validate` does (messages dropped)."""
+        return validate(data if isinstance(data, dict) else {})[0]
+
+
+DEFAULTS = Params()
+
+# name -> (kind, low, high) for numbers, (kind, choices) for choices
+SPEC = {
+    "arch": ("arch", ARCH_CHOICES),
+    "seq_len": ("int", 1, 2000),
+    "hidden": ("int", 1, 512),
+    "layers": ("int", 1, 4),
+    "batch": ("int", 1, 64),
+    "task": ("choice", TASK_CHOICES),
+    "loss_on": ("choice", LOSS_ON_CHOICES),
+    "init": ("choice", INIT_CHOICES),
+    "scale": ("float", 0.0, 5.0),
+    "forget_bias": ("optfloat", -10.0, 10.0),
+    "truncate": ("optint", 1, 2000),
+    "clip": ("optfloat", 1e-3, 1e3),
+    "optimizer": ("choice", OPTIMIZER_CHOICES),
+    "lr": ("float", 1e-6, 10.0),
+    "seed": ("int", 0, 2**31 - 1),
+    "match_params": ("bool",),
+    "view": ("choice", VIEW_CHOICES),
+}
+NONE_WORDS = ("", "none", "null", "off", "default")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+def _fmt(v) -> str:
+    """Short text for a number or value in a message or a URL."""
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _to_number(raw):
+    """float from a number or numeric string; None if it is not one (bools and NaN/inf too)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, (int, float)):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _check_number(name, raw, kind, low, high):
+    """(value, message or None) for an int/float field; bad -> default, out of range -> clamped."""
+    default = getattr(DEFAULTS, name)
+    optional = kind.startswith("opt")
+    if optional and (raw is None or (isinstance(raw, str) and raw.strip().lower() in NONE_WORDS)):
+        return None, None
+    value = _to_number(raw)
+    if value is None:
+        shown = "empty" if raw is None or raw == "" else f"not a finite number ({str(raw)[:40]!r})"
+        return default, f"{name} is {shown}; using {_fmt(default) if default is not None else 'none'}."
+    if kind.endswith("int"):
+        if value != int(value):
+            rounded = int(round(value))
+            clamped = min(max(rounded, low), high)
+            return clamped, f"{name}={_fmt(value)} is not a whole number; using {clamped}."
+        value = int(value)
+    if value < low:
+        return low, f"{name}={_fmt(value)} is below the minimum {_fmt(low)}; using {_fmt(low)}."
+    if value > high:
+        return high, f"{name}={_fmt(value)} is above the maximum {_fmt(high)}; using {_fmt(high)}."
+    return value, None
+
+
+def _check_choice(name, raw, choices):
+    """(value, message or None) for a one-of-choices field."""
+    default = getattr(DEFAULTS, name)
+    key = str(raw).strip().lower() if raw is not None else ""
+    if key in choices:
+        return key, None
+    return default, f"{name}={str(raw)[:40]!r} is not one of {', '.join(choices)}; using {default}."
+
+
+def _check_bool(name, raw):
+    """(value, message or None) for a true/false field."""
+    if isinstance(raw, bool):
+        return raw, None
+    if isinstance(raw, (list, tuple)):  # a dcc.Checklist with one option
+        return bool(raw), None
+    key = str(raw).strip().lower() if raw is not None else ""
+    if key in TRUE_WORDS:
+        return True, None
+    if key in FALSE_WORDS:
+        return False, None
+    default = getattr(DEFAULTS, name)
+    return default, f"{name}={str(raw)[:40]!r} is not true/false; using {str(default).lower()}."
+
+
+def _check_arch(raw, allow_empty):
+    """(tuple of archs in canonical order, messages). Unknown names are dropped with a message."""
+    if raw is None:
+        items = []
+    elif isinstance(raw, str):
+        items = raw.split(",")
+    elif isinstance(raw, (list, tuple)):
+        items = list(raw)
+    else:
+        items = [raw]
+    chosen, messages = set(), []
+    for item in items:
+        key = str(item).strip().lower()
+        if not key:
+            continue
+        key = ARCH_ALIASES.get(key, key)
+        if key in ARCH_CHOICES:
+            chosen.add(key)
+        else:
+            messages.append(f"arch {str(item)[:40]!r} is unknown (choose from {', '.join(ARCH_CHOICES)}); ignored.")
+    archs = tuple(a for a in ARCH_CHOICES if a in chosen)
+    if not archs and not allow_empty:
+        messages.append(f"no valid architecture given; using {','.join(DEFAULTS.arch)}.")
+        archs = DEFAULTS.arch
+    return archs, messages
+
+
+def _cap_work(p: Params):
+    """(params, message or None): lower batch, then seq_len, until the work fits WORK_CAP."""
+    def work(q):
+        return q.seq_len * q.batch * q.layers * q.hidden ** 2
+    if work(p) <= WORK_CAP:
+        return p, None
+    old = p
+    batch = max(1, WORK_CAP // (p.seq_len * p.layers * p.hidden ** 2))
+    p = replace(p, batch=min(p.batch, batch))
+    if work(p) > WORK_CAP:
+        p = replace(p, seq_len=max(1, WORK_CAP // (p.batch * p.layers * p.hidden ** 2)))
+    return p, (f"seq_len x batch x layers x hidden^2 = {work(old):,} is over the limit {WORK_CAP:,}; "
+               f"using batch={p.batch}, seq_len={p.seq_len}.")
+
+
+def validate(values: dict, allow_empty_arch: bool = False) -> tuple[Params, list[str]]:
+    """Params from raw values (strings from a URL or values from the controls) and messages.
+
+    Missing keys take their defaults silently; unknown keys get a message; nothing raises.
+    """
+    values = values if isinstance(values, dict) else {}
+    out, messages = {}, []
+    for name, spec in SPEC.items():
+        if name not in values:
+            continue
+        raw, kind = values[name], spec[0]
+        if kind == "arch":
+            out[name], msgs = _check_arch(raw, allow_empty_arch)
+            messages += msgs
+            continue
+        if kind in ("int", "float", "optint", "optfloat"):
+            value, msg = _check_number(name, raw, kind, spec[1], spec[2])
+        elif kind == "choice":
+            value, msg = _check_choice(name, raw, spec[1])
+        else:
+            value, msg = _check_bool(name, raw)
+        out[name] = value
+        if msg:
+            messages.append(msg)
+    for key in values:
+        if key not in SPEC:
+            messages.append(f"unknown parameter {str(key)[:40]!r} ignored.")
+    params, msg = _cap_work(replace(DEFAULTS, **out))
+    if msg:
+        messages.append(msg)
+    return params, messages
+
+
+def parse_query(search: str | None) -> tuple[Params, list[str]]:
+    """Params and messages from a URL query string such as ``"?arch=rnn,gru&seq_len=50"``."""
+    if not isinstance(search, str):
+        return DEFAULTS, []
+    try:
+        pairs = parse_qsl(search.lstrip("?"), keep_blank_values=True, max_num_fields=100)
+    except ValueError:
+        return DEFAULTS, ["the URL query could not be read; using the defaults."]
+    values, messages = {}, []
+    for key, value in pairs:
+        key = key.strip().lower()
+        if key == "match":  # short alias
+            key = "match_params"
+        if key in values:
+            messages.append(f"parameter {key!r} given twice; using the last value.")
+        values[key] = value
+    params, more = validate(values)
+    return params, messages + more
+
+
+def to_query(p: Params) -> str:
+    """The canonical query string (``"?arch=rnn,lstm,gru&seq_len=100&..."``) of ``p``."""
+    parts = []
+    for f in fields(Params):
+        v = getattr(p, f.name)
+        if f.name == "arch":
+            text = ",".join(v)
+        elif v is None:
+            text = "none"
+        elif isinstance(v, bool):
+            text = "1" if v else "0"
+        elif isinstance(v, float):
+            text = repr(v)
+        else:
+            text = str(v)
+        parts.append(f"{f.name}={quote(text, safe=',.-')}")
+    return "?" + "&".join(parts)
