@@ -1,0 +1,440 @@
+"""Training: SGD / Adam as pure step functions, global-norm clipping and a snapshotting loop.
+
+The optimisers reproduce ``torch.optim.SGD`` and ``torch.optim.Adam`` (default, single-tensor
+CPU path) update for update; :func:`clip_grad_norm` has ``torch.nn.utils.clip_grad_norm_``
+semantics but returns new arrays and reports the pre-clip norm, so raw norms stay visible.
+
+:func:`train_iter` is a generator: it yields a :class:`Snapshot` every ``snapshot_every``
+steps, so a UI can draw training live and stop it at any time (``.close()`` or just stop
+iterating). Everything is deterministic in ``TrainConfig.seed``: the model is initialised
+with that seed and the batch of step s is drawn with seed ``(seed, s)``.
+
+Divergence: when a step's loss or gradient norm is NaN/inf, that update is not applied;
+the loop yields a last snapshot with ``diverged=True, done=True`` and stops. It never raises.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterator
+
+import numpy as np
+
+from .bptt import bptt
+from .models import INITS, Model, ModelConfig, build, param_shapes
+from .tasks import TASKS, make_task
+
+OPTIMIZERS = ("sgd", "adam")
+_ARCHS = ("rnn", "rnn-tanh", "rnn-relu", "lstm", "gru")
+_DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+# ----------------------------------------------------------------------------- optimisers
+@dataclass(frozen=True, eq=False)
+class OptimizerState:
+    """Optimiser state after ``step`` updates: ``buffers[kind][param_name]`` arrays.
+
+    SGD keeps ``"momentum_buffer"`` (only when momentum != 0), Adam ``"exp_avg"`` and
+    ``"exp_avg_sq"``, named as in ``torch.optim``'s state dict.
+    """
+
+    step: int = 0
+    buffers: dict = field(default_factory=dict)
+
+
+def sgd_step(params: dict, grads: dict, state: OptimizerState | None = None, *, lr: float,
+             momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False,
+             weight_decay: float = 0.0) -> tuple[dict, OptimizerState]:
+    """One ``torch.optim.SGD`` update; returns new arrays, never modifies its inputs.
+
+    Parameters
+    ----------
+    params, grads : dicts name -> array (same keys and shapes).
+    state : the previous :class:`OptimizerState` (None before the first step).
+
+    Returns
+    -------
+    new_params, new_state
+
+    .. math:: g = \\nabla + \\lambda p,\\quad b_1 = g,\\ b_t = \\mu b_{t-1} + (1-\\tau) g,\\quad
+              p \\leftarrow p - \\eta\\,(g + \\mu b_t \\text{ if nesterov else } b_t)
+    """
+    state = OptimizerState() if state is None else state
+    old = state.buffers.get("momentum_buffer", {})
+    bufs, new = {}, {}
+    for k, p in params.items():
+        g = grads[k] if weight_decay == 0 else grads[k] + weight_decay * p
+        if momentum != 0:
+            b = g.copy() if k not in old else old[k] * momentum + (1 - dampening) * g
+            bufs[k] = b
+            g = g + momentum * b if nesterov else b
+        new[k] = p + (-lr) * g
+    return new, OptimizerState(state.step + 1, {"momentum_buffer": bufs} if momentum != 0 else {})
+
+
+def adam_step(params: dict, grads: dict, state: OptimizerState | None = None, *, lr: float = 1e-3,
+              betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+              weight_decay: float = 0.0) -> tuple[dict, OptimizerState]:
+    """One ``torch.optim.Adam`` update (amsgrad off); returns new arrays.
+
+    Parameters
+    ----------
+    params, grads : dicts name -> array.  state : previous state (None before the first step).
+
+    Returns
+    -------
+    new_params, new_state
+
+    .. math:: m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g,\\quad v_t = \\beta_2 v_{t-1} + (1-\\beta_2) g^2,
+              \\quad p \\leftarrow p - \\frac{\\eta}{1-\\beta_1^t}
+              \\frac{m_t}{\\sqrt{v_t}/\\sqrt{1-\\beta_2^t} + \\epsilon}
+    """
+    state = OptimizerState() if state is None else state
+    beta1, beta2 = betas
+    t = state.step + 1
+    m_old = state.buffers.get("exp_avg", {})
+    v_old = state.buffers.get("exp_avg_sq", {})
+    step_size = lr / (1 - beta1 ** t)
+    bc2_sqrt = (1 - beta2 ** t) ** 0.5
+    ms, vs, new = {}, {}, {}
+    for k, p in params.items():
+        g = grads[k] if weight_decay == 0 else grads[k] + weight_decay * p
+        m = m_old.get(k, np.zeros_like(p))
+        m = m + (1 - beta1) * (g - m)  # torch's lerp(m, g, 1 - beta1) for weights < 0.5
+        v = v_old.get(k, np.zeros_like(p)) * beta2 + (1 - beta2) * (g * g)
+        ms[k], vs[k] = m, v
+        new[k] = p - step_size * m / (np.sqrt(v) / bc2_sqrt + eps)
+    return new, OptimizerState(t, {"exp_avg": ms, "exp_avg_sq": vs})
+
+
+def global_norm(grads: dict) -> float:
+    """L2 norm over all arrays together: sqrt(sum of squared per-array L2 norms)."""
+    with np.errstate(all="ignore"):
+        return float(np.linalg.norm([np.linalg.norm(np.ravel(g)) for g in grads.values()]))
+
+
+def clip_grad_norm(grads: dict, max_norm: float) -> tuple[dict, float, bool]:
+    """Clip gradients by their global L2 norm (``torch.nn.utils.clip_grad_norm_`` semantics).
+
+    Parameters
+    ----------
+    grads : dict name -> array (not modified).  max_norm : positive threshold.
+
+    Returns
+    -------
+    clipped_grads : new arrays, scaled by ``max_norm / (total + 1e-6)`` if that is < 1,
+        else unscaled copies (also when ``total`` is NaN/inf: nothing sensible to scale by).
+    total : the pre-clip global norm.  clipped : whether the scale was applied.
+
+    .. math:: \\lVert g \\rVert = \\sqrt{\\textstyle\\sum_k \\lVert g_k \\rVert_2^2},\\quad
+              g \\leftarrow g \\cdot \\min\\!\\left(1, \\frac{c}{\\lVert g \\rVert + 10^{-6}}\\right)
+    """
+    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(max_norm) or max_norm <= 0:
+        raise ValueError(f"max_norm must be a finite number > 0, got {max_norm!r}")
+    total = global_norm(grads)
+    scale = max_norm / (total + 1e-6) if np.isfinite(total) else 1.0
+    if scale < 1.0:
+        return {k: g * scale for k, g in grads.items()}, total, True
+    return {k: g.copy() for k, g in grads.items()}, total, False
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; validated on construction.
+
+    ``arch``: ``"rnn"`` (tanh), ``"rnn-relu"``, ``"lstm"`` or ``"gru"``. ``init``,
+    ``init_scale``, ``forget_bias``: see :class:`core.ModelConfig`. ``match_params``: if set,
+    ``hidden_size`` is ignored and chosen by :func:`hidden_size_for_params` to come closest to
+    that many parameters. ``momentum`` applies to SGD, ``betas`` and ``eps`` to Adam.
+    ``clip``: max global gradient norm, None = no clipping. ``truncate``: truncated BPTT
+    chunk length (None = full). ``lag`` and ``task_options`` go to :func:`core.make_task`.
+    Snapshots: every ``snapshot_every`` steps (and at the last step); ``snapshot_params``
+    adds a copy of the parameters; ``jacobians`` adds the batch-mean Jacobian norms (L, T)
+    of the first ``jacobian_batch`` sequences when ``core.jacobian_norms`` is available.
+    """
+
+    task: str = "adding"
+    arch: str = "lstm"
+    hidden_size: int = 32
+    num_layers: int = 1
+    init: str = "pytorch"
+    init_scale: float = 1.0
+    forget_bias: float | None = None
+    match_params: int | None = None
+    optimizer: str = "adam"
+    lr: float = 0.01
+    momentum: float = 0.9
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    clip: float | None = None
+    truncate: int | None = None
+    steps: int = 300
+    batch_size: int = 32
+    seq_len: int = 100
+    lag: int | None = None
+    task_options: tuple = ()
+    seed: int = 0
+    dtype: str = "float64"
+    snapshot_every: int = 10
+    snapshot_params: bool = False
+    jacobians: bool = True
+    jacobian_batch: int = 4
+
+    def __post_init__(self):
+        validate_train_config(self)
+
+
+def _is_int(v):
+    """True for ints (not bool)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v):
+    """True for finite real scalars (not bool)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def validate_train_config(c: TrainConfig) -> None:
+    """Raise ValueError naming the field for any invalid setting (also lag vs seq_len)."""
+    choices = {"task": TASKS, "arch": _ARCHS, "init": INITS, "optimizer": OPTIMIZERS, "dtype": tuple(_DTYPES)}
+    for name, allowed in choices.items():
+        if getattr(c, name) not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {getattr(c, name)!r}")
+    for name in ("hidden_size", "num_layers", "steps", "batch_size", "seq_len", "snapshot_every", "jacobian_batch"):
+        if not _is_int(getattr(c, name)) or getattr(c, name) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {getattr(c, name)!r}")
+    for name in ("match_params", "truncate", "lag"):
+        v = getattr(c, name)
+        if v is not None and (not _is_int(v) or v < 1):
+            raise ValueError(f"{name} must be None or a positive integer, got {v!r}")
+    if not _is_int(c.seed) or c.seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {c.seed!r}")
+    if not _is_real(c.lr) or c.lr <= 0:
+        raise ValueError(f"lr must be a finite number > 0, got {c.lr!r}")
+    if not _is_real(c.momentum) or not 0 <= c.momentum < 1:
+        raise ValueError(f"momentum must be a number in [0, 1), got {c.momentum!r}")
+    if (not isinstance(c.betas, tuple) or len(c.betas) != 2
+            or not all(_is_real(b) and 0 <= b < 1 for b in c.betas)):
+        raise ValueError(f"betas must be a pair of numbers in [0, 1), got {c.betas!r}")
+    if not _is_real(c.eps) or c.eps <= 0:
+        raise ValueError(f"eps must be a finite number > 0, got {c.eps!r}")
+    if c.clip is not None and (not _is_real(c.clip) or c.clip <= 0):
+        raise ValueError(f"clip must be None or a finite number > 0, got {c.clip!r}")
+    if not _is_real(c.init_scale) or c.init_scale < 0:
+        raise ValueError(f"init_scale must be a finite number >= 0, got {c.init_scale!r}")
+    if c.forget_bias is not None and (not _is_real(c.forget_bias) or c.arch != "lstm"):
+        raise ValueError(f"forget_bias must be None or a finite number (arch='lstm' only), got {c.forget_bias!r}")
+    if not isinstance(c.task_options, tuple) or not all(isinstance(o, tuple) and len(o) == 2 for o in c.task_options):
+        raise ValueError(f"task_options must be a tuple of (name, value) pairs, got {c.task_options!r}")
+    for name in ("snapshot_params", "jacobians"):
+        if not isinstance(getattr(c, name), bool):
+            raise ValueError(f"{name} must be True or False, got {getattr(c, name)!r}")
+    _sample(c, 0)  # lag / seq_len / task_options: make_task raises ValueError naming the argument
+
+
+def _sample(c: TrainConfig, step: int, batch_size: int | None = None):
+    """The batch of ``step`` (seed (c.seed, step))."""
+    return make_task(c.task, c.seq_len, c.batch_size if batch_size is None else batch_size, c.lag,
+                     seed=(c.seed, step), dtype=_DTYPES[c.dtype], **dict(c.task_options))
+
+
+# ----------------------------------------------------------------------------- model
+def _count(arch, H, I, O, L):
+    """Parameter count of ``core.build(arch, ...)`` with hidden size H."""
+    key = "rnn" if arch.startswith("rnn") else arch
+    cfg = ModelConfig(key, I, H, O, L)
+    return sum(int(np.prod(s)) for s in param_shapes(cfg).values())
+
+
+def hidden_size_for_params(arch: str, target: int, input_size: int, output_size: int,
+                           num_layers: int = 1) -> int:
+    """Hidden size H >= 1 whose parameter count is closest to ``target`` (ties: smaller H).
+
+    Parameters
+    ----------
+    arch : ``"rnn"``, ``"rnn-tanh"``, ``"rnn-relu"``, ``"lstm"`` or ``"gru"``.
+    target : wanted number of parameters (readout included).
+    input_size, output_size, num_layers : as in :func:`core.build`.
+
+    .. math:: n(H) = G H (I + H + 2) + (L-1)\\, G H (2H + 2) + O H + O,\\quad G = 1, 4, 3
+    """
+    if arch not in _ARCHS:
+        raise ValueError(f"arch must be one of {_ARCHS}, got {arch!r}")
+    for name, v in (("target", target), ("input_size", input_size), ("output_size", output_size),
+                    ("num_layers", num_layers)):
+        if not _is_int(v) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    lo, hi = 1, 2
+    while _count(arch, hi, input_size, output_size, num_layers) <= target:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # n(H) increases with H: largest H with n(H) <= target
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _count(arch, mid, input_size, output_size, num_layers) <= target else (lo, mid)
+    below, above = (_count(arch, h, input_size, output_size, num_layers) for h in (lo, lo + 1))
+    return lo if abs(target - below) <= abs(above - target) else lo + 1
+
+
+def build_model(config: TrainConfig) -> Model:
+    """The initial model of a run: sizes from the task, hidden size from ``match_params``."""
+    task = _sample(config, 0, batch_size=1)
+    H = config.hidden_size
+    if config.match_params is not None:
+        H = hidden_size_for_params(config.arch, config.match_params, task.input_size,
+                                   task.output_size, config.num_layers)
+    return build(config.arch, input_size=task.input_size, hidden_size=H, output_size=task.output_size,
+                 num_layers=config.num_layers, seed=config.seed, dtype=_DTYPES[config.dtype],
+                 init=config.init, scale=config.init_scale, forget_bias=config.forget_bias)
+
+
+# ----------------------------------------------------------------------------- loop
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The state of a run after ``step`` updates. L layers, T steps.
+
+    Attributes
+    ----------
+    step : number of steps done (1-based); loss, grad_norm, clipped, hidden_grad_norms,
+        cell_grad_norms and jacobian_norms were measured at this step, before its update.
+    steps : total steps planned.  baseline_loss : the task's trivial-predictor loss.
+    loss : this step's batch loss.  grad_norm : its pre-clip global gradient norm.
+    clipped : whether clipping scaled this step's gradient.
+    losses, grad_norms : (step,) float histories of every step so far; clip_flags (step,) bool.
+    hidden_grad_norms : (L, T) norm of dL/dh^l_t (from :class:`core.BPTTResult`).
+    cell_grad_norms : (L, T) same for the LSTM cell state, None otherwise.
+    jacobian_norms : (L, T) batch mean of ``core.jacobian_norms`` (None if disabled/unavailable
+        or the parameters are not finite).
+    params : copy of the parameters after this step's update (None unless snapshot_params).
+    diverged : the loss or gradient norm was NaN/inf; this update was skipped and the run ends.
+    done : last snapshot of the run.
+    """
+
+    step: int
+    steps: int
+    loss: float
+    grad_norm: float
+    clipped: bool
+    losses: np.ndarray
+    grad_norms: np.ndarray
+    clip_flags: np.ndarray
+    hidden_grad_norms: np.ndarray
+    cell_grad_norms: np.ndarray | None
+    jacobian_norms: np.ndarray | None
+    params: dict | None
+    baseline_loss: float
+    diverged: bool
+    done: bool
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """A finished run: ``losses``, ``grad_norms`` (steps run,), ``clip_flags`` (bool), the
+    final ``params``, ``hidden_size`` used, ``num_parameters``, ``baseline_loss``,
+    ``diverged_step`` (None if the run stayed finite) and the last :class:`Snapshot`."""
+
+    config: TrainConfig
+    losses: np.ndarray
+    grad_norms: np.ndarray
+    clip_flags: np.ndarray
+    params: dict
+    hidden_size: int
+    num_parameters: int
+    baseline_loss: float
+    diverged_step: int | None
+    last: Snapshot
+
+
+def _jacobian_norms_fn():
+    """``core.jacobians.jacobian_norms`` if that module provides it, else None."""
+    try:
+        from .jacobians import jacobian_norms
+    except ImportError as e:  # module not written yet, or without that function
+        if isinstance(e, ModuleNotFoundError) and e.name != f"{__package__}.jacobians":
+            raise
+        return None
+    return jacobian_norms
+
+
+def _batch_mean_jacobians(c, model, x):
+    """(L, T) mean over the first ``jacobian_batch`` sequences, or None."""
+    fn = _jacobian_norms_fn() if c.jacobians else None
+    if fn is None or not all(np.all(np.isfinite(p)) for p in model.params.values()):
+        return None
+    with np.errstate(all="ignore"):
+        return np.mean(fn(model, x[:, : c.jacobian_batch]), axis=2)
+
+
+def train_iter(config: TrainConfig, model: Model | None = None) -> Iterator[Snapshot]:
+    """Train, yielding a :class:`Snapshot` every ``config.snapshot_every`` steps.
+
+    Parameters
+    ----------
+    config : :class:`TrainConfig`.
+    model : optional starting model (a copy is trained; default :func:`build_model`).
+
+    Yields
+    ------
+    Snapshot at steps k, 2k, ..., at the last step, and at a diverging step (then stops).
+    Stop early with ``gen.close()`` or by not iterating further.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if model is None:
+        model = build_model(config)
+    else:
+        task = _sample(config, 0, batch_size=1)
+        if not isinstance(model, Model) or (model.config.input_size, model.config.output_size) != (task.input_size, task.output_size):
+            raise ValueError(f"model must be a core model with input_size={task.input_size} and "
+                             f"output_size={task.output_size} for task {config.task!r}")
+        model = model.copy()
+    step_fn = (lambda p, g, s: sgd_step(p, g, s, lr=config.lr, momentum=config.momentum)) \
+        if config.optimizer == "sgd" else \
+        (lambda p, g, s: adam_step(p, g, s, lr=config.lr, betas=config.betas, eps=config.eps))
+    state, losses, norms, flags = None, [], [], []
+    for step in range(1, config.steps + 1):
+        task = _sample(config, step)
+        res = bptt(model, task.x, task.y, task.loss, task.loss_on, config.truncate)
+        with np.errstate(all="ignore"):
+            if config.clip is None:
+                grads, norm, clipped = res.grads, global_norm(res.grads), False
+            else:
+                grads, norm, clipped = clip_grad_norm(res.grads, config.clip)
+            losses.append(res.loss)
+            norms.append(norm)
+            flags.append(clipped)
+            diverged = not (np.isfinite(res.loss) and np.isfinite(norm))
+            done = diverged or step == config.steps
+            want = done or step % config.snapshot_every == 0
+            jac = _batch_mean_jacobians(config, model, task.x) if want else None
+            if not diverged:
+                model.params, state = step_fn(model.params, grads, state)
+        if want:
+            yield Snapshot(step=step, steps=config.steps, loss=res.loss, grad_norm=norm, clipped=clipped,
+                           losses=np.array(losses), grad_norms=np.array(norms), clip_flags=np.array(flags),
+                           hidden_grad_norms=res.hidden_grad_norms, cell_grad_norms=res.cell_grad_norms,
+                           jacobian_norms=jac, params=model.state_dict() if config.snapshot_params else None,
+                           baseline_loss=task.baseline_loss, diverged=diverged, done=done)
+        if diverged:
+            return
+
+
+def train(config: TrainConfig, model: Model | None = None) -> TrainResult:
+    """Run :func:`train_iter` to the end and collect the histories.
+
+    Returns
+    -------
+    TrainResult with per-step ``losses`` and ``grad_norms`` and the final parameters.
+    """
+    last = None
+    for last in train_iter(replace(config, snapshot_params=True, jacobians=False), model):
+        pass  # only the last snapshot is kept
+    n = int(sum(v.size for v in last.params.values()))
+    H = last.params["weight_hh_l0"].shape[1]
+    return TrainResult(config=config, losses=last.losses, grad_norms=last.grad_norms, clip_flags=last.clip_flags,
+                       params=last.params, hidden_size=H, num_parameters=n, baseline_loss=last.baseline_loss,
+                       diverged_step=last.step if last.diverged else None, last=last)
+
+
+__all__ = ["OPTIMIZERS", "OptimizerState", "Snapshot", "TrainConfig", "TrainResult", "adam_step",
+           "build_model", "clip_grad_norm", "global_norm", "hidden_size_for_params", "sgd_step",
+           "train", "train_iter", "validate_train_config"]
