@@ -112,7 +112,9 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
     """
     T, B, _ = x.shape
     H = W_hh.shape[1]
-    a_x = (x.reshape(T * B, -1) @ W_ih.T + b_ih).reshape(T, B, -1)  # (T, B, G*H)
+    # RNN and LSTM add both biases to the same pre-activation: fold b_hh into the projection
+    b = b_ih if arch == "gru" else b_ih + b_hh
+    a_x = (x.reshape(T * B, -1) @ W_ih.T + b).reshape(T, B, -1)  # (T, B, G*H)
     h = np.zeros((B, H), x.dtype) if h0 is None else h0
     h_init = h
     c = np.zeros((B, H), x.dtype) if (c0 is None and arch == "lstm") else c0
@@ -121,9 +123,9 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
     steps = [None] * T
     for t in range(T):
         if arch == "rnn":
-            h, steps[t] = cells.rnn_step_forward(a_x[t], h, W_hh, b_hh, nonlinearity)
+            h, steps[t] = cells.rnn_step_forward(a_x[t], h, W_hh, None, nonlinearity)
         elif arch == "lstm":
-            h, c, steps[t] = cells.lstm_step_forward(a_x[t], h, c, W_hh, b_hh)
+            h, c, steps[t] = cells.lstm_step_forward(a_x[t], h, c, W_hh)
         else:
             h, steps[t] = cells.gru_step_forward(a_x[t], h, W_hh, b_hh)
         hs[t] = h

@@ -21,14 +21,14 @@ def _sigmoid(a):
 
 
 # ----------------------------------------------------------------------------- RNN
-def rnn_step_forward(a_x, h_prev, W_hh, b_hh, nonlinearity="tanh"):
+def rnn_step_forward(a_x, h_prev, W_hh, b_hh=None, nonlinearity="tanh"):
     """Vanilla RNN step.
 
     Parameters
     ----------
     a_x : (B, H) input projection ``x_t @ W_ih.T + b_ih``.
     h_prev : (B, H) previous hidden state.
-    W_hh : (H, H), b_hh : (H,)
+    W_hh : (H, H), b_hh : (H,), or None when the caller already folded it into ``a_x``.
 
     Returns
     -------
@@ -36,8 +36,14 @@ def rnn_step_forward(a_x, h_prev, W_hh, b_hh, nonlinearity="tanh"):
 
     .. math:: h_t = \\phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})
     """
-    a = a_x + h_prev @ W_hh.T + b_hh  # (B, H)
-    h = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0)
+    h = h_prev @ W_hh.T  # (B, H): the pre-activation, then the state, in place
+    h += a_x
+    if b_hh is not None:
+        h += b_hh
+    if nonlinearity == "tanh":
+        np.tanh(h, out=h)
+    else:
+        np.maximum(h, 0.0, out=h)
     return h, (h_prev, h, W_hh, nonlinearity)
 
 
@@ -57,7 +63,9 @@ def rnn_step_backward(dh, cache):
     """
     h_prev, h, W_hh, nonlinearity = cache
     if nonlinearity == "tanh":
-        da = dh * (1.0 - h * h)  # (B, H)
+        da = h * h  # (B, H)
+        np.subtract(1.0, da, out=da)
+        da *= dh
     else:
         da = dh * (h > 0)
     return da, da, da @ W_hh
@@ -151,15 +159,24 @@ def gru_step_forward(a_x, h_prev, W_hh, b_hh):
               \\quad h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}
     """
     H = h_prev.shape[1]
-    a_h = h_prev @ W_hh.T + b_hh  # (B, 3H)
-    gates = np.empty_like(a_h)
-    gates[:, : 2 * H] = _sigmoid(a_x[:, : 2 * H] + a_h[:, : 2 * H])  # r, z
+    a_h = h_prev @ W_hh.T  # (B, 3H)
+    a_h += b_hh
+    gates = a_x + a_h  # r, z blocks are right; the n block is overwritten below
+    rz = gates[:, : 2 * H]
+    rz *= 0.5  # sigmoid(a) = (tanh(a / 2) + 1) / 2
+    np.tanh(rz, out=rz)
+    rz += 1.0
+    rz *= 0.5
     r, z = gates[:, :H], gates[:, H : 2 * H]
-    hn = a_h[:, 2 * H :]  # (B, H) W_hn h + b_hn
-    gates[:, 2 * H :] = np.tanh(a_x[:, 2 * H :] + r * hn)
+    hn = a_h[:, 2 * H :].copy()  # (B, H) W_hn h + b_hn
     n = gates[:, 2 * H :]
-    h = n + z * (h_prev - n)
-    return h, (h_prev, gates, hn.copy(), W_hh)
+    np.multiply(r, hn, out=n)
+    n += a_x[:, 2 * H :]
+    np.tanh(n, out=n)
+    h = h_prev - n
+    h *= z
+    h += n
+    return h, (h_prev, gates, hn, W_hh)
 
 
 def gru_step_backward(dh, cache):
@@ -174,12 +191,21 @@ def gru_step_backward(dh, cache):
     h_prev, gates, hn, W_hh = cache
     H = h_prev.shape[1]
     r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
-    dn_pre = dh * (1.0 - z) * (1.0 - n * n)  # (B, H)
-    da_x = np.empty_like(gates)
-    da_x[:, :H] = dn_pre * hn * r * (1.0 - r)
-    da_x[:, H : 2 * H] = dh * (h_prev - n) * z * (1.0 - z)
-    da_x[:, 2 * H :] = dn_pre
+    da_x = 1.0 - gates  # (B, 3H) becomes the gradient of the input projection
+    dn_pre = da_x[:, 2 * H :]
+    np.multiply(n, n, out=dn_pre)
+    np.subtract(1.0, dn_pre, out=dn_pre)
+    dn_pre *= da_x[:, H : 2 * H]  # (1 - z)
+    dn_pre *= dh  # dh (1 - z) (1 - n^2)
+    rz = da_x[:, : 2 * H]
+    rz *= gates[:, : 2 * H]  # s (1 - s) for r and z
+    rz[:, :H] *= hn
+    rz[:, :H] *= dn_pre
+    dz = rz[:, H:]
+    dz *= h_prev - n
+    dz *= dh
     da_h = da_x.copy()
-    da_h[:, 2 * H :] = dn_pre * r
-    dh_prev = dh * z + da_h @ W_hh
+    da_h[:, 2 * H :] *= r
+    dh_prev = da_h @ W_hh
+    dh_prev += dh * z
     return da_x, da_h, dh_prev
