@@ -1,0 +1,128 @@
+"""``bpttlab serve``: run the app for a class under gunicorn with several worker processes.
+
+``bpttlab serve --workers 2`` is the same as::
+
+    gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 --timeout 120 \\
+        --max-requests 2000 --max-requests-jitter 200 --no-control-socket visualizer.app:server
+
+(``python -m visualizer.serve --print-command`` prints the exact command for your options.)
+Background jobs use the embedded diskcache by default; for a class set ``BPTTLAB_REDIS_URL``
+(or ``--redis``) and start a Celery worker (``celery -A visualizer.celery_worker worker``, see
+:mod:`visualizer.celery_worker`).
+
+The host is 127.0.0.1 (this computer only) unless you choose otherwise: ``--host 0.0.0.0``
+serves every network interface, so anyone who can reach this computer can use the app (there
+is no login); a warning says so. Workers are recycled after ``--max-requests`` requests so
+memory stays bounded; per-user state lives in each browser, so recycling loses nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import shlex
+import sys
+
+from . import jobs
+
+WSGI_APP = "visualizer.app:server"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options of ``bpttlab serve``."""
+    parser = argparse.ArgumentParser(prog="bpttlab serve",
+                                     description="Serve bpttlab to a class with gunicorn (several workers).")
+    parser.add_argument("--workers", "-w", type=int, default=2, help="worker processes (default 2; about one per core)")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="threads per worker (default 4: progress polls are answered while a plot computes)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0: every network "
+                             "interface, anyone who can reach this computer can use the app)")
+    parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    parser.add_argument("--timeout", type=int, default=120,
+                        help="seconds a request may take before its worker is restarted (default 120)")
+    parser.add_argument("--max-requests", type=int, default=2000,
+                        help="recycle a worker after this many requests, bounding memory (default 2000; 0 = never)")
+    parser.add_argument("--redis", metavar="URL", default=None,
+                        help=f"Redis URL for background jobs on Celery (sets {jobs.REDIS_ENV}; "
+                             "start `celery -A visualizer.celery_worker worker` too)")
+    parser.add_argument("--print-command", action="store_true", help="print the equivalent gunicorn command and exit")
+    args = parser.parse_args(argv)
+    for name in ("workers", "threads", "timeout"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if not 0 < args.port < 65536:
+        parser.error("--port must be between 1 and 65535")
+    if args.max_requests < 0:
+        parser.error("--max-requests must be 0 or more")
+    return args
+
+
+def bind_address(host: str, port: int) -> str:
+    """gunicorn's ``--bind`` value (IPv6 addresses in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def gunicorn_args(args: argparse.Namespace) -> list[str]:
+    """The gunicorn command line (without the program name) for ``args``."""
+    out = ["--workers", str(args.workers), "--threads", str(args.threads),
+           "--bind", bind_address(args.host, args.port), "--timeout", str(args.timeout)]
+    if args.max_requests:
+        out += ["--max-requests", str(args.max_requests), "--max-requests-jitter", str(max(1, args.max_requests // 10))]
+    if _has_control_socket():
+        out.append("--no-control-socket")  # one fixed socket path per user: two servers would fight over it
+    return out + [WSGI_APP]
+
+
+def _has_control_socket() -> bool:
+    """True if this gunicorn has a control socket (gunicorn >= 25), which we switch off."""
+    try:
+        from gunicorn.config import KNOWN_SETTINGS
+    except ImportError:
+        return False
+    return any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warning_for(host: str, port: int) -> str | None:
+    """The warning printed when serving beyond this computer, else None."""
+    if is_loopback(host):
+        return None
+    where = "every network interface" if host in ("0.0.0.0", "::") else host
+    return (f"WARNING: serving on {where}, port {port}: anyone who can reach this computer can use the app "
+            "(there is no login). Use it only on a network you trust, e.g. your classroom's.")
+
+
+def main(argv=None, exec_fn=os.execvp) -> int:
+    """Print the URL (and a warning for non-loopback hosts), then replace this process with gunicorn."""
+    args = parse_args(argv)
+    command = [sys.executable, "-m", "gunicorn", *gunicorn_args(args)]
+    if args.redis:
+        os.environ[jobs.REDIS_ENV] = args.redis
+    if args.print_command:
+        prefix = f"{jobs.REDIS_ENV}={shlex.quote(args.redis)} " if args.redis else ""
+        print(prefix + shlex.join(["gunicorn", *gunicorn_args(args)]))
+        return 0
+    warning = warning_for(args.host, args.port)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    shown = f"[{shown}]" if ":" in shown else shown
+    backend = f"Celery + Redis ({jobs.redis_url()})" if jobs.redis_url() else "embedded diskcache"
+    print(f"bpttlab serve: {args.workers} workers x {args.threads} threads, background jobs on {backend}; "
+          f"open http://{shown}:{args.port}/ (Ctrl+C to stop)", flush=True)
+    exec_fn(command[0], command)
+    return 0  # only reached with a test's exec_fn
+
+
+if __name__ == "__main__":
+    sys.exit(main())
