@@ -21,6 +21,8 @@ The managers returned here differ from Dash's in three ways, all for serving a c
 """
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import os
 import secrets
@@ -47,8 +49,53 @@ LOST = ("Background jobs are unavailable: the job queue (Redis) stopped answerin
         "Its result is lost; start it again when the queue is back.")
 
 
+CURRENT_JOB: contextvars.ContextVar = contextvars.ContextVar("bpttlab_job", default=None)
+
+
 class JobsUnavailable(RuntimeError):
     """Background jobs cannot start now (Redis unreachable). ``str(e)`` is the user's message."""
+
+
+def current_job_id() -> str | None:
+    """The handle of the background job running this code (Celery task id or diskcache process
+    id, the value Dash's cancel terminates), None outside a job."""
+    return CURRENT_JOB.get()
+
+
+def _with_job_id(fn, job_id):
+    """``fn`` running with :data:`CURRENT_JOB` set to ``job_id()`` (same name, so Dash's keys hold)."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        token = CURRENT_JOB.set(job_id())
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            CURRENT_JOB.reset(token)
+    return run
+
+
+def _celery_task_id():
+    """The id of the Celery task being executed."""
+    from celery import current_task
+
+    return getattr(getattr(current_task, "request", None), "id", None)
+
+
+def _process_id():
+    """This process's id as a string (a diskcache job is a process)."""
+    return str(os.getpid())
+
+
+def _release_lease(job) -> None:
+    """Free the job slot held by ``job`` (cancelled or finished): see :mod:`visualizer.limits`."""
+    if job is None:
+        return
+    from . import limits
+
+    try:
+        limits.slots().release(str(job))
+    except (JobsUnavailable, OSError):
+        log.warning("could not release the job slot of %s", job)
 
 
 def redis_url() -> str | None:
@@ -197,6 +244,9 @@ class SafeCeleryManager(CeleryManager):
     def get_or_create_signing_secret(self, generate):
         return shared_secret()
 
+    def make_job_fn(self, fn, progress, key=None):
+        return super().make_job_fn(_with_job_id(fn, _celery_task_id), progress, key)
+
     def call_job_fn(self, key, job_fn, args, context):
         if not redis_healthy(self.handle.conf.broker_url):
             raise JobsUnavailable(UNAVAILABLE)
@@ -211,6 +261,7 @@ class SafeCeleryManager(CeleryManager):
             super().terminate_job(job)
         except connection_errors():
             log.warning("could not cancel job %s: Redis unreachable", job)
+        _release_lease(job)
 
     def job_running(self, job):
         try:
@@ -244,10 +295,18 @@ class SafeCeleryManager(CeleryManager):
 
 
 class SharedDiskcacheManager(DiskcacheManager):
-    """Dash's ``DiskcacheManager`` with the signing secret of :func:`shared_secret`."""
+    """Dash's ``DiskcacheManager`` with the signing secret of :func:`shared_secret`, and job slots
+    freed when a job is cancelled."""
 
     def get_or_create_signing_secret(self, generate):
         return shared_secret()
+
+    def make_job_fn(self, fn, progress, key=None):
+        return super().make_job_fn(_with_job_id(fn, _process_id), progress, key)
+
+    def terminate_job(self, job):
+        super().terminate_job(job)
+        _release_lease(job)
 
 
 @lru_cache(maxsize=None)

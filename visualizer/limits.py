@@ -145,18 +145,27 @@ def new_user_id() -> str:
 
 # ----------------------------------------------------------------------------- job slots
 class RedisSlots:
-    """Job leases in two Redis sorted sets (member job id, score expiry time), one per user and
-    one for the server, changed atomically by a Lua script."""
+    """Job leases in Redis: sorted sets (member job id, score expiry time) for the server and per
+    user, and a hash job -> user; changed atomically by Lua scripts."""
 
     ACQUIRE = """
     local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+    for _, j in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do redis.call('HDEL', KEYS[3], j) end
     redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
     redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-    if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 1 end
-    if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[5]) then return 2 end
+    if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 1 end
+    if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 2 end
     redis.call('ZADD', KEYS[1], now + ttl, ARGV[3])
     redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
+    redis.call('HSET', KEYS[3], ARGV[3], ARGV[6])
     redis.call('EXPIRE', KEYS[2], math.ceil(ttl) + 60)
+    return 0
+    """
+    RELEASE = """
+    local user = redis.call('HGET', KEYS[2], ARGV[1])
+    redis.call('ZREM', KEYS[1], ARGV[1])
+    redis.call('HDEL', KEYS[2], ARGV[1])
+    if user then redis.call('ZREM', ARGV[2] .. user, ARGV[1]) end
     return 0
     """
 
@@ -164,36 +173,37 @@ class RedisSlots:
         self.client = jobs.redis_client(url, timeout=2.0)
         self.prefix = prefix
 
-    def _keys(self, user):
-        return [f"{self.prefix}:all", f"{self.prefix}:user:{user}"]
-
     def _call(self, fn, *args):
         try:
             return fn(*args)
         except jobs.connection_errors() as e:
             raise jobs.JobsUnavailable(jobs.UNAVAILABLE) from e
 
+    def _user_key(self, user):
+        return f"{self.prefix}:user:{user}"
+
     def acquire(self, user: str, job: str, ttl: float, limits: Limits) -> int:
         """0 if the lease was taken, 1 if the server is full, 2 if the user is at their cap."""
-        keys = self._keys(user)
-        return int(self._call(self.client.eval, self.ACQUIRE, 2, *keys, time.time(), ttl, job,
-                              limits.total, limits.per_user))
+        keys = [f"{self.prefix}:all", self._user_key(user), f"{self.prefix}:owner"]
+        return int(self._call(self.client.eval, self.ACQUIRE, 3, *keys, time.time(), ttl, job,
+                              limits.total, limits.per_user, user))
 
     def touch(self, user: str, job: str, ttl: float) -> None:
-        """Extend the lease of ``job`` by ``ttl`` seconds from now."""
+        """Extend the lease of ``job`` by ``ttl`` seconds from now (only if it is still held)."""
         until = time.time() + ttl
-        for key in self._keys(user):
-            self._call(self.client.zadd, key, {job: until}, False, True)  # xx=True: only if present
+        for key in (f"{self.prefix}:all", self._user_key(user)):
+            self._call(self.client.zadd, key, {job: until}, False, True)  # xx: only if present
 
-    def release(self, user: str, job: str) -> None:
-        """Give the lease back."""
-        for key in self._keys(user):
-            self._call(self.client.zrem, key, job)
+    def release(self, job: str) -> None:
+        """Give the lease of ``job`` back (no-op if it is not held)."""
+        self._call(self.client.eval, self.RELEASE, 2, f"{self.prefix}:all", f"{self.prefix}:owner",
+                   job, f"{self.prefix}:user:")
 
     def counts(self, user: str) -> tuple[int, int]:
         """(running jobs on the server, running jobs of ``user``)."""
         now = time.time()
-        total, mine = (self._call(self.client.zcount, key, now, "+inf") for key in self._keys(user))
+        total, mine = (self._call(self.client.zcount, key, now, "+inf")
+                       for key in (f"{self.prefix}:all", self._user_key(user)))
         return int(total), int(mine)
 
 
@@ -245,8 +255,8 @@ class FileSlots:
             if job in table:
                 table[job] = [user, time.time() + ttl]
 
-    def release(self, user: str, job: str) -> None:
-        """Give the lease back."""
+    def release(self, job: str) -> None:
+        """Give the lease of ``job`` back (no-op if it is not held)."""
         with self._table() as table:
             table.pop(job, None)
 
@@ -332,7 +342,7 @@ def job_slot(user_id, limits: Limits | None = None, store=None):
     limits = limits or Limits.from_env()
     store = store or slots()
     user = clean_user_id(user_id)
-    job = secrets.token_hex(8)
+    job = jobs.current_job_id() or f"direct-{secrets.token_hex(8)}"
     code = store.acquire(user, job, limits.time_limit + LEASE_MARGIN, limits)
     if code:
         raise LimitReached(_cap_message(code, limits))
@@ -340,4 +350,4 @@ def job_slot(user_id, limits: Limits | None = None, store=None):
         yield JobSlot(store, user, job, limits)
     finally:
         with contextlib.suppress(jobs.JobsUnavailable, OSError):
-            store.release(user, job)
+            store.release(job)

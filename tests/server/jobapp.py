@@ -1,0 +1,81 @@
+"""A minimal app with one training background callback, wired exactly as a production job must be
+(visualizer.jobs manager, visualizer.limits slot and time limit, ``on_error`` for "jobs
+unavailable"). The server tests run it under gunicorn and a Celery worker
+(``BPTTLAB_APP=tests.server.jobapp``), independently of the app's own training panel.
+
+Inputs: ``start`` (n_clicks), ``cancel`` (n_clicks), ``lr``, ``steps``, ``pace`` (seconds slept per
+snapshot, so a test can watch progress), ``user-id-store``. Outputs: ``result`` (final text),
+``progress`` (``"step k/n"``).
+"""
+from __future__ import annotations
+
+import time
+
+from dash import Dash, Input, Output, State, dcc, html
+
+import core
+from visualizer import jobs, limits
+
+START, CANCEL, RESULT, PROGRESS, LR, STEPS, PACE, QUICK_IN, QUICK_OUT = (
+    "start", "cancel", "result", "progress", "lr", "steps", "pace", "quick-in", "quick-out")
+
+
+def layout():
+    """The page: a quick control and its output, the job's inputs, buttons and outputs."""
+    return html.Div([
+        limits.user_store(),
+        dcc.Input(id=QUICK_IN, value="1"), html.Div(id=QUICK_OUT),
+        dcc.Input(id=LR, value=0.01), dcc.Input(id=STEPS, value=20), dcc.Input(id=PACE, value=0.0),
+        html.Button("train", id=START), html.Button("cancel", id=CANCEL),
+        html.Div(id=PROGRESS), html.Div(id=RESULT),
+    ])
+
+
+def quick(value):
+    """A quick view: no background job, no Redis."""
+    n = int(value) if str(value).isdigit() else 0
+    return f"quick {n * 2}"
+
+
+def train_job(set_progress, n_clicks, lr, steps, pace, user_id):
+    """Train a small RNN with the given learning rate, reporting each snapshot."""
+    config = core.TrainConfig(task="adding", arch="rnn", hidden_size=8, seq_len=20, batch_size=4,
+                              lr=float(lr), steps=int(steps), snapshot_every=1, jacobians=False,
+                              optimizer="sgd", init="normal", init_scale=1.0)
+    try:
+        with limits.job_slot(user_id) as slot:
+            last, note = None, ""
+            for snap in core.train_iter(config):
+                last = snap
+                slot.touch()
+                set_progress(f"step {snap.step}/{snap.steps}")
+                if slot.expired():
+                    note = " " + slot.time_message()
+                    break
+                time.sleep(float(pace))
+    except (limits.LimitReached, jobs.JobsUnavailable) as e:
+        return str(e)
+    state = f"diverged at step {last.step}" if last.diverged else f"finished {last.step} steps"
+    return f"{state}; loss {last.loss:.4g}{note}"
+
+
+def job_error(exc):
+    """``on_error``: the job could not start or its queue vanished."""
+    return jobs.error_message(exc)
+
+
+def create_app() -> Dash:
+    """The test app with the process's background manager."""
+    app = Dash(__name__, background_callback_manager=jobs.background_manager())
+    app.layout = layout
+    limits.register_identity(app)
+    app.callback(Output(QUICK_OUT, "children"), Input(QUICK_IN, "value"))(quick)
+    app.callback(Output(RESULT, "children"), Input(START, "n_clicks"),
+                 State(LR, "value"), State(STEPS, "value"), State(PACE, "value"), State(limits.USER_STORE, "data"),
+                 background=True, progress=[Output(PROGRESS, "children")], cancel=[Input(CANCEL, "n_clicks")],
+                 prevent_initial_call=True, interval=200, on_error=job_error)(train_job)
+    return app
+
+
+app = create_app()
+server = app.server

@@ -1,0 +1,91 @@
+"""Background training jobs end to end: real redis-server, real Celery worker, gunicorn with two
+workers, and the requests the browser makes (progress polls, cancel)."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.server import jobapp
+from tests.server.dash_http import DashSession
+from visualizer import limits
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def stack(procs, redis_url):
+    """Celery worker + gunicorn (2 workers) on the test job app, both on the test Redis."""
+    procs.env.update(BPTTLAB_REDIS_URL=redis_url, BPTTLAB_APP="tests.server.jobapp")
+    procs.celery_worker(concurrency=2)
+    _, base = procs.gunicorn("tests.server.jobapp:server")
+    return base
+
+
+def session(base, http, **values):
+    """A loaded page with a user id and the given job inputs."""
+    s = DashSession(base, http).load()
+    s.props[(limits.USER_STORE, "data")] = values.pop("user", limits.new_user_id())
+    for key, value in values.items():
+        s.props[(key, "value")] = value
+    return s
+
+
+def press_start(s, **kwargs):
+    """Click "train" and run the job to its end."""
+    s.props[(jobapp.START, "n_clicks")] = (s.props.get((jobapp.START, "n_clicks")) or 0) + 1
+    return s.run_background(s.find(f"{jobapp.RESULT}.children"), [f"{jobapp.START}.n_clicks"], **kwargs)
+
+
+def test_training_job_reports_progress_and_result(stack, http):
+    s = session(stack, http, steps=30, pace=0.03)
+    seen = []
+    press_start(s, on_progress=lambda d: seen.append((d.get("progress") or {}).get(f"{jobapp.PROGRESS}.children")))
+    steps = [int(p.split()[1].split("/")[0]) for p in seen if p]
+    assert steps, "no progress reported"
+    assert steps == sorted(steps)
+    assert s.props[(jobapp.RESULT, "children")].startswith("finished 30 steps; loss ")
+    assert s.props[(jobapp.QUICK_OUT, "children")] == "quick 2"
+
+
+def test_cancel_stops_the_job_and_frees_the_users_slot(stack, http):
+    s = session(stack, http, steps=5000, pace=0.02)
+    out = press_start(s, cancel_when=lambda d: bool(d.get("progress")))
+    assert out is None or not out.get("response")  # cancelled: no result
+    assert s.props.get((jobapp.RESULT, "children")) is None
+    assert s.props[(jobapp.PROGRESS, "children")].startswith("step ")
+    # one job per user: the cancelled job's slot is free again at once
+    s.props[(jobapp.STEPS, "value")], s.props[(jobapp.PACE, "value")] = 5, 0.0
+    press_start(s)
+    assert s.props[(jobapp.RESULT, "children")].startswith("finished 5 steps")
+
+
+def test_a_second_job_of_the_same_user_gets_the_cap_message(stack, http):
+    user = limits.new_user_id()
+    first = session(stack, http, user=user, steps=400, pace=0.02)
+    second = session(stack, http, user=user, steps=3, pace=0.0)
+    started = threading.Event()
+    done = {}
+
+    def run_first():
+        done["first"] = press_start(first, on_progress=lambda d: started.set())
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    try:
+        assert started.wait(60)
+        press_start(second)
+        assert "already have 1 training job running" in second.props[(jobapp.RESULT, "children")]
+        other = session(stack, http, steps=3, pace=0.0)  # another student is not affected
+        press_start(other)
+        assert other.props[(jobapp.RESULT, "children")].startswith("finished 3 steps")
+    finally:
+        thread.join(120)
+    assert first.props[(jobapp.RESULT, "children")].startswith("finished 400 steps")
+
+
+def test_a_job_that_overflows_to_nan_ends_with_its_result(stack, http):
+    s = session(stack, http, steps=200, lr=1e12, pace=0.0)
+    press_start(s)
+    result = s.props[(jobapp.RESULT, "children")]
+    assert result.startswith("diverged at step "), result
+    assert "nan" in result or "inf" in result
