@@ -1,5 +1,4 @@
 """Optimisers (torch.optim formulas), global-norm clipping, parameter matching and the loop."""
-import dataclasses
 
 import numpy as np
 import pytest
