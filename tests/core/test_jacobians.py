@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import core
-from core import cells
+from core import cells, jacobians
 
 ARCHS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
 CASES = list(itertools.product(ARCHS, [1, 2]))
@@ -122,6 +122,30 @@ def test_jacobian_norms_match_svd_of_long_products(rng, arch, init):
         np.testing.assert_allclose(J[0, t], ref, rtol=1e-6)
 
 
+def test_jacobian_norms_of_a_long_vanishing_product_keep_their_scale(rng):
+    """T = 300 LSTM: norms far below 1e-100 whose subdominant directions get dropped (2^-500)."""
+    Hb, Tb = 8, 300
+    model = core.LSTM(I, Hb, 1, seed=5)
+    x = rng.standard_normal((Tb, 1, I))
+    J = core.jacobian_norms(model, x)[0, :, 0]
+    s = states(model, 0, x)
+    P, log_scale = np.eye(2 * Hb), 0.0
+    for t in range(Tb - 2, -1, -1):
+        P = P @ fd_state_jacobian(model, 0, x, s[t], t, t + 1)[0]
+        m = np.abs(P).max()
+        P, log_scale = P / m, log_scale + np.log(m)
+        log_ref = log_scale + np.log(np.linalg.svd(P, compute_uv=False)[0])
+        assert np.log(J[t]) == pytest.approx(log_ref, abs=1e-6)
+    assert J[0] < 1e-50
+
+
+def test_block_power_iteration_falls_back_to_exact_svd(rng, monkeypatch):
+    model, x = make_case(rng, "gru", "tanh", 1, T=30, H=40)
+    J = core.jacobian_norms(model, x)
+    monkeypatch.setattr(jacobians, "_MAXIT", 1)  # nearly every step takes the full-SVD path
+    np.testing.assert_allclose(core.jacobian_norms(model, x), J, rtol=1e-7)
+
+
 def relu_identity(a, Hs=6, layers=1, T=40, seed=0):
     """relu RNN with W_hh = a I, positive input weights and inputs: every unit active."""
     model = core.build("rnn-relu", input_size=I, hidden_size=Hs, output_size=O, num_layers=layers,
@@ -139,6 +163,16 @@ def test_linear_rnn_with_scaled_identity_gives_powers_exactly(a, T_, layers):
     J = core.jacobian_norms(model, x)
     expected = a ** (T_ - 1 - np.arange(T_, dtype=float))  # 0.01**149 = 1e-298: no underflow
     np.testing.assert_allclose(J, np.broadcast_to(expected[None, :, None], J.shape), rtol=1e-12)
+
+
+def test_diagonal_linear_rnn_gives_powers_of_the_largest_entry():
+    """W_hh = diag(a): J = max(a)^k while the small directions decay through subnormal range."""
+    model, x = relu_identity(1.0, T=200)
+    a = np.array([0.9, 0.5, 1e-3, 1e-5, 0.89, 1e-8])
+    model.params["weight_hh_l0"] = np.diag(a)
+    J = core.jacobian_norms(model, x)[0]
+    expected = 0.9 ** (199 - np.arange(200.0))
+    np.testing.assert_allclose(J, np.broadcast_to(expected[:, None], J.shape), rtol=1e-12)
 
 
 def test_underflow_gives_zero_and_overflow_gives_inf_as_data():
