@@ -69,12 +69,12 @@ def gunicorn_args(args: argparse.Namespace) -> list[str]:
            "--bind", bind_address(args.host, args.port), "--timeout", str(args.timeout)]
     if args.max_requests:
         out += ["--max-requests", str(args.max_requests), "--max-requests-jitter", str(max(1, args.max_requests // 10))]
-    if _has_control_socket():
+    if has_control_socket():
         out.append("--no-control-socket")  # one fixed socket path per user: two servers would fight over it
     return out + [WSGI_APP]
 
 
-def _has_control_socket() -> bool:
+def has_control_socket() -> bool:
     """True if this gunicorn has a control socket (gunicorn >= 25), which we switch off."""
     try:
         from gunicorn.config import KNOWN_SETTINGS

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from visualizer.serve import has_control_socket
+
 ROOT = Path(__file__).resolve().parents[2]
 TEST_REDIS_ENV = "BPTTLAB_TEST_REDIS_URL"
 
@@ -119,7 +121,7 @@ class Procs:
         port = free_port()
         proc = self.spawn([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
                            "--bind", f"127.0.0.1:{port}", "--timeout", str(timeout), "--graceful-timeout", "5",
-                           "--no-control-socket", wsgi], "gunicorn")
+                           *(["--no-control-socket"] if has_control_socket() else []), wsgi], "gunicorn")
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: requests.get(base + "/", timeout=5).status_code == 200, 60, "gunicorn", proc, proc.log)
         return proc, base
