@@ -16,16 +16,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 
-# name -> (query, tab, window size, element to capture or None for the whole window)
+# name -> (query, window width, minimum height); the page is captured whole
 SCENES = {
-    "overview": ("?arch=rnn,lstm,gru&seq_len=100&hidden=32&task=adding&view=jacobian", (1600, 1000), None),
-    "exploding": ("?arch=rnn,rnn-relu,lstm,gru&seq_len=300&hidden=32&init=normal&scale=1.8&task=adding&view=gates",
-                  (1600, 1000), None),
-    "heatmaps": ("?arch=rnn,lstm,gru&seq_len=200&hidden=48&task=adding&view=heatmap", (1600, 1400), None),
-    "spectra": ("?arch=rnn,lstm,gru&seq_len=100&hidden=32&init=orthogonal&scale=1.0&task=adding&view=spectra",
-                (1600, 1300), None),
-    "connectivity": ("?arch=rnn,lstm,gru&seq_len=60&hidden=32&task=sine&loss_on=all&view=connectivity",
-                     (1600, 1300), None),
+    "overview": ("?arch=rnn,lstm,gru&seq_len=100&hidden=32&task=adding&view=heatmap", 1600, 1000),
+    "jacobian": ("?arch=rnn,lstm,gru&seq_len=100&hidden=32&init=orthogonal&scale=1&task=adding&view=jacobian",
+                 1600, 1000),
+    "exploding": ("?arch=rnn,rnn-relu,lstm,gru&seq_len=1200&hidden=32&init=identity&scale=2&task=adding&view=gates",
+                  1600, 1000),
+    "spectra": ("?arch=rnn,lstm,gru&seq_len=100&hidden=32&init=orthogonal&scale=1&task=adding&view=spectra",
+                1600, 1000),
+    "connectivity": ("?arch=rnn,lstm,gru&seq_len=60&hidden=32&task=sine&loss_on=all&view=connectivity", 1600, 1000),
 }
 
 WAIT_JS = """
@@ -43,7 +43,11 @@ def _free_port() -> int:
 
 def _start_app() -> str:
     """Run the app in a daemon thread; return its URL."""
+    import logging
+
     from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     sys.path.insert(0, str(ROOT))
     from visualizer.app import create_app
@@ -70,14 +74,17 @@ def shoot(url: str, names, out: Path) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     errors = []
     for name in names:
-        query, (w, h), _ = SCENES[name]
-        driver = _driver(w, h)
+        query, width, height = SCENES[name]
+        driver = _driver(width, height)
         try:
             driver.get(url.rstrip("/") + "/" + query)
-            deadline = time.time() + 60
+            deadline = time.time() + 120
             while time.time() < deadline and not driver.execute_script(WAIT_JS):
                 time.sleep(0.2)
-            time.sleep(0.8)  # let transitions settle
+            full = max(height, driver.execute_script("return document.documentElement.scrollHeight"))
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                   {"width": width, "height": full, "deviceScaleFactor": 1, "mobile": False})
+            time.sleep(1.0)  # plots resize to the new viewport
             driver.save_screenshot(str(out / f"{name}.png"))
             errors += [f"{name}: {e['message']}" for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         finally:

@@ -133,7 +133,7 @@ def view(store, tab):
     """The open tab's figure and its caption. Returns [figure, caption]."""
     if store is None:
         return [no_update, no_update]
-    tab = tab if tab in VIEW_BUILDERS else "jacobian"
+    tab = tab if tab in VIEW_BUILDERS else "heatmap"
     params = Params.from_dict(store)
     try:
         fig = VIEW_BUILDERS[tab](_keys(params))

@@ -9,7 +9,9 @@ Nothing here imports dash or plotly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+import threading
+from collections import OrderedDict
+from functools import wraps
 
 import numpy as np
 
@@ -30,6 +32,49 @@ def core_fn(name):
     if fn is None:
         raise Unavailable(f"core.{name} is not available in this build")
     return fn
+
+
+# ----------------------------------------------------------------------------- cache
+def memoize(maxsize: int):
+    """Bounded LRU memo of a one-argument function of a hashable key.
+
+    Unlike ``functools.lru_cache``, concurrent calls with the same key compute once: the
+    second caller waits for the first (the app's figure callbacks run in parallel and often
+    need the same BPTT run). Exceptions are not cached.
+    """
+    def decorate(fn):
+        cache, locks, guard = OrderedDict(), {}, threading.Lock()
+
+        @wraps(fn)
+        def wrapper(key):
+            with guard:
+                if key in cache:
+                    cache.move_to_end(key)
+                    return cache[key]
+                lock = locks.setdefault(key, threading.Lock())
+            with lock:
+                with guard:
+                    if key in cache:
+                        return cache[key]
+                try:
+                    value = fn(key)
+                finally:
+                    with guard:
+                        locks.pop(key, None)
+                with guard:
+                    cache[key] = value
+                    while len(cache) > maxsize:
+                        cache.popitem(last=False)
+            return value
+
+        def cache_clear():
+            with guard:
+                cache.clear()
+
+        wrapper.cache_clear = cache_clear
+        wrapper.cache_len = lambda: len(cache)
+        return wrapper
+    return decorate
 
 
 # ----------------------------------------------------------------------------- keys
@@ -59,7 +104,7 @@ class RunKey:
     truncate: int | None
 
 
-@lru_cache(maxsize=16)
+@memoize(maxsize=16)
 def get_task(key: DataKey):
     """The task batch for ``key`` (raises ValueError from core for impossible settings)."""
     return core_fn("make_task")(key.task, key.seq_len, key.batch, seed=key.seed)
@@ -99,7 +144,7 @@ def run_key(params: Params, arch: str) -> RunKey:
                   seed=params.seed, data=data_key(params), truncate=truncate)
 
 
-@lru_cache(maxsize=16)
+@memoize(maxsize=16)
 def get_model(key: RunKey):
     """The initialised model of ``key``."""
     task = get_task(key.data)
@@ -126,7 +171,7 @@ class GradFlow:
     loss_note: str | None
 
 
-@lru_cache(maxsize=24)
+@memoize(maxsize=24)
 def grad_flow(key: RunKey) -> GradFlow:
     """Run :func:`core.bptt` for ``key`` and keep what the views need."""
     task, model = get_task(key.data), get_model(key)
@@ -143,27 +188,39 @@ def grad_flow(key: RunKey) -> GradFlow:
                     sigma_max=sigma, loss_note=note)
 
 
-@lru_cache(maxsize=24)
+@memoize(maxsize=24)
 def weight_spectra(key: RunKey) -> np.ndarray:
     """(L, n) singular values of W_hh per layer, descending (:func:`core.weight_singular_values`)."""
     return np.asarray(core_fn("weight_singular_values")(get_model(key)))
 
 
-@lru_cache(maxsize=24)
+@memoize(maxsize=24)
 def gamma_threshold(key: RunKey) -> float:
     """Pascanu et al.'s threshold 1/gamma for this architecture (:func:`core.gamma_bound`)."""
     return 1.0 / float(core_fn("gamma_bound")(get_model(key)))
 
 
-@lru_cache(maxsize=12)
+JACOBIAN_WORK = 4e9  # T * n^3 * sequences per architecture for the Jacobian-product views
+
+
+def jacobian_batch(key: RunKey) -> int:
+    """How many sequences the Jacobian-product views analyse: all B while T n^3 B stays under
+    JACOBIAN_WORK (n = H, or 2H for the LSTM's [h; c]), else fewer, at least 1."""
+    n = key.hidden * (2 if key.arch == "lstm" else 1)
+    per_sequence = key.data.seq_len * float(n) ** 3 * key.layers
+    return int(min(key.data.batch, max(1, JACOBIAN_WORK // per_sequence)))
+
+
+@memoize(maxsize=12)
 def jacobian_norms(key: RunKey) -> np.ndarray:
-    """(L, T, B) ||ds_{T-1}/ds_t|| (:func:`core.jacobian_norms`)."""
+    """(L, T, B') ||ds_{T-1}/ds_t|| for the first B' = :func:`jacobian_batch` sequences
+    (:func:`core.jacobian_norms`)."""
     task = get_task(key.data)
     with np.errstate(all="ignore"):
-        return np.asarray(core_fn("jacobian_norms")(get_model(key), task.x))
+        return np.asarray(core_fn("jacobian_norms")(get_model(key), task.x[:, : jacobian_batch(key)]))
 
 
-@lru_cache(maxsize=12)
+@memoize(maxsize=12)
 def step_spectra(key: RunKey) -> np.ndarray:
     """(L, T, n) singular values of each one-step Jacobian, sequence 0
     (:func:`core.step_jacobian_singular_values`)."""
@@ -172,15 +229,17 @@ def step_spectra(key: RunKey) -> np.ndarray:
         return np.asarray(core_fn("step_jacobian_singular_values")(get_model(key), task.x, batch_index=0))
 
 
-@lru_cache(maxsize=12)
+@memoize(maxsize=12)
 def gate_products(key: RunKey) -> np.ndarray:
-    """(L, T, B) product of forget / carry gates (RNN: of step Jacobian norms) (:func:`core.gate_products`)."""
+    """(L, T, B) product of forget / carry gates; for the RNN, of step Jacobian norms over the
+    first :func:`jacobian_batch` sequences (:func:`core.gate_products`)."""
     task = get_task(key.data)
+    B = jacobian_batch(key) if key.arch.startswith("rnn") else key.data.batch
     with np.errstate(all="ignore"):
-        return np.asarray(core_fn("gate_products")(get_model(key), task.x))
+        return np.asarray(core_fn("gate_products")(get_model(key), task.x[:, :B]))
 
 
-@lru_cache(maxsize=12)
+@memoize(maxsize=12)
 def connectivity(key: RunKey) -> np.ndarray:
     """(T, T) ||dy_t/dx_s|| for sequence 0 (:func:`core.connectivity`)."""
     task = get_task(key.data)
@@ -216,8 +275,8 @@ def safe_log10(values: np.ndarray) -> np.ndarray:
 def bin_max(values: np.ndarray, max_len: int, axis: int = 0) -> tuple[np.ndarray, int]:
     """(values reduced by taking the max over consecutive bins along ``axis``, bin size).
 
-    The bin size k is the smallest integer with ceil(n / k) <= max_len; NaN propagates into its
-    bin. With n <= max_len the values are returned unchanged (k = 1).
+    The bin size k is the smallest integer with ceil(n / k) <= max_len; NaN is ignored unless the
+    whole bin is NaN. With n <= max_len the values are returned unchanged (k = 1).
     """
     values = np.asarray(values, dtype=float)
     n = values.shape[axis]
@@ -228,8 +287,7 @@ def bin_max(values: np.ndarray, max_len: int, axis: int = 0) -> tuple[np.ndarray
     pad = (-n) % k
     if pad:
         moved = np.concatenate([moved, np.full((pad,) + moved.shape[1:], -np.inf)], axis=0)
-    with np.errstate(invalid="ignore"):
-        binned = moved.reshape((-1, k) + moved.shape[1:]).max(axis=1)
+    binned = np.fmax.reduce(moved.reshape((-1, k) + moved.shape[1:]), axis=1)
     return np.moveaxis(binned, 0, axis), k
 
 
@@ -276,7 +334,8 @@ def jacobian_items(keys) -> list[dict]:
     items = []
     for key in keys:
         s = batch_summary(jacobian_norms(key)[-1])  # (T,) each
-        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "band": key.data.batch > 1,
+        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "band": jacobian_batch(key) > 1,
+                "sequences": jacobian_batch(key),
                 **{k: v[::-1] for k, v in s.items()}, "reference": None, "sigma": None, "verdict": None}
         try:
             sigma, thr = float(weight_spectra(key)[-1][0]), gamma_threshold(key)
@@ -323,8 +382,9 @@ def gate_items(keys) -> list[dict]:
     items = []
     for key in keys:
         s = batch_summary(gate_products(key)[-1])
+        B = gate_products(key).shape[-1]
         items.append({"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "label": GATE_LABELS[key.arch],
-                      "band": key.data.batch > 1, **s})
+                      "band": B > 1, "sequences": B, **s})
     return items
 
 

@@ -1,4 +1,10 @@
-"""Figure builders: pure functions from computed results to ``go.Figure``.
+"""Figure builders: pure functions from computed results to Plotly figures.
+
+A builder returns the figure as the plain dict plotly.js takes (``{"data": [...], "layout":
+{...}}``), with numpy arrays sent as base64 typed arrays (exact float64, NaN kept as gaps). That
+is what ``dcc.Graph`` needs and costs well under a millisecond; building a validated
+``go.Figure`` costs 50-300 ms per figure, more than the app's whole latency budget. Tests wrap
+the dicts in ``go.Figure`` to validate them.
 
 One colour per architecture in every view (Okabe-Ito, colourblind-safe). Log axes are absolute
 and shared by all traces. Values a log axis cannot draw stay visible: inf/NaN as markers at the
@@ -6,17 +12,37 @@ top of the plot, exact zeros as markers at the bottom, both with their value in 
 """
 from __future__ import annotations
 
+import base64
 import math
 
 import numpy as np
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 COLORS = {"rnn": "#D55E00", "rnn-relu": "#CC79A7", "lstm": "#0072B2", "gru": "#009E73"}
 REFERENCE_COLOR = "#555555"
+GRID = "#e3e3e3"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 HEAT_SCALE = "Viridis"
 BAND_ALPHA = 0.15
+LINE_WIDTH = 3.5
+
+
+def arr(a, dtype="f8") -> dict:
+    """A numpy array as a plotly.js typed-array spec (base64, with shape for 2-D arrays)."""
+    a = np.ascontiguousarray(a, dtype=np.dtype(dtype))
+    spec = {"dtype": dtype, "bdata": base64.b64encode(a.tobytes()).decode("ascii")}
+    if a.ndim > 1:
+        spec["shape"] = ",".join(str(s) for s in a.shape)
+    return spec
+
+
+def decode(spec) -> np.ndarray:
+    """Inverse of :func:`arr` (lists pass through as arrays)."""
+    if isinstance(spec, dict):
+        a = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"]))
+        if "shape" in spec:
+            a = a.reshape([int(s) for s in str(spec["shape"]).split(",")])
+        return a
+    return np.asarray(spec)
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -28,25 +54,40 @@ def _rgba(hex_color: str, alpha: float) -> str:
 def base_layout(height=440, **overrides) -> dict:
     """The look shared by every figure: large fonts, white background, legend on top."""
     layout = dict(
-        template="plotly_white",
         height=height,
         font=dict(family=FONT, size=17, color="#1a1a1a"),
-        margin=dict(l=90, r=30, t=60, b=70),
+        margin=dict(l=70, r=30, t=50, b=60),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0, font=dict(size=17)),
         hoverlabel=dict(font=dict(size=16, family=FONT)),
         uirevision="keep",
+        paper_bgcolor="white",
+        plot_bgcolor="white",
     )
     layout.update(overrides)
     return layout
 
 
-def message_figure(text: str, height=440) -> go.Figure:
+def _axis(title, **kw) -> dict:
+    """A linear axis with a title and light grid."""
+    return dict(title=dict(text=title, standoff=12), gridcolor=GRID, zeroline=False, linecolor="#888", showline=True,
+                automargin=True, **kw)
+
+
+def _log_axis(title, yrange, **kw) -> dict:
+    """A log axis with a fixed absolute range and power-of-ten tick labels."""
+    axis = dict(type="log", title=dict(text=title, standoff=12), exponentformat="power", showexponent="all",
+                gridcolor=GRID, zeroline=False, linecolor="#888", showline=True, automargin=True, **kw)
+    if yrange is not None:
+        axis["range"] = list(yrange)
+    return axis
+
+
+def message_figure(text: str, height=440) -> dict:
     """An empty figure that shows ``text`` in its middle (no data, errors, nothing selected)."""
-    fig = go.Figure(layout=base_layout(height=height))
-    fig.update_layout(xaxis=dict(visible=False), yaxis=dict(visible=False), showlegend=False,
-                      annotations=[dict(text=text, x=0.5, y=0.5, xref="paper", yref="paper",
-                                        showarrow=False, font=dict(size=20, color="#444"))])
-    return fig
+    return {"data": [], "layout": base_layout(
+        height=height, showlegend=False, xaxis=dict(visible=False), yaxis=dict(visible=False),
+        annotations=[dict(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                          font=dict(size=20, color="#444"))])}
 
 
 # ----------------------------------------------------------------------------- log-axis helpers
@@ -54,6 +95,8 @@ def log_range(arrays, pad=0.3, top_room=0.0):
     """[lo, hi] in log10 units covering the finite positive values of ``arrays`` (None if none)."""
     lo, hi = math.inf, -math.inf
     for a in arrays:
+        if a is None:
+            continue
         a = np.asarray(a, dtype=float)
         ok = a[np.isfinite(a) & (a > 0)]
         if ok.size:
@@ -67,152 +110,172 @@ def log_range(arrays, pad=0.3, top_room=0.0):
     return [lo - pad, hi + pad + top_room]
 
 
-def _special_points(x, y, name, color, yrange, legendgroup):
+def _has_special(arrays) -> bool:
+    """True if any array holds inf/NaN or an exact zero (they need room for markers)."""
+    for a in arrays:
+        a = np.asarray(a, dtype=float)
+        if np.any(~np.isfinite(a)) or np.any(a <= 0):
+            return True
+    return False
+
+
+def _positive_or_gap(y) -> np.ndarray:
+    """``y`` as float64 with zeros, NaN and inf replaced by NaN (gaps on a log axis)."""
+    y = np.array(y, dtype=float)
+    y[~(np.isfinite(y) & (y > 0))] = np.nan
+    return y
+
+
+def _special_points(x, y, name, color, yrange, group, xaxis="x", yaxis="y") -> list:
     """Marker traces for inf/NaN (at the top) and exact zeros (at the bottom) of ``y``."""
     x, y = np.asarray(x), np.asarray(y, dtype=float)
     traces = []
     bad = ~np.isfinite(y)
     if bad.any():
-        label = np.where(np.isnan(y[bad]), "NaN", np.where(y[bad] > 0, "inf", "-inf"))
-        traces.append(go.Scatter(
-            x=x[bad], y=np.full(int(bad.sum()), 10 ** (yrange[1] - 0.15)), mode="markers",
-            name=f"{name}: inf/NaN", legendgroup=legendgroup, showlegend=False, customdata=label,
-            marker=dict(symbol="x", size=11, color=color, line=dict(width=1, color=color)),
-            hovertemplate=f"{name} t=%{{x}}: <b>%{{customdata}}</b><extra></extra>"))
+        labels = np.where(np.isnan(y[bad]), "NaN", np.where(y[bad] > 0, "inf", "-inf")).tolist()
+        traces.append(dict(
+            type="scatter", x=arr(x[bad]), y=arr(np.full(int(bad.sum()), 10 ** (yrange[1] - 0.15))),
+            mode="markers", name=f"{name}: inf/NaN", legendgroup=group, showlegend=False, customdata=labels,
+            marker=dict(symbol="x", size=11, color=color), xaxis=xaxis, yaxis=yaxis,
+            hovertemplate=f"{name}: <b>%{{customdata}}</b><extra></extra>"))
     zero = np.isfinite(y) & (y <= 0)
     if zero.any():
-        traces.append(go.Scatter(
-            x=x[zero], y=np.full(int(zero.sum()), 10 ** (yrange[0] + 0.1)), mode="markers",
-            name=f"{name}: zero", legendgroup=legendgroup, showlegend=False,
-            marker=dict(symbol="line-ew", size=12, color=color, line=dict(width=2, color=color)),
-            hovertemplate=f"{name} t=%{{x}}: <b>0</b> (exactly)<extra></extra>"))
+        traces.append(dict(
+            type="scatter", x=arr(x[zero]), y=arr(np.full(int(zero.sum()), 10 ** (yrange[0] + 0.1))),
+            mode="markers", name=f"{name}: zero", legendgroup=group, showlegend=False,
+            marker=dict(symbol="line-ew-open", size=14, color=color, line=dict(width=3, color=color)),
+            xaxis=xaxis, yaxis=yaxis, hovertemplate=f"{name}: <b>0</b> (exactly)<extra></extra>"))
     return traces
 
 
-def _positive_or_gap(y):
-    """``y`` as float with zeros, NaN and inf replaced by NaN (gaps on a log axis)."""
-    y = np.asarray(y, dtype=float).copy()
-    y[~(np.isfinite(y) & (y > 0))] = np.nan
-    return y
+def _line(x, y, name, color, group, width=LINE_WIDTH, dash="solid", markers=False, showlegend=True,
+          hover=None, xaxis="x", yaxis="y") -> dict:
+    """A line trace with its exact value in the hover."""
+    return dict(type="scatter", x=arr(x), y=arr(_positive_or_gap(y)), name=name, legendgroup=group,
+                showlegend=showlegend, mode="lines+markers" if markers else "lines",
+                line=dict(color=color, width=width, dash=dash), marker=dict(size=7, color=color),
+                xaxis=xaxis, yaxis=yaxis,
+                hovertemplate=hover or f"{name}: %{{y:.6g}}<extra></extra>")
 
 
-def _band(x, lo, hi, color, legendgroup):
+def _band(x, lo, hi, color, group, xaxis="x", yaxis="y") -> list:
     """A filled min..max band (two traces) behind a line."""
-    lo, hi = _positive_or_gap(lo), _positive_or_gap(hi)
-    common = dict(x=x, mode="lines", line=dict(width=0), legendgroup=legendgroup, showlegend=False,
-                  hoverinfo="skip")
-    return [go.Scatter(y=hi, **common),
-            go.Scatter(y=lo, fill="tonexty", fillcolor=_rgba(color, BAND_ALPHA), **common)]
+    common = dict(type="scatter", x=arr(x), mode="lines", line=dict(width=0, color=color), legendgroup=group,
+                  showlegend=False, hoverinfo="skip", xaxis=xaxis, yaxis=yaxis)
+    return [dict(y=arr(_positive_or_gap(hi)), **common),
+            dict(y=arr(_positive_or_gap(lo)), fill="tonexty", fillcolor=_rgba(color, BAND_ALPHA), **common)]
 
 
-def _log_axis(yrange, title):
-    """A log y axis with a fixed absolute range and power-of-ten tick labels."""
-    axis = dict(type="log", title=dict(text=title), exponentformat="power", showexponent="all",
-                gridcolor="#e3e3e3", zeroline=False)
-    if yrange is not None:
-        axis["range"] = yrange
-    return axis
-
-
-def _truncation_shapes(truncate, T):
-    """Faint vertical lines where truncated BPTT detaches the state (at most 60)."""
+def _truncation_shapes(truncate, T) -> list:
+    """Dashed vertical lines where truncated BPTT detaches the state (at most 60)."""
     if not truncate or truncate >= T or T // truncate > 60:
         return []
-    return [dict(type="line", x0=t - 0.5, x1=t - 0.5, y0=0, y1=1, yref="paper",
-                 line=dict(color="#999", width=1.5, dash="dash")) for t in range(truncate, T, truncate)]
+    return [dict(type="line", x0=t - 0.5, x1=t - 0.5, y0=0, y1=1, yref="paper", layer="below",
+                 line=dict(color="#888", width=1.5, dash="dash")) for t in range(truncate, T, truncate)]
 
 
 # ----------------------------------------------------------------------------- view 1
-def grad_norm_figure(flows, truncate=None, height=460) -> go.Figure:
+def grad_norm_figure(flows, truncate=None, height=460) -> dict:
     """View 1: ||dL/dh_t|| against t, one trace per architecture on one shared absolute log axis.
 
     Parameters
     ----------
-    flows : list of :class:`visualizer.compute.GradFlow`. The top layer is the named trace
-        (``RNN``, ``LSTM``, ...; one point per time step); lower layers are dotted.
+    flows : list of :class:`visualizer.compute.GradFlow`. The top layer's trace is named
+        ``RNN``, ``RNN-relu``, ``LSTM`` or ``GRU`` and has one point per time step; lower
+        layers are dotted traces named ``"LSTM · layer 1"`` etc.
     truncate : truncation window, drawn as dashed vertical lines.
     """
     if not flows:
         return message_figure("Pick at least one architecture.", height)
     arrays = [f.hidden_grad_norms for f in flows]
-    has_bad = any(np.any(~np.isfinite(a)) for a in arrays)
-    yrange = log_range(arrays, top_room=0.4 if has_bad else 0.0) or [-1, 1]
+    yrange = log_range(arrays, top_room=0.4 if _has_special(arrays) else 0.0) or [-1, 1]
     data = []
     for f in flows:
         color = COLORS[f.arch]
         L, T = f.hidden_grad_norms.shape
         x = np.arange(T)
-        for layer in range(L):
+        for layer in range(L - 1, -1, -1):
             top = layer == L - 1
             name = f.name if top else f"{f.name} · layer {layer + 1}"
             y = f.hidden_grad_norms[layer]
-            data.append(go.Scatter(
-                x=x, y=_positive_or_gap(y), name=name, legendgroup=f.arch, showlegend=True,
-                mode="lines+markers" if T <= 60 else "lines",
-                line=dict(color=color, width=3.5 if top else 2, dash="solid" if top else "dot"),
-                marker=dict(size=6, color=color),
-                hovertemplate=f"{name}: %{{y:.6g}}<extra></extra>"))
+            data.append(_line(x, y, name, color, f.arch, width=LINE_WIDTH if top else 2,
+                              dash="solid" if top else "dot", markers=T <= 60))
             data.extend(_special_points(x, y, name, color, yrange, f.arch))
-    layout = base_layout(
-        height=height, hovermode="x unified",
-        xaxis=dict(title=dict(text="time step t"), gridcolor="#e3e3e3", zeroline=False),
-        yaxis=_log_axis(yrange, "‖∂L/∂h<sub>t</sub>‖"),
-        shapes=_truncation_shapes(truncate, flows[0].hidden_grad_norms.shape[1]),
-    )
-    return go.Figure(data=data, layout=layout)
+    layout = base_layout(height=height, hovermode="x unified",
+                         xaxis=_axis("time step t", hoverformat="d"),
+                         yaxis=_log_axis("‖∂L/∂h<sub>t</sub>‖", yrange),
+                         shapes=_truncation_shapes(truncate, flows[0].hidden_grad_norms.shape[1]))
+    return {"data": data, "layout": layout}
 
 
 # ----------------------------------------------------------------------------- view 2
-def jacobian_figure(items, height=480) -> go.Figure:
+def jacobian_figure(items, height=480) -> dict:
     """View 2: ||ds_{T-1}/ds_t|| against the lag k = T-1-t, log scale.
 
     Parameters
     ----------
     items : list of dicts with ``arch``, ``name``, ``median``/``min``/``max`` (T,) arrays indexed
-        by lag, ``reference`` (T,) the slope sigma_1(W_hh)^k or None, ``sigma`` and
-        ``threshold`` (1/gamma) floats or None.
+        by lag, ``band`` (draw min..max), ``reference`` (T,) the slope sigma_1(W_hh)^k or None,
+        ``sigma`` (float or None) and ``verdict`` (one line or None).
     """
     if not items:
         return message_figure("Pick at least one architecture.", height)
-    arrays = [it["median"] for it in items] + [it["min"] for it in items] + [it["max"] for it in items]
-    has_bad = any(np.any(~np.isfinite(a)) for a in arrays)
-    yrange = log_range(arrays, top_room=0.4 if has_bad else 0.0) or [-1, 1]
+    arrays = [it[k] for it in items for k in ("median", "min", "max")]
+    yrange = log_range(arrays, top_room=0.4 if _has_special(arrays) else 0.0) or [-1, 1]
     data = []
     for it in items:
-        color, name = COLORS[it["arch"]], it["name"]
+        color, name, group = COLORS[it["arch"]], it["name"], it["arch"]
         k = np.arange(len(it["median"]))
-        if it.get("band", True):
-            data.extend(_band(k, it["min"], it["max"], color, it["arch"]))
-        data.append(go.Scatter(
-            x=k, y=_positive_or_gap(it["median"]), name=name, legendgroup=it["arch"],
-            mode="lines", line=dict(color=color, width=3.5),
-            hovertemplate=f"{name}: %{{y:.6g}}<extra></extra>"))
-        data.extend(_special_points(k, it["median"], name, color, yrange, it["arch"]))
+        if it.get("band"):
+            data.extend(_band(k, it["min"], it["max"], color, group))
+        data.append(_line(k, it["median"], name, color, group))
+        data.extend(_special_points(k, it["median"], name, color, yrange, group))
         if it.get("reference") is not None:
-            sigma = it["sigma"]
-            data.append(go.Scatter(
-                x=k, y=_positive_or_gap(it["reference"]), name=f"σ₁(W<sub>hh</sub>)<sup>k</sup> = {sigma:.3g}<sup>k</sup>",
-                legendgroup=it["arch"], mode="lines", line=dict(color=color, width=2, dash="dash"),
-                hovertemplate=f"{name} reference σ₁<sup>k</sup>: %{{y:.4g}}<extra></extra>"))
-    shapes = [dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1,
-                   line=dict(color=REFERENCE_COLOR, width=2, dash="dot"))]
+            ref_name = f"{name}: σ₁(W<sub>hh</sub>)<sup>k</sup> = {it['sigma']:.3g}<sup>k</sup>"
+            data.append(_line(k, it["reference"], ref_name, color, group, width=2, dash="dash",
+                              hover=f"{name} σ₁<sup>k</sup>: %{{y:.4g}}<extra></extra>"))
+    annotations = [dict(text="1/γ threshold: σ₁ = 1/γ gives slope 0", xref="paper", x=1, xanchor="right", y=0,
+                        yref="y", yanchor="bottom", showarrow=False, font=dict(size=14, color=REFERENCE_COLOR))]
     notes = [it["verdict"] for it in items if it.get("verdict")]
-    annotations = [dict(text="slope at σ₁ = 1/γ (Pascanu et al. 2013)", xref="paper", x=1, xanchor="right",
-                        y=0, yref="y", yanchor="bottom", showarrow=False, font=dict(size=14, color=REFERENCE_COLOR))]
     if notes:
         annotations.append(dict(text="<br>".join(notes), xref="paper", yref="paper", x=0.01, y=0.02,
                                 xanchor="left", yanchor="bottom", align="left", showarrow=False,
-                                bgcolor="rgba(255,255,255,0.85)", font=dict(size=14)))
+                                bgcolor="rgba(255,255,255,0.88)", bordercolor="#ccc", borderwidth=1,
+                                font=dict(size=14)))
     layout = base_layout(
         height=height, hovermode="x unified",
-        xaxis=dict(title=dict(text="lag k = T−1−t (steps back from the end)"), gridcolor="#e3e3e3", zeroline=False),
-        yaxis=_log_axis(yrange, "‖∂s<sub>T−1</sub>/∂s<sub>t</sub>‖"),
-        shapes=shapes, annotations=annotations)
-    return go.Figure(data=data, layout=layout)
+        xaxis=_axis("lag k = T−1−t  (steps back from the last step)", hoverformat="d"),
+        yaxis=_log_axis("‖∂s<sub>T−1</sub>/∂s<sub>t</sub>‖", yrange),
+        shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1,
+                     line=dict(color=REFERENCE_COLOR, width=2, dash="dot"))],
+        annotations=annotations)
+    return {"data": data, "layout": layout}
 
 
-# ----------------------------------------------------------------------------- view 3
-def heatmap_figure(items, height=None) -> go.Figure:
+# ----------------------------------------------------------------------------- heatmaps
+def _heat_range(arrays):
+    """(lo, hi) of the finite values of all arrays (one shared colour scale); (-1, 0) if none."""
+    finite = [a[np.isfinite(a)] for a in (np.asarray(x, dtype=float) for x in arrays)]
+    finite = [f for f in finite if f.size]
+    if not finite:
+        return -1.0, 0.0
+    lo, hi = min(float(f.min()) for f in finite), max(float(f.max()) for f in finite)
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+def _coloraxis(lo, hi, title) -> dict:
+    """The shared colour scale of a set of heatmaps."""
+    return dict(colorscale=HEAT_SCALE, cmin=lo, cmax=hi,
+                colorbar=dict(title=dict(text=title, side="right"), thickness=18, len=1.0, y=0.5, yanchor="middle"))
+
+
+def _title(text, color, x, y, xanchor="left") -> dict:
+    """A coloured small-multiple title placed in paper coordinates."""
+    return dict(text=f"<b>{text}</b>", x=x, y=y, xref="paper", yref="paper", xanchor=xanchor, yanchor="bottom",
+                showarrow=False, font=dict(size=17, color=color))
+
+
+def heatmap_figure(items, height=None) -> dict:
     """View 3: |dL/dh_t| per hidden unit, time on x, one row per architecture, one colour scale.
 
     Parameters
@@ -224,38 +287,69 @@ def heatmap_figure(items, height=None) -> go.Figure:
     if not items:
         return message_figure("Pick at least one architecture.", height or 440)
     n = len(items)
-    fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.06 if n > 1 else 0.0,
-                        subplot_titles=[f"{it['name']}" + (f"  (each column: max over {it['bin']} steps)" if it["bin"] > 1 else "")
-                                        for it in items])
+    gap, top_pad = 0.09, 0.06
+    h = (1 - top_pad - gap * (n - 1)) / n
     lo, hi = _heat_range([it["log10"] for it in items])
-    for row, it in enumerate(items, start=1):
+    data, layout_axes, annotations = [], {}, []
+    for i, it in enumerate(items):
+        ax = "" if i == 0 else str(i + 1)
+        y1 = 1 - top_pad - i * (h + gap)
         H = it["log10"].shape[1]
-        fig.add_trace(go.Heatmap(
-            x=it["t"], y=np.arange(1, H + 1), z=it["log10"].T, customdata=it["values"].T,
-            coloraxis="coloraxis", name=it["name"],
-            hovertemplate=f"{it['name']} t=%{{x}}, unit %{{y}}: %{{customdata:.6g}}<extra></extra>"), row=row, col=1)
-        fig.update_yaxes(title_text="unit", row=row, col=1)
-    fig.update_xaxes(title_text="time step t", row=n, col=1)
-    fig.update_layout(**base_layout(height=height or max(300, 60 + 190 * n)),
-                      coloraxis=dict(colorscale=HEAT_SCALE, cmin=lo, cmax=hi,
-                                     colorbar=dict(title=dict(text="log<sub>10</sub> |∂L/∂h|"), thickness=18)))
-    for ann, it in zip(fig.layout.annotations, items):
-        ann.font = dict(size=17, color=COLORS[it["arch"]])
-    return fig
+        binned = f" · each column: max over {it['bin']} steps" if it["bin"] > 1 else ""
+        data.append(dict(
+            type="heatmap", x=arr(it["t"]), y=arr(np.arange(1, H + 1)), z=arr(it["log10"].T, "f4"),
+            customdata=arr(it["values"].T), coloraxis="coloraxis", name=it["name"], xaxis=f"x{ax}", yaxis=f"y{ax}",
+            hovertemplate=f"{it['name']}  t=%{{x}}, unit %{{y}}: %{{customdata:.6g}}<extra></extra>"))
+        layout_axes[f"xaxis{ax}"] = _axis("time step t" if i == n - 1 else "", anchor=f"y{ax}",
+                                          matches="x" if i else None, showticklabels=i == n - 1)
+        layout_axes[f"yaxis{ax}"] = _axis("unit", anchor=f"x{ax}", domain=[max(0.0, y1 - h), y1])
+        annotations.append(_title(it["name"] + binned, COLORS[it["arch"]], 0, y1))
+    for axis in layout_axes.values():
+        if axis.get("matches") is None:
+            axis.pop("matches", None)
+    layout = base_layout(height=height or max(320, 80 + 200 * n), hovermode="closest",
+                         margin=dict(l=95, r=30, t=40, b=70),
+                         coloraxis=_coloraxis(lo, hi, "log<sub>10</sub> |∂L/∂h|"), annotations=annotations,
+                         **layout_axes)
+    return {"data": data, "layout": layout}
 
 
-def _heat_range(arrays):
-    """(lo, hi) of the finite values of all arrays (shared colour scale); (-1, 0) if none."""
-    finite = [a[np.isfinite(a)] for a in arrays]
-    finite = [f for f in finite if f.size]
-    if not finite:
-        return -1.0, 0.0
-    lo, hi = min(float(f.min()) for f in finite), max(float(f.max()) for f in finite)
-    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+def connectivity_figure(items, height=None) -> dict:
+    """View 6: the (T, T) map of ||dy_t/dx_s|| per architecture (Distill-style), one colour scale.
+
+    Parameters
+    ----------
+    items : list of dicts with ``arch``, ``name``, ``log10`` (T', T') log10 values (NaN where
+        there is no dependence), ``values`` (T', T') raw values, ``ticks`` (T',) the first step
+        of each row/column and ``bin`` steps per cell side.
+    """
+    if not items:
+        return message_figure("Pick at least one architecture.", height or 520)
+    n = len(items)
+    gap = 0.04
+    w = (1 - gap * (n - 1)) / n
+    lo, hi = _heat_range([it["log10"] for it in items])
+    data, layout_axes, annotations = [], {}, []
+    for i, it in enumerate(items):
+        ax = "" if i == 0 else str(i + 1)
+        x0 = i * (w + gap)
+        binned = f" (max over {it['bin']}×{it['bin']} steps)" if it["bin"] > 1 else ""
+        data.append(dict(
+            type="heatmap", x=arr(it["ticks"]), y=arr(it["ticks"]), z=arr(it["log10"], "f4"),
+            customdata=arr(it["values"]), coloraxis="coloraxis", name=it["name"], xaxis=f"x{ax}", yaxis=f"y{ax}",
+            hovertemplate=f"{it['name']}  output t=%{{y}}, input s=%{{x}}: %{{customdata:.6g}}<extra></extra>"))
+        layout_axes[f"xaxis{ax}"] = _axis("input step s", anchor=f"y{ax}", domain=[x0, x0 + w], constrain="domain")
+        layout_axes[f"yaxis{ax}"] = _axis("output step t" if i == 0 else "", anchor=f"x{ax}", autorange="reversed",
+                                          scaleanchor=f"x{ax}", constrain="domain", showticklabels=i == 0)
+        annotations.append(_title(it["name"] + binned, COLORS[it["arch"]], x0 + w / 2, 1.0, "center"))
+    layout = base_layout(height=height or 540, hovermode="closest", margin=dict(l=70, r=30, t=50, b=60),
+                         coloraxis=_coloraxis(lo, hi, "log<sub>10</sub> ‖∂y<sub>t</sub>/∂x<sub>s</sub>‖"),
+                         annotations=annotations, **layout_axes)
+    return {"data": data, "layout": layout}
 
 
 # ----------------------------------------------------------------------------- view 4
-def spectra_figure(items, height=480) -> go.Figure:
+def spectra_figure(items, height=500) -> dict:
     """View 4: singular values of W_hh (left) and of the one-step Jacobians over time (right).
 
     Parameters
@@ -266,105 +360,74 @@ def spectra_figure(items, height=480) -> go.Figure:
     """
     if not items:
         return message_figure("Pick at least one architecture.", height)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=("singular values of W<sub>hh</sub>", "one-step Jacobians ∂s<sub>t</sub>/∂s<sub>t−1</sub>"))
-    thresholds = {}
+    data, thresholds = [], {}
+    right = [it[k] for it in items for k in ("step_max", "step_min") if it.get(k) is not None]
+    yrange = log_range(right, top_room=0.4 if _has_special(right) else 0.0) if right else None
     for it in items:
-        color, name = COLORS[it["arch"]], it["name"]
+        color, name, group = COLORS[it["arch"]], it["name"], it["arch"]
         if it.get("weights") is not None:
-            w = np.asarray(it["weights"])
-            fig.add_trace(go.Scatter(
-                x=np.arange(1, w.size + 1), y=w, name=name, legendgroup=it["arch"], mode="lines+markers",
-                line=dict(color=color, width=3), marker=dict(size=6),
-                hovertemplate=f"{name} σ<sub>%{{x}}</sub> = %{{y:.6g}}<extra></extra>"), row=1, col=1)
+            w = np.asarray(it["weights"], dtype=float)
+            data.append(dict(type="scatter", x=arr(np.arange(1, w.size + 1)), y=arr(w), name=name, legendgroup=group,
+                             mode="lines+markers" if w.size <= 64 else "lines", line=dict(color=color, width=3),
+                             marker=dict(size=6, color=color), xaxis="x", yaxis="y",
+                             hovertemplate=f"{name} σ<sub>%{{x}}</sub> = %{{y:.6g}}<extra></extra>"))
         if it.get("threshold") is not None:
-            thresholds.setdefault(round(float(it["threshold"]), 6), []).append(name)
+            thresholds.setdefault(round(float(it["threshold"]), 9), []).append(name)
         if it.get("step_max") is not None:
             t = np.arange(len(it["step_max"]))
-            fig.add_trace(go.Scatter(
-                x=t, y=_positive_or_gap(it["step_max"]), name=f"{name} σ<sub>max</sub>", legendgroup=it["arch"],
-                showlegend=it.get("weights") is None, mode="lines", line=dict(color=color, width=3),
-                hovertemplate=f"{name} t=%{{x}} σ<sub>max</sub> = %{{y:.6g}}<extra></extra>"), row=1, col=2)
-            fig.add_trace(go.Scatter(
-                x=t, y=_positive_or_gap(it["step_min"]), name=f"{name} σ<sub>min</sub>", legendgroup=it["arch"],
-                showlegend=False, mode="lines", line=dict(color=color, width=2, dash="dot"),
-                hovertemplate=f"{name} t=%{{x}} σ<sub>min</sub> = %{{y:.6g}}<extra></extra>"), row=1, col=2)
+            show = it.get("weights") is None
+            data.append(_line(t, it["step_max"], f"{name} σ<sub>max</sub>", color, group, width=3, showlegend=show,
+                              xaxis="x2", yaxis="y2", hover=f"{name} σ<sub>max</sub>: %{{y:.6g}}<extra></extra>"))
+            data.append(_line(t, it["step_min"], f"{name} σ<sub>min</sub>", color, group, width=2, dash="dot",
+                              showlegend=False, xaxis="x2", yaxis="y2",
+                              hover=f"{name} σ<sub>min</sub>: %{{y:.6g}}<extra></extra>"))
+            if yrange:
+                data.extend(_special_points(t, it["step_max"], name, color, yrange, group, "x2", "y2"))
+    shapes, annotations = [], [_title("singular values of W<sub>hh</sub> (top layer)", "#1a1a1a", 0, 1.0),
+                               _title("one-step Jacobians ∂s<sub>t</sub>/∂s<sub>t−1</sub>, sequence 1",
+                                      "#1a1a1a", 0.55, 1.0)]
     for value, names in thresholds.items():
-        for col in (1, 2):
-            fig.add_hline(y=value, line=dict(color=REFERENCE_COLOR, width=2, dash="dot"), row=1, col=col)
-        fig.add_annotation(text=f"1/γ = {value:g} ({', '.join(names)})", xref="x domain", x=1, xanchor="right",
-                           y=value, yref="y", yanchor="bottom", showarrow=False,
-                           font=dict(size=14, color=REFERENCE_COLOR), row=1, col=1)
-    fig.update_xaxes(title_text="index i", gridcolor="#e3e3e3", row=1, col=1)
-    fig.update_xaxes(title_text="time step t", gridcolor="#e3e3e3", row=1, col=2)
-    fig.update_yaxes(title_text="σ<sub>i</sub>", gridcolor="#e3e3e3", row=1, col=1)
-    fig.update_yaxes(type="log", exponentformat="power", gridcolor="#e3e3e3", title_text="σ", row=1, col=2)
-    fig.update_layout(**base_layout(height=height, hovermode="closest"))
-    return fig
+        for xref, yref in (("x domain", "y"), ("x2 domain", "y2")):
+            shapes.append(dict(type="line", xref=xref, x0=0, x1=1, yref=yref, y0=value, y1=value,
+                               line=dict(color=REFERENCE_COLOR, width=2, dash="dot")))
+        annotations.append(dict(text=f"1/γ = {value:g}", xref="x domain", x=1, xanchor="right", y=value, yref="y",
+                                yanchor="bottom", showarrow=False, font=dict(size=14, color=REFERENCE_COLOR)))
+    layout = base_layout(
+        height=height, hovermode="closest", margin=dict(l=80, r=30, t=90, b=70),
+        legend=dict(orientation="h", yanchor="bottom", y=1.09, xanchor="left", x=0, font=dict(size=17)),
+        xaxis=_axis("index i", domain=[0, 0.42], anchor="y"),
+        yaxis=_axis("σ<sub>i</sub>", anchor="x", rangemode="tozero"),
+        xaxis2=_axis("time step t", domain=[0.55, 1], anchor="y2"),
+        yaxis2=_log_axis("σ", yrange, anchor="x2"),
+        shapes=shapes, annotations=annotations)
+    return {"data": data, "layout": layout}
 
 
 # ----------------------------------------------------------------------------- view 5
-def gates_figure(items, height=480) -> go.Figure:
-    """View 5: products of LSTM forget gates / GRU carry gates (1 - z) along time, beside the
-    plain RNN's product of step Jacobian norms.
+def gates_figure(items, height=480) -> dict:
+    """View 5: products of LSTM forget gates / GRU carry gates along time, beside the plain
+    RNN's product of step Jacobian norms.
 
     Parameters
     ----------
-    items : list of dicts with ``arch``, ``name``, ``label`` (what the product is),
+    items : list of dicts with ``arch``, ``name``, ``label`` (what the product is), ``band``,
         ``median``/``min``/``max`` (T,) over the batch, indexed by t.
     """
     if not items:
         return message_figure("Pick at least one architecture.", height)
-    arrays = [it["median"] for it in items] + [it["min"] for it in items] + [it["max"] for it in items]
-    has_bad = any(np.any(~np.isfinite(a)) for a in arrays)
-    yrange = log_range(arrays, top_room=0.4 if has_bad else 0.0) or [-1, 1]
+    arrays = [it[k] for it in items for k in ("median", "min", "max")]
+    yrange = log_range(arrays, top_room=0.4 if _has_special(arrays) else 0.0) or [-1, 1]
     data = []
     for it in items:
-        color, name = COLORS[it["arch"]], f"{it['name']}: {it['label']}"
+        color, name, group = COLORS[it["arch"]], f"{it['name']}: {it['label']}", it["arch"]
         t = np.arange(len(it["median"]))
-        if it.get("band", True):
-            data.extend(_band(t, it["min"], it["max"], color, it["arch"]))
-        data.append(go.Scatter(
-            x=t, y=_positive_or_gap(it["median"]), name=name, legendgroup=it["arch"], mode="lines",
-            line=dict(color=color, width=3.5), hovertemplate=f"{name}: %{{y:.6g}}<extra></extra>"))
-        data.extend(_special_points(t, it["median"], it["name"], color, yrange, it["arch"]))
-    layout = base_layout(
-        height=height, hovermode="x unified",
-        xaxis=dict(title=dict(text="time step t"), gridcolor="#e3e3e3", zeroline=False),
-        yaxis=_log_axis(yrange, "product from t to the end"))
-    return go.Figure(data=data, layout=layout)
-
-
-# ----------------------------------------------------------------------------- view 6
-def connectivity_figure(items, height=None) -> go.Figure:
-    """View 6: the (T, T) map of ||dy_t/dx_s|| per architecture (Distill-style), one colour scale.
-
-    Parameters
-    ----------
-    items : list of dicts with ``arch``, ``name``, ``log10`` (T', T') log10 values (NaN where
-        zero), ``values`` (T', T') raw values, ``ticks`` (T',) the step of each row/column and
-        ``bin`` steps per cell.
-    """
-    if not items:
-        return message_figure("Pick at least one architecture.", height or 480)
-    n = len(items)
-    fig = make_subplots(rows=1, cols=n, shared_yaxes=True, horizontal_spacing=0.03,
-                        subplot_titles=[it["name"] + (f" (max over {it['bin']}×{it['bin']} steps)" if it["bin"] > 1 else "")
-                                        for it in items])
-    lo, hi = _heat_range([it["log10"] for it in items])
-    for col, it in enumerate(items, start=1):
-        fig.add_trace(go.Heatmap(
-            x=it["ticks"], y=it["ticks"], z=it["log10"], customdata=it["values"], coloraxis="coloraxis",
-            name=it["name"],
-            hovertemplate=f"{it['name']} output t=%{{y}}, input s=%{{x}}: %{{customdata:.6g}}<extra></extra>"),
-            row=1, col=col)
-        fig.update_xaxes(title_text="input step s", row=1, col=col, constrain="domain")
-        fig.update_yaxes(scaleanchor=f"x{'' if col == 1 else col}", autorange="reversed", row=1, col=col,
-                         constrain="domain")
-    fig.update_yaxes(title_text="output step t", row=1, col=1)
-    fig.update_layout(**base_layout(height=height or 520),
-                      coloraxis=dict(colorscale=HEAT_SCALE, cmin=lo, cmax=hi,
-                                     colorbar=dict(title=dict(text="log<sub>10</sub> ‖∂y<sub>t</sub>/∂x<sub>s</sub>‖"), thickness=18)))
-    for ann, it in zip(fig.layout.annotations, items):
-        ann.font = dict(size=17, color=COLORS[it["arch"]])
-    return fig
+        if it.get("band"):
+            data.extend(_band(t, it["min"], it["max"], color, group))
+        data.append(_line(t, it["median"], name, color, group))
+        data.extend(_special_points(t, it["median"], it["name"], color, yrange, group))
+    layout = base_layout(height=height, hovermode="x unified",
+                         xaxis=_axis("time step t", hoverformat="d"),
+                         yaxis=_log_axis("product from step t to the end", yrange),
+                         shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1,
+                                      line=dict(color=REFERENCE_COLOR, width=1.5, dash="dot"))])
+    return {"data": data, "layout": layout}

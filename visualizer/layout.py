@@ -16,7 +16,7 @@ TASK_LABELS = {"adding": "Adding problem", "copy": "Copy / memory", "sine": "Sin
                "chars": "Next character (text)"}
 INIT_LABELS = {"pytorch": "PyTorch default (uniform)", "orthogonal": "Orthogonal × scale",
                "identity": "Identity × scale (IRNN)", "normal": "Gaussian, spectral radius = scale"}
-VIEW_LABELS = {"jacobian": "Jacobian norms", "heatmap": "Per-unit heatmaps", "spectra": "Spectra",
+VIEW_LABELS = {"heatmap": "Heatmaps", "jacobian": "Jacobian norms", "spectra": "Spectra",
                "gates": "Why gating helps", "connectivity": "Connectivity"}
 
 CAPTIONS = {
@@ -27,8 +27,8 @@ CAPTIONS = {
                  "t is. The dashed line of the same colour is the slope allowed by the largest singular value of "
                  "W_hh; the dotted grey line at 1 is Pascanu et al.'s threshold σ₁ = 1/γ: below it vanishing is "
                  "guaranteed. The band spans the batch; the line is its median."),
-    "heatmap": ("|∂L/∂h_t| for every hidden unit (rows) and step (columns), top layer, summed over the batch. "
-                "One colour scale for all architectures: dark means the gradient has vanished."),
+    "heatmap": ("|∂L/∂hₜ| of every hidden unit (rows) at every step (columns), top layer, combined over the "
+                "batch. One colour scale for all architectures: dark means the gradient has vanished."),
     "spectra": ("Left: singular values of the recurrent weights W_hh against the 1/γ threshold. Right: the largest "
                 "(solid) and smallest (dotted) singular value of each one-step Jacobian ∂s_t/∂s_{t−1} of the first "
                 "sequence; a product of Jacobians below 1 shrinks the gradient at every step."),

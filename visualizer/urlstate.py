@@ -18,7 +18,7 @@ TASK_CHOICES = ("adding", "copy", "sine", "chars")
 INIT_CHOICES = ("pytorch", "orthogonal", "identity", "normal")
 LOSS_ON_CHOICES = ("last", "all")
 OPTIMIZER_CHOICES = ("adam", "sgd")
-VIEW_CHOICES = ("jacobian", "heatmap", "spectra", "gates", "connectivity")
+VIEW_CHOICES = ("heatmap", "jacobian", "spectra", "gates", "connectivity")
 
 # Work cap: seq_len * batch * layers * hidden^2 per architecture (T=1000, H=256, B=16, L=2 fits).
 WORK_CAP = 2_200_000_000
@@ -50,7 +50,7 @@ class Params:
     lr: float = 0.01
     seed: int = 0
     match_params: bool = False
-    view: str = "jacobian"
+    view: str = "heatmap"
 
     def to_dict(self) -> dict:
         """JSON-able dict (for ``dcc.Store``)."""
@@ -61,7 +61,7 @@ class Params:
     @classmethod
     def from_dict(cls, data) -> "Params":
         """Inverse of :meth:`to_dict`, validating as :func:`validate` does (messages dropped)."""
-        return validate(data if isinstance(data, dict) else {})[0]
+        return validate(data if isinstance(data, dict) else {}, allow_empty_arch=True)[0]
 
 
 DEFAULTS = Params()

@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+from dash import no_update
+
+from visualizer import callbacks, ids
+from visualizer.figures import decode
+from visualizer.urlstate import DEFAULTS, Params, to_query
+
+FIELDS = callbacks.FIELDS
+
+
+def controls_of(p):
+    return callbacks.params_to_controls(p)
+
+
+def test_page_load_sets_controls_store_and_canonical_url():
+    search, store, messages, *controls = callbacks.sync(None, "?seq_len=50&arch=gru", [None] * len(FIELDS), None)
+    p = Params(arch=("gru",), seq_len=50)
+    assert search == to_query(p)
+    assert store == callbacks.store_data(p) and "view" not in store
+    assert messages == []
+    assert controls == controls_of(p)
+
+
+def test_bad_url_value_gives_a_visible_message_and_clamped_control():
+    search, store, messages, *controls = callbacks.sync(ids.URL, "?seq_len=99999&hidden=x", [None] * len(FIELDS), None)
+    texts = [m.children for m in messages]
+    assert any(t.startswith("seq_len=99999 is above the maximum 2000") for t in texts)
+    assert any(t.startswith("hidden is not a finite number") for t in texts)
+    assert controls[FIELDS.index("seq_len")] == 2000 and store["seq_len"] == 2000
+
+
+def test_a_control_change_writes_the_url_and_store_only():
+    values = controls_of(DEFAULTS)
+    store = callbacks.store_data(DEFAULTS)
+    values[FIELDS.index("seq_len")] = 300
+    search, new_store, messages, *controls = callbacks.sync(ids.SEQ_LEN, to_query(DEFAULTS), values, store)
+    assert "seq_len=300" in search
+    assert new_store["seq_len"] == 300
+    assert all(c is no_update for c in controls)
+
+
+def test_switching_tabs_changes_the_url_but_not_the_store():
+    values = controls_of(DEFAULTS)
+    values[FIELDS.index("view")] = "spectra"
+    search, store, messages, *_ = callbacks.sync(ids.VIEW, to_query(DEFAULTS), values, callbacks.store_data(DEFAULTS))
+    assert "view=spectra" in search
+    assert store is no_update
+
+
+def test_an_out_of_range_control_value_is_written_back_clamped():
+    values = controls_of(DEFAULTS)
+    values[FIELDS.index("truncate")] = -4
+    _, store, messages, *controls = callbacks.sync(ids.TRUNCATE, "", values, None)
+    assert controls[FIELDS.index("truncate")] == 1 and store["truncate"] == 1
+    assert messages and "truncate" in messages[0].children
+
+
+def test_unticking_every_architecture_shows_a_hint_not_an_error():
+    values = controls_of(DEFAULTS)
+    values[FIELDS.index("arch")] = []
+    _, store, messages, *_ = callbacks.sync(ids.ARCH, "", values, None)
+    assert store["arch"] == []
+    fig, banner, info = callbacks.overview(store)
+    assert "Pick at least one" in fig["layout"]["annotations"][0]["text"]
+
+
+def test_overview_builds_view_one_banner_and_info():
+    store = callbacks.store_data(Params(seq_len=40, hidden=8, batch=2))
+    fig, banner, info = callbacks.overview(store)
+    traces = [t for t in fig["data"] if t.get("showlegend", True)]
+    assert [t["name"] for t in traces] == ["RNN", "LSTM", "GRU"]
+    assert all(len(decode(t["x"])) == 40 for t in traces)
+    assert banner == [] and len(info) == 3
+
+
+def test_overview_banner_when_a_run_explodes():
+    store = callbacks.store_data(Params(arch=("rnn-relu",), seq_len=1100, hidden=8, batch=2, init="identity",
+                                        scale=2.0))
+    fig, banner, info = callbacks.overview(store)
+    assert len(banner) == 1 and banner[0].children.startswith("RNN-relu exploded at step")
+
+
+def test_impossible_configuration_shows_its_message():
+    store = callbacks.store_data(Params(seq_len=1, task="adding"))
+    fig, banner, info = callbacks.overview(store)
+    assert "lag" in fig["layout"]["annotations"][0]["text"]
+    fig, caption = callbacks.view(store, "jacobian")
+    assert "lag" in fig["layout"]["annotations"][0]["text"]
+
+
+def test_no_store_yet_changes_nothing():
+    assert callbacks.overview(None) == [no_update] * 3
+    assert callbacks.view(None, "heatmap") == [no_update] * 2
+
+
+@pytest.mark.parametrize("tab", ["heatmap", "jacobian", "spectra", "gates", "connectivity", "bogus"])
+def test_every_tab_renders(tab):
+    store = callbacks.store_data(Params(seq_len=12, hidden=4, batch=2, arch=("rnn", "lstm")))
+    fig, caption = callbacks.view(store, tab)
+    assert fig["data"], fig["layout"].get("annotations")
+    assert isinstance(caption, str) and caption
+
+
+def test_unexpected_errors_keep_the_app_serving(monkeypatch):
+    def boom(key):
+        raise RuntimeError("kaput")
+    monkeypatch.setattr(callbacks.compute, "grad_flow", boom)
+    fig, banner, info = callbacks.overview(callbacks.store_data(Params(seq_len=5)))
+    assert "kaput" in fig["layout"]["annotations"][0]["text"]
+
+
+def test_sync_state_reads_the_trigger_from_ctx():
+    from dash._callback_context import context_value
+    from dash._utils import AttributeDict
+
+    context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{ids.URL}.search", "value": "?seed=3"}]))
+    out = callbacks.sync_state("?seed=3", *controls_of(DEFAULTS), None)
+    assert out[1]["seed"] == 3

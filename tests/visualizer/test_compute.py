@@ -1,0 +1,167 @@
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import core
+from visualizer import compute
+from visualizer.urlstate import Params
+
+
+@pytest.fixture
+def small():
+    return Params(seq_len=20, hidden=8, batch=3)
+
+
+def test_batch_summary_median_min_max_and_overflow_stays_visible():
+    v = np.array([[1.0, 2.0, 4.0], [1.0, np.inf, 3.0], [np.nan, 1.0, 1.0]])
+    s = compute.batch_summary(v)
+    assert s["median"][0] == 2.0 and s["min"][0] == 1.0 and s["max"][0] == 4.0
+    assert s["median"][1] == np.inf
+    assert np.isnan(s["median"][2])
+
+
+def test_safe_log10_maps_zero_and_nonfinite_to_nan():
+    out = compute.safe_log10(np.array([100.0, 0.0, np.inf, np.nan, 1e-300, -10.0]))
+    np.testing.assert_allclose(out[[0, 4, 5]], [2.0, -300.0, 1.0])
+    assert np.all(np.isnan(out[1:4]))
+
+
+def test_bin_max_reduces_consecutive_bins_and_ignores_partial_nan():
+    a = np.arange(10.0)
+    out, k = compute.bin_max(a, 4)
+    assert k == 3
+    np.testing.assert_array_equal(out, [2.0, 5.0, 8.0, 9.0])
+    same, k1 = compute.bin_max(a, 10)
+    assert k1 == 1 and same is not None and np.array_equal(same, a)
+    m = np.array([[1.0, np.nan], [np.nan, np.nan], [3.0, 2.0], [np.nan, 5.0]])
+    out, k = compute.bin_max(m, 2, axis=0)
+    np.testing.assert_array_equal(out, [[1.0, np.nan], [3.0, 5.0]])
+    out, _ = compute.bin_max(m, 1, axis=1)
+    np.testing.assert_array_equal(out[:, 0], [1.0, np.nan, 3.0, 5.0])
+
+
+def test_reference_slope_and_verdict():
+    np.testing.assert_allclose(compute.reference_slope(0.5, 4), [1, 0.5, 0.25, 0.125])
+    assert "vanishing is guaranteed" in compute.verdict("RNN", 0.9, 1.0)
+    assert "exploding becomes possible" in compute.verdict("RNN", 1.5, 1.0)
+
+
+def test_targets_slices_the_last_step_or_explains():
+    sine = core.make_task("sine", 10, 2)
+    y, on, note = compute.targets(sine, "last")
+    assert on == "last" and y.shape == (2, 1) and note is None
+    adding = core.make_task("adding", 10, 2)
+    y, on, note = compute.targets(adding, "all")
+    assert on == "last" and "only at the last step" in note
+
+
+def test_run_key_depends_only_on_what_the_architecture_uses(small):
+    a = compute.run_key(small, "rnn")
+    b = compute.run_key(Params(**{**small.to_dict(), "arch": ("rnn",), "forget_bias": 2.0, "view": "gates",
+                                  "clip": 1.0, "lr": 0.5}), "rnn")
+    assert a == b
+    assert compute.run_key(small, "lstm") != compute.run_key(Params(**{**small.to_dict(), "arch": ("lstm",),
+                                                                       "forget_bias": 2.0}), "lstm")
+    # the scale is ignored by the PyTorch initialiser, so it must not split the cache
+    assert a == compute.run_key(Params(**{**small.to_dict(), "arch": ("rnn",), "scale": 3.0}), "rnn")
+    # a truncation window as long as the sequence is full BPTT
+    assert compute.run_key(Params(**{**small.to_dict(), "arch": ("rnn",), "truncate": 20}), "rnn").truncate is None
+
+
+def test_match_params_gives_comparable_parameter_counts():
+    p = Params(hidden=40, seq_len=10, batch=2, match_params=True)
+    counts = {a: compute.get_model(compute.run_key(p, a)).num_parameters() for a in ("rnn", "lstm", "gru")}
+    assert compute.run_key(p, "rnn").hidden == 40
+    assert compute.run_key(p, "lstm").hidden < 40
+    for a in ("lstm", "gru"):
+        assert abs(counts[a] - counts["rnn"]) / counts["rnn"] < 0.1
+
+
+def test_grad_flow_matches_core_bptt(small):
+    key = compute.run_key(small, "gru")
+    flow = compute.grad_flow(key)
+    task = core.make_task("adding", 20, 3, seed=0)
+    model = core.build("gru", input_size=2, hidden_size=8, output_size=1, seed=0)
+    ref = core.bptt(model, task.x, task.y, loss="mse", loss_on="last")
+    np.testing.assert_allclose(flow.hidden_grad_norms, ref.hidden_grad_norms)
+    assert flow.name == "GRU" and flow.hidden == 8 and flow.nonfinite_step is None
+    assert flow.sigma_max == pytest.approx(float(core.weight_singular_values(model)[-1][0]))
+
+
+def test_impossible_task_settings_raise_value_error():
+    with pytest.raises(ValueError, match="lag"):
+        compute.grad_flow(compute.run_key(Params(seq_len=1), "rnn"))
+
+
+def test_memoize_computes_once_for_concurrent_callers():
+    calls = []
+
+    @compute.memoize(maxsize=2)
+    def slow(key):
+        calls.append(key)
+        time.sleep(0.05)
+        return key * 2
+
+    threads = [threading.Thread(target=slow, args=(3,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [3]
+    assert slow(1) == 2 and slow(2) == 4 and slow(3) == 6
+    assert slow.cache_len() == 2
+    assert calls == [3, 1, 2, 3]
+
+
+def test_memoize_does_not_cache_exceptions():
+    calls = []
+
+    @compute.memoize(maxsize=2)
+    def fail(key):
+        calls.append(key)
+        raise ValueError("no")
+
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            fail(1)
+    assert calls == [1, 1]
+
+
+def test_jacobian_batch_caps_large_work():
+    assert compute.jacobian_batch(compute.run_key(Params(), "lstm")) == Params().batch
+    big = Params(seq_len=1000, hidden=256, batch=8)
+    assert compute.jacobian_batch(compute.run_key(big, "lstm")) == 1
+    assert 1 <= compute.jacobian_batch(compute.run_key(big, "rnn")) <= 8
+
+
+def test_explosion_messages_name_the_architecture_and_step():
+    p = Params(arch=("rnn-relu", "gru"), seq_len=1100, hidden=8, batch=2, init="identity", scale=2.0)
+    flows = [compute.grad_flow(compute.run_key(p, a)) for a in p.arch]
+    lines = compute.explosion_messages(flows)
+    assert len(lines) == 1
+    assert lines[0].startswith(f"RNN-relu exploded at step {flows[0].nonfinite_step}:")
+
+
+def test_view_payload_shapes(small):
+    keys = [compute.run_key(small, a) for a in ("rnn", "lstm")]
+    jac = compute.jacobian_items(keys)
+    assert [it["name"] for it in jac] == ["RNN", "LSTM"]
+    assert jac[0]["median"].shape == (20,) and jac[0]["median"][0] == pytest.approx(1.0)  # lag 0 is the identity
+    assert jac[0]["reference"][1] == pytest.approx(jac[0]["sigma"])
+    spectra = compute.spectra_items(keys)
+    assert spectra[1]["weights"].shape == (8,) and spectra[1]["step_max"].shape == (20,)
+    gates = compute.gate_items(keys)
+    assert gates[1]["median"][-1] == pytest.approx(1.0)
+    conn = compute.connectivity_items(keys)
+    assert conn[0]["values"].shape == (20, 20) and conn[0]["bin"] == 1
+    heat = compute.heatmap_items([compute.grad_flow(k) for k in keys])
+    assert heat[0]["values"].shape == (20, 8) and heat[0]["bin"] == 1
+
+
+def test_large_maps_are_binned_for_display():
+    p = Params(arch=("rnn",), seq_len=600, hidden=200, batch=1)
+    heat = compute.heatmap_items([compute.grad_flow(compute.run_key(p, "rnn"))])[0]
+    assert heat["values"].shape[0] * heat["values"].shape[1] <= compute.HEAT_CELLS
+    assert heat["bin"] > 1 and heat["t"].shape == (heat["values"].shape[0],)
