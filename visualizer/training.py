@@ -253,7 +253,8 @@ def decode_checkpoint(text, configs: dict) -> dict | None:
 
 # ----------------------------------------------------------------------------- the job
 def run_job(set_progress, params: Params, steps: int, target: int, start_step: int = 0,
-            checkpoint: str | None = None, run_id: str | None = None, clock=time.monotonic) -> dict:
+            checkpoint: str | None = None, run_id: str | None = None, keep_going=None,
+            clock=time.monotonic) -> dict:
     """Train every architecture of ``params`` up to step ``target`` and report as it goes.
 
     Parameters
@@ -263,6 +264,8 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
     target : stop after this step (<= steps).  start_step : steps the browser already shows;
         earlier steps are replayed silently from ``checkpoint`` (or from step 0).
     run_id : the run this job continues (None: a new run).
+    keep_going : optional callable, asked after every step; the job stops early (status
+        ``"paused"``) when it returns False (e.g. at the time limit of a job slot).
 
     Returns
     -------
@@ -291,7 +294,7 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
                 "snaps": snaps[-WINDOW:] if window else list(snaps), "live": list(live.values()),
                 "checkpoint": None if fresh is None else {"step": fresh["step"], "data": fresh["data"]}}
 
-    while True:
+    while keep_going is None or keep_going():
         active = [a for a in states if not finished(configs[a], states[a]) and states[a].step < target]
         if not active:
             break

@@ -1,0 +1,315 @@
+"""The live-training panel: layout and callbacks (training itself runs as a Dash background job).
+
+Data flow (all per-user state lives in the browser, in ``dcc.Store``)::
+
+    ▶ Train / ⏭ Step ──> train_job (background: visualizer.training.run_job in a job slot)
+        │ progress, ~10 a second                 │ final result
+        v                                        v
+    PROGRESS store ──> draw_live (server: the loss / gradient-norm figure and the newest
+        │                          snapshot, from that payload alone)
+        └──────────────> merge (clientside JS) <── RESULT store, ⟲ Reset
+                           │ RECORD (every recorded snapshot), STATUS (run, step),
+                           │ CHECKPOINT (to resume), slider, progress bar, status line
+                           v
+    slider / VIEW token ──> draw_snapshot (server: the three figures at the chosen snapshot)
+
+⏸ Pause and ⟲ Reset cancel the job (Dash's ``cancel=``); ▶ Train after a pause continues the
+same run exactly from the last checkpoint. The job's inputs are uploaded once per start (Dash
+clears them from its polling requests), and progress payloads hold only a window of recent
+snapshots, so traffic stays small.
+"""
+from __future__ import annotations
+
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from . import jobs, limits, training
+from .training_figures import evolution_figure, flow_figure, progress_figure
+from .urlstate import Params
+
+# component ids (kebab-case)
+PANEL = "train-panel"
+PLAY = "train-play"
+PAUSE = "train-pause"
+STEP = "train-step"
+RESET = "train-reset"
+STEPS = "train-steps-input"
+BAR = "train-progress-bar"
+STATUS_LINE = "train-status-line"
+MESSAGE = "train-message"
+PROGRESS_GRAPH = "train-progress-graph"
+FLOW_GRAPH = "train-flow-graph"
+EVOLUTION_GRAPH = "train-evolution-graph"
+SLIDER = "train-snapshot-slider"
+PROGRESS_STORE = "train-progress-store"
+RESULT_STORE = "train-result-store"
+RECORD = "train-record-store"
+STATUS = "train-status-store"
+CHECKPOINT = "train-checkpoint-store"
+VIEW_TOKEN = "train-view-token"
+
+POLL_MS = 80  # Dash polls a running job this often (plus the request's own time)
+REDRAW_MS = 2000  # while training, the snapshot heatmap (which needs the whole record) redraws this often
+
+CAPTION = ("Top: each architecture's loss at every training step (log scale; the dashed line is the loss of "
+           "the best input-ignoring predictor) and, below it, the gradient's norm before clipping — ○ marks a "
+           "step that clipping shortened. Bottom left: ‖∂L/∂hₜ‖ at the chosen snapshot, the view at the top of "
+           "the page as training changes the weights. Bottom right: every recorded snapshot at once (rows are "
+           "training steps, columns time steps): watch whether the dark, vanished region on the left shrinks.")
+
+
+# ----------------------------------------------------------------------------- layout
+def _button(id_, label, title, disabled=False, primary=False):
+    """A large control button."""
+    return html.Button(label, id=id_, n_clicks=0, title=title, disabled=disabled,
+                       className="train-button" + (" train-button--primary" if primary else ""))
+
+
+def _graph(id_, height):
+    """A graph with a PNG button and no logo."""
+    return dcc.Graph(id=id_, config={"displaylogo": False, "responsive": True,
+                                     "toImageButtonOptions": {"format": "png", "scale": 2}},
+                     style={"height": f"{height}px"}, className="graph",
+                     figure=progress_figure({}) if id_ == PROGRESS_GRAPH else
+                     (flow_figure([]) if id_ == FLOW_GRAPH else evolution_figure({})))
+
+
+def panel(steps: int = training.DEFAULT_STEPS) -> html.Section:
+    """The training card: buttons, steps, progress, three figures, the snapshot slider, stores."""
+    return html.Section(id=PANEL, className="card training-panel", children=[
+        html.H2("Training, live: does the gradient reach further as the network learns?", className="card-title"),
+        html.Div(className="train-controls", children=[
+            _button(PLAY, "▶ Train", "Train every chosen architecture (continues after a pause)", primary=True),
+            _button(PAUSE, "❚❚ Pause", "Stop training here (▶ continues exactly where it stopped)", disabled=True),
+            _button(STEP, "▶❚ Step", "Train until the next recorded snapshot"),
+            _button(RESET, "↺ Reset", "Forget this run and start again from the initial weights"),
+            html.Label(["steps ", dcc.Input(id=STEPS, type="number", value=steps, min=1, max=training.MAX_STEPS,
+                                            step=1, debounce=True, className="number-input train-steps")],
+                       className="train-steps-label"),
+            html.Progress(id=BAR, value="0", max=str(steps), className="train-bar"),
+            html.Span("Ready.", id=STATUS_LINE, className="train-status", role="status"),
+        ]),
+        html.Div(id=MESSAGE, className="messages train-message", role="alert"),
+        _graph(PROGRESS_GRAPH, 430),
+        html.Div(className="train-row", children=[_graph(FLOW_GRAPH, 400), _graph(EVOLUTION_GRAPH, 400)]),
+        html.Div(className="train-slider", children=[
+            html.Label("Snapshot: training step", className="field-label"),
+            dcc.Slider(id=SLIDER, min=0, max=1, step=training.record_every(steps), value=1, marks=None,
+                       updatemode="mouseup", className="slider"),
+        ]),
+        html.P(CAPTION, className="caption how-to-read"),
+        dcc.Store(id=PROGRESS_STORE), dcc.Store(id=RESULT_STORE), dcc.Store(id=RECORD),
+        dcc.Store(id=STATUS), dcc.Store(id=CHECKPOINT), dcc.Store(id=VIEW_TOKEN),
+    ])
+
+
+# ----------------------------------------------------------------------------- the job
+def _error(message: str) -> dict:
+    """A result payload that only carries a message for the user."""
+    return {"error": message}
+
+
+def plan(trigger, params: Params, steps: int, status, checkpoint) -> dict:
+    """Where a job starts and stops: ``{"start", "target", "run_id", "checkpoint"}``.
+
+    The same settings and an unfinished run continue it (from ``status["step"]``, resuming
+    from ``checkpoint`` if it belongs to that run); anything else starts a new run. ▶ trains
+    to the end, ⏭ to the next recorded snapshot.
+    """
+    key = training.run_key(params, steps)
+    same = isinstance(status, dict) and status.get("key") == key and not status.get("done")
+    start = int(status.get("step") or 0) if same else 0
+    run_id = status.get("run") if same else None
+    ckpt = checkpoint.get("data") if same and isinstance(checkpoint, dict) and checkpoint.get("run") == run_id else None
+    every = training.record_every(steps)
+    target = steps if trigger != STEP else min(steps, (start // every + 1) * every)
+    return {"start": start, "target": target, "run_id": run_id, "checkpoint": ckpt}
+
+
+def train_job(set_progress, play, step, store, steps, status, checkpoint, user_id):
+    """Background callback: train the chosen architectures, reporting progress, in a job slot."""
+    params = Params.from_dict(store or {})
+    steps = training.clamp_steps(steps)
+    if not params.arch:
+        return _error("Pick at least one architecture to train.")
+    message = limits.training_message(params, steps)
+    if message:
+        return _error(message)
+    where = plan(ctx.triggered_id, params, steps, status, checkpoint)
+    note = {}
+
+    try:
+        with limits.job_slot(user_id) as slot:
+            def keep_going():
+                slot.touch()
+                if slot.expired():
+                    note["text"] = slot.time_message()
+                    return False
+                return True
+
+            result = training.run_job(set_progress, params, steps, where["target"], where["start"],
+                                      where["checkpoint"], where["run_id"], keep_going=keep_going)
+    except (limits.LimitReached, jobs.JobsUnavailable) as e:
+        return _error(str(e))
+    except ValueError as e:  # impossible task settings, from the core
+        return _error(f"Cannot train this configuration: {e}")
+    result["note"] = note.get("text")
+    return result
+
+
+def job_error(exc):
+    """``on_error`` of the job: the queue is down or the job failed."""
+    return _error(jobs.error_message(exc))
+
+
+# ----------------------------------------------------------------------------- drawing
+def draw_live(progress):
+    """The loss / gradient-norm figure and the newest snapshot, from one progress payload."""
+    if not isinstance(progress, dict) or "archs" not in progress:
+        return no_update, no_update
+    return progress_figure(progress["archs"]), flow_figure(progress.get("live") or [])
+
+
+def snapshot_steps(record) -> list[int]:
+    """The recorded training steps (union over architectures), sorted."""
+    if not isinstance(record, dict):
+        return []
+    return sorted({int(s["step"]) for snaps in (record.get("snaps") or {}).values() for s in snaps})
+
+
+def at_step(record, step: int) -> list[dict]:
+    """Per architecture, the newest recorded snapshot at or before ``step``."""
+    out = []
+    for snaps in (record.get("snaps") or {}).values():
+        before = [s for s in snaps if int(s["step"]) <= step]
+        if before:
+            out.append(before[-1])
+    return out
+
+
+def draw_snapshot(step, token, record):
+    """The three figures at training step ``step`` (the newest snapshot at or before it; empty
+    figures without a record)."""
+    steps = snapshot_steps(record)
+    if not steps:
+        return progress_figure({}), flow_figure([]), evolution_figure({})
+    try:
+        step = int(step)
+    except (TypeError, ValueError):
+        step = steps[-1]
+    step = max(steps[0], min(step, steps[-1]))
+    snaps = at_step(record, step)
+    return (progress_figure(record.get("archs") or {}, selected_step=step), flow_figure(snaps),
+            evolution_figure(record.get("snaps") or {}, selected_step=step))
+
+
+MERGE_JS = """
+function(payload, record, final) {
+    const nu = window.dash_clientside.no_update;
+    const p = payload;
+    if (!p) { return [nu, nu, nu, nu, nu, nu, nu, nu, nu, nu]; }
+    if (p.error) { return [nu, nu, nu, nu, nu, nu, nu, 'Not started.', p.error, nu]; }
+    const same = record && record.run === p.run;
+    const snaps = Object.assign({}, same ? record.snaps : {});
+    for (const s of p.snaps) {
+        const list = (snaps[s.arch] || []).slice();
+        if (!list.some(x => x.step === s.step)) {
+            list.push(s);
+            list.sort((a, b) => a.step - b.step);
+        }
+        snaps[s.arch] = list;
+    }
+    const rec = {run: p.run, key: p.key, every: p.every, archs: p.archs, snaps: snaps, status: p.status};
+    const all = new Set();
+    Object.values(snaps).forEach(l => l.forEach(s => all.add(s.step)));
+    const steps = Array.from(all).sort((a, b) => a - b);
+    const hist = Object.values(p.archs);
+    const step = Math.max(0, ...hist.map(h => h.step));
+    const total = hist.length ? hist[0].steps : 0;
+    const done = p.status === 'done';
+    const status = {run: p.run, key: p.key, step: step, done: done, status: p.status};
+    const ckpt = p.checkpoint ? {run: p.run, step: p.checkpoint.step, data: p.checkpoint.data} : nu;
+    const marks = {};
+    marks[p.every || 1] = String(p.every || 1);
+    marks[total] = String(total);
+    const losses = hist.map(h => {
+        const v = h.losses.length ? h.losses[h.losses.length - 1] : null;
+        const shown = typeof v === 'number' ? v.toPrecision(3) : v;
+        return h.name + ' ' + (h.diverged ? 'diverged' : 'loss ' + shown);
+    }).join(' · ');
+    const clipped = hist.reduce((n, h) => n + h.clipped.length, 0);
+    const state = final ? (done ? 'done' : 'paused') : 'training';
+    const text = 'Step ' + step + ' / ' + total + ' (' + state + ') · ' + losses +
+        (clipped ? ' · ' + clipped + ' clipped' : '');
+    const every = p.every || 1;
+    const top = steps.length ? Math.ceil(steps[steps.length - 1] / every) * every : every;
+    const now = Date.now();
+    const redraw = final || !record || !same || !record.drawn || now - record.drawn > REDRAW_MS;
+    rec.drawn = redraw ? now : record.drawn;
+    return [rec, status, ckpt, top, redraw ? top : nu, marks, String(step), text, p.note || '',
+            redraw ? {t: now, live: !final} : nu];
+}
+"""
+
+MERGE_JS = MERGE_JS.replace("REDRAW_MS", str(REDRAW_MS))
+MERGE_PROGRESS_JS = "function(p, record) { return (%s)(p, record, false); }" % MERGE_JS.strip()
+MERGE_RESULT_JS = "function(p, record) { return (%s)(p, record, true); }" % MERGE_JS.strip()
+RESET_JS = """
+function(n) {
+    return [null, null, null, 1, 1, {}, '0', 'Ready.', '', {t: Date.now()}];
+}
+"""
+PAUSE_JS = """
+function(n, text) {
+    return (typeof text === 'string') ? text.replace('(training)', '(paused)') : window.dash_clientside.no_update;
+}
+"""
+
+
+# ----------------------------------------------------------------------------- registration
+def register(app, manager=None, steps_input=(STEPS, "value"), params_store="params-store") -> None:
+    """Attach the panel's callbacks to ``app``.
+
+    ``manager``: the background-callback manager (default: the app's). ``steps_input`` is the
+    (id, property) holding the number of steps; ``params_store`` the id of the app's params store.
+    """
+    app.callback(
+        Output(RESULT_STORE, "data"),
+        Input(PLAY, "n_clicks"), Input(STEP, "n_clicks"),
+        State(params_store, "data"), State(*steps_input), State(STATUS, "data"), State(CHECKPOINT, "data"),
+        State(limits.USER_STORE, "data"),
+        background=True, manager=manager, interval=POLL_MS, prevent_initial_call=True,
+        progress=[Output(PROGRESS_STORE, "data")],
+        cancel=[Input(PAUSE, "n_clicks"), Input(RESET, "n_clicks")],
+        running=[(Output(PLAY, "disabled"), True, False), (Output(STEP, "disabled"), True, False),
+                 (Output(PAUSE, "disabled"), False, True), (Output(STEPS, "disabled"), True, False),
+                 (Output(PANEL, "className"), "card training-panel running", "card training-panel")],
+        on_error=job_error,
+    )(train_job)
+    merged = [Output(RECORD, "data", allow_duplicate=True), Output(STATUS, "data", allow_duplicate=True),
+              Output(CHECKPOINT, "data", allow_duplicate=True), Output(SLIDER, "max", allow_duplicate=True),
+              Output(SLIDER, "value", allow_duplicate=True), Output(SLIDER, "marks", allow_duplicate=True),
+              Output(BAR, "value", allow_duplicate=True), Output(STATUS_LINE, "children", allow_duplicate=True),
+              Output(MESSAGE, "children", allow_duplicate=True), Output(VIEW_TOKEN, "data", allow_duplicate=True)]
+    # separate callbacks: one waiting on the job's result would not fire while the job runs
+    app.clientside_callback(MERGE_PROGRESS_JS, *merged, Input(PROGRESS_STORE, "data"), State(RECORD, "data"),
+                            prevent_initial_call=True)
+    app.clientside_callback(MERGE_RESULT_JS, *merged, Input(RESULT_STORE, "data"), State(RECORD, "data"),
+                            prevent_initial_call=True)
+    app.clientside_callback(RESET_JS, *merged, Input(RESET, "n_clicks"), prevent_initial_call=True)
+    app.clientside_callback(PAUSE_JS, Output(STATUS_LINE, "children", allow_duplicate=True), Input(PAUSE, "n_clicks"),
+                            State(STATUS_LINE, "children"), prevent_initial_call=True)
+    app.clientside_callback(
+        "function(steps) { let n = Math.round(Number(steps)); n = n >= 1 ? Math.min(n, %d) : %d; "
+        "return [String(n), Math.max(1, Math.ceil(n / %d)), Math.max(1, Math.ceil(n / %d))]; }"
+        % (training.MAX_STEPS, training.DEFAULT_STEPS, training.MAX_RECORDED, training.MAX_RECORDED),
+        Output(BAR, "max"), Output(SLIDER, "step"), Output(SLIDER, "min"), Input(*steps_input))
+    app.callback(
+        Output(PROGRESS_GRAPH, "figure", allow_duplicate=True), Output(FLOW_GRAPH, "figure", allow_duplicate=True),
+        Input(PROGRESS_STORE, "data"), prevent_initial_call=True,
+    )(draw_live)
+    app.callback(
+        Output(PROGRESS_GRAPH, "figure", allow_duplicate=True), Output(FLOW_GRAPH, "figure", allow_duplicate=True),
+        Output(EVOLUTION_GRAPH, "figure"),
+        Input(SLIDER, "value"), Input(VIEW_TOKEN, "data"), State(RECORD, "data"),
+        prevent_initial_call=True,
+    )(draw_snapshot)
