@@ -364,6 +364,57 @@ def _batch_mean_jacobians(c, model, x):
         return np.mean(fn(model, x[:, : c.jacobian_batch]), axis=2)
 
 
+@dataclass(frozen=True, eq=False)
+class StepResult:
+    """One step of a run: ``params`` and ``opt_state`` after the update (both unchanged when
+    ``diverged``), the batch ``task``, and ``bptt`` (:class:`core.BPTTResult`) with ``loss``,
+    pre-clip ``grad_norm`` and ``clipped`` measured before the update."""
+
+    step: int
+    params: dict
+    opt_state: OptimizerState
+    loss: float
+    grad_norm: float
+    clipped: bool
+    diverged: bool
+    task: object
+    bptt: object
+
+
+def train_step(config: TrainConfig, model: Model, opt_state: OptimizerState | None, step: int) -> StepResult:
+    """Step ``step`` (1-based) of a run: batch ``(seed, step)``, BPTT, clipping, update.
+
+    Pure: ``model`` (architecture and current parameters) is not modified, so a caller can
+    keep ``(params, opt_state, step)`` and resume a run exactly where it stopped.
+    A NaN/inf loss or gradient norm skips the update and sets ``diverged``.
+
+    Parameters
+    ----------
+    config : :class:`TrainConfig`.  model : the model at the start of the step.
+    opt_state : optimiser state after ``step - 1`` updates (None or empty before the first).
+    step : int >= 1.
+
+    Returns
+    -------
+    StepResult
+    """
+    task = _sample(config, step)
+    res = bptt(model, task.x, task.y, task.loss, task.loss_on, config.truncate)
+    with np.errstate(all="ignore"):
+        if config.clip is None:
+            grads, norm, clipped = res.grads, global_norm(res.grads), False
+        else:
+            grads, norm, clipped = clip_grad_norm(res.grads, config.clip)
+        diverged = not (np.isfinite(res.loss) and np.isfinite(norm))
+        if diverged:
+            params, opt_state = model.params, OptimizerState() if opt_state is None else opt_state
+        elif config.optimizer == "sgd":
+            params, opt_state = sgd_step(model.params, grads, opt_state, lr=config.lr, momentum=config.momentum)
+        else:
+            params, opt_state = adam_step(model.params, grads, opt_state, lr=config.lr, betas=config.betas, eps=config.eps)
+    return StepResult(step, params, opt_state, res.loss, norm, clipped, diverged, task, res)
+
+
 def train_iter(config: TrainConfig, model: Model | None = None) -> Iterator[Snapshot]:
     """Train, yielding a :class:`Snapshot` every ``config.snapshot_every`` steps.
 
@@ -387,34 +438,23 @@ def train_iter(config: TrainConfig, model: Model | None = None) -> Iterator[Snap
             raise ValueError(f"model must be a core model with input_size={task.input_size} and "
                              f"output_size={task.output_size} for task {config.task!r}")
         model = model.copy()
-    step_fn = (lambda p, g, s: sgd_step(p, g, s, lr=config.lr, momentum=config.momentum)) \
-        if config.optimizer == "sgd" else \
-        (lambda p, g, s: adam_step(p, g, s, lr=config.lr, betas=config.betas, eps=config.eps))
     state, losses, norms, flags = None, [], [], []
     for step in range(1, config.steps + 1):
-        task = _sample(config, step)
-        res = bptt(model, task.x, task.y, task.loss, task.loss_on, config.truncate)
-        with np.errstate(all="ignore"):
-            if config.clip is None:
-                grads, norm, clipped = res.grads, global_norm(res.grads), False
-            else:
-                grads, norm, clipped = clip_grad_norm(res.grads, config.clip)
-            losses.append(res.loss)
-            norms.append(norm)
-            flags.append(clipped)
-            diverged = not (np.isfinite(res.loss) and np.isfinite(norm))
-            done = diverged or step == config.steps
-            want = done or step % config.snapshot_every == 0
-            jac = _batch_mean_jacobians(config, model, task.x) if want else None
-            if not diverged:
-                model.params, state = step_fn(model.params, grads, state)
-        if want:
-            yield Snapshot(step=step, steps=config.steps, loss=res.loss, grad_norm=norm, clipped=clipped,
+        r = train_step(config, model, state, step)
+        losses.append(r.loss)
+        norms.append(r.grad_norm)
+        flags.append(r.clipped)
+        done = r.diverged or step == config.steps
+        if done or step % config.snapshot_every == 0:
+            jac = _batch_mean_jacobians(config, model, r.task.x)  # parameters of the measured step
+            model.params, state = r.params, r.opt_state
+            yield Snapshot(step=step, steps=config.steps, loss=r.loss, grad_norm=r.grad_norm, clipped=r.clipped,
                            losses=np.array(losses), grad_norms=np.array(norms), clip_flags=np.array(flags),
-                           hidden_grad_norms=res.hidden_grad_norms, cell_grad_norms=res.cell_grad_norms,
+                           hidden_grad_norms=r.bptt.hidden_grad_norms, cell_grad_norms=r.bptt.cell_grad_norms,
                            jacobian_norms=jac, params=model.state_dict() if config.snapshot_params else None,
-                           baseline_loss=task.baseline_loss, diverged=diverged, done=done)
-        if diverged:
+                           baseline_loss=r.task.baseline_loss, diverged=r.diverged, done=done)
+        model.params, state = r.params, r.opt_state
+        if r.diverged:
             return
 
 
@@ -435,6 +475,6 @@ def train(config: TrainConfig, model: Model | None = None) -> TrainResult:
                        diverged_step=last.step if last.diverged else None, last=last)
 
 
-__all__ = ["OPTIMIZERS", "OptimizerState", "Snapshot", "TrainConfig", "TrainResult", "adam_step",
-           "build_model", "clip_grad_norm", "global_norm", "hidden_size_for_params", "sgd_step",
-           "train", "train_iter", "validate_train_config"]
+__all__ = ["OPTIMIZERS", "OptimizerState", "Snapshot", "StepResult", "TrainConfig", "TrainResult", "adam_step",
+           "build_model", "clip_grad_norm", "global_norm", "hidden_size_for_params", "sgd_step", "train",
+           "train_iter", "train_step", "validate_train_config"]

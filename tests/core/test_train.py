@@ -274,3 +274,23 @@ def test_adding_problem_is_learned(arch):
     loss = core.bptt(model, test.x, test.y, test.loss, test.loss_on).loss
     assert loss < 0.1 * test.baseline_loss  # baseline 1/6
     assert r.losses[:10].mean() > test.baseline_loss
+
+
+def test_train_step_resumes_exactly():
+    cfg = _small(steps=6, clip=0.5)
+    model, state = core.build_model(cfg), None
+    for step in range(1, 4):
+        r = core.train_step(cfg, model, state, step)
+        assert r.step == step and not r.diverged
+        model = model.copy()
+        model.params, state = r.params, r.opt_state
+    snapshot = (model.state_dict(), state)  # stop here, continue from the stored state later
+    resumed = model.copy()
+    resumed.params, state = snapshot
+    for step in range(4, 7):
+        r = core.train_step(cfg, resumed, state, step)
+        resumed.params, state = r.params, r.opt_state
+    full = core.train(cfg)
+    for k, v in full.params.items():
+        np.testing.assert_array_equal(resumed.params[k], v)
+    assert r.loss == full.losses[-1] and state.step == 6
