@@ -1,0 +1,128 @@
+"""The training panel's callbacks and figures, called directly."""
+import base64
+from dataclasses import replace
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from dash import no_update
+from dash._callback_context import context_value
+from dash._utils import AttributeDict
+
+from visualizer import presets, training, training_ui
+from visualizer.training_figures import evolution_figure, flow_figure, progress_figure
+from visualizer.urlstate import Params
+
+SMALL = Params(arch=("rnn", "lstm", "gru"), seq_len=10, hidden=5, batch=2)
+
+
+class Clock:
+    def __init__(self, tick):
+        self.t, self.tick = 0.0, tick
+
+    def __call__(self):
+        self.t += self.tick
+        return self.t
+
+
+@pytest.fixture(scope="module")
+def result():
+    return training.run_job(None, SMALL, 20, 20, clock=Clock(0.01))
+
+
+def valid(fig):
+    """Validate a figure dict with plotly (raises on anything plotly.js would not accept)."""
+    return go.Figure(fig)
+
+
+def values(y):
+    """Numbers of a trace's y: a list, or a plotly.js typed array {dtype, bdata}."""
+    if isinstance(y, dict):
+        return np.frombuffer(base64.b64decode(y["bdata"]), dtype=np.dtype(y["dtype"]))
+    return np.asarray(y, dtype=float)
+
+
+def named(fig):
+    return [t.get("name") for t in fig["data"] if t.get("showlegend", True) is not False]
+
+
+def test_plan_new_continue_and_step():
+    steps, key = 40, training.run_key(SMALL, 40)
+    every = training.record_every(steps)
+    fresh = training_ui.plan(training_ui.PLAY, SMALL, steps, None, None)
+    assert fresh == {"start": 0, "target": 40, "run_id": None, "checkpoint": None}
+    status = {"run": "r1", "key": key, "step": 13, "done": False}
+    ckpt = {"run": "r1", "step": 10, "data": "abc"}
+    assert training_ui.plan(training_ui.PLAY, SMALL, steps, status, ckpt) == \
+        {"start": 13, "target": 40, "run_id": "r1", "checkpoint": "abc"}
+    assert training_ui.plan(training_ui.STEP, SMALL, steps, status, ckpt)["target"] == (13 // every + 1) * every
+    assert training_ui.plan(training_ui.PLAY, SMALL, steps, status, {**ckpt, "run": "other"})["checkpoint"] is None
+    assert training_ui.plan(training_ui.PLAY, replace(SMALL, lr=0.5), steps, status, ckpt)["start"] == 0
+    assert training_ui.plan(training_ui.PLAY, SMALL, steps, {**status, "done": True}, ckpt)["start"] == 0
+
+
+def test_train_job_runs_in_a_slot_and_reports_progress():
+    context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{training_ui.PLAY}.n_clicks", "value": 1}]))
+    progress = []
+    out = training_ui.train_job(progress.append, 1, 0, SMALL.to_dict(), 8, None, None, "user-abcdef12")
+    assert out["status"] == "done" and out["note"] is None
+    assert set(out["archs"]) == set(SMALL.arch) and all(h["step"] == 8 for h in out["archs"].values())
+    assert progress and progress[-1]["status"] == "running"
+    assert training_ui.train_job(None, 1, 0, replace(SMALL, arch=()).to_dict(), 8, None, None, "u")["error"]
+    huge = replace(SMALL, seq_len=2000, hidden=512, batch=64)
+    assert "too large" in training_ui.train_job(None, 1, 0, huge.to_dict(), 2000, None, None, "u")["error"]
+
+
+def test_draw_live_and_figures(result):
+    assert training_ui.draw_live(None) == (no_update, no_update)
+    loss, flow = training_ui.draw_live(result)
+    valid(loss), valid(flow)
+    assert named(loss)[:3] == ["RNN", "LSTM", "GRU"]
+    assert named(flow) == ["RNN", "LSTM", "GRU"]
+    # the flow figure shows exactly the newest snapshot's ||dL/dh_t||
+    rnn = next(s for s in result["live"] if s["arch"] == "rnn")
+    np.testing.assert_allclose(values(flow["data"][0]["y"]), training.unjson(rnn["hidden"])[-1])
+
+
+def test_progress_figure_marks_clipping_baseline_and_divergence():
+    p = replace(SMALL, arch=("rnn-relu",), init="identity", optimizer="sgd", lr=0.1, clip=0.05, task="sine",
+                seq_len=30)
+    res = training.run_job(None, p, 15, 15, clock=Clock(0.01))
+    h = res["archs"]["rnn-relu"]
+    assert h["clipped"]  # steps 1-based
+    fig = progress_figure(res["archs"], selected_step=10)
+    valid(fig)
+    marks = [t for t in fig["data"] if t.get("name") == "RNN-relu: clipped"]
+    assert marks and marks[0]["x"] == h["clipped"]
+    texts = " ".join(a["text"] for a in fig["layout"]["annotations"])
+    assert f"{len(h['clipped'])} step{'s' if len(h['clipped']) > 1 else ''} clipped" in texts
+    assert "baseline" in texts
+    blows_up = replace(presets.PRESETS["clipping"].params, clip=None)
+    diverged = training.run_job(None, blows_up, 15, 15, clock=Clock(0.01))
+    assert diverged["archs"]["rnn-relu"]["diverged"]
+    fig = progress_figure(diverged["archs"])
+    valid(fig)
+    assert any("diverged at step" in a["text"] for a in fig["layout"]["annotations"])
+    assert progress_figure({})["data"] == []
+
+
+def test_draw_snapshot_picks_the_newest_snapshot_at_or_before_the_step(result):
+    record = {"run": result["run"], "archs": result["archs"], "snaps": {}}
+    for s in result["snaps"]:
+        record["snaps"].setdefault(s["arch"], []).append(s)
+    assert training_ui.snapshot_steps(record) == list(range(1, 21))
+    loss, flow, evo = training_ui.draw_snapshot(7, None, record)
+    for f in (loss, flow, evo):
+        valid(f)
+    assert any(sh.get("x0") == 7 for sh in loss["layout"]["shapes"])
+    assert "after training step 7" in " ".join(a["text"] for a in flow["layout"]["annotations"])
+    heat = [t for t in evo["data"] if t["type"] == "heatmap"]
+    assert len(heat) == 3 and len(heat[0]["z"]) == 20 and len(heat[0]["z"][0]) == SMALL.seq_len
+    assert training_ui.draw_snapshot(999, None, record)[1]["layout"]["annotations"][-1]["text"].endswith("20")
+    empty = training_ui.draw_snapshot(5, None, None)
+    assert all(f["data"] == [] for f in empty)
+
+
+def test_empty_figures_say_what_to_do():
+    assert "Train" in progress_figure({})["layout"]["annotations"][0]["text"]
+    assert flow_figure([])["data"] == [] and evolution_figure({})["data"] == []
