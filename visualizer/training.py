@@ -1,10 +1,10 @@
 """Live training for the app: configs from the controls, a resumable loop, compact payloads.
 
-The loop is :func:`core.train_iter`'s, step for step (same batches ``(seed, step)``, same
-clipping and optimiser updates; ``tests/visualizer/test_training.py`` checks equality), but
-its state is an explicit :class:`RunState` so that a run can stop anywhere and continue
-exactly: Pause cancels the background job, Play resumes from the last checkpoint the browser
-received and silently replays the few steps after it.
+Each step is :func:`core.train_step` (so the run equals :func:`core.train_iter` step for step;
+``tests/visualizer/test_training.py`` checks it), and the state between steps is an explicit
+:class:`RunState`, so a run can stop anywhere and continue exactly: Pause cancels the background
+job, Play resumes from the last checkpoint the browser received and silently replays the few
+steps after it.
 
 Everything that travels to the browser is plain JSON: floats rounded to :data:`DIGITS`
 significant digits, ``"inf"``/``"-inf"``/``"nan"`` strings for non-finite values, and the
@@ -108,35 +108,19 @@ def initial_state(config: core.TrainConfig) -> RunState:
     return RunState(0, model.state_dict(), core.OptimizerState(), np.zeros(0), np.zeros(0), np.zeros(0, bool))
 
 
-def _update(config, params, grads, opt):
-    """One optimiser update as :func:`core.train_iter` does it."""
-    if config.optimizer == "sgd":
-        return core.sgd_step(params, grads, opt, lr=config.lr, momentum=config.momentum)
-    return core.adam_step(params, grads, opt, lr=config.lr, betas=config.betas, eps=config.eps)
-
-
 def train_step(config: core.TrainConfig, model: core.Model, state: RunState) -> RunState:
-    """Step ``state.step + 1`` of the run: batch ``(seed, step)``, BPTT, clipping, update.
+    """Step ``state.step + 1`` of the run (:func:`core.train_step`), as a new :class:`RunState`.
 
-    ``model`` supplies the architecture (its parameters are not used or changed). A step
+    ``model`` supplies the architecture (its parameters are neither used nor changed). A step
     whose loss or gradient norm is NaN/inf is recorded but not applied and marks the run
     ``diverged`` (as :func:`core.train_iter` does).
     """
-    step = state.step + 1
-    task = core.make_task(config.task, config.seq_len, config.batch_size, config.lag, seed=(config.seed, step),
-                          dtype=np.dtype(config.dtype).type, **dict(config.task_options))
     runner = copy.copy(model)  # shallow: same config, this state's parameters
     runner.params = state.params
-    res = core.bptt(runner, task.x, task.y, task.loss, task.loss_on, config.truncate)
-    with np.errstate(all="ignore"):
-        if config.clip is None:
-            grads, norm, clipped = res.grads, core.global_norm(res.grads), False
-        else:
-            grads, norm, clipped = core.clip_grad_norm(res.grads, config.clip)
-        diverged = not (np.isfinite(res.loss) and np.isfinite(norm))
-        params, opt = (state.params, state.opt) if diverged else _update(config, state.params, grads, state.opt)
-    return RunState(step, params, opt, np.append(state.losses, res.loss), np.append(state.grad_norms, norm),
-                    np.append(state.clip_flags, clipped), diverged, res.hidden_grad_norms)
+    r = core.train_step(config, runner, state.opt, state.step + 1)
+    return RunState(r.step, r.params, r.opt_state, np.append(state.losses, r.loss),
+                    np.append(state.grad_norms, r.grad_norm), np.append(state.clip_flags, r.clipped), r.diverged,
+                    r.bptt.hidden_grad_norms)
 
 
 def finished(config: core.TrainConfig, state: RunState) -> bool:
