@@ -35,9 +35,9 @@ DEFAULT_STEPS = 300
 MAX_STEPS = 2000
 MAX_RECORDED = 100  # snapshots kept per architecture for the slider
 DIGITS = 6  # significant digits of floats sent to the browser
-PROGRESS_SECONDS = 0.05  # at most one progress write per this many seconds
-CHECKPOINT_SECONDS = 1.0  # a resumable checkpoint at most this often...
-CHECKPOINT_FRESH = 0.5  # ...repeated in every progress write for this long (one poll must see it)
+PROGRESS_SECONDS = 0.08  # at most one progress write per this many seconds (about one per poll)
+CHECKPOINT_SECONDS = 2.0  # a resumable checkpoint at most this often...
+CHECKPOINT_WRITES = 3  # ...sent in this many consecutive progress writes (so that a poll sees one)
 CHECKPOINT_MAX_CHARS = 4_000_000  # larger checkpoints are not sent (resume replays from step 0)
 WINDOW = 12  # recorded snapshots repeated per progress write (a slow poll loses none)
 TRAIN_FIELDS = ("arch", "seq_len", "hidden", "layers", "batch", "task", "init", "scale", "forget_bias",
@@ -256,7 +256,8 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
     The final payload: ``{"run", "key", "status", "target", "every", "archs": {arch: history},
     "snaps": [every recorded snapshot this job made], "live": [newest snapshot per arch],
     "checkpoint": {"step", "data"} or None}``. Progress payloads have the same keys with
-    ``snaps`` limited to the last WINDOW.
+    ``snaps`` limited to the last WINDOW, and a checkpoint (every CHECKPOINT_SECONDS) only in
+    CHECKPOINT_WRITES consecutive payloads: a lost one only means a longer silent replay.
     """
     steps = clamp_steps(steps)
     configs = {a: train_config(params, a, steps) for a in params.arch}
@@ -273,7 +274,9 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
     ckpt, ckpt_time, last_write = None, clock(), -math.inf
 
     def payload(status, window):
-        fresh = ckpt if ckpt and (status != "running" or clock() - ckpt["time"] < CHECKPOINT_FRESH) else None
+        fresh = ckpt if ckpt and (status != "running" or ckpt["writes"] < CHECKPOINT_WRITES) else None
+        if fresh is not None:
+            fresh["writes"] += 1
         return {**base, "status": status, "archs": {a: history(a, configs[a], states[a], baselines[a]) for a in states},
                 "snaps": snaps[-WINDOW:] if window else list(snaps), "live": list(live.values()),
                 "checkpoint": None if fresh is None else {"step": fresh["step"], "data": fresh["data"]}}
@@ -294,13 +297,13 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
         if newest > start_step and now - ckpt_time >= CHECKPOINT_SECONDS:
             data = encode_checkpoint(states)
             if len(data) <= CHECKPOINT_MAX_CHARS:
-                ckpt = {"step": newest, "data": data, "time": now}
+                ckpt = {"step": newest, "data": data, "writes": 0}
             ckpt_time = now
         if set_progress is not None and now - last_write >= PROGRESS_SECONDS and live:
             set_progress(payload("running", True))
             last_write = now
     data = encode_checkpoint(states)
-    ckpt = {"step": max(s.step for s in states.values()), "data": data, "time": clock()} \
+    ckpt = {"step": max(s.step for s in states.values()), "data": data, "writes": 0} \
         if len(data) <= CHECKPOINT_MAX_CHARS else None
     done = all(finished(configs[a], states[a]) for a in states)
     return payload("done" if done else "paused", False)

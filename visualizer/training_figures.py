@@ -88,13 +88,13 @@ def progress_figure(archs: dict, selected_step: int | None = None, height=430) -
         shapes.append(dict(type="line", xref="paper", x0=0, x1=1, y0=baseline, y1=baseline, yref="y",
                            line=dict(color=figures.REFERENCE_COLOR, width=1.5, dash="dash")))
         annotations.append(dict(text="baseline (input-ignoring predictor)", xref="paper", x=1, xanchor="right",
-                                y=np.log10(baseline), yref="y", yanchor="bottom", showarrow=False,
+                                y=float(np.log10(baseline)), yref="y", yanchor="bottom", showarrow=False,
                                 font=dict(size=13, color=figures.REFERENCE_COLOR)))
     if clip is not None:
         shapes.append(dict(type="line", xref="paper", x0=0, x1=1, y0=clip, y1=clip, yref="y2",
                            line=dict(color=CLIP_COLOR, width=2, dash="dash")))
         annotations.append(dict(text=f"clip at {clip:g}: {n_clipped} step{'s' if n_clipped != 1 else ''} clipped (○)",
-                                xref="paper", x=1, xanchor="right", y=np.log10(clip), yref="y2", yanchor="bottom",
+                                xref="paper", x=1, xanchor="right", y=float(np.log10(clip)), yref="y2", yanchor="bottom",
                                 showarrow=False, font=dict(size=13, color="#8a5a00")))
     if selected_step:
         shapes.append(dict(type="line", x0=selected_step, x1=selected_step, y0=0, y1=1, yref="paper",

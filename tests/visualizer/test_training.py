@@ -112,12 +112,14 @@ def test_job_reports_progress_and_resumes_exactly_after_a_pause():
     whole = training.run_job(None, SMALL, steps, steps, clock=Clock(0.01))
     assert whole["status"] == "done" and whole["every"] == 1
     progress = []
-    first = training.run_job(progress.append, SMALL, steps, 6, clock=Clock(0.2))
+    first = training.run_job(progress.append, SMALL, steps, 6, clock=Clock(0.7))
     assert first["status"] == "paused" and progress and all(p["status"] == "running" for p in progress)
     assert all(len(p["snaps"]) <= training.WINDOW for p in progress)
     assert first["checkpoint"]["step"] == 6
     # resume from an older checkpoint (as after a Pause): the job replays the steps after it silently
-    older = next(p["checkpoint"] for p in progress if p["checkpoint"] and p["checkpoint"]["step"] < 6)
+    sent = [p["checkpoint"] for p in progress if p["checkpoint"]]
+    assert 0 < len(sent) <= 2 * training.CHECKPOINT_WRITES  # not in every payload
+    older = next(c for c in sent if c["step"] < 6)
     rest = training.run_job(None, SMALL, steps, steps, start_step=6, checkpoint=older["data"],
                             run_id=first["run"], clock=Clock(0.01))
     assert rest["run"] == first["run"] and rest["status"] == "done"
