@@ -2,7 +2,7 @@
 
 ``bpttlab serve --workers 2`` is the same as::
 
-    gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 --timeout 120 \\
+    gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 --timeout 120 --keep-alive 20 \\
         --max-requests 2000 --max-requests-jitter 200 --no-control-socket visualizer.app:server
 
 (``python -m visualizer.serve --print-command`` prints the exact command for your options.)
@@ -41,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     parser.add_argument("--timeout", type=int, default=120,
                         help="seconds a request may take before its worker is restarted (default 120)")
+    parser.add_argument("--keep-alive", type=int, default=20,
+                        help="seconds an idle browser connection stays open (default 20; gunicorn's own default "
+                             "of 2 s makes browsers and clients race the server's close)")
     parser.add_argument("--max-requests", type=int, default=2000,
                         help="recycle a worker after this many requests, bounding memory (default 2000; 0 = never)")
     parser.add_argument("--redis", metavar="URL", default=None,
@@ -48,9 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "start `celery -A visualizer.celery_worker worker` too)")
     parser.add_argument("--print-command", action="store_true", help="print the equivalent gunicorn command and exit")
     args = parser.parse_args(argv)
-    for name in ("workers", "threads", "timeout"):
+    for name in ("workers", "threads", "timeout", "keep_alive"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 < args.port < 65536:
         parser.error("--port must be between 1 and 65535")
     if args.max_requests < 0:
@@ -66,7 +69,8 @@ def bind_address(host: str, port: int) -> str:
 def gunicorn_args(args: argparse.Namespace) -> list[str]:
     """The gunicorn command line (without the program name) for ``args``."""
     out = ["--workers", str(args.workers), "--threads", str(args.threads),
-           "--bind", bind_address(args.host, args.port), "--timeout", str(args.timeout)]
+           "--bind", bind_address(args.host, args.port), "--timeout", str(args.timeout),
+           "--keep-alive", str(args.keep_alive)]
     if args.max_requests:
         out += ["--max-requests", str(args.max_requests), "--max-requests-jitter", str(max(1, args.max_requests // 10))]
     if has_control_socket():

@@ -1,0 +1,339 @@
+"""A class on one server: simulated students against gunicorn, through the browser's own requests.
+
+Starts ``gunicorn`` with 2 workers (the ``bpttlab serve`` command line) on a free loopback port,
+then runs N simulated students for D seconds. Each student loads the page (HTML, layout,
+dependencies, the initial callbacks) and then, every 1-3 s, changes one control, sending the
+POST /_dash-update-component requests the renderer sends (the changed control's callback, then
+every callback its outputs trigger, with the real payload shapes taken from the app's
+/_dash-dependencies and layout). One student in five also runs training jobs, when the app has
+a background callback: it presses the button that starts it and polls it as the browser does,
+starts another a few seconds after one ends, and so on.
+
+Reported: requests and failed requests (HTTP error, connection error or timeout; target 0),
+latency percentiles per kind of request (aim: p95 <= 1 s), the RSS of every server process
+(gunicorn master and workers, plus job processes: diskcache children or the Celery worker) at
+start and at end.
+
+    python benchmarks/load_test.py [--users 50] [--duration 60] [--workers 2] [--backend diskcache|celery]
+
+Loopback only; every loop is bounded by the duration; the servers it starts are stopped at the end.
+``benchmarks/locustfile.py`` drives the same students with locust instead.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+import requests  # noqa: E402
+
+from tests.server.dash_http import DashSession  # noqa: E402
+from visualizer import ids  # noqa: E402
+from visualizer.serve import gunicorn_args, parse_args as serve_args  # noqa: E402
+
+ARCHS = ["rnn", "rnn-relu", "lstm", "gru"]
+
+
+def control_changes(rng: random.Random):
+    """(component id, property, new value) of one student's next change: the moves a student makes
+    in a lesson, at sizes a lesson uses (defaults T=100, H=32; up to T=300, H=64)."""
+    choices = [
+        (ids.SEQ_LEN, lambda: rng.choice([20, 50, 100, 150, 200, 300])),
+        (ids.HIDDEN, lambda: rng.choice([8, 16, 32, 48, 64])),
+        (ids.LAYERS, lambda: rng.choice([1, 1, 2])),
+        (ids.BATCH, lambda: rng.choice([1, 4, 8, 16])),
+        (ids.ARCH, lambda: sorted(rng.sample(ARCHS, rng.randint(1, 3)), key=ARCHS.index)),
+        (ids.TASK, lambda: rng.choice(["adding", "copy", "sine", "chars"])),
+        (ids.INIT, lambda: rng.choice(["pytorch", "orthogonal", "identity", "normal"])),
+        (ids.SCALE, lambda: round(rng.uniform(0.5, 1.6) * 20) / 20),
+        (ids.FORGET_BIAS, lambda: rng.choice([None, 0, 1, 2])),
+        (ids.SEED, lambda: rng.randint(0, 50)),
+        (ids.TRUNCATE, lambda: rng.choice([None, 10, 25, 50])),
+        (ids.LOSS_ON, lambda: rng.choice(["last", "all"])),
+        (ids.VIEW, lambda: rng.choice(["jacobian", "heatmap", "spectra", "gates", "connectivity"])),
+    ]
+    cid, make = rng.choice(choices)
+    return cid, "value", make()
+
+
+class Recorder:
+    """Thread-safe list of (kind, seconds, ok, detail)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.rows = []
+
+    def add(self, kind, seconds, ok, detail=""):
+        with self.lock:
+            self.rows.append((kind, seconds, ok, detail))
+
+
+class TimedHTTP:
+    """A requests.Session that records every request's latency and outcome."""
+
+    def __init__(self, recorder: Recorder):
+        self.session, self.recorder = requests.Session(), recorder
+
+    def _kind(self, method, url, body):
+        if "_dash-update-component" not in url:
+            return f"GET {url.split('?')[0].split('/', 3)[-1] or '/'}"
+        if "cancelJob=" in url:
+            return "POST job cancel"
+        if "cacheKey=" in url:
+            return "POST job poll"
+        return "POST callback"
+
+    def request(self, method, url, **kwargs):
+        kind = self._kind(method, url, kwargs.get("json"))
+        t0 = time.perf_counter()
+        try:
+            r = self.session.request(method, url, **kwargs)
+        except requests.RequestException as e:
+            self.recorder.add(kind, time.perf_counter() - t0, False, type(e).__name__)
+            raise
+        ok = r.status_code in (200, 204)
+        self.recorder.add(kind, time.perf_counter() - t0, ok, "" if ok else f"HTTP {r.status_code}")
+        return r
+
+    def get(self, url, **kwargs):
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url, **kwargs):
+        return self.request("POST", url, **kwargs)
+
+
+def student(base, seconds, seed, recorder, stop_at):
+    """Load the page, then change a control every 1-3 s until ``stop_at``."""
+    rng = random.Random(seed)
+    http = TimedHTTP(recorder)
+    try:
+        time.sleep(rng.uniform(0, 3))  # students do not all arrive in the same millisecond
+        s = DashSession(base, http, timeout=30).load()
+        while True:
+            wait = rng.uniform(1, 3)
+            if time.monotonic() + wait >= stop_at:
+                break
+            time.sleep(wait)
+            cid, prop, value = control_changes(rng)
+            try:
+                s.set(cid, prop, value)
+            except Exception as e:  # noqa: BLE001 - recorded by TimedHTTP (or here), the student goes on
+                recorder.add("student error", 0.0, False, f"{type(e).__name__}: {e}"[:200])
+    except Exception as e:  # noqa: BLE001
+        recorder.add("student error", 0.0, False, f"{type(e).__name__}: {e}"[:200])
+    finally:
+        http.session.close()
+
+
+def trainer(base, seed, recorder, stop_at, outcomes):
+    """A second tab of a student: start a training run, poll it to its end, wait, start another."""
+    rng = random.Random(seed)
+    http = TimedHTTP(recorder)
+    try:
+        time.sleep(rng.uniform(0, 10))
+        s = DashSession(base, http, timeout=30).load()
+        s.props[("user-id-store", "data")] = f"loadtest-{seed:04d}-{rng.getrandbits(64):016x}"
+        dep = next(d for d in s.deps if d.get("background"))
+        trigger = dep["inputs"][0]
+        while time.monotonic() < stop_at - 5:
+            key = (trigger["id"], trigger["property"])
+            s.props[key] = (s.props.get(key) or 0) + 1
+            t0 = time.monotonic()
+            try:
+                s.run_background(dep, [f"{trigger['id']}.{trigger['property']}"], interval=0.5,
+                                 timeout=max(1.0, stop_at - time.monotonic()))
+                outcomes.append(("done", time.monotonic() - t0))
+            except TimeoutError:
+                outcomes.append(("still running at the end", time.monotonic() - t0))
+                break
+            except Exception as e:  # noqa: BLE001
+                outcomes.append((f"error {type(e).__name__}", time.monotonic() - t0))
+            time.sleep(rng.uniform(3, 8))
+    except StopIteration:
+        outcomes.append(("no background callback in this app", 0.0))
+    except Exception as e:  # noqa: BLE001
+        recorder.add("trainer error", 0.0, False, f"{type(e).__name__}: {e}"[:200])
+    finally:
+        http.session.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_processes(pids) -> list[psutil.Process]:
+    """The given processes and all their descendants, alive."""
+    procs = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            procs += [p, *p.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+    return procs
+
+
+def rss_mb(pids) -> tuple[float, int]:
+    """(total RSS in MB, number of processes) of the server process trees."""
+    total, n = 0, 0
+    for p in server_processes(pids):
+        try:
+            total += p.memory_info().rss
+            n += 1
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20, n
+
+
+def wait_http(url, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in {timeout} s")
+
+
+def start_servers(args, folder: Path):
+    """gunicorn (and for --backend celery a redis-server and a Celery worker); returns (procs, base)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BPTTLAB_")}
+    env.update(BPTTLAB_CACHE_DIR=str(folder / "cache"), PYTHONPATH=str(ROOT))
+    procs = []
+    if args.backend == "celery":
+        port = free_port()
+        procs.append(subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+                                       "--save", "", "--appendonly", "no", "--dir", str(folder)],
+                                      stdout=subprocess.DEVNULL, start_new_session=True))
+        env["BPTTLAB_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.5)
+        with open(folder / "celery.log", "ab") as log:
+            procs.append(subprocess.Popen([sys.executable, "-m", "celery", "-A", "visualizer.celery_worker", "worker",
+                                           "-c", str(args.job_workers), "-l", "warning", "--without-gossip",
+                                           "--without-mingle", "--without-heartbeat"],
+                                          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True))
+    port = free_port()
+    serve = serve_args(["--workers", str(args.workers), "--threads", str(args.threads), "--port", str(port)])
+    with open(folder / "gunicorn.log", "ab") as log:
+        procs.append(subprocess.Popen([sys.executable, "-m", "gunicorn", *gunicorn_args(serve)], cwd=ROOT, env=env,
+                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/")
+    return procs, base
+
+
+def stop_servers(procs):
+    for p in reversed(procs):
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def percentile(values, q):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, max(0, int(round(q / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+def report(recorder, outcomes, mem_start, mem_end, args, elapsed):
+    rows = recorder.rows
+    failed = [r for r in rows if not r[2]]
+    print(f"\n{args.users} students ({args.users // 5 if args.training else 0} also training), {elapsed:.0f} s, "
+          f"gunicorn {args.workers} workers x {args.threads} threads, jobs on {args.backend}")
+    print(f"requests: {len(rows)}   failed: {len(failed)}")
+    for kind, seconds, _, detail in failed[:10]:
+        print(f"  failed: {kind} after {seconds:.2f} s: {detail}")
+    print(f"{'request':<24}{'count':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    kinds = sorted({r[0] for r in rows})
+    for kind in kinds + ["ALL"]:
+        lat = [r[1] * 1000 for r in rows if r[2] and (kind == "ALL" or r[0] == kind)]
+        if lat:
+            print(f"{kind:<24}{len(lat):>7}{percentile(lat, 50):>9.0f}{percentile(lat, 95):>9.0f}"
+                  f"{percentile(lat, 99):>9.0f}{max(lat):>9.0f}")
+    if outcomes:
+        done = [t for o, t in outcomes if o == "done"]
+        print(f"training runs: {len(outcomes)} ({len(done)} finished"
+              + (f", median {statistics.median(done):.1f} s start to result" if done else "") + "); "
+              + ", ".join(sorted({o for o, _ in outcomes if o != 'done'})))
+    print(f"server RSS: start {mem_start[0]:.0f} MB in {mem_start[1]} processes, "
+          f"end {mem_end[0]:.0f} MB in {mem_end[1]} processes")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (max 600)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--backend", choices=["diskcache", "celery"], default="diskcache")
+    parser.add_argument("--job-workers", type=int, default=2, help="Celery worker processes (--backend celery)")
+    parser.add_argument("--no-training", dest="training", action="store_false", help="no training students")
+    parser.add_argument("--url", default=None, help="use a server already running on 127.0.0.1 instead")
+    args = parser.parse_args(argv)
+    args.users = max(1, min(args.users, 200))
+    args.duration = max(5.0, min(args.duration, 600.0))
+    folder = Path(tempfile.mkdtemp(prefix="bpttlab-load-"))
+    procs = []
+    try:
+        if args.url:
+            host = args.url.split("//", 1)[-1].split(":")[0].split("/")[0]
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                parser.error("--url must be a loopback address")
+            base = args.url.rstrip("/")
+            pids = []
+        else:
+            procs, base = start_servers(args, folder)
+            pids = [p.pid for p in procs if p.args[0] != shutil.which("redis-server")]
+        warm = DashSession(base, requests.Session()).load()  # imports, first compute: not the class's cost
+        warm.http.close()
+        time.sleep(1)
+        mem_start = rss_mb(pids)
+        recorder, outcomes = Recorder(), []
+        t0 = time.monotonic()
+        stop_at = t0 + args.duration
+        threads = [threading.Thread(target=student, args=(base, args.duration, i, recorder, stop_at), daemon=True)
+                   for i in range(args.users)]
+        if args.training:
+            threads += [threading.Thread(target=trainer, args=(base, 10_000 + i, recorder, stop_at, outcomes), daemon=True)
+                        for i in range(args.users // 5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(0.0, stop_at - time.monotonic()) + 60)
+        elapsed = time.monotonic() - t0
+        mem_end = rss_mb(pids)
+        report(recorder, outcomes, mem_start, mem_end, args, elapsed)
+        return 0
+    finally:
+        stop_servers(procs)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""``bpttlab serve`` / ``python -m visualizer.serve``: the gunicorn command, the host warning, a real start."""
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+
+import psutil
+import pytest
+import requests
+
+from tests.server.conftest import ROOT, free_port, stop, wait_until
+from visualizer import serve
+
+
+def test_the_documented_command_is_the_one_run():
+    printed = subprocess.run([sys.executable, "-m", "visualizer.serve", "--print-command"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert printed.startswith("gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 ")
+    assert printed.endswith(" visualizer.app:server")
+    documented = " ".join(serve.__doc__.split("same as::")[1].split("(``python")[0].replace("\\", " ").split())
+    assert documented == printed
+
+
+def test_options_reach_gunicorn():
+    args = serve.parse_args(["--workers", "5", "--threads", "2", "--host", "::1", "--port", "9000",
+                             "--timeout", "30", "--max-requests", "0"])
+    argv = serve.gunicorn_args(args)
+    assert argv[:4] == ["--workers", "5", "--threads", "2"]
+    assert "[::1]:9000" in argv and "--max-requests" not in argv
+    assert argv[-1] == "visualizer.app:server"
+
+
+@pytest.mark.parametrize("bad", [["--workers", "0"], ["--port", "70000"], ["--threads", "-1"],
+                                 ["--workers", "two"], ["--max-requests", "-5"]])
+def test_bad_options_are_refused(bad, capsys):
+    with pytest.raises(SystemExit):
+        serve.parse_args(bad)
+    assert "error" in capsys.readouterr().err
+
+
+def fake_exec(calls):
+    return lambda prog, argv: calls.append(argv)
+
+
+def test_loopback_by_default_without_warning(capsys):
+    calls = []
+    assert serve.main([], exec_fn=fake_exec(calls)) == 0
+    out = capsys.readouterr()
+    assert "WARNING" not in out.err
+    assert "http://127.0.0.1:8050/" in out.out
+    assert calls[0][:3] == [sys.executable, "-m", "gunicorn"] and "127.0.0.1:8050" in calls[0]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10"])
+def test_serving_beyond_this_computer_is_explicit_and_warned(host, capsys):
+    calls = []
+    serve.main(["--host", host], exec_fn=fake_exec(calls))
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "anyone who can reach this computer" in err
+    assert serve.bind_address(host, 8050) in calls[0]
+
+
+def test_redis_option_is_printed_as_the_environment_variable(capsys, monkeypatch):
+    monkeypatch.delenv("BPTTLAB_REDIS_URL", raising=False)
+    serve.main(["--redis", "redis://127.0.0.1:6379/0", "--print-command"])
+    line = capsys.readouterr().out.strip()
+    assert shlex.split(line)[0] == "BPTTLAB_REDIS_URL=redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.slow
+def test_serve_starts_gunicorn_with_two_workers(server_env, tmp_path):
+    port = free_port()
+    with open(tmp_path / "serve.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "visualizer.serve", "--workers", "2", "--port", str(port)],
+                                cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: requests.get(base + "/", timeout=5).status_code == 200, 60, "serve", proc,
+                   tmp_path / "serve.log")
+        assert "bpttlab" in requests.get(base + "/", timeout=5).text
+        assert len(psutil.Process(proc.pid).children()) == 2  # exec'd into the gunicorn master
+        assert "open http://127.0.0.1:" in (tmp_path / "serve.log").read_text()
+    finally:
+        stop(proc)
