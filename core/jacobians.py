@@ -242,8 +242,9 @@ def jacobian_norms(model: Model, x) -> np.ndarray:
     previous step's dominant left singular subspace, which settles as t decreases; it stops
     at a relative error bound of 1e-8 (observed errors 1e-15 to 1e-9) and falls back to a
     full SVD when the top singular values are clustered (e.g. near-orthogonal W_hh in the
-    first steps). Cost ~ L T B n^3 (n = H, or 2H for LSTM): about 1.2-2x the bare running
-    product for an LSTM at T = 500, H = 128; up to ~10x for a near-orthogonal tanh RNN.
+    first steps). Cost ~ L T B n^3 (n = H, or 2H for LSTM): 1.6-2x the bare running product
+    of 256 x 256 matrices for an LSTM at T = 500, H = 128 (benchmarks/bench_jacobians.py);
+    up to ~10x for a near-orthogonal tanh RNN with H = 256. Memory ~ 4 B n^2 floats.
 
     .. math:: J_t = \\Big\\| \\prod_{s=T-1}^{t+1} \\frac{\\partial s_s}{\\partial s_{s-1}} \\Big\\|_2,
               \\quad P_t = P_{t+1} A_{t+1}, \\; P_{T-1} = I
@@ -414,8 +415,9 @@ def connectivity(model: Model, x, batch_index=0) -> np.ndarray:
     -----
     Reverse mode for all output steps at once: going back over s, the cotangents of every
     output t >= s on each layer's state are one ((T-s) O, n) matrix, multiplied by the step
-    Jacobian (and into the layer below by the input Jacobian). Cost ~ L T^2 O n^2 / 2:
-    milliseconds at T = 100, H = 32; seconds at T = 1000, H = 256 (see the benchmark).
+    Jacobian (and into the layer below by the input Jacobian). Cost ~ L T^2 O n^2 / 2 and
+    memory L T O n floats: 15-50 ms at T = 100, H = 32, two layers, O = 2; 5 s (RNN) to 11 s
+    (LSTM) at T = 1000, H = 256, one layer, O = 1 (benchmarks/bench_jacobians.py).
 
     .. math:: C_{ts} = \\Big\\|W_o \\frac{\\partial h^{L}_t}{\\partial x_s}\\Big\\|_F
     """

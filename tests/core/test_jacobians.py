@@ -26,7 +26,7 @@ def make_case(rng, arch, nonlinearity, layers, T=T, B=B, H=H, **kw):
 # ----------------------------------------------------------------------------- reference
 def layer_inputs(model, x):
     """Inputs of every layer (x, then the hidden states of the layer below), step by step."""
-    cfg, p = model.config, model.params
+    cfg = model.config
     inputs, inp = [], x
     for l in range(cfg.num_layers):
         inputs.append(inp)
