@@ -37,37 +37,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import psutil  # noqa: E402
 import requests  # noqa: E402
 
+from students import control_changes  # noqa: E402
 from tests.server.dash_http import DashSession  # noqa: E402
-from visualizer import ids  # noqa: E402
 from visualizer.serve import gunicorn_args, parse_args as serve_args  # noqa: E402
-
-ARCHS = ["rnn", "rnn-relu", "lstm", "gru"]
-
-
-def control_changes(rng: random.Random):
-    """(component id, property, new value) of one student's next change: the moves a student makes
-    in a lesson, at sizes a lesson uses (defaults T=100, H=32; up to T=300, H=64)."""
-    choices = [
-        (ids.SEQ_LEN, lambda: rng.choice([20, 50, 100, 150, 200, 300])),
-        (ids.HIDDEN, lambda: rng.choice([8, 16, 32, 48, 64])),
-        (ids.LAYERS, lambda: rng.choice([1, 1, 2])),
-        (ids.BATCH, lambda: rng.choice([1, 4, 8, 16])),
-        (ids.ARCH, lambda: sorted(rng.sample(ARCHS, rng.randint(1, 3)), key=ARCHS.index)),
-        (ids.TASK, lambda: rng.choice(["adding", "copy", "sine", "chars"])),
-        (ids.INIT, lambda: rng.choice(["pytorch", "orthogonal", "identity", "normal"])),
-        (ids.SCALE, lambda: round(rng.uniform(0.5, 1.6) * 20) / 20),
-        (ids.FORGET_BIAS, lambda: rng.choice([None, 0, 1, 2])),
-        (ids.SEED, lambda: rng.randint(0, 50)),
-        (ids.TRUNCATE, lambda: rng.choice([None, 10, 25, 50])),
-        (ids.LOSS_ON, lambda: rng.choice(["last", "all"])),
-        (ids.VIEW, lambda: rng.choice(["jacobian", "heatmap", "spectra", "gates", "connectivity"])),
-    ]
-    cid, make = rng.choice(choices)
-    return cid, "value", make()
 
 
 class Recorder:
