@@ -3,7 +3,8 @@ from .bptt import BPTTResult, bptt, layer_backward, layer_forward, loss_forward_
 from .jacobians import connectivity, gamma_bound, gate_products, jacobian_norms, step_jacobian_singular_values, weight_singular_values
 from .models import ARCHS, INITS, GRU, LSTM, RNN, Model, ModelConfig, build, param_shapes
 from .tasks import TASKS, Task, load_corpus, make_task
-from .train import OPTIMIZERS, OptimizerState, Snapshot, TrainConfig, TrainResult, adam_step, build_model, clip_grad_norm, global_norm, hidden_size_for_params, sgd_step, train, train_iter, train_step, StepResult
+from .optim import OPTIMIZERS, OptimizerState, adam_step, clip_grad_norm, global_norm, sgd_step
+from .train import Snapshot, StepResult, TrainConfig, TrainResult, build_model, hidden_size_for_params, train, train_iter, train_step
 
 __version__ = "0.1.0"
 
