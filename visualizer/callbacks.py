@@ -135,14 +135,18 @@ def view(store, tab):
         return [no_update, no_update]
     tab = tab if tab in VIEW_BUILDERS else "heatmap"
     params = Params.from_dict(store)
+    caption = CAPTIONS[tab]
     try:
-        fig = VIEW_BUILDERS[tab](_keys(params))
+        keys = _keys(params)
+        fig = VIEW_BUILDERS[tab](keys)
+        note = compute.sequence_note(keys, tab)
+        caption = f"{caption} {note}" if note else caption
     except EXPECTED_ERRORS as e:
         fig = figures.message_figure(str(e))
     except Exception as e:  # keep serving; the message names the problem
         log.exception("view %s failed for %s", tab, params)
         fig = figures.message_figure(f"Could not compute this view: {e}")
-    return [fig, CAPTIONS[tab]]
+    return [fig, caption]
 
 
 # ----------------------------------------------------------------------------- registration

@@ -25,5 +25,5 @@ def main(argv=None) -> int:
     app = create_app()
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"bpttlab {core.__version__}: open http://{shown}:{args.port}/ in your browser (Ctrl+C to stop)", flush=True)
-    app.run(host=args.host, port=args.port, debug=args.debug)
+    app.run(host=args.host, port=args.port, debug=args.debug, dev_tools_disable_version_check=True)
     return 0

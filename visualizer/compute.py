@@ -328,6 +328,17 @@ def verdict(name: str, sigma: float, threshold: float) -> str:
     return f"{name}: σ₁ = {sigma:.3g} ≥ 1/γ = {threshold:.3g}: exploding becomes possible"
 
 
+def sequence_note(keys, view: str) -> str | None:
+    """A sentence when the Jacobian-product view ``view`` analyses fewer sequences than the batch."""
+    keys = [k for k in keys if view == "jacobian" or (view == "gates" and k.arch.startswith("rnn"))]
+    fewer = sorted({(jacobian_batch(k), k.data.batch) for k in keys if jacobian_batch(k) < k.data.batch})
+    if not fewer:
+        return None
+    used = ", ".join(str(b) for b, _ in fewer)
+    return (f"At this size the Jacobian products use the first {used} of the {fewer[0][1]} sequences "
+            f"(their cost grows like T·n³).")
+
+
 def jacobian_items(keys) -> list[dict]:
     """View 2 payload: per architecture the batch median/min/max of the top layer's
     ||ds_{T-1}/ds_t|| indexed by lag k = T-1-t, with the sigma_1^k reference and verdict."""

@@ -149,9 +149,10 @@ def _special_points(x, y, name, color, yrange, group, xaxis="x", yaxis="y") -> l
 
 
 def _line(x, y, name, color, group, width=LINE_WIDTH, dash="solid", markers=False, showlegend=True,
-          hover=None, xaxis="x", yaxis="y") -> dict:
-    """A line trace with its exact value in the hover."""
-    return dict(type="scatter", x=arr(x), y=arr(_positive_or_gap(y)), name=name, legendgroup=group,
+          hover=None, xaxis="x", yaxis="y", meta="main") -> dict:
+    """A line trace with its exact value in the hover. ``meta`` tells main traces ("main") from
+    references and lower layers (tests and exports select by it)."""
+    return dict(type="scatter", x=arr(x), y=arr(_positive_or_gap(y)), name=name, legendgroup=group, meta=meta,
                 showlegend=showlegend, mode="lines+markers" if markers else "lines",
                 line=dict(color=color, width=width, dash=dash), marker=dict(size=7, color=color),
                 xaxis=xaxis, yaxis=yaxis,
@@ -199,7 +200,7 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
             name = f.name if top else f"{f.name} · layer {layer + 1}"
             y = f.hidden_grad_norms[layer]
             data.append(_line(x, y, name, color, f.arch, width=LINE_WIDTH if top else 2,
-                              dash="solid" if top else "dot", markers=T <= 60))
+                              dash="solid" if top else "dot", markers=T <= 60, meta="main" if top else "layer"))
             data.extend(_special_points(x, y, name, color, yrange, f.arch))
     layout = base_layout(height=height, hovermode="x unified",
                          xaxis=_axis("time step t", hoverformat="d"),
@@ -232,7 +233,7 @@ def jacobian_figure(items, height=480) -> dict:
         data.extend(_special_points(k, it["median"], name, color, yrange, group))
         if it.get("reference") is not None:
             ref_name = f"{name}: σ₁(W<sub>hh</sub>)<sup>k</sup> = {it['sigma']:.3g}<sup>k</sup>"
-            data.append(_line(k, it["reference"], ref_name, color, group, width=2, dash="dash",
+            data.append(_line(k, it["reference"], ref_name, color, group, width=2, dash="dash", meta="reference",
                               hover=f"{name} σ₁<sup>k</sup>: %{{y:.4g}}<extra></extra>"))
     annotations = [dict(text="1/γ threshold: σ₁ = 1/γ gives slope 0", xref="paper", x=1, xanchor="right", y=0,
                         yref="y", yanchor="bottom", showarrow=False, font=dict(size=14, color=REFERENCE_COLOR))]
@@ -368,6 +369,7 @@ def spectra_figure(items, height=500) -> dict:
         if it.get("weights") is not None:
             w = np.asarray(it["weights"], dtype=float)
             data.append(dict(type="scatter", x=arr(np.arange(1, w.size + 1)), y=arr(w), name=name, legendgroup=group,
+                             meta="main",
                              mode="lines+markers" if w.size <= 64 else "lines", line=dict(color=color, width=3),
                              marker=dict(size=6, color=color), xaxis="x", yaxis="y",
                              hovertemplate=f"{name} σ<sub>%{{x}}</sub> = %{{y:.6g}}<extra></extra>"))
@@ -377,9 +379,9 @@ def spectra_figure(items, height=500) -> dict:
             t = np.arange(len(it["step_max"]))
             show = it.get("weights") is None
             data.append(_line(t, it["step_max"], f"{name} σ<sub>max</sub>", color, group, width=3, showlegend=show,
-                              xaxis="x2", yaxis="y2", hover=f"{name} σ<sub>max</sub>: %{{y:.6g}}<extra></extra>"))
+                              xaxis="x2", yaxis="y2", meta="step-max", hover=f"{name} σ<sub>max</sub>: %{{y:.6g}}<extra></extra>"))
             data.append(_line(t, it["step_min"], f"{name} σ<sub>min</sub>", color, group, width=2, dash="dot",
-                              showlegend=False, xaxis="x2", yaxis="y2",
+                              showlegend=False, xaxis="x2", yaxis="y2", meta="min",
                               hover=f"{name} σ<sub>min</sub>: %{{y:.6g}}<extra></extra>"))
             if yrange:
                 data.extend(_special_points(t, it["step_max"], name, color, yrange, group, "x2", "y2"))

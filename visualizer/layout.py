@@ -127,9 +127,12 @@ def _graph(id_):
 
 
 def _loading(id_, child):
-    """A spinner that appears only when an update takes longer than a blink."""
-    return dcc.Loading(id=id_, children=child, type="circle", delay_show=250, color="#0072B2",
-                       overlay_style={"visibility": "visible", "opacity": 0.5})
+    """A "Computing..." indicator over the (dimmed) old plot, only when an update takes longer
+    than a blink (large sequences and hidden sizes)."""
+    spinner = html.Div([html.Div(className="spinner-ring"), html.Div("Computing…", className="spinner-text")],
+                       className="spinner")
+    return dcc.Loading(id=id_, children=child, delay_show=250, custom_spinner=spinner,
+                       overlay_style={"visibility": "visible", "opacity": 0.45})
 
 
 def build_layout() -> html.Div:

@@ -61,6 +61,7 @@ def test_cli_prints_the_url_and_runs(monkeypatch, capsys):
     assert cli.main(["--port", "8123"]) == 0
     assert "http://127.0.0.1:8123/" in capsys.readouterr().out
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123 and seen["debug"] is False
+    assert seen["dev_tools_disable_version_check"] is True  # no call home, even with --debug
 
 
 @pytest.mark.parametrize("argv", [[sys.executable, "-m", "visualizer", "--help"], ["bpttlab", "--help"]])

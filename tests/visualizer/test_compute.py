@@ -165,3 +165,11 @@ def test_large_maps_are_binned_for_display():
     heat = compute.heatmap_items([compute.grad_flow(compute.run_key(p, "rnn"))])[0]
     assert heat["values"].shape[0] * heat["values"].shape[1] <= compute.HEAT_CELLS
     assert heat["bin"] > 1 and heat["t"].shape == (heat["values"].shape[0],)
+
+
+def test_sequence_note_only_when_fewer_sequences_are_used():
+    small = [compute.run_key(Params(), a) for a in ("rnn", "lstm")]
+    assert compute.sequence_note(small, "jacobian") is None
+    big = [compute.run_key(Params(seq_len=1000, hidden=256), a) for a in ("rnn", "lstm", "gru")]
+    assert "first 1" in compute.sequence_note(big, "jacobian")
+    assert compute.sequence_note([big[1]], "gates") is None  # LSTM gates are cheap: all sequences

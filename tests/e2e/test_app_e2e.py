@@ -1,0 +1,75 @@
+"""Real-browser tests of the app (dash_duo + Debian chromium, headless)."""
+import pytest
+
+from tests.e2e.helpers import set_slider_input, toggle_checklist, traces, wait_for_traces
+from visualizer import ids
+from visualizer.app import create_app
+from visualizer.urlstate import Params, to_query
+
+pytestmark = pytest.mark.e2e
+
+DEFAULT_NAMES = ["RNN", "LSTM", "GRU"]
+
+
+def test_page_loads_with_both_plots_and_no_console_errors(dash_duo):
+    dash_duo.start_server(create_app())
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 100)
+    dash_duo.wait_for_element(f"#{ids.VIEW_GRAPH} .js-plotly-plot .hm")  # the heatmap tab drew
+    assert dash_duo.driver.execute_script("return window.location.search") == to_query(Params())
+    assert dash_duo.find_element(f"#{ids.INFO}").text.count("parameters") == 3
+    assert dash_duo.get_logs() == []
+
+
+def test_changing_sequence_length_changes_the_number_of_points(dash_duo):
+    dash_duo.start_server(create_app())
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 100)
+    set_slider_input(dash_duo, ids.SEQ_LEN, 37)
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 37)
+    assert "seq_len=37" in dash_duo.driver.execute_script("return window.location.search")
+    assert dash_duo.get_logs() == []
+
+
+def test_changing_the_architecture_set_changes_the_traces(dash_duo):
+    dash_duo.start_server(create_app())
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 100)
+    toggle_checklist(dash_duo, ids.ARCH, "gru")
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "LSTM"], 100)
+    toggle_checklist(dash_duo, ids.ARCH, "rnn-relu")
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "RNN-relu", "LSTM"], 100)
+    dash_duo.find_element(f"#{ids.VIEW} .tab:nth-child(2)").click()  # Jacobian norms tab follows the set
+    wait_for_traces(dash_duo, ids.VIEW_GRAPH, ["RNN", "RNN-relu", "LSTM"], 100)
+    assert "arch=rnn,rnn-relu,lstm" in dash_duo.driver.execute_script("return window.location.search")
+    assert dash_duo.get_logs() == []
+
+
+def test_a_copied_url_reproduces_the_same_figures(dash_duo):
+    p = Params(arch=("lstm", "gru"), seq_len=40, hidden=16, layers=2, task="sine", init="orthogonal",
+               scale=1.1, seed=5, view="gates")
+    dash_duo.start_server(create_app())
+    dash_duo.driver.get(dash_duo.server_url + to_query(p))
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["LSTM", "GRU"], 40)
+    wait_for_traces(dash_duo, ids.VIEW_GRAPH, ["LSTM: ∏ forget gate f", "GRU: ∏ carry gate z"], 40)
+    assert dash_duo.find_element(f"#{ids.HIDDEN} input.dash-range-slider-input").get_attribute("value") == "16"
+    assert dash_duo.find_element(f"#{ids.TASK}").text.startswith("Sine")
+    first = traces(dash_duo, ids.GRAD_GRAPH)
+    search = dash_duo.driver.execute_script("return window.location.search")
+    assert search == to_query(p)
+    dash_duo.driver.get(dash_duo.server_url + "/")  # elsewhere, then back through the copied link
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 100)
+    dash_duo.driver.get(dash_duo.server_url + "/" + search)
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["LSTM", "GRU"], 40)
+    assert traces(dash_duo, ids.GRAD_GRAPH) == first
+    assert dash_duo.get_logs() == []
+
+
+def test_a_bad_url_value_shows_its_message_and_the_app_keeps_working(dash_duo):
+    dash_duo.start_server(create_app())
+    dash_duo.driver.get(dash_duo.server_url + "/?seq_len=99999&arch=foo,gru&hidden=lots")
+    dash_duo.wait_for_contains_text(f"#{ids.MESSAGES}", "seq_len=99999 is above the maximum 2000; using 2000.")
+    text = dash_duo.find_element(f"#{ids.MESSAGES}").text
+    assert "arch 'foo' is unknown" in text and "hidden is not a finite number" in text
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["GRU"], 2000)
+    set_slider_input(dash_duo, ids.SEQ_LEN, 20)  # a control change clears the URL messages
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["GRU"], 20)
+    dash_duo.wait_for_text_to_equal(f"#{ids.MESSAGES}", "")
+    assert dash_duo.get_logs() == []
