@@ -341,7 +341,8 @@ def sequence_note(keys, view: str) -> str | None:
 
 def jacobian_items(keys) -> list[dict]:
     """View 2 payload: per architecture the batch median/min/max of the top layer's
-    ||ds_{T-1}/ds_t|| indexed by lag k = T-1-t, with the sigma_1^k reference and verdict."""
+    ||ds_{T-1}/ds_t|| indexed by lag k = T-1-t; for plain RNNs the sigma_1(W_hh)^k reference and
+    Pascanu et al.'s verdict (the bound does not apply to gated cells, which say so)."""
     items = []
     for key in keys:
         s = batch_summary(jacobian_norms(key)[-1])  # (T,) each
@@ -350,10 +351,13 @@ def jacobian_items(keys) -> list[dict]:
                 **{k: v[::-1] for k, v in s.items()}, "reference": None, "sigma": None, "verdict": None}
         try:
             sigma, thr = float(weight_spectra(key)[-1][0]), gamma_threshold(key)
-            item.update(sigma=sigma, threshold=thr, reference=reference_slope(sigma, len(s["median"])),
-                        verdict=verdict(item["name"], sigma, thr))
         except Unavailable:
-            pass
+            sigma = thr = None
+        item.update(sigma=sigma, threshold=thr)
+        if sigma is not None and key.arch.startswith("rnn"):  # the sigma_1 bound holds for plain RNNs only
+            item.update(reference=reference_slope(sigma, len(s["median"])), verdict=verdict(item["name"], sigma, thr))
+        elif sigma is not None:
+            item["verdict"] = f"{item['name']}: σ₁(W_hh) = {sigma:.3g}, but gates add a path around W_hh: no bound"
         items.append(item)
     return items
 

@@ -79,6 +79,7 @@ def _log_axis(title, yrange, **kw) -> dict:
                 gridcolor=GRID, zeroline=False, linecolor="#888", showline=True, automargin=True, **kw)
     if yrange is not None:
         axis["range"] = list(yrange)
+        axis["dtick"] = max(1, math.ceil((yrange[1] - yrange[0]) / 9))  # whole decades, at most ~9 labels
     return axis
 
 
@@ -104,9 +105,9 @@ def log_range(arrays, pad=0.3, top_room=0.0):
     if not math.isfinite(lo):
         return None
     lo, hi = math.log10(lo), math.log10(hi)
-    if hi - lo < 1:
+    if hi - lo < 2:  # at least two decades, so the ticks are powers of ten
         mid = (hi + lo) / 2
-        lo, hi = mid - 0.5, mid + 0.5
+        lo, hi = mid - 1, mid + 1
     return [lo - pad, hi + pad + top_room]
 
 
@@ -241,8 +242,8 @@ def jacobian_figure(items, height=480) -> dict:
     if notes:
         annotations.append(dict(text="<br>".join(notes), xref="paper", yref="paper", x=0.01, y=0.02,
                                 xanchor="left", yanchor="bottom", align="left", showarrow=False,
-                                bgcolor="rgba(255,255,255,0.88)", bordercolor="#ccc", borderwidth=1,
-                                font=dict(size=14)))
+                                bgcolor="rgba(255,255,255,0.9)", bordercolor="#ccc", borderwidth=1,
+                                font=dict(size=15)))
     layout = base_layout(
         height=height, hovermode="x unified",
         xaxis=_axis("lag k = T−1−t  (steps back from the last step)", hoverformat="d"),
@@ -339,11 +340,14 @@ def connectivity_figure(items, height=None) -> dict:
             type="heatmap", x=arr(it["ticks"]), y=arr(it["ticks"]), z=arr(it["log10"], "f4"),
             customdata=arr(it["values"]), coloraxis="coloraxis", name=it["name"], xaxis=f"x{ax}", yaxis=f"y{ax}",
             hovertemplate=f"{it['name']}  output t=%{{y}}, input s=%{{x}}: %{{customdata:.6g}}<extra></extra>"))
-        layout_axes[f"xaxis{ax}"] = _axis("input step s", anchor=f"y{ax}", domain=[x0, x0 + w], constrain="domain")
+        layout_axes[f"xaxis{ax}"] = _axis("input step s", anchor=f"y{ax}", domain=[x0, x0 + w])
         layout_axes[f"yaxis{ax}"] = _axis("output step t" if i == 0 else "", anchor=f"x{ax}", autorange="reversed",
-                                          scaleanchor=f"x{ax}", constrain="domain", showticklabels=i == 0)
+                                          showticklabels=i == 0, matches="y" if i else None)
+        if i == 0:
+            layout_axes["yaxis"].pop("matches")
         annotations.append(_title(it["name"] + binned, COLORS[it["arch"]], x0 + w / 2, 1.0, "center"))
-    layout = base_layout(height=height or 540, hovermode="closest", margin=dict(l=70, r=30, t=50, b=60),
+    layout = base_layout(height=height or {1: 560, 2: 500}.get(n, 460), hovermode="closest",
+                         margin=dict(l=70, r=30, t=40, b=60),
                          coloraxis=_coloraxis(lo, hi, "log<sub>10</sub> ‖∂y<sub>t</sub>/∂x<sub>s</sub>‖"),
                          annotations=annotations, **layout_axes)
     return {"data": data, "layout": layout}

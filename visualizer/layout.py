@@ -30,13 +30,13 @@ CAPTIONS = {
     "heatmap": ("|∂L/∂hₜ| of every hidden unit (rows) at every step (columns), top layer, combined over the "
                 "batch. One colour scale for all architectures: dark means the gradient has vanished."),
     "spectra": ("Left: singular values of the recurrent weights W_hh against the 1/γ threshold. Right: the largest "
-                "(solid) and smallest (dotted) singular value of each one-step Jacobian ∂s_t/∂s_{t−1} of the first "
+                "(solid) and smallest (dotted) singular value of each one-step Jacobian ∂sₜ/∂sₜ₋₁ of the first "
                 "sequence; a product of Jacobians below 1 shrinks the gradient at every step."),
-    "gates": ("Gating builds an additive path: the LSTM keeps c_t through the product of its forget gates, the GRU "
-              "keeps h_t through the product of its carry gates z. The plain RNN has only the product of its step "
+    "gates": ("Gating builds an additive path: the LSTM keeps cₜ through the product of its forget gates, the GRU "
+              "keeps hₜ through the product of its carry gates z. The plain RNN has only the product of its step "
               "Jacobian norms. A product that stays near 1 carries gradient over many steps."),
     "connectivity": ("Distill-style connectivity: how strongly the output at step t (rows) depends on the input at "
-                     "step s (columns), ‖∂y_t/∂x_s‖ for the first sequence. Causal, so only s ≤ t is coloured; a short "
+                     "step s (columns), ‖∂yₜ/∂xₛ‖ for the first sequence. Causal, so only s ≤ t is coloured; a short "
                      "bright band along the diagonal means a short memory."),
 }
 
