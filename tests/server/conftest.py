@@ -99,6 +99,11 @@ class Procs:
     def __init__(self, folder: Path, env: dict):
         self.folder, self.env, self.procs = folder, env, []
 
+    @staticmethod
+    def root() -> Path:
+        """The repository (the servers' working directory and import path)."""
+        return ROOT
+
     def spawn(self, args, name):
         log = self.folder / f"{name}.log"
         with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
