@@ -1,21 +1,22 @@
 """Callbacks: module-level functions that only glue (parse inputs -> core via compute -> figures).
 
-Data flow, so that each figure is built once per change:
+Data flow, so that a control change costs one round trip and each figure is built once:
 
-    URL query  <->  controls        sync_state (one circular callback; validates, writes the URL)
-        |
-    params store (validated Params, without the open tab)
-        |--> update_overview        view 1 + explosion banner + info line
-        |--> update_view (+ tab)    the open tab's view (2-6) and its caption
+    page load:  URL query --apply_url--> controls          (read once; back/forward reloads the page)
+    controls --> update_overview        view 1 + explosion banner + info line
+    controls + tab --> update_view      the open tab's view (2-6) and its caption
+    controls + tab --> write_url        the URL query, the messages and the params store
 
-:func:`register` attaches them to an app. The functions stay plain so tests call them directly.
+The three run in parallel on every change (none waits for another). To set the app's state from
+another callback (presets, uploads), output new control values; the URL follows by itself.
+:func:`register` attaches everything to an app; the functions stay plain so tests call them.
 """
 from __future__ import annotations
 
 import logging
 
 import numpy as np
-from dash import Input, Output, State, ctx, html, no_update
+from dash import Input, Output, State, html, no_update
 
 from . import compute, figures, ids
 from .layout import CAPTIONS, info_children
@@ -23,7 +24,7 @@ from .urlstate import Params, parse_query, to_query, validate
 
 log = logging.getLogger(__name__)
 
-FIELDS = list(ids.CONTROL_IDS)  # Params fields in control order
+FIELDS = list(ids.CONTROL_IDS)  # Params fields in control order (the tab last)
 STORE_FIELDS = [f for f in FIELDS if f != "view"]
 EXPECTED_ERRORS = (ValueError, compute.Unavailable, FloatingPointError, np.linalg.LinAlgError)
 
@@ -63,35 +64,57 @@ def _message_list(messages):
     return [html.Div(m, className="message") for m in messages]
 
 
+def apply_url(pathname, search):
+    """Page load: the control values (in ``FIELDS`` order) showing the URL's validated state."""
+    params, _ = parse_query(search)
+    return params_to_controls(params)
+
+
+def url_and_messages(values, current_search):
+    """[query, messages, store] for control values (``FIELDS`` order) and the URL now shown.
+
+    While the controls show what the URL says, the URL is left alone (no history entry at page
+    load) and its messages stay visible; after a change the canonical query is written and only
+    messages about the controls remain.
+    """
+    params, messages = validate(controls_to_raw(values), allow_empty_arch=True)
+    shown, url_messages = parse_query(current_search)
+    if params == shown:
+        return [no_update, _message_list(url_messages + messages), store_data(params)]
+    return [to_query(params), _message_list(messages), store_data(params)]
+
+
+def write_url(*args):
+    """Callback wrapper of :func:`url_and_messages` (controls..., tab, current query)."""
+    *values, current_search = args
+    return url_and_messages(values, current_search)
+
+
 def sync(trigger, search, values, store):
-    """Two-way sync between the URL query and the controls.
+    """Both directions at once, as a pure function (for tests and tools).
 
-    Parameters
-    ----------
-    trigger : id of the input that changed (None on page load, ``ids.URL`` for the URL).
-    search : the URL query. values : control values in ``FIELDS`` order. store : current store.
-
-    Returns
-    -------
-    [search, store, messages, *control values] with ``no_update`` where nothing changes.
+    ``trigger`` None or ``ids.URL``: the URL is read, as at page load. Otherwise ``values``
+    (control values in ``FIELDS`` order) changed. Returns [search, store, messages, *control
+    values] with ``no_update`` where nothing changes (controls holding a corrected value get it).
     """
     if trigger is None or trigger == ids.URL:
         params, messages = parse_query(search)
-        controls = params_to_controls(params)
-    else:
-        params, messages = validate(controls_to_raw(values), allow_empty_arch=True)
-        fixed = params_to_controls(params)
-        controls = [new if new != old else no_update for new, old in zip(fixed, values)]
-    query = to_query(params)
-    data = store_data(params)
+        query = to_query(params)
+        return [query if query != search else no_update, store_data(params), _message_list(messages),
+                *params_to_controls(params)]
+    params, messages = validate(controls_to_raw(values), allow_empty_arch=True)
+    fixed = params_to_controls(params)
+    controls = [new if new != old else no_update for new, old in zip(fixed, values)]
+    query, data = to_query(params), store_data(params)
     return [query if query != search else no_update, data if data != store else no_update,
             _message_list(messages), *controls]
 
 
-def sync_state(search, *args):
-    """Callback wrapper of :func:`sync` (reads which input fired from ``ctx``)."""
-    *values, store = args
-    return sync(ctx.triggered_id, search, values, store)
+def store_of(values) -> dict:
+    """The params store for control values in ``STORE_FIELDS`` order (validated)."""
+    raw = dict(zip(STORE_FIELDS, values))
+    raw["match_params"] = bool(raw.get("match_params"))
+    return store_data(validate(raw, allow_empty_arch=True)[0])
 
 
 # ----------------------------------------------------------------------------- figures
@@ -133,7 +156,7 @@ def view(store, tab):
     """The open tab's figure and its caption. Returns [figure, caption]."""
     if store is None:
         return [no_update, no_update]
-    tab = tab if tab in VIEW_BUILDERS else "heatmap"
+    tab = tab if isinstance(tab, str) and tab in VIEW_BUILDERS else "heatmap"
     params = Params.from_dict(store)
     caption = CAPTIONS[tab]
     try:
@@ -157,21 +180,27 @@ function(init) {
 """
 
 
+def update_overview(*values):
+    """Callback: view 1, banner and info from the control values (``STORE_FIELDS`` order)."""
+    return overview(store_of(values))
+
+
+def update_view(*args):
+    """Callback: the open tab from the control values (``STORE_FIELDS`` order) and the tab."""
+    *values, tab = args
+    return view(store_of(values), tab)
+
+
 def register(app) -> None:
     """Attach every callback to ``app``."""
-    controls = list(ids.CONTROL_IDS.values())
-    app.callback(
-        Output(ids.URL, "search"), Output(ids.PARAMS, "data"), Output(ids.MESSAGES, "children"),
-        *[Output(c, "value") for c in controls],
-        Input(ids.URL, "search"), *[Input(c, "value") for c in controls],
-        State(ids.PARAMS, "data"),
-    )(sync_state)
-    app.callback(
-        Output(ids.GRAD_GRAPH, "figure"), Output(ids.BANNER, "children"), Output(ids.INFO, "children"),
-        Input(ids.PARAMS, "data"),
-    )(overview)
-    app.callback(
-        Output(ids.VIEW_GRAPH, "figure"), Output(ids.VIEW_CAPTION, "children"),
-        Input(ids.PARAMS, "data"), Input(ids.VIEW, "value"),
-    )(view)
+    controls = [ids.CONTROL_IDS[f] for f in FIELDS]
+    model_controls = [ids.CONTROL_IDS[f] for f in STORE_FIELDS]
+    app.callback(*[Output(c, "value") for c in controls],
+                 Input(ids.URL, "pathname"), State(ids.URL, "search"))(apply_url)
+    app.callback(Output(ids.URL_WRITE, "search"), Output(ids.MESSAGES, "children"), Output(ids.PARAMS, "data"),
+                 *[Input(c, "value") for c in controls], State(ids.URL_WRITE, "search"))(write_url)
+    app.callback(Output(ids.GRAD_GRAPH, "figure"), Output(ids.BANNER, "children"), Output(ids.INFO, "children"),
+                 *[Input(c, "value") for c in model_controls])(update_overview)
+    app.callback(Output(ids.VIEW_GRAPH, "figure"), Output(ids.VIEW_CAPTION, "children"),
+                 *[Input(c, "value") for c in model_controls], Input(ids.VIEW, "value"))(update_view)
     app.clientside_callback(SCALE_HINT_JS, Output(ids.SCALE_FIELD, "className"), Input(ids.INIT, "value"))

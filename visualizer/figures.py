@@ -73,13 +73,22 @@ def _axis(title, **kw) -> dict:
                 automargin=True, **kw)
 
 
+def decade_step(span: float, max_labels: int = 9) -> int:
+    """Decades between log-axis labels: the smallest of 1, 2, 3, 5, 10, 20, 25, 50, 100, ... that
+    keeps at most ``max_labels`` labels over ``span`` decades."""
+    for step in (1, 2, 3, 5, 10, 20, 25, 50):
+        if span / step <= max_labels:
+            return step
+    return 100
+
+
 def _log_axis(title, yrange, **kw) -> dict:
     """A log axis with a fixed absolute range and power-of-ten tick labels."""
     axis = dict(type="log", title=dict(text=title, standoff=12), exponentformat="power", showexponent="all",
                 gridcolor=GRID, zeroline=False, linecolor="#888", showline=True, automargin=True, **kw)
     if yrange is not None:
         axis["range"] = list(yrange)
-        axis["dtick"] = max(1, math.ceil((yrange[1] - yrange[0]) / 9))  # whole decades, at most ~9 labels
+        axis["dtick"] = decade_step(yrange[1] - yrange[0])
     return axis
 
 

@@ -1,6 +1,7 @@
 """Every component id of the app, in one place (kebab-case)."""
 
-URL = "url"
+URL = "url"  # read at page load
+URL_WRITE = "url-write"  # written on every change (no history event, so URL never re-fires)
 PARAMS = "params-store"
 MESSAGES = "url-messages"
 BANNER = "explosion-banner"

@@ -140,6 +140,7 @@ def build_layout() -> html.Div:
     p = DEFAULTS
     return html.Div(className="page", children=[
         dcc.Location(id=ids.URL, refresh=False),
+        dcc.Location(id=ids.URL_WRITE, refresh=False),
         dcc.Store(id=ids.PARAMS, storage_type="memory"),
         html.Header(className="header", children=[
             html.H1(["bpttlab", html.Span(" — watch gradients vanish and explode through time", className="tagline")]),

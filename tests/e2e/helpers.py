@@ -38,3 +38,12 @@ def set_slider_input(dash_duo, slider_id, value):
 def toggle_checklist(dash_duo, checklist_id, value):
     """Click the checkbox of one option of a dcc.Checklist."""
     dash_duo.find_element(f"#{checklist_id} input[value='{value}']").click()
+
+
+def until_url(dash_duo, search, timeout=10):
+    """Wait until the page's query string is ``search``."""
+    try:
+        until(lambda: dash_duo.driver.execute_script("return window.location.search") == search, timeout, poll=0.1)
+    except TestingTimeoutError:
+        got = dash_duo.driver.execute_script("return window.location.search")
+        raise AssertionError(f"URL query: wanted {search!r}, got {got!r}") from None

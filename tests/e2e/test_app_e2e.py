@@ -1,7 +1,8 @@
 """Real-browser tests of the app (dash_duo + Debian chromium, headless)."""
 import pytest
+from dash.testing.wait import until
 
-from tests.e2e.helpers import set_slider_input, toggle_checklist, traces, wait_for_traces
+from tests.e2e.helpers import set_slider_input, toggle_checklist, traces, until_url, wait_for_traces
 from visualizer import ids
 from visualizer.app import create_app
 from visualizer.urlstate import Params, to_query
@@ -15,7 +16,7 @@ def test_page_loads_with_both_plots_and_no_console_errors(dash_duo):
     dash_duo.start_server(create_app())
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 100)
     dash_duo.wait_for_element(f"#{ids.VIEW_GRAPH} .js-plotly-plot .hm")  # the heatmap tab drew
-    assert dash_duo.driver.execute_script("return window.location.search") == to_query(Params())
+    assert dash_duo.driver.execute_script("return window.location.search") == ""  # no history entry at load
     assert dash_duo.find_element(f"#{ids.INFO}").text.count("parameters") == 3
     assert dash_duo.get_logs() == []
 
@@ -25,7 +26,9 @@ def test_changing_sequence_length_changes_the_number_of_points(dash_duo):
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 100)
     set_slider_input(dash_duo, ids.SEQ_LEN, 37)
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 37)
-    assert "seq_len=37" in dash_duo.driver.execute_script("return window.location.search")
+    heat_width = "return document.querySelector('#view-graph .js-plotly-plot')._fullData[0].x.length"
+    until(lambda: dash_duo.driver.execute_script(heat_width) == 37, 10, poll=0.1)  # the heatmaps follow
+    until_url(dash_duo, to_query(Params(seq_len=37)))
     assert dash_duo.get_logs() == []
 
 
@@ -57,6 +60,12 @@ def test_a_copied_url_reproduces_the_same_figures(dash_duo):
     dash_duo.driver.get(dash_duo.server_url + "/")  # elsewhere, then back through the copied link
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 100)
     dash_duo.driver.get(dash_duo.server_url + "/" + search)
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["LSTM", "GRU"], 40)
+    assert traces(dash_duo, ids.GRAD_GRAPH) == first
+    set_slider_input(dash_duo, ids.HIDDEN, 8)  # a change writes the URL; back restores the link's state
+    until_url(dash_duo, to_query(Params(**{**p.to_dict(), "arch": p.arch, "hidden": 8})))
+    dash_duo.driver.back()
+    until_url(dash_duo, search)
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["LSTM", "GRU"], 40)
     assert traces(dash_duo, ids.GRAD_GRAPH) == first
     assert dash_duo.get_logs() == []

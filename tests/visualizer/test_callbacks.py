@@ -110,10 +110,51 @@ def test_unexpected_errors_keep_the_app_serving(monkeypatch):
     assert "kaput" in fig["layout"]["annotations"][0]["text"]
 
 
-def test_sync_state_reads_the_trigger_from_ctx():
-    from dash._callback_context import context_value
-    from dash._utils import AttributeDict
+def test_apply_url_sets_every_control_from_the_query():
+    controls = callbacks.apply_url("/", "?arch=lstm&seq_len=70&view=spectra&truncate=bad")
+    p = Params(arch=("lstm",), seq_len=70, view="spectra")
+    assert controls == controls_of(p)
 
-    context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{ids.URL}.search", "value": "?seed=3"}]))
-    out = callbacks.sync_state("?seed=3", *controls_of(DEFAULTS), None)
-    assert out[1]["seed"] == 3
+
+def test_url_is_left_alone_while_the_controls_show_it_and_its_messages_stay():
+    search = "?seq_len=99999"
+    controls = callbacks.apply_url("/", search)
+    query, messages, store = callbacks.url_and_messages(controls, search)
+    assert query is no_update
+    assert [m.children for m in messages] == ["seq_len=99999 is above the maximum 2000; using 2000."]
+    assert store["seq_len"] == 2000
+    query, messages, store = callbacks.url_and_messages(controls_of(DEFAULTS), "")  # plain "/": stays plain
+    assert query is no_update and messages == []
+
+
+def test_a_change_writes_the_canonical_url_and_clears_url_messages():
+    controls = callbacks.apply_url("/", "?seq_len=99999")
+    controls[FIELDS.index("hidden")] = 64
+    query, messages, store = callbacks.url_and_messages(controls, "?seq_len=99999")
+    assert query == to_query(Params(seq_len=2000, hidden=64))
+    assert messages == [] and store["hidden"] == 64
+
+
+def test_a_bad_control_value_is_named_in_a_message():
+    controls = controls_of(DEFAULTS)
+    controls[FIELDS.index("truncate")] = -4
+    query, messages, store = callbacks.url_and_messages(controls, "")
+    assert "truncate=1" in query and store["truncate"] == 1
+    assert messages[0].children.startswith("truncate=-4 is below the minimum 1")
+
+
+def test_registered_wrappers_take_control_values():
+    values = controls_of(Params(seq_len=15, hidden=4, batch=2, arch=("gru",)))
+    model_values = [v for name, v in zip(FIELDS, values) if name != "view"]
+    fig, banner, info = callbacks.update_overview(*model_values)
+    assert [t["name"] for t in fig["data"] if t.get("meta") == "main"] == ["GRU"]
+    fig, caption = callbacks.update_view(*model_values, "gates")
+    assert [t["name"] for t in fig["data"] if t.get("meta") == "main"] == ["GRU: ∏ carry gate z"]
+    query, messages, store = callbacks.write_url(*values, "")
+    assert query.startswith("?arch=gru&seq_len=15")
+
+
+@pytest.mark.parametrize("tab", [None, 3, [], ["heatmap"], {"a": 1}])
+def test_a_tab_of_any_json_type_falls_back_to_the_heatmaps(tab):
+    fig, caption = callbacks.view(callbacks.store_data(Params(seq_len=5, hidden=4, batch=1)), tab)
+    assert fig["data"][0]["type"] == "heatmap"

@@ -139,3 +139,9 @@ def test_typed_arrays_round_trip():
     a = np.array([[1.0, np.nan], [np.inf, -2.5]])
     np.testing.assert_array_equal(decode(figures.arr(a)), a)
     assert figures.arr(a)["shape"] == "2,2"
+
+
+def test_log_axis_labels_whole_decades_in_round_steps():
+    assert [figures.decade_step(s) for s in (2, 9, 10, 30, 100, 320, 2000)] == [1, 1, 2, 5, 20, 50, 100]
+    fig = figures.grad_norm_figure([flow("rnn", "RNN", [1e-300, 1.0])])
+    assert fig["layout"]["yaxis"]["dtick"] == 50
