@@ -82,3 +82,15 @@ def test_a_bad_url_value_shows_its_message_and_the_app_keeps_working(dash_duo):
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["GRU"], 20)
     dash_duo.wait_for_text_to_equal(f"#{ids.MESSAGES}", "")
     assert dash_duo.get_logs() == []
+
+
+def test_debug_mode_reports_no_prop_or_callback_errors(dash_duo):
+    """Dash's dev tools check every prop type and the callback graph in debug mode."""
+    dash_duo.start_server(create_app(), debug=True, use_reloader=False, use_debugger=True,
+                          dev_tools_hot_reload=False, dev_tools_disable_version_check=True)
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 100)
+    toggle_checklist(dash_duo, ids.ARCH, "rnn-relu")
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "RNN-relu", "LSTM", "GRU"], 100)
+    assert dash_duo.driver.find_elements("css selector", ".dash-fe-error__title") == []
+    assert dash_duo.driver.find_elements("css selector", ".test-devtools-error-count") == []
+    assert dash_duo.get_logs() == []
