@@ -16,8 +16,8 @@ TASK_LABELS = {"adding": "Adding problem", "copy": "Copy / memory", "sine": "Sin
                "chars": "Next character (text)"}
 INIT_LABELS = {"pytorch": "PyTorch default (uniform)", "orthogonal": "Orthogonal × scale",
                "identity": "Identity × scale (IRNN)", "normal": "Gaussian, spectral radius = scale"}
-VIEW_LABELS = {"heatmap": "Heatmaps", "jacobian": "Jacobian norms", "spectra": "Spectra",
-               "gates": "Why gating helps", "connectivity": "Connectivity"}
+VIEW_LABELS = {"heatmap": "Heatmaps", "jacobian": "Jacobians", "spectra": "Spectra", "gates": "Gating",
+               "connectivity": "Connectivity"}
 
 CAPTIONS = {
     "grad": ("Each line is one architecture. A line falling to the left means the loss barely reaches early "
