@@ -22,7 +22,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 import core
 
-from . import compute, export, figures, presets, weights
+from . import compute, export, figures, ids, presets, weights
 from .urlstate import SPEC, TRUE_WORDS, Params
 
 log = logging.getLogger(__name__)
@@ -106,12 +106,17 @@ def present_toggle() -> html.Div:
 
 
 # ----------------------------------------------------------------------------- presets
-def apply_preset(key):
-    """URL query of the chosen preset and its training steps (no_update for none)."""
+def preset_controls(key) -> list:
+    """Control values (``visualizer.ids.CONTROL_IDS`` order) of the chosen preset, then its training
+    steps; all ``no_update`` for no preset. The URL follows the controls by itself."""
     p = presets.get(key)
     if p is None:
-        return no_update, no_update
-    return p.query, p.train_steps if p.train_steps else no_update
+        return [no_update] * (len(ids.CONTROL_IDS) + 1)
+    values = []
+    for name in ids.CONTROL_IDS:
+        v = getattr(p.params, name)
+        values.append(list(v) if name == "arch" else (["match"] if v else []) if name == "match_params" else v)
+    return values + [p.train_steps if p.train_steps else no_update]
 
 
 def preset_explanation(store):
@@ -291,8 +296,9 @@ def presentation(search, toggles, exits, current):
 def register(app, root_id="page", url_id="url", params_store="params-store", view_id="view-tabs",
              steps_input="train-steps-input") -> None:
     """Attach the callbacks. ``root_id``: the page element whose class carries presentation mode."""
-    app.callback(Output(url_id, "search", allow_duplicate=True), Output(steps_input, "value", allow_duplicate=True),
-                 Input(PRESET_DROPDOWN, "value"), prevent_initial_call=True)(apply_preset)
+    app.callback(*[Output(c, "value", allow_duplicate=True) for c in ids.CONTROL_IDS.values()],
+                 Output(steps_input, "value", allow_duplicate=True),
+                 Input(PRESET_DROPDOWN, "value"), prevent_initial_call=True)(preset_controls)
     app.callback(Output(PRESET_EXPLANATION, "children"), Input(params_store, "data"))(preset_explanation)
     app.callback(Output(EXPORT_DOWNLOAD, "data"), Output(EXPORT_MESSAGE, "children"),
                  Input(EXPORT_CSV, "n_clicks"), Input(EXPORT_JSON, "n_clicks"), Input(EXPORT_HTML, "n_clicks"),

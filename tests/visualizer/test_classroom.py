@@ -34,13 +34,16 @@ def npz_of(model) -> bytes:
     return buf.getvalue()
 
 
-def test_apply_preset_sets_the_url_and_training_steps():
-    query, steps = classroom.apply_preset("clipping")
-    assert parse_query(query) == (presets.PRESETS["clipping"].params, [])
-    assert steps == presets.PRESETS["clipping"].train_steps
-    query, steps = classroom.apply_preset("vanishing")
-    assert parse_query(query)[0] == presets.PRESETS["vanishing"].params and steps is no_update
-    assert classroom.apply_preset(None) == (no_update, no_update)
+def test_a_preset_sets_every_control_and_the_training_steps():
+    from visualizer import callbacks
+    *controls, steps = classroom.preset_controls("clipping")
+    p = presets.PRESETS["clipping"]
+    assert controls == callbacks.params_to_controls(p.params)  # what the app's controls show for p
+    assert callbacks.validate(callbacks.controls_to_raw(controls))[0] == p.params
+    assert steps == p.train_steps
+    *controls, steps = classroom.preset_controls("vanishing")
+    assert controls[list(ids.CONTROL_IDS).index("seq_len")] == 100 and steps is no_update
+    assert classroom.preset_controls(None) == [no_update] * (len(ids.CONTROL_IDS) + 1)
 
 
 def test_preset_explanation_follows_the_settings():
