@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 FIELDS = list(ids.CONTROL_IDS)  # Params fields in control order (the tab last)
 STORE_FIELDS = [f for f in FIELDS if f != "view"]
+TRAINING_FIELDS = ("clip", "optimizer", "lr")  # used by training only: changing them redraws nothing here
+VIEW_FIELDS = [f for f in STORE_FIELDS if f not in TRAINING_FIELDS]
 EXPECTED_ERRORS = (ValueError, compute.Unavailable, FloatingPointError, np.linalg.LinAlgError)
 
 
@@ -110,9 +112,10 @@ def sync(trigger, search, values, store):
             _message_list(messages), *controls]
 
 
-def store_of(values) -> dict:
-    """The params store for control values in ``STORE_FIELDS`` order (validated)."""
-    raw = dict(zip(STORE_FIELDS, values))
+def store_of(values, fields=None) -> dict:
+    """The params store for control values in ``fields`` order (default ``VIEW_FIELDS``; fields
+    not given take their defaults), validated."""
+    raw = dict(zip(VIEW_FIELDS if fields is None else fields, values))
     raw["match_params"] = bool(raw.get("match_params"))
     return store_data(validate(raw, allow_empty_arch=True)[0])
 
@@ -181,12 +184,12 @@ function(init) {
 
 
 def update_overview(*values):
-    """Callback: view 1, banner and info from the control values (``STORE_FIELDS`` order)."""
+    """Callback: view 1, banner and info from the control values (``VIEW_FIELDS`` order)."""
     return overview(store_of(values))
 
 
 def update_view(*args):
-    """Callback: the open tab from the control values (``STORE_FIELDS`` order) and the tab."""
+    """Callback: the open tab from the control values (``VIEW_FIELDS`` order) and the tab."""
     *values, tab = args
     return view(store_of(values), tab)
 
@@ -194,7 +197,7 @@ def update_view(*args):
 def register(app) -> None:
     """Attach every callback to ``app``."""
     controls = [ids.CONTROL_IDS[f] for f in FIELDS]
-    model_controls = [ids.CONTROL_IDS[f] for f in STORE_FIELDS]
+    model_controls = [ids.CONTROL_IDS[f] for f in VIEW_FIELDS]
     app.callback(*[Output(c, "value") for c in controls],
                  Input(ids.URL, "pathname"), State(ids.URL, "search"))(apply_url)
     app.callback(Output(ids.URL_WRITE, "search"), Output(ids.MESSAGES, "children"), Output(ids.PARAMS, "data"),

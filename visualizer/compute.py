@@ -106,8 +106,11 @@ class RunKey:
 
 @memoize(maxsize=16)
 def get_task(key: DataKey):
-    """The task batch for ``key`` (raises ValueError from core for impossible settings)."""
-    return core_fn("make_task")(key.task, key.seq_len, key.batch, seed=key.seed)
+    """The task batch for ``key``; ValueError naming the task and length for impossible settings."""
+    try:
+        return core_fn("make_task")(key.task, key.seq_len, key.batch, seed=key.seed)
+    except ValueError as e:
+        raise ValueError(f"The {key.task} task cannot use sequence length {key.seq_len}: {e}") from e
 
 
 def targets(task, loss_on: str):
