@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 from dash import no_update
 

@@ -6,6 +6,7 @@ import pytest
 
 import core
 from visualizer import compute
+from visualizer.cache import memoize
 from visualizer.urlstate import Params
 
 
@@ -98,7 +99,7 @@ def test_impossible_task_settings_raise_value_error():
 def test_memoize_computes_once_for_concurrent_callers():
     calls = []
 
-    @compute.memoize(maxsize=2)
+    @memoize(maxsize=2)
     def slow(key):
         calls.append(key)
         time.sleep(0.05)
@@ -118,7 +119,7 @@ def test_memoize_computes_once_for_concurrent_callers():
 def test_memoize_does_not_cache_exceptions():
     calls = []
 
-    @compute.memoize(maxsize=2)
+    @memoize(maxsize=2)
     def fail(key):
         calls.append(key)
         raise ValueError("no")
