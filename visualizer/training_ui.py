@@ -203,10 +203,10 @@ def draw_snapshot(step, token, record):
 
 
 MERGE_JS = """
-function(payload, record, final) {
+function(payload, record, final, running) {
     const nu = window.dash_clientside.no_update;
     const p = payload;
-    if (!p) { return [nu, nu, nu, nu, nu, nu, nu, nu, nu, nu]; }
+    if (!p || (record && record.dropped)) { return [nu, nu, nu, nu, nu, nu, nu, nu, nu, nu]; }
     if (p.error) { return [nu, nu, nu, nu, nu, nu, nu, 'Not started.', p.error, nu]; }
     const same = record && record.run === p.run;
     const snaps = Object.assign({}, same ? record.snaps : {});
@@ -237,7 +237,7 @@ function(payload, record, final) {
         return h.name + ' ' + (h.diverged ? 'diverged' : 'loss ' + shown);
     }).join(' · ');
     const clipped = hist.reduce((n, h) => n + h.clipped.length, 0);
-    const state = final ? (done ? 'done' : 'paused') : 'training';
+    const state = final ? (done ? 'done' : 'paused') : (running ? 'training' : 'paused');
     const text = 'Step ' + step + ' / ' + total + ' (' + state + ') · ' + losses +
         (clipped ? ' · ' + clipped + ' clipped' : '');
     const every = p.every || 1;
@@ -251,16 +251,24 @@ function(payload, record, final) {
 """
 
 MERGE_JS = MERGE_JS.replace("REDRAW_MS", str(REDRAW_MS))
-MERGE_PROGRESS_JS = "function(p, record) { return (%s)(p, record, false); }" % MERGE_JS.strip()
-MERGE_RESULT_JS = "function(p, record) { return (%s)(p, record, true); }" % MERGE_JS.strip()
+MERGE_PROGRESS_JS = "function(p, record, pauseOff) { return (%s)(p, record, false, !pauseOff); }" % MERGE_JS.strip()
+MERGE_RESULT_JS = "function(p, record) { return (%s)(p, record, true, false); }" % MERGE_JS.strip()
 RESET_JS = """
 function(n) {
-    return [null, null, null, 1, 1, {}, '0', 'Ready.', '', {t: Date.now()}];
+    return [{dropped: true}, null, null, 1, 1, {}, '0', 'Ready.', '', {t: Date.now()}];
 }
 """
-PAUSE_JS = """
-function(n, text) {
-    return (typeof text === 'string') ? text.replace('(training)', '(paused)') : window.dash_clientside.no_update;
+# after a Reset, late progress of the cancelled job is ignored until the next start
+START_JS = """
+function(play, step, record) {
+    return (record && record.dropped) ? null : window.dash_clientside.no_update;
+}
+"""
+# when a job ends without a result (Pause cancelled it), the status line says so
+STOPPED_JS = """
+function(pauseDisabled, text) {
+    if (!pauseDisabled || typeof text !== 'string') { return window.dash_clientside.no_update; }
+    return text.replace('(training)', '(paused)');
 }
 """
 
@@ -292,11 +300,13 @@ def register(app, manager=None, steps_input=(STEPS, "value"), params_store="para
               Output(MESSAGE, "children", allow_duplicate=True), Output(VIEW_TOKEN, "data", allow_duplicate=True)]
     # separate callbacks: one waiting on the job's result would not fire while the job runs
     app.clientside_callback(MERGE_PROGRESS_JS, *merged, Input(PROGRESS_STORE, "data"), State(RECORD, "data"),
-                            prevent_initial_call=True)
+                            State(PAUSE, "disabled"), prevent_initial_call=True)
     app.clientside_callback(MERGE_RESULT_JS, *merged, Input(RESULT_STORE, "data"), State(RECORD, "data"),
                             prevent_initial_call=True)
     app.clientside_callback(RESET_JS, *merged, Input(RESET, "n_clicks"), prevent_initial_call=True)
-    app.clientside_callback(PAUSE_JS, Output(STATUS_LINE, "children", allow_duplicate=True), Input(PAUSE, "n_clicks"),
+    app.clientside_callback(START_JS, Output(RECORD, "data", allow_duplicate=True), Input(PLAY, "n_clicks"),
+                            Input(STEP, "n_clicks"), State(RECORD, "data"), prevent_initial_call=True)
+    app.clientside_callback(STOPPED_JS, Output(STATUS_LINE, "children", allow_duplicate=True), Input(PAUSE, "disabled"),
                             State(STATUS_LINE, "children"), prevent_initial_call=True)
     app.clientside_callback(
         "function(steps) { let n = Math.round(Number(steps)); n = n >= 1 ? Math.min(n, %d) : %d; "
