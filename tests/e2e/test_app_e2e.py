@@ -18,6 +18,8 @@ def test_page_loads_with_both_plots_and_no_console_errors(dash_duo):
     dash_duo.wait_for_element(f"#{ids.VIEW_GRAPH} .js-plotly-plot .hm")  # the heatmap tab drew
     assert dash_duo.driver.execute_script("return window.location.search") == ""  # no history entry at load
     assert dash_duo.find_element(f"#{ids.INFO}").text.count("parameters") == 3
+    fetched = dash_duo.driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert fetched and all(url.startswith(dash_duo.server_url) for url in fetched), fetched  # works offline
     assert dash_duo.get_logs() == []
 
 
