@@ -44,7 +44,7 @@ import requests  # noqa: E402
 
 from students import control_changes  # noqa: E402
 from tests.server.dash_http import DashSession  # noqa: E402
-from visualizer.serve import gunicorn_args, parse_args as serve_args  # noqa: E402
+from visualizer.serve import BLAS_THREADS, gunicorn_args, parse_args as serve_args  # noqa: E402
 
 
 class Recorder:
@@ -54,9 +54,9 @@ class Recorder:
         self.lock = threading.Lock()
         self.rows = []
 
-    def add(self, kind, seconds, ok, detail=""):
+    def add(self, kind, seconds, ok, detail="", output=""):
         with self.lock:
-            self.rows.append((kind, seconds, ok, detail))
+            self.rows.append((kind, seconds, ok, detail, output))
 
 
 class TimedHTTP:
@@ -76,14 +76,16 @@ class TimedHTTP:
 
     def request(self, method, url, **kwargs):
         kind = self._kind(method, url, kwargs.get("json"))
+        output = (kwargs.get("json") or {}).get("output", "")
         t0 = time.perf_counter()
         try:
             r = self.session.request(method, url, **kwargs)
         except requests.RequestException as e:
-            self.recorder.add(kind, time.perf_counter() - t0, False, type(e).__name__)
+            self.recorder.add(kind, time.perf_counter() - t0, False, f"{type(e).__name__} {output[:60]}", output)
             raise
         ok = r.status_code in (200, 204)
-        self.recorder.add(kind, time.perf_counter() - t0, ok, "" if ok else f"HTTP {r.status_code}")
+        self.recorder.add(kind, time.perf_counter() - t0, ok, "" if ok else f"HTTP {r.status_code} {output[:60]}",
+                          output)
         return r
 
     def get(self, url, **kwargs):
@@ -130,10 +132,16 @@ def trainer(base, seed, recorder, stop_at, outcomes):
             key = (trigger["id"], trigger["property"])
             s.props[key] = (s.props.get(key) or 0) + 1
             t0 = time.monotonic()
-            try:
-                s.run_background(dep, [f"{trigger['id']}.{trigger['property']}"], interval=0.5,
-                                 timeout=max(1.0, stop_at - time.monotonic()))
-                outcomes.append(("done", time.monotonic() - t0))
+            try:  # poll as often as the renderer does (the callback's ``interval``)
+                out = s.run_background(dep, [f"{trigger['id']}.{trigger['property']}"],
+                                       interval=dep["background"].get("interval", 500) / 1000,
+                                       timeout=max(1.0, stop_at - time.monotonic()))
+                result = next(iter(((out or {}).get("response") or {}).values()), {})
+                result = next(iter(result.values()), None) if isinstance(result, dict) else None
+                if isinstance(result, dict) and result.get("error"):
+                    outcomes.append((f"refused: {result['error'][:70]}", time.monotonic() - t0))
+                else:
+                    outcomes.append(("done", time.monotonic() - t0))
             except TimeoutError:
                 outcomes.append(("still running at the end", time.monotonic() - t0))
                 break
@@ -193,7 +201,8 @@ def wait_http(url, timeout=60):
 def start_servers(args, folder: Path):
     """gunicorn (and for --backend celery a redis-server and a Celery worker); returns (procs, base)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPTTLAB_")}
-    env.update(BPTTLAB_CACHE_DIR=str(folder / "cache"), PYTHONPATH=str(ROOT))
+    env.update(BPTTLAB_CACHE_DIR=str(folder / "cache"), PYTHONPATH=str(ROOT), BPTTLAB_APP=args.app.split(":")[0],
+               **{k: v for k, v in BLAS_THREADS.items() if k not in env})  # as `bpttlab serve` does
     procs = []
     if args.backend == "celery":
         port = free_port()
@@ -211,7 +220,8 @@ def start_servers(args, folder: Path):
     port = free_port()
     serve = serve_args(["--workers", str(args.workers), "--threads", str(args.threads), "--port", str(port)])
     with open(folder / "gunicorn.log", "ab") as log:
-        procs.append(subprocess.Popen([sys.executable, "-m", "gunicorn", *gunicorn_args(serve)], cwd=ROOT, env=env,
+        command = [*gunicorn_args(serve)[:-1], args.app]
+        procs.append(subprocess.Popen([sys.executable, "-m", "gunicorn", *command], cwd=ROOT, env=env,
                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/")
@@ -242,14 +252,24 @@ def report(recorder, outcomes, mem_start, mem_end, args, elapsed):
     rows = recorder.rows
     failed = [r for r in rows if not r[2]]
     print(f"\n{args.users} students ({args.users // 5 if args.training else 0} also training), {elapsed:.0f} s, "
-          f"gunicorn {args.workers} workers x {args.threads} threads, jobs on {args.backend}")
+          f"gunicorn {args.workers} workers x {args.threads} threads, jobs on {args.backend}, app {args.app}")
     print(f"requests: {len(rows)}   failed: {len(failed)}")
-    for kind, seconds, _, detail in failed[:10]:
-        print(f"  failed: {kind} after {seconds:.2f} s: {detail}")
+    causes = {}
+    for kind, seconds, _, detail, _ in failed:
+        causes.setdefault(f"{kind}: {detail}", []).append(seconds)
+    for cause, times in sorted(causes.items(), key=lambda kv: -len(kv[1]))[:8]:
+        print(f"  {len(times):4d} x {cause} (after {statistics.median(times):.2f} s median)")
+    slow = {}
+    for kind, seconds, ok, _, output in rows:
+        if ok and kind == "POST callback":
+            slow.setdefault(output, []).append(seconds)
+    print("slowest callbacks (p95 ms, count):",
+          "; ".join(f"{o.strip('.')[:40]} {percentile(t, 95) * 1000:.0f} ({len(t)})"
+                    for o, t in sorted(slow.items(), key=lambda kv: -percentile(kv[1], 95))[:4]))
     print(f"{'request':<24}{'count':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     kinds = sorted({r[0] for r in rows})
     for kind in kinds + ["ALL"]:
-        lat = [r[1] * 1000 for r in rows if r[2] and (kind == "ALL" or r[0] == kind)]
+        lat = [r[1] * 1000 for r in rows if r[2] and r[1] > 0 and (kind == "ALL" or r[0] == kind)]
         if lat:
             print(f"{kind:<24}{len(lat):>7}{percentile(lat, 50):>9.0f}{percentile(lat, 95):>9.0f}"
                   f"{percentile(lat, 99):>9.0f}{max(lat):>9.0f}")
@@ -271,6 +291,8 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", choices=["diskcache", "celery"], default="diskcache")
     parser.add_argument("--job-workers", type=int, default=2, help="Celery worker processes (--backend celery)")
     parser.add_argument("--no-training", dest="training", action="store_false", help="no training students")
+    parser.add_argument("--app", default="tests.server.fullapp:server",
+                        help="WSGI app (default: the whole app with its training panel)")
     parser.add_argument("--url", default=None, help="use a server already running on 127.0.0.1 instead")
     args = parser.parse_args(argv)
     args.users = max(1, min(args.users, 200))

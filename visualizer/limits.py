@@ -11,7 +11,8 @@ total, time per job; and the random per-browser id the per-user limits count by.
 - Time per job: ``BPTTLAB_JOB_TIME_LIMIT`` seconds (default 120), checked cooperatively by
   :meth:`JobSlot.expired` (the job stops and shows what it has) and enforced hard by Celery.
 
-Settings: ``BPTTLAB_MAX_JOBS_PER_USER`` (default 1), ``BPTTLAB_MAX_JOBS`` (default 4).
+Settings: ``BPTTLAB_MAX_JOBS_PER_USER`` (default 1), ``BPTTLAB_MAX_JOBS`` (default: the number
+of CPU cores, at least 2). Jobs run at low CPU priority (:func:`visualizer.jobs.lower_priority`).
 
 The user id lives in the browser (``dcc.Store(storage_type="local")``, filled by a clientside
 callback with 128 random bits). It is NOT authentication: anyone can send any id. It only
@@ -58,7 +59,7 @@ class Limits:
     """The caps in force (see the module docstring)."""
 
     per_user: int = 1
-    total: int = 4
+    total: int = max(2, os.cpu_count() or 2)
     time_limit: float = jobs.DEFAULT_TIME_LIMIT
     work_cap: int = WORK_CAP
     train_work_cap: int = TRAIN_WORK_CAP

@@ -2,6 +2,7 @@
 
 ``bpttlab serve --workers 2`` is the same as::
 
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \\
     gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 --timeout 120 --keep-alive 20 \\
         --max-requests 2000 --max-requests-jitter 200 --no-control-socket visualizer.app:server
 
@@ -26,6 +27,9 @@ import sys
 from . import jobs
 
 WSGI_APP = "visualizer.app:server"
+# One BLAS thread per request thread: a class server gets its parallelism from workers and
+# threads; BLAS pools on top of them oversubscribe the cores (and slow everyone down).
+BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -113,8 +117,9 @@ def main(argv=None, exec_fn=os.execvp) -> int:
     if args.redis:
         os.environ[jobs.REDIS_ENV] = args.redis
     if args.print_command:
-        prefix = f"{jobs.REDIS_ENV}={shlex.quote(args.redis)} " if args.redis else ""
-        print(prefix + shlex.join(["gunicorn", *gunicorn_args(args)]))
+        env = {**BLAS_THREADS, **({jobs.REDIS_ENV: args.redis} if args.redis else {})}
+        prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        print(prefix + " " + shlex.join(["gunicorn", *gunicorn_args(args)]))
         return 0
     warning = warning_for(args.host, args.port)
     if warning:
@@ -124,6 +129,8 @@ def main(argv=None, exec_fn=os.execvp) -> int:
     backend = f"Celery + Redis ({jobs.redis_url()})" if jobs.redis_url() else "embedded diskcache"
     print(f"bpttlab serve: {args.workers} workers x {args.threads} threads, background jobs on {backend}; "
           f"open http://{shown}:{args.port}/ (Ctrl+C to stop)", flush=True)
+    for name, value in BLAS_THREADS.items():
+        os.environ.setdefault(name, value)
     exec_fn(command[0], command)
     return 0  # only reached with a test's exec_fn
 
