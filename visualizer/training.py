@@ -35,11 +35,12 @@ DEFAULT_STEPS = 300
 MAX_STEPS = 2000
 MAX_RECORDED = 100  # snapshots kept per architecture for the slider
 DIGITS = 6  # significant digits of floats sent to the browser
-PROGRESS_SECONDS = 0.08  # at most one progress write per this many seconds (about one per poll)
+PROGRESS_SECONDS = 0.05  # at most one progress write per this many seconds (about one per poll)
 CHECKPOINT_SECONDS = 2.0  # a resumable checkpoint at most this often...
 CHECKPOINT_WRITES = 3  # ...sent in this many consecutive progress writes (so that a poll sees one)
 CHECKPOINT_MAX_CHARS = 4_000_000  # larger checkpoints are not sent (resume replays from step 0)
 WINDOW = 12  # recorded snapshots repeated per progress write (a slow poll loses none)
+HISTORY_SECONDS = 0.5  # progress payloads carry the full loss histories at most this often
 TRAIN_FIELDS = ("arch", "seq_len", "hidden", "layers", "batch", "task", "init", "scale", "forget_bias",
                 "truncate", "clip", "optimizer", "lr", "seed", "match_params")
 
@@ -165,13 +166,17 @@ def unjson(values) -> np.ndarray:
     return np.asarray(walk(values), dtype=float)
 
 
-def history(arch: str, config: core.TrainConfig, state: RunState, baseline: float) -> dict:
-    """One architecture's loss / gradient-norm history and status, for the live figures."""
-    return {"arch": arch, "name": compute.DISPLAY_NAMES[arch], "step": state.step, "steps": config.steps,
-            "losses": jlist(state.losses), "grad_norms": jlist(state.grad_norms),
-            "clipped": [int(i) + 1 for i in np.flatnonzero(state.clip_flags)],
-            "clip": config.clip, "diverged": bool(state.diverged), "baseline": jfloat(baseline),
-            "hidden": config.hidden_size}
+def history(arch: str, config: core.TrainConfig, state: RunState, baseline: float, full: bool = True) -> dict:
+    """One architecture's status (step, last loss, clipped count, ...) and, if ``full``, its
+    per-step ``losses``, ``grad_norms`` and ``clipped`` steps (1-based), for the live figures."""
+    out = {"arch": arch, "name": compute.DISPLAY_NAMES[arch], "step": state.step, "steps": config.steps,
+           "loss": jfloat(state.losses[-1]) if state.step else None, "n_clipped": int(np.sum(state.clip_flags)),
+           "clip": config.clip, "diverged": bool(state.diverged), "baseline": jfloat(baseline),
+           "hidden": config.hidden_size}
+    if full:
+        out.update(losses=jlist(state.losses), grad_norms=jlist(state.grad_norms),
+                   clipped=[int(i) + 1 for i in np.flatnonzero(state.clip_flags)])
+    return out
 
 
 def snapshot(arch: str, state: RunState) -> dict:
@@ -253,11 +258,12 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
 
     Returns
     -------
-    The final payload: ``{"run", "key", "status", "target", "every", "archs": {arch: history},
-    "snaps": [every recorded snapshot this job made], "live": [newest snapshot per arch],
-    "checkpoint": {"step", "data"} or None}``. Progress payloads have the same keys with
-    ``snaps`` limited to the last WINDOW, and a checkpoint (every CHECKPOINT_SECONDS) only in
-    CHECKPOINT_WRITES consecutive payloads: a lost one only means a longer silent replay.
+    The final payload: ``{"run", "key", "status", "target", "every", "full", "archs": {arch:
+    history}, "snaps": [every recorded snapshot this job made], "live": [newest snapshot per
+    arch], "checkpoint": {"step", "data"} or None}``. Progress payloads have the same keys with
+    ``snaps`` limited to the last WINDOW, the per-step histories only every HISTORY_SECONDS
+    (``full``), and a checkpoint (every CHECKPOINT_SECONDS) only in CHECKPOINT_WRITES
+    consecutive payloads: a lost one only means a longer silent replay.
     """
     steps = clamp_steps(steps)
     configs = {a: train_config(params, a, steps) for a in params.arch}
@@ -271,13 +277,14 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
     base = {"run": run_id or uuid.uuid4().hex[:12], "key": run_key(params, steps), "target": target,
             "every": every, "start": int(start_step)}
     snaps, live = [], {}
-    ckpt, ckpt_time, last_write = None, clock(), -math.inf
+    ckpt, ckpt_time, last_write, last_full = None, clock(), -math.inf, -math.inf
 
-    def payload(status, window):
+    def payload(status, window, full):
         fresh = ckpt if ckpt and (status != "running" or ckpt["writes"] < CHECKPOINT_WRITES) else None
         if fresh is not None:
             fresh["writes"] += 1
-        return {**base, "status": status, "archs": {a: history(a, configs[a], states[a], baselines[a]) for a in states},
+        return {**base, "status": status, "full": full,
+                "archs": {a: history(a, configs[a], states[a], baselines[a], full) for a in states},
                 "snaps": snaps[-WINDOW:] if window else list(snaps), "live": list(live.values()),
                 "checkpoint": None if fresh is None else {"step": fresh["step"], "data": fresh["data"]}}
 
@@ -300,10 +307,11 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
                 ckpt = {"step": newest, "data": data, "writes": 0}
             ckpt_time = now
         if set_progress is not None and now - last_write >= PROGRESS_SECONDS and live:
-            set_progress(payload("running", True))
-            last_write = now
+            full = now - last_full >= HISTORY_SECONDS
+            set_progress(payload("running", True, full))
+            last_write, last_full = now, (now if full else last_full)
     data = encode_checkpoint(states)
     ckpt = {"step": max(s.step for s in states.values()), "data": data, "writes": 0} \
         if len(data) <= CHECKPOINT_MAX_CHARS else None
     done = all(finished(configs[a], states[a]) for a in states)
-    return payload("done" if done else "paused", False)
+    return payload("done" if done else "paused", False, True)

@@ -57,7 +57,7 @@ def progress_figure(archs: dict, selected_step: int | None = None, height=430) -
     clip, baseline, last = None, None, 1
     for arch, h in archs.items():
         color, name = figures.COLORS[arch], h.get("name") or DISPLAY_NAMES[arch]
-        loss, gn = unjson(h["losses"]), unjson(h["grad_norms"])
+        loss, gn = unjson(h.get("losses", [])), unjson(h.get("grad_norms", []))
         steps = np.arange(1, loss.size + 1)
         last = max(last, int(h.get("steps") or loss.size))
         losses.append(loss)

@@ -47,7 +47,7 @@ STATUS = "train-status-store"
 CHECKPOINT = "train-checkpoint-store"
 VIEW_TOKEN = "train-view-token"
 
-POLL_MS = 80  # Dash polls a running job this often (plus the request's own time)
+POLL_MS = 50  # Dash polls a running job this often (plus the request's own time)
 REDRAW_MS = 2000  # while training, the snapshot heatmap (which needs the whole record) redraws this often
 
 CAPTION = ("Top: each architecture's loss at every training step (log scale; the dashed line is the loss of "
@@ -163,10 +163,12 @@ def job_error(exc):
 
 # ----------------------------------------------------------------------------- drawing
 def draw_live(progress):
-    """The loss / gradient-norm figure and the newest snapshot, from one progress payload."""
+    """The newest snapshot from one progress payload, and the loss / gradient-norm figure when
+    the payload carries the histories (a few times a second)."""
     if not isinstance(progress, dict) or "archs" not in progress:
         return no_update, no_update
-    return progress_figure(progress["archs"]), flow_figure(progress.get("live") or [])
+    losses = progress_figure(progress["archs"]) if progress.get("full", True) else no_update
+    return losses, flow_figure(progress.get("live") or [])
 
 
 def snapshot_steps(record) -> list[int]:
@@ -218,7 +220,11 @@ function(payload, record, final, running) {
         }
         snaps[s.arch] = list;
     }
-    const rec = {run: p.run, key: p.key, every: p.every, archs: p.archs, snaps: snaps, status: p.status};
+    const archs = {};
+    for (const [a, h] of Object.entries(p.archs)) {
+        archs[a] = Object.assign({}, (same && record.archs && record.archs[a]) || {}, h);
+    }
+    const rec = {run: p.run, key: p.key, every: p.every, archs: archs, snaps: snaps, status: p.status};
     const all = new Set();
     Object.values(snaps).forEach(l => l.forEach(s => all.add(s.step)));
     const steps = Array.from(all).sort((a, b) => a - b);
@@ -232,11 +238,11 @@ function(payload, record, final, running) {
     marks[p.every || 1] = String(p.every || 1);
     marks[total] = String(total);
     const losses = hist.map(h => {
-        const v = h.losses.length ? h.losses[h.losses.length - 1] : null;
+        const v = h.loss;
         const shown = typeof v === 'number' ? v.toPrecision(3) : v;
         return h.name + ' ' + (h.diverged ? 'diverged' : 'loss ' + shown);
     }).join(' · ');
-    const clipped = hist.reduce((n, h) => n + h.clipped.length, 0);
+    const clipped = hist.reduce((n, h) => n + (h.n_clipped || 0), 0);
     const state = final ? (done ? 'done' : 'paused') : (running ? 'training' : 'paused');
     const text = 'Step ' + step + ' / ' + total + ' (' + state + ') · ' + losses +
         (clipped ? ' · ' + clipped + ' clipped' : '');

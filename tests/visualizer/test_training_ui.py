@@ -84,6 +84,18 @@ def test_draw_live_and_figures(result):
     np.testing.assert_allclose(values(flow["data"][0]["y"]), training.unjson(rnn["hidden"])[-1])
 
 
+def test_light_progress_payloads_skip_the_loss_figure():
+    progress = []
+    training.run_job(progress.append, SMALL, 30, 30, clock=Clock(0.06))
+    light = [p for p in progress if not p["full"]]
+    full = [p for p in progress if p["full"]]
+    assert light and full and len(full) < len(progress)
+    assert "losses" not in light[0]["archs"]["rnn"] and light[0]["archs"]["rnn"]["loss"] is not None
+    loss, flow = training_ui.draw_live(light[0])
+    assert loss is no_update and named(flow) == ["RNN", "LSTM", "GRU"]
+    assert training_ui.draw_live(full[0])[0] is not no_update
+
+
 def test_progress_figure_marks_clipping_baseline_and_divergence():
     p = replace(SMALL, arch=("rnn-relu",), init="identity", optimizer="sgd", lr=0.1, clip=0.05, task="sine",
                 seq_len=30)
