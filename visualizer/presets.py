@@ -8,6 +8,7 @@ core engine that each preset really shows its effect.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
 
 from .urlstate import Params, to_query
 
@@ -126,3 +127,22 @@ def matching(params: Params) -> str | None:
         if p.params.to_dict() | {"view": None} == params.to_dict() | {"view": None}:
             return p.key
     return None
+
+
+def expand_query(search) -> str:
+    """``search`` with ``preset=<key>`` replaced by that preset's settings; keys given explicitly in
+    the URL win (``?preset=irnn&seq_len=200``). Without a known preset the query is unchanged, so
+    an unknown name is reported by the app's own URL validation."""
+    if not isinstance(search, str):
+        return search
+    try:
+        pairs = parse_qsl(search.lstrip("?"), keep_blank_values=True, max_num_fields=100)
+    except ValueError:
+        return search
+    chosen = next((get(v.strip().lower()) for k, v in pairs if k.strip().lower() == "preset"), None)
+    if chosen is None:
+        return search
+    given = {k.strip().lower() for k, _ in pairs}
+    base = [(k, v) for k, v in parse_qsl(chosen.query.lstrip("?")) if k not in given]
+    rest = [(k, v) for k, v in pairs if k.strip().lower() != "preset"]
+    return "?" + urlencode(base + rest, safe=",.-")

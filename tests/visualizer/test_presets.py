@@ -45,6 +45,16 @@ def test_options_and_unknown_keys():
     assert presets.matching(replace(presets.PRESETS["vanishing"].params, seed=7)) is None
 
 
+def test_preset_in_the_url_expands_to_its_settings():
+    p = presets.PRESETS["irnn"]
+    assert parse_query(presets.expand_query("?preset=irnn")) == (p.params, [])
+    params, messages = parse_query(presets.expand_query("?preset=irnn&seq_len=200&present=1"))
+    assert params == replace(p.params, seq_len=200)
+    assert messages == ["unknown parameter 'present' ignored."]  # other keys pass through untouched
+    assert presets.expand_query("?preset=nope&seed=3") == "?preset=nope&seed=3"
+    assert presets.expand_query("?seed=3") == "?seed=3" and presets.expand_query(None) is None
+
+
 def test_vanishing_tanh_rnn():
     p = presets.PRESETS["vanishing"].params
     assert p.arch == ("rnn",) and p.init == "pytorch"
