@@ -175,6 +175,10 @@ class DashSession:
             if hit:
                 self.fire(dep, hit, depth)
 
+    def search(self) -> str | None:
+        """The query the page shows in the address bar (the app writes it to ``url-write`` or ``url``)."""
+        return self.props.get(("url-write", "search"), self.props.get(("url", "search")))
+
     def set(self, cid: str, prop: str, value) -> None:
         """A user changes ``cid.prop`` to ``value``: fire every callback listening to it."""
         self.props[(cid, prop)] = value

@@ -111,7 +111,7 @@ def test_redis_down_gives_the_message_and_jobs_return(stack):
         train(s, 5)
         assert s.props[(RESULT, "data")] == {"error": jobs.UNAVAILABLE}
         s.set("seq-len-slider", "value", 30)  # the quick views keep working
-        assert s.props[("url", "search")].startswith("?arch=rnn,lstm,gru&seq_len=30&")
+        assert s.search().startswith("?arch=rnn,lstm,gru&seq_len=30&")
         assert len(s.props[("grad-norm-graph", "figure")]["data"]) >= 3
     finally:
         redis.start()

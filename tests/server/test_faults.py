@@ -46,7 +46,7 @@ def busy_worker(master):
 def test_a_worker_killed_mid_request_leaves_everyone_else_working(procs, http):
     master, base = procs.gunicorn("visualizer.app:server", workers=2, threads=1)
     students = [DashSession(base, requests.Session()).load() for _ in range(3)]
-    victim = DashSession(base, http).load()
+    victim = DashSession(base, http).load(BIG, initial=False)  # opens a shared link to a big configuration
     before = set(worker_pids(master))
     assert len(before) == 2
 
@@ -54,7 +54,7 @@ def test_a_worker_killed_mid_request_leaves_everyone_else_working(procs, http):
 
     def slow_request():
         try:
-            victim.set("url", "search", BIG)  # sync_state, then the heavy views
+            victim.initial_callbacks()  # the URL is read, then the heavy views are computed
         except Exception as e:  # noqa: BLE001 - the request is expected to die with its worker
             failure["error"] = e
     thread = threading.Thread(target=slow_request)
@@ -69,7 +69,7 @@ def test_a_worker_killed_mid_request_leaves_everyone_else_working(procs, http):
         assert len(s.props[("grad-norm-graph", "figure")]["data"]) == 3
     wait_until(lambda: len(worker_pids(master)) == 2 and set(worker_pids(master)) != before, 30, "a new worker")
     victim.set("seq-len-slider", "value", 40)  # ... and the victim's next request works
-    assert victim.props[("url", "search")].startswith("?arch=rnn,lstm,gru&seq_len=40&")
+    assert victim.search().startswith("?arch=rnn,lstm,gru&seq_len=40&")
     assert victim.props[("grad-norm-graph", "figure")]["data"]
     for s in students:
         s.http.close()

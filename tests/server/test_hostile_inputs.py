@@ -187,8 +187,6 @@ def test_forged_stores(store, tab):
     check_views(store if isinstance(store, dict) else {"junk": store}, tab)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="callbacks.view: `tab in VIEW_BUILDERS` raises TypeError for a list/dict tab (reported)")
 @pytest.mark.parametrize("tab", [[], ["heatmap"], {"a": 1}])
 def test_view_tab_of_any_json_type(tab):
     """The tab value comes from the client as any JSON; an unhashable one must not crash the view."""

@@ -66,8 +66,20 @@ def test_any_bytes_as_weights(data):
     lambda flips_, cut: base64.b64encode(mutated(base64.b64decode(valid_checkpoint()), flips_, cut)).decode(),
     flips, st.none() | st.integers(0, 10**6))))
 def test_any_checkpoint_text(text):
-    states = training.decode_checkpoint(text, CONFIGS)
+    try:
+        states = training.decode_checkpoint(text, CONFIGS)
+    except NotImplementedError:  # known: see test_a_checkpoint_with_an_unknown_zip_version
+        return
     assert states is None or set(states) == set(CONFIGS)
+
+
+@pytest.mark.xfail(strict=True, raises=NotImplementedError,
+                   reason="training.decode_checkpoint lets zipfile's NotImplementedError through (reported)")
+def test_a_checkpoint_with_an_unknown_zip_version():
+    data = bytearray(base64.b64decode(valid_checkpoint()))
+    central = data.rfind(b"PK\x01\x02")  # the last central-directory entry: "version needed" = 6.4
+    data[central + 6] = 64
+    assert training.decode_checkpoint(base64.b64encode(bytes(data)).decode(), CONFIGS) is None
 
 
 @SETTINGS
