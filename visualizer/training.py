@@ -39,6 +39,7 @@ PROGRESS_SECONDS = 0.05  # at most one progress write per this many seconds (abo
 CHECKPOINT_SECONDS = 2.0  # a resumable checkpoint at most this often...
 CHECKPOINT_WRITES = 3  # ...sent in this many consecutive progress writes (so that a poll sees one)
 CHECKPOINT_MAX_CHARS = 4_000_000  # larger checkpoints are not sent (resume replays from step 0)
+CHECKPOINT_MAX_MEMBERS = 1000  # arrays in a checkpoint sent back by the browser
 WINDOW = 12  # recorded snapshots repeated per progress write (a slow poll loses none)
 HISTORY_SECONDS = 0.5  # progress payloads carry the full loss histories at most this often
 TRAIN_FIELDS = ("arch", "seq_len", "hidden", "layers", "batch", "task", "init", "scale", "forget_bias",
@@ -209,13 +210,20 @@ def encode_checkpoint(states: dict) -> str:
 def decode_checkpoint(text, configs: dict) -> dict | None:
     """The states of :func:`encode_checkpoint`, checked against ``configs``; None if unusable.
 
-    The text comes back from the browser, so it is size-limited, loaded without pickle, and
+    The text comes back from the browser, so it is size-limited, must be an uncompressed zip
+    (what :func:`encode_checkpoint` writes: nothing can inflate), is loaded without pickle, and
     every array must have the shape of a freshly built model of that config.
     """
     if not isinstance(text, str) or len(text) > CHECKPOINT_MAX_CHARS:
         return None
     try:
-        with np.load(io.BytesIO(base64.b64decode(text, validate=True)), allow_pickle=False) as z:
+        raw = base64.b64decode(text, validate=True)
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            infos = zf.infolist()
+            if (len(infos) > CHECKPOINT_MAX_MEMBERS or sum(i.file_size for i in infos) > len(raw)
+                    or any(i.compress_type != zipfile.ZIP_STORED for i in infos)):
+                return None
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
         states = {}
         for arch, config in configs.items():
@@ -236,7 +244,8 @@ def decode_checkpoint(text, configs: dict) -> dict | None:
                                     hist[0].astype(float), hist[1].astype(float), hist[2].astype(bool),
                                     bool(data[f"{arch}/diverged"]))
         return states
-    except (ValueError, KeyError, TypeError, OSError, EOFError, binascii.Error, zipfile.BadZipFile, zlib.error):
+    except (ValueError, KeyError, TypeError, OSError, EOFError, binascii.Error, zipfile.BadZipFile, zlib.error,
+            NotImplementedError, RuntimeError):  # zipfile: unknown version or method, encrypted member
         return None
 
 

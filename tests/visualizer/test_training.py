@@ -105,6 +105,15 @@ def test_checkpoint_round_trip_and_rejects_tampering():
     np.savez(buf, x=np.array([{"a": 1}], dtype=object))
     assert training.decode_checkpoint(base64.b64encode(buf.getvalue()).decode(), configs) is None  # no pickle
     assert training.decode_checkpoint("A" * (training.CHECKPOINT_MAX_CHARS + 4), configs) is None
+    # compressed members (a deflate bomb could hide there) and unknown zip versions are refused
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{"rnn/losses": np.zeros(10_000_000)})  # 80 MB of zeros in ~80 kB
+    assert len(buf.getvalue()) < 200_000
+    assert training.decode_checkpoint(base64.b64encode(buf.getvalue()).decode(), configs) is None
+    raw = bytearray(base64.b64decode(text))
+    raw[4:6] = (99).to_bytes(2, "little")  # "version needed to extract" of the first member
+    raw[raw.find(b"PK\x01\x02") + 6: raw.find(b"PK\x01\x02") + 8] = (99).to_bytes(2, "little")
+    assert training.decode_checkpoint(base64.b64encode(bytes(raw)).decode(), configs) is None
 
 
 def test_job_reports_progress_and_resumes_exactly_after_a_pause():
