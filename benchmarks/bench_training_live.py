@@ -15,6 +15,7 @@ RNN + LSTM + GRU, Adam):
 """
 import argparse
 import json
+import socket
 import statistics
 import time
 
@@ -63,14 +64,17 @@ def browser(steps: int) -> dict:
                            training_ui.panel(steps)])
     limits.register_identity(app)
     training_ui.register(app)
+    with socket.socket() as sock:  # a free port
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     runner = ThreadedRunner()
-    runner.start(app, port=8093)
+    runner.start(app, port=port)
     options = Options()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options)
     try:
-        driver.get("http://127.0.0.1:8093/")
+        driver.get(f"http://127.0.0.1:{port}/")
         deadline = time.time() + 30
         while not driver.execute_script(f"return !!document.querySelector('#{training_ui.FLOW_GRAPH} .js-plotly-plot')"):
             if time.time() > deadline:
