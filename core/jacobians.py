@@ -201,14 +201,16 @@ def _norm_rows(G):
     return m * np.sqrt(np.sum((G / safe[:, None]) ** 2, axis=1))
 
 
-def _step_singular_values(arch, nonlinearity, steps, W_hh, first=0):
-    """(T - first, B, n) singular values of A_t for t >= first by batched full SVDs; NaN if not finite."""
+def _step_singular_values(arch, nonlinearity, steps, W_hh, first=0, which=None):
+    """(len(which), B, n) singular values of A_t for t in ``which`` (default: t >= first) by
+    batched full SVDs; NaN if not finite."""
     B, n = steps[0][0].shape[0], (2 if arch == "lstm" else 1) * W_hh.shape[1]
+    which = list(range(first, len(steps))) if which is None else list(which)
     chunk = max(1, _SVD_BATCH // (B * n * n))  # steps per SVD call
     out = []
-    for t0 in range(first, len(steps), chunk):
+    for i0 in range(0, len(which), chunk):
         A = np.stack([_dense(_step_lin(arch, nonlinearity, steps[t], W_hh, True))
-                      for t in range(t0, min(len(steps), t0 + chunk))])  # (c, B, n, n)
+                      for t in which[i0:i0 + chunk]])  # (c, B, n, n)
         ok = np.all(np.isfinite(A), axis=(2, 3))
         A[~ok] = 0.0
         vals = np.linalg.svd(A, compute_uv=False)
@@ -274,7 +276,7 @@ def jacobian_norms(model: Model, x) -> np.ndarray:
     return J
 
 
-def step_jacobian_singular_values(model: Model, x, batch_index=0) -> np.ndarray:
+def step_jacobian_singular_values(model: Model, x, batch_index=0, steps=None) -> np.ndarray:
     """All singular values of every one-step state Jacobian, for one batch element.
 
     Parameters
@@ -282,10 +284,12 @@ def step_jacobian_singular_values(model: Model, x, batch_index=0) -> np.ndarray:
     model : :class:`core.RNN`, :class:`core.LSTM` or :class:`core.GRU`.
     x : (T, B, input_size) inputs.
     batch_index : int in [0, B), the sequence to analyse.
+    steps : None for every step, or increasing step indices in [0, T) to analyse only those
+        (the forward pass still runs over the whole sequence).
 
     Returns
     -------
-    sv : (L, T, n) float64, descending, n = H (RNN, GRU) or 2H (LSTM). Step 0 is the Jacobian
+    sv : (L, T, n) float64, descending (T = len(steps) when given), n = H (RNN, GRU) or 2H (LSTM). Step 0 is the Jacobian
         with respect to the (zero) initial state. Steps with NaN states give NaN rows.
 
     Notes
@@ -299,11 +303,26 @@ def step_jacobian_singular_values(model: Model, x, batch_index=0) -> np.ndarray:
     b = _check_batch_index(batch_index, x.shape[1])
     cfg = model.config
     T = x.shape[0]
-    sv = np.empty((cfg.num_layers, T, _state_size(model)))
+    which = _check_steps(steps, T)
+    sv = np.empty((cfg.num_layers, len(which), _state_size(model)))
     with np.errstate(all="ignore"):
         for l, (_, W_hh, cache) in enumerate(_layers(model, x[:, b:b + 1], _params64(model))):
-            sv[l] = _step_singular_values(cfg.arch, cfg.nonlinearity, cache[7], W_hh)[:, 0]
+            sv[l] = _step_singular_values(cfg.arch, cfg.nonlinearity, cache[7], W_hh, which=which)[:, 0]
     return sv
+
+
+def _check_steps(steps, T):
+    """Validated list of step indices (all steps when None); ValueError naming ``steps``."""
+    if steps is None:
+        return list(range(T))
+    try:
+        idx = np.asarray(steps)
+    except Exception:  # noqa: BLE001 - anything unconvertible is a bad argument
+        raise ValueError(f"steps must be increasing integers in [0, {T}), got {steps!r}") from None
+    if (idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= T
+            or np.any(np.diff(idx) <= 0)):
+        raise ValueError(f"steps must be increasing integers in [0, {T}), got {steps!r}")
+    return [int(t) for t in idx]
 
 
 def weight_singular_values(model: Model) -> np.ndarray:

@@ -368,3 +368,15 @@ def test_bad_batch_index_raises_value_error_naming_it(func, batch_index):
     model = core.GRU(I, H)
     with pytest.raises(ValueError, match="batch_index must be"):
         func(model, np.zeros((3, 2, I)), batch_index=batch_index)
+
+
+@pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
+def test_step_singular_values_on_chosen_steps_equal_the_full_rows(arch):
+    m = core.build(arch, input_size=2, hidden_size=5, output_size=1, num_layers=2, seed=3)
+    x = np.random.default_rng(3).standard_normal((20, 2, 2))
+    full = core.step_jacobian_singular_values(m, x, batch_index=1)
+    some = core.step_jacobian_singular_values(m, x, batch_index=1, steps=[0, 7, 19])
+    np.testing.assert_array_equal(some, full[:, [0, 7, 19]])
+    for bad in ([], [3, 3], [5, 2], [-1], [20], [1.5], "all"):
+        with pytest.raises(ValueError, match="steps"):
+            core.step_jacobian_singular_values(m, x, steps=bad)
