@@ -178,13 +178,24 @@ def jacobian_norms(key: RunKey) -> np.ndarray:
         return np.asarray(core_fn("jacobian_norms")(get_model(key), task.x[:, : jacobian_batch(key)]))
 
 
+SPECTRA_STEPS = 200  # one-step Jacobians analysed at most (evenly spaced, always the last step)
+
+
+def spectra_steps(T: int) -> np.ndarray:
+    """The step indices whose one-step Jacobian spectra are computed: all, or SPECTRA_STEPS of them."""
+    if T <= SPECTRA_STEPS:
+        return np.arange(T)
+    return np.unique(np.linspace(0, T - 1, SPECTRA_STEPS).round().astype(int))
+
+
 @memoize(maxsize=12)
 def step_spectra(key: RunKey) -> np.ndarray:
-    """(L, T, n) singular values of each one-step Jacobian, sequence 0
-    (:func:`core.step_jacobian_singular_values`)."""
+    """(L, len(spectra_steps(T)), n) singular values of the one-step Jacobians at
+    :func:`spectra_steps`, sequence 0 (:func:`core.step_jacobian_singular_values`)."""
     task = get_task(key.data)
+    steps = spectra_steps(task.x.shape[0])
     with np.errstate(all="ignore"):
-        return np.asarray(core_fn("step_jacobian_singular_values")(get_model(key), task.x, batch_index=0))
+        return np.asarray(core_fn("step_jacobian_singular_values")(get_model(key), task.x, batch_index=0, steps=steps))
 
 
 @memoize(maxsize=12)
@@ -338,7 +349,7 @@ def spectra_items(keys) -> list[dict]:
     items = []
     for key in keys:
         item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "weights": None, "threshold": None,
-                "step_max": None, "step_min": None}
+                "step_max": None, "step_min": None, "t": spectra_steps(key.data.seq_len)}
         try:
             item["weights"] = weight_spectra(key)[-1]
             item["threshold"] = gamma_threshold(key)

@@ -103,7 +103,8 @@ def _spectra(keys) -> list[Series]:
         for q in ("step_max", "step_min"):
             if it.get(q) is not None:
                 v = np.asarray(it[q])
-                out.append(Series("spectra", a, n, L, f"{q}_singular_value", v, "t", np.arange(v.size)))
+                t = np.asarray(it["t"]) if it.get("t") is not None else np.arange(v.size)
+                out.append(Series("spectra", a, n, L, f"{q}_singular_value", v, "t", t))
     return out
 
 

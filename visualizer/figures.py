@@ -106,7 +106,8 @@ def spectra_figure(items, height=500) -> dict:
     ----------
     items : list of dicts with ``arch``, ``name``, ``weights`` (n,) singular values of the top
         layer's W_hh (or None), ``threshold`` 1/gamma (or None), ``step_max``/``step_min`` (T,)
-        largest and smallest singular value of each one-step Jacobian (or None).
+        largest and smallest singular value of each one-step Jacobian (or None), ``t`` the
+        steps these belong to (default: every step).
     """
     if not items:
         return message_figure("Pick at least one architecture.", height)
@@ -125,7 +126,7 @@ def spectra_figure(items, height=500) -> dict:
         if it.get("threshold") is not None:
             thresholds.setdefault(round(float(it["threshold"]), 9), []).append(name)
         if it.get("step_max") is not None:
-            t = np.arange(len(it["step_max"]))
+            t = np.asarray(it["t"]) if it.get("t") is not None else np.arange(len(it["step_max"]))
             show = it.get("weights") is None
             data.append(line_trace(t, it["step_max"], f"{name} σ<sub>max</sub>", color, group, width=3, showlegend=show,
                               xaxis="x2", yaxis="y2", meta="step-max", hover=f"{name} σ<sub>max</sub>: %{{y:.6g}}<extra></extra>"))

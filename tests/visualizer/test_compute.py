@@ -174,3 +174,16 @@ def test_sequence_note_only_when_fewer_sequences_are_used():
     big = [compute.run_key(Params(seq_len=1000, hidden=256), a) for a in ("rnn", "lstm", "gru")]
     assert "first 1" in compute.sequence_note(big, "jacobian")
     assert compute.sequence_note([big[1]], "gates") is None  # LSTM gates are cheap: all sequences
+
+
+def test_long_sequences_analyse_evenly_spaced_step_spectra():
+    p = Params(arch=("gru",), seq_len=450, hidden=4, batch=1)
+    key = compute.run_key(p, "gru")
+    item = compute.spectra_items([key])[0]
+    t = item["t"]
+    assert len(t) == compute.SPECTRA_STEPS and t[0] == 0 and t[-1] == 449 and np.all(np.diff(t) > 0)
+    task = compute.get_task(key.data)
+    direct = core.step_jacobian_singular_values(compute.get_model(key), task.x, steps=t)[-1]
+    np.testing.assert_array_equal(item["step_max"], direct[:, 0])
+    np.testing.assert_array_equal(item["step_min"], direct[:, -1])
+    assert compute.spectra_items([compute.run_key(Params(seq_len=30, hidden=4, batch=1), "rnn")])[0]["t"].tolist() == list(range(30))
