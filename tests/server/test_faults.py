@@ -17,7 +17,7 @@ from visualizer import jobs, limits
 
 pytestmark = pytest.mark.slow
 
-BIG = "?arch=rnn,lstm,gru&seq_len=600&hidden=128&batch=4"  # seconds of work per request
+BIG = "?arch=rnn,lstm,gru&seq_len=1000&hidden=192&batch=4"  # seconds of work (view 1)
 
 
 def worker_pids(master) -> list[int]:
