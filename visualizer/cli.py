@@ -1,14 +1,19 @@
-"""The ``bpttlab`` command: start the app on http://127.0.0.1:8050 (``--host``, ``--port``, ``--debug``)."""
+"""The ``bpttlab`` command: start the app on http://127.0.0.1:8050 (``--host``, ``--port``, ``--debug``).
+
+``bpttlab serve --workers N`` serves a whole class under gunicorn instead (see :mod:`visualizer.serve`).
+"""
 from __future__ import annotations
 
 import argparse
+import sys
 
 import core
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(prog="bpttlab", description="Start the bpttlab app in your browser.")
+    parser = argparse.ArgumentParser(prog="bpttlab", description="Start the bpttlab app in your browser.",
+                                     epilog="For a class: bpttlab serve --workers N (see bpttlab serve --help).")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0 serves your network)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
@@ -18,7 +23,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    """Start the development server and print its URL."""
+    """Start the development server and print its URL (``serve ...``: gunicorn for a class)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
+        from .serve import main as serve_main
+
+        return serve_main(argv[1:])
     args = parse_args(argv)
     from .app import create_app
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.server.conftest import ROOT, free_port, stop, wait_until
-from visualizer import serve
+from visualizer import cli, serve
 
 
 def test_the_documented_command_is_the_one_run():
@@ -21,6 +21,14 @@ def test_the_documented_command_is_the_one_run():
     assert printed.endswith(" visualizer.app:server")
     documented = " ".join(serve.__doc__.split("same as::")[1].split("(``python")[0].replace("\\", " ").split())
     assert documented == printed
+
+
+def test_bpttlab_serve_is_the_cli_subcommand(capsys):
+    assert cli.main(["serve", "--workers", "3", "--print-command"]) == 0
+    assert "gunicorn --workers 3 " in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    assert "bpttlab serve" in capsys.readouterr().out
 
 
 def test_options_reach_gunicorn():
@@ -73,7 +81,7 @@ def test_redis_option_is_printed_as_the_environment_variable(capsys, monkeypatch
 def test_serve_starts_gunicorn_with_two_workers(server_env, tmp_path):
     port = free_port()
     with open(tmp_path / "serve.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "visualizer.serve", "--workers", "2", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "visualizer", "serve", "--workers", "2", "--port", str(port)],
                                 cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
