@@ -185,7 +185,7 @@ def _outer_sum_norms(a, b):
     return r
 
 
-def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t0=0):
+def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t0=0, need_dx=True):
     """Backpropagate one layer through time.
 
     Parameters
@@ -194,6 +194,7 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t
     truncate : detach the state before steps k, 2k, ... (None: full BPTT).
     dh_last, dc_last : (B, H) gradient arriving at the last state from later steps (segments).
     t0 : global index of this segment's first step (for the truncation windows).
+    need_dx : False skips the input gradient (the first layer's is not needed).
 
     Returns
     -------
@@ -230,7 +231,7 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t
     dW_hh = da_h.reshape(T * B, GH).T @ h_prev.reshape(T * B, H)
     db_ih = da_x.sum(axis=(0, 1))
     db_hh = da_h.sum(axis=(0, 1))
-    dx = da_x @ W_ih  # (T, B, I)
+    dx = da_x @ W_ih if need_dx else None  # (T, B, I)
     # ||da_h[t].T @ h_prev[t]||_F^2 = sum((da da^T) * (h h^T)) without forming (GH, H) per step
     whh_norms = _outer_sum_norms(da_h, h_prev)
     stats = {"dh": dh_local + carried, "dc_norms": None if dc_all is None else safe_norm(dc_all, (1, 2)),
@@ -370,7 +371,7 @@ def _run(model, x, y, loss, loss_on, truncate, segments):
         for l in range(L - 1, -1, -1):
             local[l, s:e] = safe_norm(dh_local, (1, 2))
             dx, (dW_ih, dW_hh, db_ih, db_hh), st = layer_backward(
-                dh_local, caches[l], truncate, dh_carry[l], dc_carry[l], t0=s)
+                dh_local, caches[l], truncate, dh_carry[l], dc_carry[l], t0=s, need_dx=l > 0)
             dh_carry[l], dc_carry[l] = st["dh0"], st["dc0"]
             for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), (dW_ih, dW_hh, db_ih, db_hh)):
                 grads[f"{name}_l{l}"] += g
