@@ -9,17 +9,20 @@ from pathlib import Path
 
 from dash import Dash
 
-from . import callbacks, layout
+from . import callbacks, jobs, layout
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 def create_app(**dash_kwargs) -> Dash:
-    """A new, fully wired app. Keyword arguments go to :class:`dash.Dash`
-    (e.g. ``background_callback_manager``)."""
+    """A new, fully wired app. Keyword arguments go to :class:`dash.Dash`; the background
+    callbacks (training) run on :func:`visualizer.jobs.background_manager` unless
+    ``background_callback_manager`` is given."""
     options = dict(title="bpttlab", update_title=None, serve_locally=True, assets_folder=str(ASSETS),
                    compress=False)
     options.update(dash_kwargs)
+    if options.get("background_callback_manager") is None:
+        options["background_callback_manager"] = jobs.background_manager()
     app = Dash(__name__, **options)
     app.layout = layout.build_layout
     callbacks.register(app)

@@ -18,7 +18,7 @@ import logging
 import numpy as np
 from dash import Input, Output, State, html, no_update
 
-from . import compute, figures, ids
+from . import classroom, compute, explain, figures, ids, limits, presets, training_ui
 from .layout import CAPTIONS, info_children
 from .urlstate import Params, parse_query, to_query, validate
 
@@ -67,8 +67,9 @@ def _message_list(messages):
 
 
 def apply_url(pathname, search):
-    """Page load: the control values (in ``FIELDS`` order) showing the URL's validated state."""
-    params, _ = parse_query(search)
+    """Page load: the control values (in ``FIELDS`` order) showing the URL's validated state
+    (``?preset=<key>`` expands to that preset's settings, see :func:`visualizer.presets.expand_query`)."""
+    params, _ = parse_query(presets.expand_query(search))
     return params_to_controls(params)
 
 
@@ -80,7 +81,7 @@ def url_and_messages(values, current_search):
     messages about the controls remain.
     """
     params, messages = validate(controls_to_raw(values), allow_empty_arch=True)
-    shown, url_messages = parse_query(current_search)
+    shown, url_messages = parse_query(presets.expand_query(current_search))
     if params == shown:
         return [no_update, _message_list(url_messages + messages), store_data(params)]
     return [to_query(params), _message_list(messages), store_data(params)]
@@ -126,8 +127,10 @@ def _keys(params):
     return [compute.run_key(params, a) for a in params.arch]
 
 
-def overview(store):
-    """View 1, the explosion banner and the info line for the params in ``store``.
+def overview(store, upload=None):
+    """View 1, the explosion banner and the info line for the params in ``store``; ``upload``
+    (the weights store and the checked upload, see :mod:`visualizer.classroom`) adds an uploaded
+    model's curve, dashed, on the same axis.
 
     Returns [figure, banner children, info children].
     """
@@ -143,7 +146,10 @@ def overview(store):
         return [figures.message_figure(f"Could not compute this configuration: {e}"), [], []]
     banner = [html.Div(line, className="banner-line") for line in compute.explosion_messages(flows)]
     note = next((f.loss_note for f in flows if f.loss_note), None)
-    return [figures.grad_norm_figure(flows, truncate=params.truncate), banner, info_children(flows, note)]
+    uploaded, upload_note = classroom.flow_of_upload(params, *(upload or (None, None)))
+    fig = figures.grad_norm_figure(flows + ([uploaded] if uploaded else []), truncate=params.truncate)
+    info = info_children(flows, note) + ([html.Span(upload_note, className="info-item note")] if upload_note else [])
+    return [classroom.mark_uploaded(fig), banner, info]
 
 
 VIEW_BUILDERS = {
@@ -188,6 +194,12 @@ def update_overview(*values):
     return overview(store_of(values))
 
 
+def update_overview_with_upload(*args):
+    """Callback: :func:`update_overview` plus the weights store and the checked upload."""
+    *values, meta, pending = args
+    return overview(store_of(values), (meta, pending))
+
+
 def update_view(*args):
     """Callback: the open tab from the control values (``VIEW_FIELDS`` order) and the tab."""
     *values, tab = args
@@ -203,7 +215,14 @@ def register(app) -> None:
     app.callback(Output(ids.URL_WRITE, "search"), Output(ids.MESSAGES, "children"), Output(ids.PARAMS, "data"),
                  *[Input(c, "value") for c in controls], State(ids.URL_WRITE, "search"))(write_url)
     app.callback(Output(ids.GRAD_GRAPH, "figure"), Output(ids.BANNER, "children"), Output(ids.INFO, "children"),
-                 *[Input(c, "value") for c in model_controls])(update_overview)
+                 *[Input(c, "value") for c in model_controls], Input(classroom.WEIGHTS_STORE, "data"),
+                 State(classroom.UPLOAD_PENDING, "data"))(update_overview_with_upload)
     app.callback(Output(ids.VIEW_GRAPH, "figure"), Output(ids.VIEW_CAPTION, "children"),
                  *[Input(c, "value") for c in model_controls], Input(ids.VIEW, "value"))(update_view)
     app.clientside_callback(SCALE_HINT_JS, Output(ids.SCALE_FIELD, "className"), Input(ids.INIT, "value"))
+    # part 2: presets, export, uploads, presentation mode, the maths panels, live training
+    limits.register_identity(app)
+    classroom.register(app, root_id=ids.PAGE, url_id=ids.URL, params_store=ids.PARAMS, view_id=ids.VIEW,
+                       steps_input=training_ui.STEPS)
+    explain.register(app, view_id=ids.VIEW)
+    training_ui.register(app, params_store=ids.PARAMS)

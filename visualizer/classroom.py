@@ -36,7 +36,6 @@ EXPORT_DOWNLOAD = "export-download"
 EXPORT_MESSAGE = "export-message"
 UPLOAD = "weights-upload"
 UPLOAD_STATUS = "weights-upload-status"
-UPLOAD_GRAPH = "weights-graph"
 UPLOAD_CLEAR = "weights-clear-button"
 UPLOAD_PENDING = "weights-pending-store"
 WEIGHTS_STORE = "weights-store"
@@ -76,7 +75,7 @@ def export_toolbar() -> html.Div:
 
 
 def upload_card() -> html.Section:
-    """Upload an .npz state dict and see its gradient flow."""
+    """Upload an .npz state dict; its gradient flow joins the main plot (see :func:`flow_of_upload`)."""
     return html.Section(className="card upload-card hide-target-upload", children=[
         html.H2("Your own weights", className="card-title"),
         dcc.Upload(id=UPLOAD, multiple=False, className="upload-box",
@@ -85,11 +84,9 @@ def upload_card() -> html.Section:
                        f"weight_hh_l0, bias_*, readout.weight, readout.bias; at most {weights.MAX_BYTES // 2**20} MB)."])),
         html.Div(id=UPLOAD_STATUS, className="upload-status", role="status"),
         html.Button("Remove", id=UPLOAD_CLEAR, n_clicks=0, className="train-button", style={"display": "none"}),
-        dcc.Graph(id=UPLOAD_GRAPH, style={"display": "none"}, className="graph",
-                  config={"displaylogo": False, "responsive": True}),
-        html.P("The uploaded network runs on the current task, sequence length, batch and seed when its input and "
-               "output sizes fit that task (or another task that fits, else on random inputs); the plot is "
-               "‖∂L/∂hₜ‖ as in the main view, so a trained model can be compared with fresh ones.",
+        html.P("The uploaded network appears as a dashed curve in the ‖∂L/∂hₜ‖ plot above, on the same axis as the "
+               "fresh networks. It runs on the current task, sequence length, batch and seed when its input and "
+               "output sizes fit that task (else on another task that fits, else on random inputs).",
                className="caption how-to-read"),
         dcc.Store(id=WEIGHTS_STORE), dcc.Store(id=UPLOAD_PENDING),
     ])
@@ -208,23 +205,25 @@ def upload_weights(contents, filename):
             {"filename": name, "summary": up.summary, "arch": up.arch, "sha": digest})
 
 
-def upload_figure(store, params_store, pending):
-    """The uploaded model's ||dL/dh_t|| on the current settings (hidden without a model)."""
-    hidden = {"display": "none"}
-    if not isinstance(store, dict) or not isinstance(pending, dict):
-        return no_update, hidden, hidden
+def flow_of_upload(params: Params, meta, pending):
+    """(:class:`UploadedFlow` or None, a note for the info line or None) for a checked upload."""
+    if not isinstance(meta, dict) or not isinstance(pending, dict):
+        return None, None
     try:
-        model = weights.load_weights(pending.get("contents")).model
-        flow = uploaded_flow(model, Params.from_dict(params_store or {}))
+        flow = uploaded_flow(weights.load_weights(pending.get("contents")).model, params)
     except (weights.WeightsError, ValueError) as e:
-        return figures.message_figure(f"Cannot run the uploaded model here: {e}"), {}, {}
-    fig = figures.grad_norm_figure([flow], truncate=None, height=380)
-    if not isinstance(fig, dict):
-        fig = fig.to_plotly_json()
-    fig["layout"]["annotations"] = list(fig["layout"].get("annotations", [])) + [dict(
-        text=flow.note, x=0.01, y=0.98, xref="paper", yref="paper", xanchor="left", yanchor="top",
-        showarrow=False, font=dict(size=14, color="#444"))]
-    return fig, {}, {}
+        return None, f"Your uploaded model cannot run here: {e}"
+    return flow, f"Dashed: {meta.get('filename', 'upload')} ({meta.get('summary', '')}), run {flow.note}."
+
+
+def mark_uploaded(fig):
+    """Draw the traces of an uploaded model (named ``your ...``) dashed, in their own legend group."""
+    if isinstance(fig, dict):
+        for trace in fig.get("data", []):
+            if str(trace.get("name", "")).startswith("your "):
+                trace["line"] = {**trace.get("line", {}), "dash": "dash"}
+                trace["legendgroup"] = "uploaded"
+    return fig
 
 
 def upload_status(pending):
@@ -309,9 +308,9 @@ def register(app, root_id="page", url_id="url", params_store="params-store", vie
     app.clientside_callback(CHECK_UPLOAD_JS, Output(UPLOAD_PENDING, "data"), *status,
                             Input(UPLOAD, "contents"), State(UPLOAD, "filename"), prevent_initial_call=True)
     app.callback(*status, Input(UPLOAD_PENDING, "data"), prevent_initial_call=True)(upload_status)
-    app.callback(Output(UPLOAD_GRAPH, "figure"), Output(UPLOAD_GRAPH, "style"), Output(UPLOAD_CLEAR, "style"),
-                 Input(WEIGHTS_STORE, "data"), Input(params_store, "data"), State(UPLOAD_PENDING, "data"),
-                 prevent_initial_call=True)(upload_figure)
+    app.clientside_callback(
+        "function(meta) { return meta ? {} : {display: 'none'}; }",
+        Output(UPLOAD_CLEAR, "style"), Input(WEIGHTS_STORE, "data"), prevent_initial_call=True)
     app.clientside_callback(
         "function(n) { return [null, null, null, '', 'upload-status', null]; }",
         Output(UPLOAD, "contents"), Output(UPLOAD, "filename"), Output(UPLOAD_PENDING, "data", allow_duplicate=True),

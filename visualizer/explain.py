@@ -8,7 +8,7 @@ Equations follow PyTorch's conventions (gate orders i, f, g, o and r, z, n).
 """
 from __future__ import annotations
 
-from dash import dcc, html
+from dash import Input, Output, dcc, html, no_update
 
 BPTT = r"""
 The loss reaches the state $h_t$ directly (if step $t$ is scored) and through every later state:
@@ -85,29 +85,52 @@ MATHS = {"grad": BPTT, "jacobian": JACOBIAN, "heatmap": HEATMAP, "spectra": SPEC
          "connectivity": CONNECTIVITY, "training": TRAINING}
 
 
-def maths(view: str, open_: bool = False, id_: str | None = None) -> html.Details:
-    """A collapsed "The maths" panel for ``view`` (one of :data:`MATHS`)."""
-    body = dcc.Markdown(MATHS[view], mathjax=True, className="math")
-    kw = {"id": id_} if id_ else {}
-    return html.Details([html.Summary("The maths"), body], open=open_, className="explain", **kw)
-
-
-def maths_markdown(view: str) -> str:
-    """The Markdown + TeX source of ``view``'s maths (for a callback that swaps the tab's panel)."""
-    return MATHS.get(view, "")
-
-
+GRAD_MATHS = "grad-maths"
 VIEW_MATHS = "view-maths"
+
+
+def _body_id(panel_id: str) -> str:
+    return f"{panel_id}-body"
+
+
+def _summary_id(panel_id: str) -> str:
+    return f"{panel_id}-summary"
+
+
+def maths(view: str, id_: str = GRAD_MATHS) -> html.Details:
+    """A collapsed "The maths" panel for ``view`` (one of :data:`MATHS`). Its MathJax body is
+    rendered when the panel is first opened (a click on its summary, see :func:`register`), so
+    the page loads no MathJax until someone asks for the maths."""
+    return html.Details([html.Summary("The maths", id=_summary_id(id_), n_clicks=0),
+                         html.Div(id=_body_id(id_), className="math", **{"data-view": view})],
+                        id=id_, className="explain")
 
 
 def view_maths_panel() -> html.Details:
     """The maths panel of the tabbed view; its text follows the open tab (see :func:`register`)."""
-    return html.Details([html.Summary("The maths"), dcc.Markdown(MATHS["heatmap"], id=VIEW_MATHS, mathjax=True,
-                                                                  className="math")], className="explain")
+    return maths("heatmap", VIEW_MATHS)
+
+
+def maths_markdown(view: str) -> str:
+    """The Markdown + TeX source of ``view``'s maths."""
+    return MATHS.get(view, "")
+
+
+def body(opened, view):
+    """Callback: the panel's MathJax body for ``view`` once the panel was opened (nothing before)."""
+    if not opened or view not in MATHS:
+        return no_update
+    return dcc.Markdown(MATHS[view], mathjax=True)
+
+
+def grad_body(opened):
+    """Callback: the body of view 1's maths panel."""
+    return body(opened, "grad")
 
 
 def register(app, view_id="view-tabs") -> None:
-    """Swap the tabbed view's maths when the tab changes."""
-    from dash import Input, Output
-
-    app.callback(Output(VIEW_MATHS, "children"), Input(view_id, "value"))(maths_markdown)
+    """Render the maths panels' bodies when opened; the tabbed view's follows the open tab."""
+    app.callback(Output(_body_id(GRAD_MATHS), "children"), Input(_summary_id(GRAD_MATHS), "n_clicks"),
+                 prevent_initial_call=True)(grad_body)
+    app.callback(Output(_body_id(VIEW_MATHS), "children"), Input(_summary_id(VIEW_MATHS), "n_clicks"),
+                 Input(view_id, "value"), prevent_initial_call=True)(body)

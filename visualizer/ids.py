@@ -1,5 +1,6 @@
 """Every component id of the app, in one place (kebab-case)."""
 
+PAGE = "page"  # the page root; its class carries presentation mode (see visualizer.classroom)
 URL = "url"  # read at page load
 URL_WRITE = "url-write"  # written on every change (no history event, so URL never re-fires)
 PARAMS = "params-store"

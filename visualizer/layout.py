@@ -1,13 +1,16 @@
-"""The page: a control panel on the left, the gradient-norm plot and a tabbed second view on the right.
+"""The page: a control panel on the left; on the right the presets, the gradient-norm plot, a
+tabbed second view (each with its maths), export buttons, the live-training panel and the upload
+of your own weights.
 
 Widget factories are small functions; the control values are set from the URL by a callback,
-so the defaults here only matter before the first callback returns.
+so the defaults here only matter before the first callback returns. The part-2 cards come from
+:mod:`visualizer.classroom`, :mod:`visualizer.explain` and :mod:`visualizer.training_ui`.
 """
 from __future__ import annotations
 
 from dash import dcc, html
 
-from . import ids
+from . import classroom, explain, ids, limits, training_ui
 from .figures import COLORS
 from .urlstate import DEFAULTS, INIT_CHOICES, OPTIMIZER_CHOICES, TASK_CHOICES, Params
 
@@ -109,7 +112,7 @@ def controls(p: Params = DEFAULTS) -> html.Div:
                                                                           "value": o} for o in OPTIMIZER_CHOICES],
                                              value=p.optimizer, clearable=False, searchable=False)),
             _field("Learning rate", _number(ids.LR, p.lr, "0.01", 1e-6, 10)),
-            html.Div("Used when training runs (coming in part 2).", className="field-hint"),
+            html.Div("Used by the training panel below the views.", className="field-hint"),
         ]),
     ])
 
@@ -138,22 +141,26 @@ def _loading(id_, child):
 def build_layout() -> html.Div:
     """The whole page."""
     p = DEFAULTS
-    return html.Div(className="page", children=[
+    return html.Div(id=ids.PAGE, className="page", children=[
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Location(id=ids.URL_WRITE, refresh=False),
         dcc.Store(id=ids.PARAMS, storage_type="memory"),
+        limits.user_store(),
         html.Header(className="header", children=[
             html.H1(["bpttlab", html.Span(" — watch gradients vanish and explode through time", className="tagline")]),
+            classroom.present_toggle(),
         ]),
         html.Div(className="body", children=[
             html.Aside(controls(p), className="sidebar"),
             html.Main(className="main", children=[
                 html.Div(id=ids.MESSAGES, className="messages", role="status"),
+                classroom.preset_card(),
                 html.Div(id=ids.BANNER, className="banner", role="alert"),
                 _card("How far back does the gradient reach?  ‖∂L/∂hₜ‖ at every step", [
                     _loading(ids.LOADING_MAIN, _graph(ids.GRAD_GRAPH)),
                     html.Div(id=ids.INFO, className="info"),
                     html.P(CAPTIONS["grad"], className="caption"),
+                    explain.maths("grad"),
                 ]),
                 html.Section(className="card", children=[
                     dcc.Tabs(id=ids.VIEW, value=p.view, className="tabs", children=[
@@ -161,7 +168,11 @@ def build_layout() -> html.Div:
                         for key, label in VIEW_LABELS.items()]),
                     _loading(ids.LOADING_VIEW, _graph(ids.VIEW_GRAPH)),
                     html.P(id=ids.VIEW_CAPTION, className="caption"),
+                    explain.view_maths_panel(),
                 ]),
+                classroom.export_toolbar(),
+                training_ui.panel(),
+                classroom.upload_card(),
             ]),
         ]),
     ])

@@ -236,6 +236,18 @@ def validate(values: dict, allow_empty_arch: bool = False) -> tuple[Params, list
     return params, messages
 
 
+# Display keys (visualizer.classroom): presentation mode, ``<control>_hide``, and ``preset`` (expanded
+# by visualizer.presets.expand_query before parsing).
+DISPLAY_KEYS = ("present", "preset")
+
+
+def _known_preset(name) -> bool:
+    """True if ``name`` is a preset key (imported late: presets build on this module)."""
+    from .presets import get
+
+    return get(str(name).strip().lower()) is not None
+
+
 def parse_query(search: str | None) -> tuple[Params, list[str]]:
     """Params and messages from a URL query string such as ``"?arch=rnn,gru&seq_len=50"``."""
     if not isinstance(search, str):
@@ -247,6 +259,10 @@ def parse_query(search: str | None) -> tuple[Params, list[str]]:
     values, messages = {}, []
     for key, value in pairs:
         key = key.strip().lower()
+        if key in DISPLAY_KEYS or key.endswith("_hide"):  # read by the page, not settings
+            if key == "preset" and not _known_preset(value):
+                messages.append(f"preset {str(value)[:40]!r} is unknown; ignored.")
+            continue
         if key == "match":  # short alias
             key = "match_params"
         if key in values:

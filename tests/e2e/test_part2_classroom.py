@@ -12,7 +12,7 @@ from dash.testing.wait import until
 
 import core
 from tests.e2e.helpers import traces, wait_for_traces
-from tests.e2e.part2_app import create_app
+from visualizer.app import create_app
 from visualizer import classroom, export, ids, presets
 from visualizer.urlstate import Params, to_query
 
@@ -77,6 +77,22 @@ def test_exports_download_files_matching_the_view(dash_duo):
     assert dash_duo.get_logs() == []
 
 
+LEGEND_JS = """
+const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+return gd && gd._fullData ? gd._fullData.filter(t => t.showlegend).map(t => t.name) : [];
+"""
+CURVE_JS = """
+const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+const t = gd._fullData.find(t => t.name === arguments[1]);
+return [t.x.length, t.line.dash];
+"""
+
+
+def legend(dash_duo, graph_id):
+    """Names of the traces in a graph's legend."""
+    return dash_duo.driver.execute_script(LEGEND_JS, graph_id)
+
+
 def _npz_file(tmp_path, name, **arrays):
     path = tmp_path / name
     with open(path, "wb") as f:
@@ -94,7 +110,7 @@ def test_a_bad_upload_shows_its_message_and_a_good_one_plots(dash_duo, tmp_path)
     box.send_keys(_npz_file(tmp_path, "bad.npz", **bad))
     dash_duo.wait_for_contains_text(f"#{classroom.UPLOAD_STATUS}", "Rejected", timeout=30)
     assert "'weight_hh_l0' has shape (20, 4)" in dash_duo.find_element(f"#{classroom.UPLOAD_STATUS}").text
-    assert not dash_duo.find_element(f"#{classroom.UPLOAD_GRAPH}").is_displayed()
+    assert "your LSTM" not in legend(dash_duo, ids.GRAD_GRAPH)
     nan = dict(state)
     nan["bias_ih_l0"] = np.full(20, np.nan)
     box = dash_duo.find_element(f"#{classroom.UPLOAD} input[type=file]")
@@ -103,8 +119,12 @@ def test_a_bad_upload_shows_its_message_and_a_good_one_plots(dash_duo, tmp_path)
     box = dash_duo.find_element(f"#{classroom.UPLOAD} input[type=file]")
     box.send_keys(_npz_file(tmp_path, "good.npz", **state))
     dash_duo.wait_for_contains_text(f"#{classroom.UPLOAD_STATUS}", "Loaded good.npz: LSTM", timeout=30)
-    until(lambda: (traces(dash_duo, classroom.UPLOAD_GRAPH) or [[None]])[0][0] == "your LSTM", 30)
-    assert traces(dash_duo, classroom.UPLOAD_GRAPH)[0][1] == 100  # one point per step of the current view
+    # the good model joins the main plot: one more curve, dashed, one point per time step
+    until(lambda: legend(dash_duo, ids.GRAD_GRAPH) == ["RNN", "LSTM", "GRU", "your LSTM"], 30)
+    assert dash_duo.driver.execute_script(CURVE_JS, ids.GRAD_GRAPH, "your LSTM") == [100, "dash"]
+    dash_duo.wait_for_contains_text(f"#{ids.INFO}", "Dashed: good.npz", timeout=10)
+    dash_duo.find_element(f"#{classroom.UPLOAD_CLEAR}").click()
+    until(lambda: legend(dash_duo, ids.GRAD_GRAPH) == ["RNN", "LSTM", "GRU"], 30)
     settle(dash_duo)
     assert dash_duo.get_logs() == []
 
@@ -112,7 +132,7 @@ def test_a_bad_upload_shows_its_message_and_a_good_one_plots(dash_duo, tmp_path)
 def test_presentation_mode_hides_the_controls_from_the_url(dash_duo):
     dash_duo.start_server(create_app())
     dash_duo.wait_for_page(url=dash_duo.server_url + "/?present=1")
-    until(lambda: "present" in dash_duo.find_element("#page").get_attribute("class").split(), 30)
+    until(lambda: "present" in dash_duo.find_element(f"#{ids.PAGE}").get_attribute("class").split(), 30)
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "LSTM", "GRU"], 100)
     assert not dash_duo.find_element(".sidebar").is_displayed()
     assert not dash_duo.find_element(f"#{ids.SEQ_LEN}").is_displayed()
@@ -123,7 +143,8 @@ def test_presentation_mode_hides_the_controls_from_the_url(dash_duo):
     until(lambda: dash_duo.find_element(".sidebar").is_displayed(), 10)
     # one control hidden, TensorFlow-Playground style
     dash_duo.wait_for_page(url=dash_duo.server_url + "/?seq_len_hide=1&training_hide=1")
-    until(lambda: "hide-seq_len" in dash_duo.find_element("#page").get_attribute("class"), 30)
+    until(lambda: "hide-seq_len" in dash_duo.find_element(f"#{ids.PAGE}").get_attribute("class"), 30)
+    assert dash_duo.find_element(f"#{ids.MESSAGES}").text == ""  # display keys are not reported as unknown
     assert dash_duo.find_element(".sidebar").is_displayed()
     assert not dash_duo.find_element(f"#{ids.SEQ_LEN}").is_displayed()
     assert dash_duo.find_element(f"#{ids.HIDDEN}").is_displayed()

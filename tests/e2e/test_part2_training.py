@@ -6,7 +6,7 @@ import pytest
 from dash.testing import errors
 from dash.testing.wait import until
 
-from tests.e2e.part2_app import create_app
+from visualizer.app import create_app
 from visualizer import training, training_ui as ui
 from visualizer.urlstate import Params, to_query
 

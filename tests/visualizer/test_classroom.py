@@ -85,10 +85,19 @@ def test_upload_good_and_bad_files():
     text, cls, data = classroom.upload_weights(upload(npz_of(model)), "mine.npz")
     assert text.startswith("Loaded mine.npz: LSTM") and "ok" in cls
     assert data["arch"] == "lstm" and data["summary"] in text
-    fig, style, _ = classroom.upload_figure(data, SMALL.to_dict(), {"contents": upload(npz_of(model))})
-    assert style == {} and [t["name"] for t in fig["data"]][:1] == ["your LSTM"]
-    assert "adding task" in fig["layout"]["annotations"][-1]["text"]
-    assert classroom.upload_figure(None, SMALL.to_dict(), None)[1] == {"display": "none"}
+    # the uploaded model joins view 1, dashed, on the same axis as the fresh networks
+    from visualizer import callbacks
+    store = callbacks.store_data(SMALL)
+    fig, banner, info = callbacks.overview(store, (data, {"contents": upload(npz_of(model))}))
+    mine = [t for t in fig["data"] if t["name"] == "your LSTM"]
+    assert len(mine) == 1 and mine[0]["line"]["dash"] == "dash" and mine[0]["legendgroup"] == "uploaded"
+    assert [t["name"] for t in fig["data"] if t.get("meta") == "main"][:2] == ["RNN", "GRU"]
+    assert any("Dashed: mine.npz" in str(c.children) for c in info) and "adding task" in str(info[-1].children)
+    plain = callbacks.overview(store)
+    assert len(plain[0]["data"]) == len(fig["data"]) - 1
+    assert callbacks.overview(store, (None, None))[0] == plain[0]
+    bad = classroom.flow_of_upload(SMALL, data, {"contents": "junk"})
+    assert bad[0] is None and bad[1].startswith("Your uploaded model cannot run here")
     assert classroom.upload_status(None) == (no_update, no_update, no_update)
 
 
@@ -126,13 +135,16 @@ def test_css_hides_every_control_and_card():
     assert ".present .sidebar" in CSS
 
 
-def test_maths_panels_render_with_mathjax():
+def test_maths_panels_render_with_mathjax_once_opened():
     for view, text in explain.MATHS.items():
-        panel = explain.maths(view)
-        markdown = panel.children[1]
-        assert isinstance(markdown, dcc.Markdown) and markdown.mathjax is True
         assert text.count("$") % 2 == 0 and "$" in text
         assert explain.maths_markdown(view) == text
+        assert explain.body(0, view) is no_update  # nothing (no MathJax) until opened
+        markdown = explain.body(1, view)
+        assert isinstance(markdown, dcc.Markdown) and markdown.mathjax is True and markdown.children == text
+    panel = explain.maths("grad")
+    assert panel.id == explain.GRAD_MATHS and panel.children[0].n_clicks == 0
+    assert explain.grad_body(True).children == explain.MATHS["grad"]
     assert r"\prod_{k=t+1}^{T} J_k" in explain.MATHS["grad"]
     assert "f_t \\odot c_{t-1}" in explain.MATHS["gates"]
-    assert explain.maths_markdown("nope") == ""
+    assert explain.maths_markdown("nope") == "" and explain.body(True, "nope") is no_update
