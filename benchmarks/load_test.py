@@ -174,16 +174,32 @@ def server_processes(pids) -> list[psutil.Process]:
     return procs
 
 
-def rss_mb(pids) -> tuple[float, int]:
-    """(total RSS in MB, number of processes) of the server process trees."""
-    total, n = 0, 0
+def rss_mb(pids) -> tuple[float, int, float]:
+    """(total RSS in MB, number of processes, RSS of the gunicorn master + workers alone) of the
+    server process trees (the rest: job processes, the Celery worker)."""
+    total, n, web = 0, 0, 0
     for p in server_processes(pids):
         try:
-            total += p.memory_info().rss
+            rss = p.memory_info().rss
+            total += rss
             n += 1
+            if "gunicorn" in " ".join(p.cmdline()) and (p.pid in pids or p.ppid() in pids):
+                web += rss
         except psutil.NoSuchProcess:
             pass
-    return total / 2**20, n
+    return total / 2**20, n, web / 2**20
+
+
+def cpu_seconds(pids) -> float:
+    """User + system CPU seconds used so far by the server process trees (children included)."""
+    total = 0.0
+    for p in server_processes(pids):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def wait_http(url, timeout=60):
@@ -279,7 +295,8 @@ def report(recorder, outcomes, mem_start, mem_end, args, elapsed):
               + (f", median {statistics.median(done):.1f} s start to result" if done else "") + "); "
               + ", ".join(sorted({o for o, _ in outcomes if o != 'done'})))
     print(f"server RSS: start {mem_start[0]:.0f} MB in {mem_start[1]} processes, "
-          f"end {mem_end[0]:.0f} MB in {mem_end[1]} processes")
+          f"end {mem_end[0]:.0f} MB in {mem_end[1]} processes; gunicorn master + workers "
+          f"{mem_start[2]:.0f} -> {mem_end[2]:.0f} MB")
 
 
 def main(argv=None) -> int:
@@ -313,6 +330,7 @@ def main(argv=None) -> int:
         warm.http.close()
         time.sleep(1)
         mem_start = rss_mb(pids)
+        cpu_start, load_start = cpu_seconds(pids), os.getloadavg()[0]
         recorder, outcomes = Recorder(), []
         t0 = time.monotonic()
         stop_at = t0 + args.duration
@@ -328,6 +346,10 @@ def main(argv=None) -> int:
         elapsed = time.monotonic() - t0
         mem_end = rss_mb(pids)
         report(recorder, outcomes, mem_start, mem_end, args, elapsed)
+        if pids:
+            print(f"server CPU: {(cpu_seconds(pids) - cpu_start) / elapsed:.2f} cores busy on average "
+                  f"(of {os.cpu_count()}); machine load average {load_start:.1f} before, "
+                  f"{os.getloadavg()[0]:.1f} after")
         return 0
     finally:
         stop_servers(procs)
