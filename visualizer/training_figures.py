@@ -171,7 +171,7 @@ def evolution_figure(snaps_by_arch: dict, selected_step: int | None = None, heig
                                         f"%{{customdata}}<extra></extra>")))
         x0 = i * (width + gap)
         layout_axes[f"xaxis{suffix}"] = dict(domain=[x0, x0 + width], anchor=f"y{suffix}",
-                                             title=dict(text="time step t"))
+                                             title=dict(text="time step t" if n < 3 or i == n // 2 else ""))
         layout_axes[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}", title=dict(text="training step" if i == 0 else ""),
                                              showticklabels=i == 0, **({"matches": "y"} if i else {}))
         annotations.append(dict(text=DISPLAY_NAMES[arch], x=x0 + width / 2, y=1.0, xref="paper", yref="paper",
