@@ -163,3 +163,17 @@ def test_maths_render_with_local_mathjax(dash_duo):
     assert all(u.startswith(dash_duo.server_url) for u in urls)  # ...from this server only
     settle(dash_duo)
     assert dash_duo.get_logs() == []
+
+
+def test_a_shared_link_with_a_preset_and_presentation_mode(dash_duo):
+    dash_duo.start_server(create_app())
+    dash_duo.wait_for_page(url=dash_duo.server_url + "/?preset=irnn&present=1")
+    p = presets.PRESETS["irnn"]
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "RNN-relu"], p.params.seq_len, timeout=60)
+    dash_duo.wait_for_contains_text(f"#{classroom.PRESET_EXPLANATION}", p.explanation[:50], timeout=30)
+    until(lambda: "present" in dash_duo.find_element(f"#{ids.PAGE}").get_attribute("class").split(), 30)
+    assert not dash_duo.find_element(".sidebar").is_displayed()
+    assert dash_duo.find_element(f"#{ids.MESSAGES}").text == ""
+    assert dash_duo.driver.execute_script("return window.location.search") == "?preset=irnn&present=1"  # kept short
+    settle(dash_duo)
+    assert dash_duo.get_logs() == []
