@@ -38,10 +38,14 @@ def wait_until(check, timeout: float, what: str, proc=None, log=None):
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             break
-        with contextlib.suppress(Exception):
+        try:
             value = check()
-            if value:
-                return value
+        except AssertionError:
+            raise
+        except Exception:  # noqa: BLE001 - not ready yet
+            value = None
+        if value:
+            return value
         time.sleep(0.1)
     tail = Path(log).read_text()[-3000:] if log and Path(log).exists() else ""
     raise AssertionError(f"{what} not ready after {timeout} s\n{tail}")

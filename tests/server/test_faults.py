@@ -17,7 +17,7 @@ from visualizer import jobs, limits
 
 pytestmark = pytest.mark.slow
 
-BIG = "?arch=rnn,lstm,gru&seq_len=1000&hidden=192&batch=4"  # seconds of work (view 1)
+BIG = "?arch=rnn,lstm,gru&seq_len=2000&hidden=256&batch=4&view=jacobian"  # many seconds of work
 
 
 def worker_pids(master) -> list[int]:
@@ -59,7 +59,11 @@ def test_a_worker_killed_mid_request_leaves_everyone_else_working(procs, http):
             failure["error"] = e
     thread = threading.Thread(target=slow_request)
     thread.start()
-    busy = wait_until(lambda: busy_worker(master), 30, "a worker busy with the big request")
+
+    def busy_or_done():
+        assert thread.is_alive(), f"the big request ended before a worker was seen busy: {failure}"
+        return busy_worker(master)
+    busy = wait_until(busy_or_done, 30, "a worker busy with the big request")
     os.kill(busy, signal.SIGKILL)
     thread.join(60)
     assert "error" in failure  # the request in flight on the killed worker failed ...
