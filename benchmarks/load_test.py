@@ -234,8 +234,9 @@ def start_servers(args, folder: Path):
                                           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                           start_new_session=True))
     port = free_port()
-    serve = serve_args(["--workers", str(args.workers), "--threads", str(args.threads), "--port", str(port)])
-    with open(folder / "gunicorn.log", "ab") as log:
+    serve = serve_args(["--workers", str(args.workers), "--threads", str(args.threads), "--port", str(port),
+                        "--max-requests", str(args.max_requests)])
+    with open(args.log or folder / "gunicorn.log", "ab") as log:
         command = [*gunicorn_args(serve)[:-1], args.app]
         procs.append(subprocess.Popen([sys.executable, "-m", "gunicorn", *command], cwd=ROOT, env=env,
                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
@@ -306,10 +307,12 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--backend", choices=["diskcache", "celery"], default="diskcache")
+    parser.add_argument("--max-requests", type=int, default=0, help="gunicorn worker recycling (0: never, as serve)")
     parser.add_argument("--job-workers", type=int, default=2, help="Celery worker processes (--backend celery)")
     parser.add_argument("--no-training", dest="training", action="store_false", help="no training students")
     parser.add_argument("--app", default="tests.server.fullapp:server",
                         help="WSGI app (default: the whole app with its training panel)")
+    parser.add_argument("--log", default=None, help="keep gunicorn's log in this file")
     parser.add_argument("--url", default=None, help="use a server already running on 127.0.0.1 instead")
     args = parser.parse_args(argv)
     args.users = max(1, min(args.users, 200))
@@ -341,11 +344,17 @@ def main(argv=None) -> int:
                         for i in range(args.users // 5)]
         for t in threads:
             t.start()
+        samples = []  # gunicorn master + workers RSS every 10 s: caches fill, then it levels off
+        while time.monotonic() < stop_at and pids:
+            time.sleep(min(10.0, max(0.0, stop_at - time.monotonic())))
+            samples.append(round(rss_mb(pids)[2]))
         for t in threads:
             t.join(max(0.0, stop_at - time.monotonic()) + 60)
         elapsed = time.monotonic() - t0
         mem_end = rss_mb(pids)
         report(recorder, outcomes, mem_start, mem_end, args, elapsed)
+        if samples:
+            print("gunicorn RSS every 10 s (MB):", " ".join(map(str, samples)))
         if pids:
             print(f"server CPU: {(cpu_seconds(pids) - cpu_start) / elapsed:.2f} cores busy on average "
                   f"(of {os.cpu_count()}); machine load average {load_start:.1f} before, "

@@ -4,7 +4,7 @@
 
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \\
     gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 --timeout 120 --keep-alive 20 \\
-        --max-requests 2000 --max-requests-jitter 200 --no-control-socket visualizer.app:server
+        --no-control-socket visualizer.app:server
 
 (``python -m visualizer.serve --print-command`` prints the exact command for your options.)
 Background jobs use the embedded diskcache by default; for a class set ``BPTTLAB_REDIS_URL``
@@ -13,8 +13,9 @@ Background jobs use the embedded diskcache by default; for a class set ``BPTTLAB
 
 The host is 127.0.0.1 (this computer only) unless you choose otherwise: ``--host 0.0.0.0``
 serves every network interface, so anyone who can reach this computer can use the app (there
-is no login); a warning says so. Workers are recycled after ``--max-requests`` requests so
-memory stays bounded; per-user state lives in each browser, so recycling loses nothing.
+is no login); a warning says so. Memory is bounded by the app's fixed-size caches; workers are
+not recycled unless ``--max-requests`` asks for it (under load, a recycled worker's queued
+requests wait for a new worker to boot: the load test saw them time out).
 """
 from __future__ import annotations
 
@@ -48,8 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--keep-alive", type=int, default=20,
                         help="seconds an idle browser connection stays open (default 20; gunicorn's own default "
                              "of 2 s makes browsers and clients race the server's close)")
-    parser.add_argument("--max-requests", type=int, default=2000,
-                        help="recycle a worker after this many requests, bounding memory (default 2000; 0 = never)")
+    parser.add_argument("--max-requests", type=int, default=0,
+                        help="recycle a worker after about this many requests (default 0: never; the app's caches "
+                             "are bounded, and a recycle under load costs a worker's boot and its queued requests)")
     parser.add_argument("--redis", metavar="URL", default=None,
                         help=f"Redis URL for background jobs on Celery (sets {jobs.REDIS_ENV}; "
                              "start `celery -A visualizer.celery_worker worker` too)")

@@ -33,10 +33,11 @@ def test_bpttlab_serve_is_the_cli_subcommand(capsys):
 
 def test_options_reach_gunicorn():
     args = serve.parse_args(["--workers", "5", "--threads", "2", "--host", "::1", "--port", "9000",
-                             "--timeout", "30", "--max-requests", "0"])
+                             "--timeout", "30", "--max-requests", "5000"])
     argv = serve.gunicorn_args(args)
     assert argv[:4] == ["--workers", "5", "--threads", "2"]
-    assert "[::1]:9000" in argv and "--max-requests" not in argv
+    assert "[::1]:9000" in argv and argv[argv.index("--max-requests") + 1] == "5000"
+    assert "--max-requests" not in serve.gunicorn_args(serve.parse_args([]))
     assert argv[-1] == "visualizer.app:server"
 
 
