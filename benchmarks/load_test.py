@@ -44,7 +44,7 @@ import requests  # noqa: E402
 
 from students import control_changes  # noqa: E402
 from tests.server.dash_http import DashSession  # noqa: E402
-from visualizer.serve import BLAS_THREADS, gunicorn_args, parse_args as serve_args  # noqa: E402
+from visualizer.serve import SERVER_ENV, gunicorn_args, parse_args as serve_args  # noqa: E402
 
 
 class Recorder:
@@ -218,7 +218,7 @@ def start_servers(args, folder: Path):
     """gunicorn (and for --backend celery a redis-server and a Celery worker); returns (procs, base)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPTTLAB_")}
     env.update(BPTTLAB_CACHE_DIR=str(folder / "cache"), PYTHONPATH=str(ROOT), BPTTLAB_APP=args.app.split(":")[0],
-               **{k: v for k, v in BLAS_THREADS.items() if k not in env})  # as `bpttlab serve` does
+               **{k: v for k, v in SERVER_ENV.items() if k not in env})  # as `bpttlab serve` does
     procs = []
     if args.backend == "celery":
         port = free_port()

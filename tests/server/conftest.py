@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from visualizer.serve import BLAS_THREADS, has_control_socket
+from visualizer.serve import SERVER_ENV, has_control_socket
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_REDIS_ENV = "BPTTLAB_TEST_REDIS_URL"
@@ -145,7 +145,7 @@ def server_env(tmp_path):
     """Environment for child servers: a private cache folder, the repo on the path, no Redis."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPTTLAB_")}
     env.update(BPTTLAB_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
-               **{k: v for k, v in BLAS_THREADS.items() if k not in env})
+               **{k: v for k, v in SERVER_ENV.items() if k not in env})
     return env
 
 
