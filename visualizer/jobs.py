@@ -371,4 +371,5 @@ def error_message(exc: BaseException) -> str:
     if isinstance(exc, connection_errors()):
         return UNAVAILABLE
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first = first.removeprefix("An error occurred inside a background callback: ")  # Dash's wrapper
     return f"The job failed: {first[:300]}"

@@ -125,6 +125,8 @@ def test_error_messages_for_users():
     assert jobs.error_message(RuntimeError(f"An error occurred inside a background callback: {jobs.LOST}\ntb")) == jobs.LOST
     assert jobs.error_message(ConnectionRefusedError()) == jobs.UNAVAILABLE
     assert jobs.error_message(ValueError("lr must be > 0\nTraceback ...")) == "The job failed: lr must be > 0"
+    wrapped = RuntimeError("An error occurred inside a background callback: out of memory\nTraceback ...")
+    assert jobs.error_message(wrapped) == "The job failed: out of memory"
 
 
 # ----------------------------------------------------------------------------- limits
