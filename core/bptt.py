@@ -121,13 +121,14 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
     c_init = c
     hs = np.empty((T, B, H), x.dtype)
     steps = [None] * T
+    W_hhT = np.ascontiguousarray(W_hh.T)  # (H, G*H): a faster GEMM operand than the view
     for t in range(T):
         if arch == "rnn":
-            h, steps[t] = cells.rnn_step_forward(a_x[t], h, W_hh, None, nonlinearity)
+            h, steps[t] = cells.rnn_step_forward(a_x[t], h, W_hh, None, nonlinearity, W_hhT)
         elif arch == "lstm":
-            h, c, steps[t] = cells.lstm_step_forward(a_x[t], h, c, W_hh)
+            h, c, steps[t] = cells.lstm_step_forward(a_x[t], h, c, W_hh, None, W_hhT)
         else:
-            h, steps[t] = cells.gru_step_forward(a_x[t], h, W_hh, b_hh)
+            h, steps[t] = cells.gru_step_forward(a_x[t], h, W_hh, b_hh, W_hhT)
         hs[t] = h
     cache = (arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c)
     return hs, cache
