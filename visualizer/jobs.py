@@ -215,8 +215,10 @@ def celery_app(url: str | None = None):
     """The Celery app of this process for ``url`` (default ``BPTTLAB_REDIS_URL``), created once.
 
     Broker and result store are the same Redis; every socket operation times out quickly and a
-    publish is never retried, so a Redis outage turns into an error instead of a hang. The hard
-    Celery time limit backs up the cooperative one of :mod:`visualizer.limits`.
+    publish is never retried, so a Redis outage turns into an error instead of a hang; results
+    are polled, never subscribed to (:mod:`visualizer.celery_backend`), so nothing needs a
+    restart after an outage. The hard Celery time limit backs up the cooperative one of
+    :mod:`visualizer.limits`.
     """
     url = url or redis_url()
     if not url:
@@ -224,7 +226,7 @@ def celery_app(url: str | None = None):
     from celery import Celery
 
     limit = time_limit()
-    app = Celery("bpttlab", broker=url, backend=url)
+    app = Celery("bpttlab", broker=url, backend=f"visualizer.celery_backend:PollingRedisBackend+{url}")
     app.conf.update(
         broker_connection_timeout=2,
         broker_connection_retry_on_startup=True,
