@@ -1,4 +1,10 @@
-"""Shared test setup: Chrome options for the dash_duo browser tests (tests/e2e)."""
+"""Shared test setup: Chrome options for the dash_duo browser tests (tests/e2e), and a cache
+folder of the test session's own, so job slots, background results and the signing secret never
+mix with an app running on the same machine (or with a previous run's leftovers)."""
+import os
+import tempfile
+
+os.environ["BPTTLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="bpttlab-test-cache-")
 
 
 def pytest_setup_options():
