@@ -208,6 +208,21 @@ class RedisSlots:
         return int(total), int(mine)
 
 
+def _owner_alive(job: str) -> bool:
+    """False if ``job`` names a process of this machine that no longer exists (a diskcache job is
+    its process id; a direct caller ``direct-<pid>-...``): its lease is free at once."""
+    text = job.split("-")[1] if job.startswith("direct-") else job
+    if not text.isdigit():
+        return True
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
 class FileSlots:
     """Job leases in a JSON file of the cache folder, changed under an exclusive ``flock``
     (shared by every process on this machine)."""
@@ -231,7 +246,8 @@ class FileSlots:
                     table = {}
                 now = time.time()
                 table = {j: v for j, v in table.items()
-                         if isinstance(v, list) and len(v) == 2 and isinstance(v[1], (int, float)) and v[1] > now}
+                         if isinstance(v, list) and len(v) == 2 and isinstance(v[1], (int, float)) and v[1] > now
+                         and _owner_alive(j)}
                 yield table
                 tmp = f"{self.path}.{os.getpid()}.tmp"
                 with open(tmp, "w") as f:
@@ -343,7 +359,7 @@ def job_slot(user_id, limits: Limits | None = None, store=None):
     limits = limits or Limits.from_env()
     store = store or slots()
     user = clean_user_id(user_id)
-    job = jobs.current_job_id() or f"direct-{secrets.token_hex(8)}"
+    job = jobs.current_job_id() or f"direct-{os.getpid()}-{secrets.token_hex(8)}"
     code = store.acquire(user, job, limits.time_limit + LEASE_MARGIN, limits)
     if code:
         raise LimitReached(_cap_message(code, limits))

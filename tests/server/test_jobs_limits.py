@@ -1,6 +1,7 @@
 """visualizer.jobs and visualizer.limits without servers: managers, Redis outages, job slots."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -186,6 +187,15 @@ def test_expired_leases_free_their_slot(store):
     assert store.counts("bob") == (1, 1)
 
 
+def test_leases_of_dead_processes_are_free_at_once(tmp_path):
+    lim = limits.Limits(per_user=1, total=1)
+    store = limits.FileSlots(tmp_path)
+    assert store.acquire("ann" * 4, "999999999", 600, lim) == 0  # a diskcache job: its pid, long gone
+    assert store.counts("ann" * 4) == (0, 0)
+    assert store.acquire("ann" * 4, f"direct-{os.getpid()}-ab", 600, lim) == 0  # this process: alive
+    assert store.acquire("bob" * 4, "celery-task-uuid", 600, lim) == 1
+
+
 def _grab(folder):
     return limits.FileSlots(folder).acquire(limits.new_user_id(), limits.new_user_id(), 60,
                                             limits.Limits(per_user=1, total=3))
@@ -213,9 +223,17 @@ def test_job_slot_messages_release_and_time_limit(tmp_path):
 def test_a_cancelled_jobs_slot_is_freed_by_the_manager(tmp_path):
     lim = limits.Limits(per_user=1, total=5)
     store = limits.FileSlots()
-    assert store.acquire("ann" * 4, "999999999", 600, lim) == 0
-    jobs.background_manager().terminate_job("999999999")  # Dash's cancel: no such process any more
-    assert store.counts("ann" * 4) == (0, 0)
+    job = subprocess.Popen(["sleep", "60"])  # stands for a running diskcache job process
+    try:
+        assert store.acquire("ann" * 4, str(job.pid), 600, lim) == 0
+        assert store.counts("ann" * 4) == (1, 1)
+        jobs.background_manager().terminate_job(str(job.pid))  # Dash's cancel
+        assert job.wait(10) is not None
+        assert store.counts("ann" * 4) == (0, 0)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
 
 
 def test_admission_check(dead_redis):
