@@ -22,7 +22,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 import core
 
-from . import compute, export, figures, ids, presets, weights
+from . import compute, export, ids, presets, weights
 from .urlstate import SPEC, TRUE_WORDS, Params
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import time
 import uuid
 import zipfile
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 

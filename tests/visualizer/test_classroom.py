@@ -14,7 +14,7 @@ from dash._utils import AttributeDict
 
 import core
 from visualizer import classroom, explain, export, ids, presets
-from visualizer.urlstate import SPEC, Params, parse_query
+from visualizer.urlstate import SPEC, Params
 
 SMALL = Params(arch=("rnn", "gru"), seq_len=12, hidden=6, batch=3)
 CSS = (Path(__file__).parents[2] / "assets" / "part2.css").read_text()
