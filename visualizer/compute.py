@@ -383,3 +383,16 @@ def connectivity_items(keys) -> list[dict]:
                       "log10": safe_log10(binned), "ticks": np.arange(0, c.shape[0], k)[: binned.shape[0]],
                       "bin": k})
     return items
+
+
+def strict_floats(a):
+    """Nested lists (or a scalar) of exact floats for strict JSON: non-finite values become the
+    strings ``"nan"``, ``"inf"`` and ``"-inf"``."""
+    a = np.asarray(a, dtype=float)
+    if np.all(np.isfinite(a)):
+        return a.tolist()
+    out = a.astype(object)
+    out[np.isnan(a)] = "nan"
+    out[np.isposinf(a)] = "inf"
+    out[np.isneginf(a)] = "-inf"
+    return out.tolist()

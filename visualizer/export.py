@@ -149,16 +149,6 @@ def _cell(v) -> str:
     return repr(float(v))
 
 
-def _exact(a):
-    """Nested lists of exact floats, non-finite values as strings (strict JSON)."""
-    a = np.asarray(a, dtype=float)
-    if np.all(np.isfinite(a)):
-        return a.tolist()
-    out = a.astype(object)
-    out[np.isnan(a)] = "nan"
-    out[np.isposinf(a)] = "inf"
-    out[np.isneginf(a)] = "-inf"
-    return out.tolist()
 
 
 def to_csv(series: list[Series]) -> str:
@@ -189,7 +179,7 @@ def to_json(series: list[Series], params: Params, indent=None) -> str:
     """
     views = {}
     for s in series:
-        entry = {"arch": s.arch, "name": s.name, "layer": s.layer, "quantity": s.quantity, "values": _exact(s.values)}
+        entry = {"arch": s.arch, "name": s.name, "layer": s.layer, "quantity": s.quantity, "values": compute.strict_floats(s.values)}
         if s.x is not None:
             entry.update(x_name=s.x_name, x=[int(v) for v in s.x])
         if s.y is not None:

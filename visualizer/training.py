@@ -141,14 +141,7 @@ def jlist(a):
         up, down = 10.0 ** np.clip(k, 0, 300), 10.0 ** np.clip(-k, 0, 300)
         r = np.where(k >= 0, np.round(a * up) / up, np.round(a / down) * down)  # exact powers of ten
         r = np.where(ok & np.isfinite(r) & (np.abs(k) <= 300), r, a)
-    bad = ~np.isfinite(a)
-    if not bad.any():
-        return r.tolist()
-    out = r.astype(object)
-    out[np.isnan(a)] = "nan"
-    out[np.isposinf(a)] = "inf"
-    out[np.isneginf(a)] = "-inf"
-    return out.tolist()
+    return compute.strict_floats(r)  # r is non-finite exactly where a is
 
 
 def jfloat(v):
