@@ -112,21 +112,32 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
     """
     T, B, _ = x.shape
     H = W_hh.shape[1]
+    dtype = x.dtype
     # RNN and LSTM add both biases to the same pre-activation: fold b_hh into the projection
     b = b_ih if arch == "gru" else b_ih + b_hh
-    a_x = (x.reshape(T * B, -1) @ W_ih.T + b).reshape(T, B, -1)  # (T, B, G*H)
-    h = np.zeros((B, H), x.dtype) if h0 is None else h0
+    h = np.zeros((B, H), dtype) if h0 is None else h0
     h_init = h
-    c = np.zeros((B, H), x.dtype) if (c0 is None and arch == "lstm") else c0
+    c = np.zeros((B, H), dtype) if (c0 is None and arch == "lstm") else c0
     c_init = c
-    hs = np.empty((T, B, H), x.dtype)
+    hs = np.empty((T, B, H), dtype)
     steps = [None] * T
+    if arch == "lstm":
+        # every step writes into preallocated arrays; the gates overwrite the projection in place
+        cs, tcs = np.empty((T, B, H), dtype), np.empty((T, B, H), dtype)
+        aux, work = np.empty((T, B, 3 * H), dtype), np.empty((B, 4 * H), dtype)
+        # halve the i, f, o blocks once here instead of every step (sigmoid(a) = tanh(a / 2) / 2 + 1 / 2)
+        half = cells._lstm_gate_affine(dtype, H)[0]
+        a_x = (x.reshape(T * B, -1) @ (W_ih.T * half) + b * half).reshape(T, B, -1)
+        W_hhT = np.ascontiguousarray(W_hh.T * half)
+        for t in range(T):
+            h, c, steps[t] = cells.lstm_step_forward(a_x[t], h, c, W_hh, None, W_hhT, halved=True,
+                                                     out=(a_x[t], cs[t], tcs[t], hs[t], aux[t], work))
+        return hs, (arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c)
+    a_x = (x.reshape(T * B, -1) @ W_ih.T + b).reshape(T, B, -1)  # (T, B, G*H)
     W_hhT = np.ascontiguousarray(W_hh.T)  # (H, G*H): a faster GEMM operand than the view
     for t in range(T):
         if arch == "rnn":
             h, steps[t] = cells.rnn_step_forward(a_x[t], h, W_hh, None, nonlinearity, W_hhT)
-        elif arch == "lstm":
-            h, c, steps[t] = cells.lstm_step_forward(a_x[t], h, c, W_hh, None, W_hhT)
         else:
             h, steps[t] = cells.gru_step_forward(a_x[t], h, W_hh, b_hh, W_hhT)
         hs[t] = h
@@ -142,7 +153,7 @@ def _cache_bytes(cache):
         if arch == "rnn":
             total += st[1].nbytes  # h (h_prev is the previous h)
         elif arch == "lstm":
-            total += st[1].nbytes + st[2].nbytes + st[3].nbytes  # c_prev, gates, tanh(c)
+            total += st[1].nbytes + st[2].nbytes + st[3].nbytes + st[5].nbytes  # c_prev, gates, tanh(c), aux
         else:
             total += st[1].nbytes + st[2].nbytes  # gates, W_hn h + b_hn
     return int(total)
@@ -213,19 +224,30 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t
     dc_all = np.empty((T, B, H), dtype) if arch == "lstm" else None
     dh_next = np.zeros((B, H), dtype) if dh_last is None else dh_last
     dc_next = np.zeros((B, H), dtype) if (arch == "lstm" and dc_last is None) else dc_last
-    for t in range(T - 1, -1, -1):
-        carried[t] = dh_next
-        dh = dh_local[t] + dh_next
-        if arch == "rnn":
-            da_x[t], _, dh_next = cells.rnn_step_backward(dh, steps[t])
-        elif arch == "lstm":
-            da_x[t], _, dh_next, dc_next, dc_all[t] = cells.lstm_step_backward(dh, dc_next, steps[t])
-        else:
-            da_x[t], da_h[t], dh_next = cells.gru_step_backward(dh, steps[t])
-        if truncate is not None and (t0 + t) % truncate == 0 and t0 + t > 0:
-            dh_next = np.zeros_like(dh_next)
-            if arch == "lstm":
-                dc_next = np.zeros_like(dc_next)
+    if arch == "lstm":
+        # total dh_t and the carried dh_{t-1} are written straight into their (T, B, H) arrays
+        dh_all = np.empty((T, B, H), dtype)
+        carried[T - 1] = dh_next
+        dh0, dc_next = np.empty((B, H), dtype), dc_next.copy()
+        for t in range(T - 1, -1, -1):
+            dh = np.add(dh_local[t], carried[t], out=dh_all[t])
+            cells.lstm_step_backward(dh, dc_next, steps[t],
+                                     out=(da_x[t], dc_all[t], carried[t - 1] if t else dh0, dc_next))
+            if truncate is not None and (t0 + t) % truncate == 0 and t0 + t > 0:
+                (carried[t - 1] if t else dh0)[...] = 0.0
+                dc_next[...] = 0.0
+        dh_next = dh0
+    else:
+        dh_all = None
+        for t in range(T - 1, -1, -1):
+            carried[t] = dh_next
+            dh = dh_local[t] + dh_next
+            if arch == "rnn":
+                da_x[t], _, dh_next = cells.rnn_step_backward(dh, steps[t])
+            else:
+                da_x[t], da_h[t], dh_next = cells.gru_step_backward(dh, steps[t])
+            if truncate is not None and (t0 + t) % truncate == 0 and t0 + t > 0:
+                dh_next = np.zeros_like(dh_next)
     Ix = x.shape[2]
     dW_ih = da_x.reshape(T * B, GH).T @ x.reshape(T * B, Ix)
     h_prev = np.concatenate([h_init[None], hs[:-1]], axis=0)  # (T, B, H)
@@ -235,7 +257,8 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t
     dx = da_x @ W_ih if need_dx else None  # (T, B, I)
     # ||da_h[t].T @ h_prev[t]||_F^2 = sum((da da^T) * (h h^T)) without forming (GH, H) per step
     whh_norms = _outer_sum_norms(da_h, h_prev)
-    stats = {"dh": dh_local + carried, "dc_norms": None if dc_all is None else safe_norm(dc_all, (1, 2)),
+    stats = {"dh": dh_local + carried if dh_all is None else dh_all,
+             "dc_norms": None if dc_all is None else safe_norm(dc_all, (1, 2)),
              "carried_norms": safe_norm(carried, (1, 2)), "whh_norms": whh_norms, "dh0": dh_next, "dc0": dc_next}
     return dx, (dW_ih, dW_hh, db_ih, db_hh), stats
 

@@ -14,6 +14,8 @@ after the loop.  Equations and gate orders are exactly PyTorch's:
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -74,75 +76,109 @@ def rnn_step_backward(dh, cache):
 
 
 # ----------------------------------------------------------------------------- LSTM
-def lstm_step_forward(a_x, h_prev, c_prev, W_hh, b_hh=None, W_hhT=None):
+@functools.lru_cache(maxsize=64)
+def _lstm_gate_affine(dtype, H):
+    """(scale, shift) of shape (4H,): sigmoid(a) = tanh(a / 2) / 2 + 1 / 2 on i, f, o; g = tanh(a)."""
+    scale = np.full(4 * H, 0.5, dtype)
+    scale[2 * H : 3 * H] = 1.0
+    shift = scale.copy()
+    shift[2 * H : 3 * H] = 0.0
+    scale.flags.writeable = shift.flags.writeable = False
+    return scale, shift
+
+
+def lstm_step_forward(a_x, h_prev, c_prev, W_hh, b_hh=None, W_hhT=None, out=None, halved=False):
     """LSTM step with PyTorch's gate order (i, f, g, o).
 
     Parameters
     ----------
     a_x : (B, 4H) input projection. h_prev, c_prev : (B, H). W_hh : (4H, H).
     b_hh : (4H,), or None when the caller already folded it into ``a_x``.
+    W_hhT : optional C-contiguous ``W_hh.T`` (a faster GEMM operand).
+    halved : True when the i, f, o blocks of ``a_x``, ``W_hhT`` and ``b_hh`` are already
+        multiplied by 1/2 (exact in binary floating point; saves one pass per step).
+    out : optional preallocated buffers ``(gates (B, 4H), c, tanh_c, h (B, H), aux (B, 3H),
+        work (B, 4H))`` to write into (``gates`` may be ``a_x`` itself: it is overwritten).
 
     Returns
     -------
-    h, c : (B, H) new hidden and cell state; cache for :func:`lstm_step_backward`.
+    h, c : (B, H) new hidden and cell state; cache for :func:`lstm_step_backward`:
+    ``(h_prev, c_prev, gates, tanh_c, W_hh, aux, h)`` with ``aux = [i g, f c_prev, i (1 + g)]``,
+    the products the backward pass needs (kept so it does fewer strided operations).
 
     .. math:: c_t = f_t \\odot c_{t-1} + i_t \\odot g_t, \\quad h_t = o_t \\odot \\tanh(c_t)
     """
     H = h_prev.shape[1]
-    gates = h_prev @ (W_hh.T if W_hhT is None else W_hhT)  # (B, 4H), becomes the gates in place
-    gates += a_x
+    W = W_hh.T if W_hhT is None else W_hhT
+    scale, shift = _lstm_gate_affine(h_prev.dtype, H)
+    if out is None:
+        gates = h_prev @ W  # (B, 4H), becomes the gates in place
+        gates += a_x
+        c, tc, h = np.empty_like(h_prev), np.empty_like(h_prev), np.empty_like(h_prev)
+        aux = np.empty((h_prev.shape[0], 3 * H), h_prev.dtype)
+    else:
+        gates, c, tc, h, aux, work = out
+        np.matmul(h_prev, W, out=work)
+        np.add(a_x, work, out=gates)
     if b_hh is not None:
         gates += b_hh
-    # sigmoid(a) = (tanh(a / 2) + 1) / 2: one tanh over all four blocks, no overflow warnings
-    gates[:, : 2 * H] *= 0.5
-    gates[:, 3 * H :] *= 0.5
+    # one tanh over all four blocks (sigmoid(a) = (tanh(a / 2) + 1) / 2: no overflow warnings)
+    if not halved:
+        gates *= scale
     np.tanh(gates, out=gates)
-    gates[:, : 2 * H] += 1.0
-    gates[:, : 2 * H] *= 0.5
-    gates[:, 3 * H :] += 1.0
-    gates[:, 3 * H :] *= 0.5
+    gates *= scale
+    gates += shift
     i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
-    c = f * c_prev
-    c += i * g
-    tc = np.tanh(c)
-    return o * tc, c, (h_prev, c_prev, gates, tc, W_hh)
+    ig, fc, ig1 = aux[:, :H], aux[:, H : 2 * H], aux[:, 2 * H :]
+    np.multiply(i, g, out=ig)
+    np.multiply(f, c_prev, out=fc)
+    np.add(ig, fc, out=c)
+    np.add(g, 1.0, out=ig1)
+    ig1 *= i
+    np.tanh(c, out=tc)
+    np.multiply(o, tc, out=h)
+    return h, c, (h_prev, c_prev, gates, tc, W_hh, aux, h)
 
 
-def lstm_step_backward(dh, dc, cache):
+def lstm_step_backward(dh, dc, cache, out=None):
     """Backward of :func:`lstm_step_forward`.
 
     Parameters
     ----------
     dh : (B, H) total gradient w.r.t. h_t.  dc : (B, H) gradient w.r.t. c_t arriving from
         step t+1 (not yet including the path through h_t).
+    out : optional preallocated buffers ``(da (B, 4H), dc_t, dh_prev, dc_prev (B, H))``;
+        ``dc_prev`` may be ``dc`` itself.
 
     Returns
     -------
     da_x, da_h : (B, 4H) gate pre-activation gradient (equal for the LSTM),
     dh_prev, dc_prev : (B, H) gradients carried back to step t-1,
     dc_t : (B, H) the total gradient w.r.t. c_t (reported by the visualiser).
+
+    With ``s' = s (1 - s)`` and ``tanh' = 1 - g^2``: da_i = dc_t g i (1 - i), da_f = dc_t c_prev
+    f (1 - f), da_g = dc_t i (1 - g) (1 + g), da_o = dh h (1 - o), dc_t = dh (o - h tanh c) + dc.
     """
-    h_prev, c_prev, gates, tc, W_hh = cache
+    h_prev, c_prev, gates, tc, W_hh, aux, h = cache
     H = h_prev.shape[1]
-    i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
-    dc_total = tc * tc
-    np.subtract(1.0, dc_total, out=dc_total)
-    dc_total *= o
+    f, o = gates[:, H : 2 * H], gates[:, 3 * H :]
+    if out is None:
+        da, dc_total, dh_prev, dc_prev = np.empty_like(gates), np.empty_like(dh), None, None
+    else:
+        da, dc_total, dh_prev, dc_prev = out
+    np.multiply(h, tc, out=dc_total)  # o tanh(c)^2
+    np.subtract(o, dc_total, out=dc_total)  # o (1 - tanh(c)^2)
     dc_total *= dh
     dc_total += dc
-    # d gate / d pre-activation: s (1 - s) for i, f, o and 1 - g^2 = g (1 - g) + 1 - g for g
-    da = 1.0 - gates  # (B, 4H)
-    da *= gates
-    da4 = da.reshape(-1, 4, H)  # a view: blocks i, f, g, o
-    da4[:, 2] += 1.0
-    da4[:, 2] -= g
-    da4[:, 0] *= g
-    da4[:, 1] *= c_prev
-    da4[:, 2] *= i
-    da4[:, :3] *= dc_total[:, None, :]
-    da4[:, 3] *= tc
-    da4[:, 3] *= dh
-    return da, da, da @ W_hh, dc_total * f, dc_total
+    np.subtract(1.0, gates, out=da)  # (B, 4H): 1 - i, 1 - f, 1 - g, 1 - o
+    da[:, : 3 * H] *= aux
+    da.reshape(-1, 4, H)[:, :3] *= dc_total[:, None, :]
+    da_o = da[:, 3 * H :]
+    da_o *= h
+    da_o *= dh
+    dh_prev = np.matmul(da, W_hh, out=dh_prev)
+    dc_prev = np.multiply(dc_total, f, out=dc_prev)
+    return da, da, dh_prev, dc_prev, dc_total
 
 
 # ----------------------------------------------------------------------------- GRU

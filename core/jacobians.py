@@ -90,7 +90,7 @@ def _step_lin(arch, nonlinearity, step, W, recurrent):
         d = 1.0 - h * h if nonlinearity == "tanh" else np.where(np.isnan(h), np.nan, h > 0)  # relu'(NaN) = NaN
         return ("rnn", d, W)
     if arch == "lstm":
-        h_prev, c_prev, gates, tc, _ = step
+        h_prev, c_prev, gates, tc = step[:4]
         H = h_prev.shape[1]
         i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
         C = (g * i * (1.0 - i))[:, :, None] * W[:H]  # (B, H, m) = dc_t / dm

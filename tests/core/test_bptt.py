@@ -243,8 +243,9 @@ def test_checkpointing_holds_far_less_memory():
     x = np.random.default_rng(0).standard_normal((400, 2, 2))
     full = core.bptt(model, x, np.zeros((400, 2, 1)))
     ckpt = core.bptt(model, x, np.zeros((400, 2, 1)), checkpoint=True)
-    # full keeps ~400 steps of (c_prev, 4 gates, tanh c, h); checkpointing 20 states + 20 steps
-    per_step = 2 * 16 * 8 * (1 + 4 + 1 + 1)
+    # full keeps ~400 steps of (c_prev, 4 gates, tanh c, h, 3 products for the backward pass);
+    # checkpointing 20 states + 20 steps
+    per_step = 2 * 16 * 8 * (1 + 4 + 1 + 1 + 3)
     assert full.memory_bytes == 400 * per_step + full.outputs.nbytes
     assert ckpt.memory_bytes < full.memory_bytes / 8
     with pytest.raises(ValueError, match="checkpoint"):
