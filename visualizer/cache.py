@@ -10,7 +10,7 @@ def memoize(maxsize: int):
     """Bounded LRU memo of a one-argument function of a hashable key.
 
     Unlike ``functools.lru_cache``, concurrent calls with the same key compute once: the
-    second caller waits for the first (the app's figure callbacks run in parallel and often
+    second caller waits for the first (callbacks run in parallel threads and often
     need the same BPTT run). Exceptions are not cached.
     """
     def decorate(fn):

@@ -3,12 +3,15 @@
 Data flow, so that a control change costs one round trip and each figure is built once:
 
     page load:  URL query --apply_url--> controls          (read once; back/forward reloads the page)
-    controls --> update_overview        view 1 + explosion banner + info line
-    controls + tab --> update_view      the open tab's view (2-6) and its caption
-    controls + tab --> write_url        the URL query, the messages and the params store
+    controls + tab + uploaded weights --update_page-->
+        view 1 + explosion banner + info line     (when a model setting or the weights changed)
+        the open tab's view (2-6) + its caption   (when a model setting or the tab changed)
+        the URL query, the messages, the params store
 
-The three run in parallel on every change (none waits for another). To set the app's state from
-another callback (presets, uploads), output new control values; the URL follows by itself.
+One callback, not one per output: three parallel requests for one change cost more than one
+(each adds Dash's bookkeeping in the page and they compete for the server's GIL on the same BPTT
+runs; measured in benchmarks/bench_app_latency.py). To set the app's state from another
+callback (presets, uploads), output new control values; the URL follows by itself.
 :func:`register` attaches everything to an app; the functions stay plain so tests call them.
 """
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from dash import Input, Output, State, html, no_update
+from dash import Input, Output, State, callback_context, html, no_update
 
 from . import classroom, compute, explain, figures, ids, limits, presets, training_ui
 from .layout import CAPTIONS, info_children
@@ -87,12 +90,6 @@ def url_and_messages(values, current_search):
     return [to_query(params), _message_list(messages), store_data(params)]
 
 
-def write_url(*args):
-    """Callback wrapper of :func:`url_and_messages` (controls..., tab, current query)."""
-    *values, current_search = args
-    return url_and_messages(values, current_search)
-
-
 def sync(trigger, search, values, store):
     """Both directions at once, as a pure function (for tests and tools).
 
@@ -111,14 +108,6 @@ def sync(trigger, search, values, store):
     query, data = to_query(params), store_data(params)
     return [query if query != search else no_update, data if data != store else no_update,
             _message_list(messages), *controls]
-
-
-def store_of(values, fields=None) -> dict:
-    """The params store for control values in ``fields`` order (default ``VIEW_FIELDS``; fields
-    not given take their defaults), validated."""
-    raw = dict(zip(VIEW_FIELDS if fields is None else fields, values))
-    raw["match_params"] = bool(raw.get("match_params"))
-    return store_data(validate(raw, allow_empty_arch=True)[0])
 
 
 # ----------------------------------------------------------------------------- figures
@@ -181,6 +170,46 @@ def view(store, tab):
     return [fig, caption]
 
 
+# ----------------------------------------------------------------------------- the page callback
+WEIGHTS = "weights"  # the name :func:`page` gives a change of the uploaded weights
+
+
+def page(values, upload=None, search="", changed=None):
+    """Everything a change redraws, computed once: [view 1 figure, banner, info, tab figure,
+    caption, query, messages, params store], ``no_update`` for what ``changed`` leaves alone.
+
+    ``values``: control values in ``FIELDS`` order (the tab last); ``upload``: (weights store,
+    checked upload); ``search``: the query now shown; ``changed``: names of the fields that
+    changed (``WEIGHTS`` for the upload), None for all (page load).
+    """
+    changed = set(FIELDS) | {WEIGHTS} if changed is None else set(changed)
+    model = bool(changed & set(VIEW_FIELDS))
+    params, _ = validate(controls_to_raw(values), allow_empty_arch=True)
+    store = store_data(params)
+    out = [no_update] * 8
+    if model or WEIGHTS in changed:
+        out[0:3] = overview(store, upload)
+    if model or "view" in changed:
+        out[3:5] = view(store, params.view)
+    if changed - {WEIGHTS}:
+        out[5:8] = url_and_messages(values, search)
+    return out
+
+
+def _changed_fields(triggered) -> set:
+    """Field names (or WEIGHTS) of the triggering inputs in Dash's ``ctx.triggered`` format."""
+    by_id = {c: f for f, c in ids.CONTROL_IDS.items()} | {classroom.WEIGHTS_STORE: WEIGHTS}
+    names = {by_id.get(t["prop_id"].rsplit(".", 1)[0]) for t in triggered or []}
+    return None if not names or None in names else names
+
+
+def update_page(*args):
+    """Callback: :func:`page` from the control values (``FIELDS`` order), the weights store, the
+    checked upload and the query now shown."""
+    *values, meta, pending, search = args
+    return page(values, (meta, pending), search, _changed_fields(callback_context.triggered))
+
+
 # ----------------------------------------------------------------------------- registration
 SCALE_HINT_JS = """
 function(init) {
@@ -189,36 +218,16 @@ function(init) {
 """
 
 
-def update_overview(*values):
-    """Callback: view 1, banner and info from the control values (``VIEW_FIELDS`` order)."""
-    return overview(store_of(values))
-
-
-def update_overview_with_upload(*args):
-    """Callback: :func:`update_overview` plus the weights store and the checked upload."""
-    *values, meta, pending = args
-    return overview(store_of(values), (meta, pending))
-
-
-def update_view(*args):
-    """Callback: the open tab from the control values (``VIEW_FIELDS`` order) and the tab."""
-    *values, tab = args
-    return view(store_of(values), tab)
-
-
 def register(app) -> None:
     """Attach every callback to ``app``."""
     controls = [ids.CONTROL_IDS[f] for f in FIELDS]
-    model_controls = [ids.CONTROL_IDS[f] for f in VIEW_FIELDS]
     app.callback(*[Output(c, "value") for c in controls],
                  Input(ids.URL, "pathname"), State(ids.URL, "search"))(apply_url)
-    app.callback(Output(ids.URL_WRITE, "search"), Output(ids.MESSAGES, "children"), Output(ids.PARAMS, "data"),
-                 *[Input(c, "value") for c in controls], State(ids.URL_WRITE, "search"))(write_url)
     app.callback(Output(ids.GRAD_GRAPH, "figure"), Output(ids.BANNER, "children"), Output(ids.INFO, "children"),
-                 *[Input(c, "value") for c in model_controls], Input(classroom.WEIGHTS_STORE, "data"),
-                 State(classroom.UPLOAD_PENDING, "data"))(update_overview_with_upload)
-    app.callback(Output(ids.VIEW_GRAPH, "figure"), Output(ids.VIEW_CAPTION, "children"),
-                 *[Input(c, "value") for c in model_controls], Input(ids.VIEW, "value"))(update_view)
+                 Output(ids.VIEW_GRAPH, "figure"), Output(ids.VIEW_CAPTION, "children"),
+                 Output(ids.URL_WRITE, "search"), Output(ids.MESSAGES, "children"), Output(ids.PARAMS, "data"),
+                 *[Input(c, "value") for c in controls], Input(classroom.WEIGHTS_STORE, "data"),
+                 State(classroom.UPLOAD_PENDING, "data"), State(ids.URL_WRITE, "search"))(update_page)
     app.clientside_callback(SCALE_HINT_JS, Output(ids.SCALE_FIELD, "className"), Input(ids.INIT, "value"))
     # part 2: presets, export, uploads, presentation mode, the maths panels, live training
     limits.register_identity(app)

@@ -142,16 +142,36 @@ def test_a_bad_control_value_is_named_in_a_message():
     assert messages[0].children.startswith("truncate=-4 is below the minimum 1")
 
 
-def test_registered_wrappers_take_control_values():
-    values = controls_of(Params(seq_len=15, hidden=4, batch=2, arch=("gru",)))
-    model_values = [v for name, v in zip(FIELDS, values) if name in callbacks.VIEW_FIELDS]
+def test_the_page_callback_takes_control_values():
+    values = controls_of(Params(seq_len=15, hidden=4, batch=2, arch=("gru",), view="gates"))
     assert "lr" not in callbacks.VIEW_FIELDS and "seed" in callbacks.VIEW_FIELDS
-    fig, banner, info = callbacks.update_overview(*model_values)
+    fig, banner, info, view_fig, caption, query, messages, store = callbacks.page(values, (None, None), "")
     assert [t["name"] for t in fig["data"] if t.get("meta") == "main"] == ["GRU"]
-    fig, caption = callbacks.update_view(*model_values, "gates")
-    assert [t["name"] for t in fig["data"] if t.get("meta") == "main"] == ["GRU: ∏ carry gate z"]
-    query, messages, store = callbacks.write_url(*values, "")
+    assert [t["name"] for t in view_fig["data"] if t.get("meta") == "main"] == ["GRU: ∏ carry gate z"]
     assert query.startswith("?arch=gru&seq_len=15")
+    assert store["seq_len"] == 15 and "view" not in store
+
+
+def test_the_page_callback_rebuilds_only_what_a_change_touches():
+    values = controls_of(Params(seq_len=15, hidden=4, batch=2, arch=("gru",)))
+    tab_only = callbacks.page(values, None, "", {"view"})
+    assert tab_only[:3] == [no_update] * 3 and tab_only[3]["data"] and tab_only[5].startswith("?")
+    training_only = callbacks.page(values, None, "", {"lr"})
+    assert training_only[:5] == [no_update] * 5 and training_only[5].startswith("?")
+    weights_only = callbacks.page(values, None, "", {callbacks.WEIGHTS})
+    assert weights_only[0]["data"] and weights_only[3:] == [no_update] * 5
+    model = callbacks.page(values, None, "", {"seed"})
+    assert no_update not in model[:5]
+
+
+@pytest.mark.parametrize("triggered, expected", [
+    ([{"prop_id": ".", "value": None}], None),  # initial call
+    ([{"prop_id": "seed-input.value", "value": 3}], {"seed"}),
+    ([{"prop_id": "view-tabs.value", "value": "gates"}, {"prop_id": "seq-len-slider.value", "value": 9}],
+     {"view", "seq_len"}),
+])
+def test_changed_fields_reads_the_triggering_controls(triggered, expected):
+    assert callbacks._changed_fields(triggered) == expected
 
 
 @pytest.mark.parametrize("tab", [None, 3, [], ["heatmap"], {"a": 1}])
