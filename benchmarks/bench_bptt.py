@@ -29,11 +29,14 @@ def median_time(fn, repeats):
     return statistics.median(times)
 
 
-def ours(arch, T, B, I, H, dtype, repeats):
+def ours(arch, T, B, I, H, dtype, repeats, diagnostics=False):
+    """Forward + backward; ``diagnostics`` also reads the lazily computed whh_grad_norms."""
     m = core.build(arch, input_size=I, hidden_size=H, output_size=1, seed=0, dtype=dtype)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((T, B, I)).astype(dtype)
     y = rng.standard_normal((T, B, 1)).astype(dtype)
+    if diagnostics:
+        return median_time(lambda: core.bptt(m, x, y).whh_grad_norms, repeats)
     return median_time(lambda: core.bptt(m, x, y), repeats)
 
 
@@ -73,6 +76,11 @@ def main():
             t_torch = theirs(a.arch, a.T, a.B, a.I, a.H, dtype, a.repeats)
             ratio = t_ours / t_torch
             line += f"   torch {t_torch * 1e3:8.1f} ms   ratio {ratio:.2f}x (target <= {target}x)"
+        print(line)
+        t_diag = ours(a.arch, a.T, a.B, a.I, a.H, dtype, a.repeats, diagnostics=True)
+        line = f"           + whh_grad_norms read {t_diag * 1e3:8.1f} ms"
+        if torch is not None:
+            line += f"   ratio {t_diag / t_torch:.2f}x"
         print(line)
 
 

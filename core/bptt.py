@@ -7,7 +7,8 @@ readout, or the layer above) is kept apart from the gradient carried back from s
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,7 +34,10 @@ class BPTTResult:
     carried_grad_norms : (L, T) norm of the gradient carried back into h^l_t from step t+1
         (``dh_next``; zero at the last step and where truncation detached the state).
     whh_grad_norms : (L, T) Frobenius norm of step t's contribution to dL/dW_hh^l, i.e. of
-        ``da_h[t].T @ h[t-1]``: which steps the update of W_hh learns from.
+        ``da_h[t].T @ h[t-1]``: which steps the update of W_hh learns from. A training step does
+        not need it and it costs about as much as a tenth of the whole backward pass, so it is
+        computed on first access (from arrays the result holds until then); with
+        ``checkpoint=True`` it is computed during the backward pass, segment by segment.
     hidden_grad_units : (L, T, H) per-unit gradient magnitude sqrt(sum_b (dL/dh^l_t)^2);
         its norm over units equals ``hidden_grad_norms``.
     outputs : (T, B, O) readout of the top layer (predictions or logits) at every step.
@@ -49,12 +53,20 @@ class BPTTResult:
     cell_grad_norms: np.ndarray | None
     local_grad_norms: np.ndarray
     carried_grad_norms: np.ndarray
-    whh_grad_norms: np.ndarray
     hidden_grad_units: np.ndarray
     outputs: np.ndarray
     nonfinite_step: int | None
     nonfinite_grad_step: int | None
     memory_bytes: int
+    _whh: object = field(default=None, repr=False, compare=False)  # (L, T) array, or per-layer (da_h, h_prev)
+
+    @functools.cached_property
+    def whh_grad_norms(self) -> np.ndarray:  # documented above
+        if isinstance(self._whh, np.ndarray):
+            return self._whh
+        out = np.stack([_outer_sum_norms(da_h, h_prev) for da_h, h_prev in self._whh])
+        object.__setattr__(self, "_whh", out)  # free the per-step arrays
+        return out
 
 
 # ----------------------------------------------------------------------------- validation
@@ -98,6 +110,19 @@ def validate_inputs(model: Model, x, y, loss="mse", loss_on="all", truncate=None
 
 
 # ----------------------------------------------------------------------------- layers
+def _project(x, W_ih, b):
+    """(T, B, G*H) input projection ``x @ W_ih.T + b`` as ONE GEMM: the bias rides along as an extra
+    input column of ones, so the large result is written once instead of twice."""
+    T, B, I = x.shape
+    x1 = np.empty((T * B, I + 1), x.dtype)
+    x1[:, :I] = x.reshape(T * B, I)
+    x1[:, I] = 1.0
+    W1 = np.empty((I + 1, W_ih.shape[0]), x.dtype)
+    W1[:I] = W_ih.T
+    W1[I] = b
+    return (x1 @ W1).reshape(T, B, -1)
+
+
 def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None):
     """Run one layer over a sequence.
 
@@ -127,13 +152,13 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
         aux, work = np.empty((T, B, 3 * H), dtype), np.empty((B, 4 * H), dtype)
         # halve the i, f, o blocks once here instead of every step (sigmoid(a) = tanh(a / 2) / 2 + 1 / 2)
         half = cells._lstm_gate_affine(dtype, H)[0]
-        a_x = (x.reshape(T * B, -1) @ (W_ih.T * half) + b * half).reshape(T, B, -1)
+        a_x = _project(x, W_ih * half[:, None], b * half)
         W_hhT = np.ascontiguousarray(W_hh.T * half)
         for t in range(T):
             h, c, steps[t] = cells.lstm_step_forward(a_x[t], h, c, W_hh, None, W_hhT, halved=True,
                                                      out=(a_x[t], cs[t], tcs[t], hs[t], aux[t], work))
         return hs, (arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c)
-    a_x = (x.reshape(T * B, -1) @ W_ih.T + b).reshape(T, B, -1)  # (T, B, G*H)
+    a_x = _project(x, W_ih, b)  # (T, B, G*H)
     W_hhT = np.ascontiguousarray(W_hh.T)  # (H, G*H): a faster GEMM operand than the view
     for t in range(T):
         if arch == "rnn":
@@ -212,7 +237,9 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t
     -------
     dx : (T, B, I), grads (dW_ih, dW_hh, db_ih, db_hh), stats dict with per-step arrays
     ``dh`` (T, B, H) total dL/dh_t, ``dc_norms`` (T,) or None, ``carried_norms`` (T,),
-    ``whh_norms`` (T,), and ``dh0``, ``dc0`` (B, H) gradients reaching the initial states.
+    ``whh_inputs`` = (da_h, h_prev), the (T, B, G*H) and (T, B, H) arrays whose per-step products
+    are step t's share of dW_hh (see :func:`_outer_sum_norms`), and ``dh0``, ``dc0`` (B, H)
+    gradients reaching the initial states.
     """
     arch, x, W_ih, W_hh, hs, h_init, c_init, steps, _ = cache
     T, B, H = hs.shape
@@ -255,11 +282,9 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t
     db_ih = da_x.sum(axis=(0, 1))
     db_hh = da_h.sum(axis=(0, 1))
     dx = da_x @ W_ih if need_dx else None  # (T, B, I)
-    # ||da_h[t].T @ h_prev[t]||_F^2 = sum((da da^T) * (h h^T)) without forming (GH, H) per step
-    whh_norms = _outer_sum_norms(da_h, h_prev)
     stats = {"dh": dh_local + carried if dh_all is None else dh_all,
              "dc_norms": None if dc_all is None else safe_norm(dc_all, (1, 2)),
-             "carried_norms": safe_norm(carried, (1, 2)), "whh_norms": whh_norms, "dh0": dh_next, "dc0": dc_next}
+             "carried_norms": safe_norm(carried, (1, 2)), "whh_inputs": (da_h, h_prev), "dh0": dh_next, "dc0": dc_next}
     return dx, (dW_ih, dW_hh, db_ih, db_hh), stats
 
 
@@ -382,6 +407,7 @@ def _run(model, x, y, loss, loss_on, truncate, segments):
     hidden_units = np.empty((L, T, H), dtype)
     cell = np.empty((L, T), dtype) if cfg.arch == "lstm" else None
     local, carried, whh = (np.empty((L, T), dtype) for _ in range(3))
+    whh_inputs = [None] * L
     dh_carry = [None] * L
     dc_carry = [None] * L
     seg_bytes = 0
@@ -403,7 +429,10 @@ def _run(model, x, y, loss, loss_on, truncate, segments):
             if cell is not None:
                 cell[l, s:e] = st["dc_norms"]
             carried[l, s:e] = st["carried_norms"]
-            whh[l, s:e] = st["whh_norms"]
+            if keep:
+                whh_inputs[l] = st["whh_inputs"]
+            else:
+                whh[l, s:e] = _outer_sum_norms(*st["whh_inputs"])
             dh_local = dx
     hidden_grad_norms = safe_norm(hidden_units, 2)
     bad_grad = np.flatnonzero(~np.all(np.isfinite(hidden_grad_norms), axis=0))
@@ -414,10 +443,10 @@ def _run(model, x, y, loss, loss_on, truncate, segments):
         cell_grad_norms=cell,
         local_grad_norms=local,
         carried_grad_norms=carried,
-        whh_grad_norms=whh,
         hidden_grad_units=hidden_units,
         outputs=outputs,
         nonfinite_step=_first_nonfinite(hs_finite),
         nonfinite_grad_step=int(bad_grad[-1]) if bad_grad.size else None,
         memory_bytes=int(held + seg_bytes),
+        _whh=whh_inputs if keep else whh,
     )
