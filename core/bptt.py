@@ -160,12 +160,13 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
         return hs, (arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c)
     a_x = _project(x, W_ih, b)  # (T, B, G*H)
     W_hhT = np.ascontiguousarray(W_hh.T)  # (H, G*H): a faster GEMM operand than the view
-    for t in range(T):
-        if arch == "rnn":
-            h, steps[t] = cells.rnn_step_forward(a_x[t], h, W_hh, None, nonlinearity, W_hhT)
-        else:
-            h, steps[t] = cells.gru_step_forward(a_x[t], h, W_hh, b_hh, W_hhT)
-        hs[t] = h
+    if arch == "rnn":
+        for t in range(T):
+            h, steps[t] = cells.rnn_step_forward(a_x[t], h, W_hh, None, nonlinearity, W_hhT, out=hs[t])
+    else:
+        hns, work = np.empty((T, B, H), dtype), np.empty((B, 3 * H), dtype)
+        for t in range(T):
+            h, steps[t] = cells.gru_step_forward(a_x[t], h, W_hh, b_hh, W_hhT, out=(a_x[t], hns[t], hs[t], work))
     cache = (arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c)
     return hs, cache
 
@@ -251,30 +252,26 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t
     dc_all = np.empty((T, B, H), dtype) if arch == "lstm" else None
     dh_next = np.zeros((B, H), dtype) if dh_last is None else dh_last
     dc_next = np.zeros((B, H), dtype) if (arch == "lstm" and dc_last is None) else dc_last
+    # the total dh_t and the carried dh_{t-1} are written straight into their (T, B, H) arrays
+    dh_all = np.empty((T, B, H), dtype)
+    carried[T - 1] = dh_next
+    dh0 = np.empty((B, H), dtype)
     if arch == "lstm":
-        # total dh_t and the carried dh_{t-1} are written straight into their (T, B, H) arrays
-        dh_all = np.empty((T, B, H), dtype)
-        carried[T - 1] = dh_next
-        dh0, dc_next = np.empty((B, H), dtype), dc_next.copy()
-        for t in range(T - 1, -1, -1):
-            dh = np.add(dh_local[t], carried[t], out=dh_all[t])
-            cells.lstm_step_backward(dh, dc_next, steps[t],
-                                     out=(da_x[t], dc_all[t], carried[t - 1] if t else dh0, dc_next))
-            if truncate is not None and (t0 + t) % truncate == 0 and t0 + t > 0:
-                (carried[t - 1] if t else dh0)[...] = 0.0
+        dc_next = dc_next.copy()
+    for t in range(T - 1, -1, -1):
+        dh = np.add(dh_local[t], carried[t], out=dh_all[t])
+        dh_prev = carried[t - 1] if t else dh0
+        if arch == "rnn":
+            cells.rnn_step_backward(dh, steps[t], out=(da_x[t], dh_prev))
+        elif arch == "lstm":
+            cells.lstm_step_backward(dh, dc_next, steps[t], out=(da_x[t], dc_all[t], dh_prev, dc_next))
+        else:
+            cells.gru_step_backward(dh, steps[t], out=(da_x[t], da_h[t], dh_prev))
+        if truncate is not None and (t0 + t) % truncate == 0 and t0 + t > 0:
+            dh_prev[...] = 0.0
+            if arch == "lstm":
                 dc_next[...] = 0.0
-        dh_next = dh0
-    else:
-        dh_all = None
-        for t in range(T - 1, -1, -1):
-            carried[t] = dh_next
-            dh = dh_local[t] + dh_next
-            if arch == "rnn":
-                da_x[t], _, dh_next = cells.rnn_step_backward(dh, steps[t])
-            else:
-                da_x[t], da_h[t], dh_next = cells.gru_step_backward(dh, steps[t])
-            if truncate is not None and (t0 + t) % truncate == 0 and t0 + t > 0:
-                dh_next = np.zeros_like(dh_next)
+    dh_next = dh0
     Ix = x.shape[2]
     dW_ih = da_x.reshape(T * B, GH).T @ x.reshape(T * B, Ix)
     h_prev = np.concatenate([h_init[None], hs[:-1]], axis=0)  # (T, B, H)
@@ -282,7 +279,7 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t
     db_ih = da_x.sum(axis=(0, 1))
     db_hh = da_h.sum(axis=(0, 1))
     dx = da_x @ W_ih if need_dx else None  # (T, B, I)
-    stats = {"dh": dh_local + carried if dh_all is None else dh_all,
+    stats = {"dh": dh_all,
              "dc_norms": None if dc_all is None else safe_norm(dc_all, (1, 2)),
              "carried_norms": safe_norm(carried, (1, 2)), "whh_inputs": (da_h, h_prev), "dh0": dh_next, "dc0": dc_next}
     return dx, (dW_ih, dW_hh, db_ih, db_hh), stats

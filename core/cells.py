@@ -25,7 +25,7 @@ def _sigmoid(a):
 
 
 # ----------------------------------------------------------------------------- RNN
-def rnn_step_forward(a_x, h_prev, W_hh, b_hh=None, nonlinearity="tanh", W_hhT=None):
+def rnn_step_forward(a_x, h_prev, W_hh, b_hh=None, nonlinearity="tanh", W_hhT=None, out=None):
     """Vanilla RNN step.
 
     Parameters
@@ -33,6 +33,7 @@ def rnn_step_forward(a_x, h_prev, W_hh, b_hh=None, nonlinearity="tanh", W_hhT=No
     a_x : (B, H) input projection ``x_t @ W_ih.T + b_ih``.
     h_prev : (B, H) previous hidden state.
     W_hh : (H, H), b_hh : (H,), or None when the caller already folded it into ``a_x``.
+    out : optional preallocated (B, H) buffer for the new state.
 
     Returns
     -------
@@ -40,7 +41,7 @@ def rnn_step_forward(a_x, h_prev, W_hh, b_hh=None, nonlinearity="tanh", W_hhT=No
 
     .. math:: h_t = \\phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})
     """
-    h = h_prev @ (W_hh.T if W_hhT is None else W_hhT)  # (B, H): pre-activation, then state, in place
+    h = np.matmul(h_prev, W_hh.T if W_hhT is None else W_hhT, out=out)  # pre-activation, then state
     h += a_x
     if b_hh is not None:
         h += b_hh
@@ -51,12 +52,13 @@ def rnn_step_forward(a_x, h_prev, W_hh, b_hh=None, nonlinearity="tanh", W_hhT=No
     return h, (h_prev, h, W_hh, nonlinearity)
 
 
-def rnn_step_backward(dh, cache):
+def rnn_step_backward(dh, cache, out=None):
     """Backward of :func:`rnn_step_forward`.
 
     Parameters
     ----------
     dh : (B, H) total gradient of the loss with respect to the new state h_t.
+    out : optional preallocated ``(da (B, H), dh_prev (B, H))`` buffers.
 
     Returns
     -------
@@ -66,13 +68,14 @@ def rnn_step_backward(dh, cache):
     Weight gradients are summed over steps by the caller: dW_hh = sum_t da_h[t].T @ h[t-1].
     """
     h_prev, h, W_hh, nonlinearity = cache
+    da, dh_prev = (None, None) if out is None else out
     if nonlinearity == "tanh":
-        da = h * h  # (B, H)
+        da = np.multiply(h, h, out=da)  # (B, H)
         np.subtract(1.0, da, out=da)
         da *= dh
     else:
-        da = dh * (h > 0)
-    return da, da, da @ W_hh
+        da = np.multiply(dh, h > 0, out=da)
+    return da, da, np.matmul(da, W_hh, out=dh_prev)
 
 
 # ----------------------------------------------------------------------------- LSTM
@@ -182,12 +185,14 @@ def lstm_step_backward(dh, dc, cache, out=None):
 
 
 # ----------------------------------------------------------------------------- GRU
-def gru_step_forward(a_x, h_prev, W_hh, b_hh, W_hhT=None):
+def gru_step_forward(a_x, h_prev, W_hh, b_hh, W_hhT=None, out=None):
     """GRU step with PyTorch's gate order (r, z, n).
 
     Parameters
     ----------
     a_x : (B, 3H) input projection. h_prev : (B, H). W_hh : (3H, H), b_hh : (3H,).
+    out : optional preallocated buffers ``(gates (B, 3H), hn (B, H), h (B, H), work (B, 3H))``
+        (``gates`` may be ``a_x`` itself: it is overwritten in place).
 
     Returns
     -------
@@ -197,28 +202,34 @@ def gru_step_forward(a_x, h_prev, W_hh, b_hh, W_hhT=None):
               \\quad h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}
     """
     H = h_prev.shape[1]
-    a_h = h_prev @ (W_hh.T if W_hhT is None else W_hhT)  # (B, 3H)
+    if out is None:
+        gates, hn, h, work = np.empty_like(a_x), np.empty_like(h_prev), np.empty_like(h_prev), None
+    else:
+        gates, hn, h, work = out
+    a_h = np.matmul(h_prev, W_hh.T if W_hhT is None else W_hhT, out=work)  # (B, 3H)
     a_h += b_hh
-    gates = a_x + a_h  # r, z blocks are right; the n block is overwritten below
     rz = gates[:, : 2 * H]
+    np.add(a_x[:, : 2 * H], a_h[:, : 2 * H], out=rz)
     rz *= 0.5  # sigmoid(a) = (tanh(a / 2) + 1) / 2
     np.tanh(rz, out=rz)
     rz += 1.0
     rz *= 0.5
     r, z = gates[:, :H], gates[:, H : 2 * H]
-    hn = a_h[:, 2 * H :].copy()  # (B, H) W_hn h + b_hn
+    np.copyto(hn, a_h[:, 2 * H :])  # (B, H) W_hn h + b_hn
+    rhn = a_h[:, 2 * H :]
+    rhn *= r
     n = gates[:, 2 * H :]
-    np.multiply(r, hn, out=n)
-    n += a_x[:, 2 * H :]
+    np.add(a_x[:, 2 * H :], rhn, out=n)
     np.tanh(n, out=n)
-    h = h_prev - n
+    np.subtract(h_prev, n, out=h)
     h *= z
     h += n
     return h, (h_prev, gates, hn, W_hh)
 
 
-def gru_step_backward(dh, cache):
-    """Backward of :func:`gru_step_forward`.
+def gru_step_backward(dh, cache, out=None):
+    """Backward of :func:`gru_step_forward`. ``out``: optional preallocated
+    ``(da_x (B, 3H), da_h (B, 3H), dh_prev (B, H))`` buffers.
 
     Returns
     -------
@@ -229,7 +240,8 @@ def gru_step_backward(dh, cache):
     h_prev, gates, hn, W_hh = cache
     H = h_prev.shape[1]
     r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
-    da_x = 1.0 - gates  # (B, 3H) becomes the gradient of the input projection
+    da_x, da_h, dh_prev = (None, None, None) if out is None else out
+    da_x = np.subtract(1.0, gates, out=da_x)  # (B, 3H) becomes the gradient of the input projection
     dn_pre = da_x[:, 2 * H :]
     np.multiply(n, n, out=dn_pre)
     np.subtract(1.0, dn_pre, out=dn_pre)
@@ -242,8 +254,11 @@ def gru_step_backward(dh, cache):
     dz = rz[:, H:]
     dz *= h_prev - n
     dz *= dh
-    da_h = da_x.copy()
+    if da_h is None:
+        da_h = da_x.copy()
+    else:
+        np.copyto(da_h, da_x)
     da_h[:, 2 * H :] *= r
-    dh_prev = da_h @ W_hh
+    dh_prev = np.matmul(da_h, W_hh, out=dh_prev)
     dh_prev += dh * z
     return da_x, da_h, dh_prev
