@@ -62,10 +62,16 @@ def base_layout(height=440, **overrides) -> dict:
     return layout
 
 
+# Tick labels never overflow the figure (automargin makes room), so plotly.js need not measure
+# each label to hide overflowing ones ("hide past div", its default): one forced layout per label
+# saved on every redraw.
+TICK_OVERFLOW = "allow"
+
+
 def axis(title, **kw) -> dict:
     """A linear axis with a title and light grid."""
     return dict(title=dict(text=title, standoff=12), gridcolor=GRID, zeroline=False, linecolor="#888", showline=True,
-                automargin=True, **kw)
+                automargin=True, ticklabeloverflow=TICK_OVERFLOW, **kw)
 
 
 def decade_step(span: float, max_labels: int = 9) -> int:
@@ -80,7 +86,8 @@ def decade_step(span: float, max_labels: int = 9) -> int:
 def log_axis(title, yrange, **kw) -> dict:
     """A log axis with a fixed absolute range and power-of-ten tick labels."""
     axis = dict(type="log", title=dict(text=title, standoff=12), exponentformat="power", showexponent="all",
-                gridcolor=GRID, zeroline=False, linecolor="#888", showline=True, automargin=True, **kw)
+                gridcolor=GRID, zeroline=False, linecolor="#888", showline=True, automargin=True,
+                ticklabeloverflow=TICK_OVERFLOW, **kw)
     if yrange is not None:
         axis["range"] = list(yrange)
         axis["dtick"] = decade_step(yrange[1] - yrange[0])
