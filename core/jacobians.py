@@ -29,6 +29,10 @@ _RTOL = 1e-8  # accepted relative error bound of the top singular value
 _MAXIT = 20  # iterations before falling back to a full SVD (a warm start usually needs 1-3)
 _SVD_BATCH = 2 ** 22  # matrix entries per batched full SVD call (32 MB)
 _TINY = 2.0 ** -500  # entries this far below a renormalised product's scale are set to 0
+_COMPRESS_EVERY = 128  # steps between numerical-rank checks of the running product (one SVD each)
+_RANK_RTOL = 2.0 ** -53  # singular values below this times the largest are rounding noise
+_PROBES = 4  # random probes following the part of the product that compression dropped
+_GUARD_RTOL = 1e-12  # ... which must stay this small relative to the kept part's norm
 
 
 # ----------------------------------------------------------------------------- validation
@@ -188,6 +192,32 @@ def _top_singular_value(P, U):
     return sigma, U
 
 
+def _compress(P, U):
+    """Drop the numerically null left directions of the running product P (B, K, m).
+
+    With P = Q S V^T, only the rows S V^T matter for every later ||P A_t ... A_s|| (the products
+    multiply P from the right and Q is orthonormal). Directions whose singular value is below
+    _RANK_RTOL times the largest are dropped: P becomes (B, r, m), r = the largest numerical
+    rank in the batch, so later steps cost r / K as much (products of contracting step
+    Jacobians lose rank quickly). The dropped part D can still grow faster than the rest later
+    (e.g. an identity-initialised RNN, whose step Jacobians are diagonal), so the caller follows
+    it with _PROBES Gaussian probes Z = G D (E ||Z R||_F^2 = ||D R||_F^2) and starts again
+    without compression if it ever matters.
+
+    Returns (P, U, Z), or None when fewer than K / 4 rows would go.
+    """
+    K = P.shape[1]
+    Q, sv, Vt = np.linalg.svd(P, full_matrices=False)  # (B, K, R), (B, R), (B, R, m)
+    top = np.where(sv[:, :1] > 0, sv[:, :1], np.inf)
+    r = max(1, int(np.max(np.sum(sv > _RANK_RTOL * top, axis=1))))
+    if r > 0.75 * K:
+        return None
+    G = np.random.default_rng(r).standard_normal((P.shape[0], _PROBES, sv.shape[1] - r)) / np.sqrt(_PROBES)
+    Z = (G * sv[:, None, r:]) @ Vt[:, r:]  # (B, p, m): probes of the dropped part
+    U = np.linalg.qr(Q[:, :, :r].transpose(0, 2, 1) @ U)[0][:, :, : min(r, U.shape[2])]  # new coordinates
+    return _flush(sv[:, :r, None] * Vt[:, :r]), U, _flush(Z)
+
+
 def _flush(a):
     """Zero entries below _TINY in place: subnormal numbers make a GEMM ~10x slower."""
     a[np.abs(a) < _TINY] = 0.0
@@ -220,6 +250,63 @@ def _step_singular_values(arch, nonlinearity, steps, W_hh, first=0, which=None):
 
 
 # ----------------------------------------------------------------------------- public API
+def _product_norms(lin_at, T, B, n, J):
+    """J[t] = ||A_{T-1} ... A_{t+1}||_2 for t = T-2 .. 0 (see :func:`jacobian_norms`); ``lin_at(t)``
+    gives step t's factored Jacobian. Compression (:func:`_compress`) is undone by a restart
+    from the first compressed step, without compression, if the dropped part ever grows to
+    _GUARD_RTOL of the kept one."""
+    P = np.repeat(np.eye(n)[None], B, axis=0)  # true product = P * 2**E
+    E = np.zeros(B, np.int64)
+    bad = np.zeros(B, bool)
+    U = _start_basis(B, n)
+    Z, saved, compress, resumed, t = None, None, True, False, T - 2
+    while t >= 0:
+        if not resumed:
+            lin = lin_at(t + 1)
+            P = _right_mul(P, lin)
+            bad |= ~np.all(np.isfinite(P), axis=(1, 2))
+            P[bad] = 0.0
+            if Z is not None:
+                Z = _right_mul(Z, lin)
+                Z[bad] = 0.0
+        resumed = False
+        if compress and (T - 2 - t) % _COMPRESS_EVERY == _COMPRESS_EVERY - 1 and P.shape[1] > _SUBSPACE:
+            state = (t, P.copy(), E.copy(), bad.copy(), U.copy())
+            done = _compress(P, U)
+            if done is not None:
+                saved = saved or state
+                P, U, z = done
+                Z = z if Z is None else np.concatenate([Z, z], axis=1)
+        s, U = _top_singular_value(P, U)
+        # A warm start that is an invariant subspace (e.g. for the diagonal Jacobians of an
+        # identity-initialised RNN) never sees another direction overtake it. Every row and
+        # column norm is a lower bound of sigma_max; one above the estimate means the iteration
+        # missed a direction: start it again with that row's and column's directions.
+        rows, cols = _norm_rows(P.reshape(-1, P.shape[2])).reshape(B, -1), _norm_rows(
+            P.transpose(0, 2, 1).reshape(-1, P.shape[1])).reshape(B, -1)
+        missed = (np.maximum(rows.max(axis=1), cols.max(axis=1)) > s * (1 + 1e-12)) & ~bad
+        if np.any(missed):
+            b = np.flatnonzero(missed)
+            U[b, :, -1] = 0.0
+            U[b, rows[b].argmax(axis=1), -1] = 1.0
+            if U.shape[2] > 1:
+                c = P[b, :, cols[b].argmax(axis=1)]  # (b, K) the largest column
+                U[b, :, -2] = c / np.maximum(_norm_rows(c), _TINY)[:, None]
+            U[b] = np.linalg.qr(U[b])[0]
+            s, U = _top_singular_value(P, U)
+        if Z is not None and np.any(np.sqrt(np.sum(Z * Z, axis=(1, 2))) > _GUARD_RTOL * s):
+            t, P, E, bad, U = saved  # the dropped directions matter here: redo without dropping
+            Z, saved, compress, resumed = None, None, False, True
+            continue
+        J[t] = np.where(bad, np.nan, np.ldexp(s, E))
+        e = np.frexp(s)[1]
+        P = _flush(np.ldexp(P, -e[:, None, None]))
+        if Z is not None:
+            Z = _flush(np.ldexp(Z, -e[:, None, None]))
+        E += e
+        t -= 1
+
+
 def jacobian_norms(model: Model, x) -> np.ndarray:
     """Spectral norm of the state Jacobian from every step to the last one.
 
@@ -244,7 +331,10 @@ def jacobian_norms(model: Model, x) -> np.ndarray:
     previous step's dominant left singular subspace, which settles as t decreases; it stops
     at a relative error bound of 1e-8 (observed errors 1e-15 to 1e-9) and falls back to a
     full SVD when the top singular values are clustered (e.g. near-orthogonal W_hh in the
-    first steps). Cost ~ L T B n^3 (n = H, or 2H for LSTM): 1.6-2x the bare running product
+    first steps). Every 128 steps the product drops its numerically null left directions
+    (singular values below 2^-53 of the largest, see :func:`_compress`), guarded by random
+    probes of what was dropped: contracting products lose rank, so long sequences get cheaper
+    as they go (3x for an LSTM at T = 1000, H = 256). Cost ~ L T B n^3 at most (n = H, or 2H for LSTM): 1.6-2x the bare running product
     of 256 x 256 matrices for an LSTM at T = 500, H = 128 (benchmarks/bench_jacobians.py);
     up to ~10x for a near-orthogonal tanh RNN with H = 256. Memory ~ 4 B n^2 floats.
 
@@ -260,19 +350,7 @@ def jacobian_norms(model: Model, x) -> np.ndarray:
         for l, (_, W_hh, cache) in enumerate(_layers(model, x, _params64(model))):
             steps = cache[7]
             J[l, T - 1] = 1.0
-            P = np.repeat(np.eye(n)[None], B, axis=0)  # true product = P * 2**E
-            E = np.zeros(B, np.int64)
-            bad = np.zeros(B, bool)
-            U = _start_basis(B, n)
-            for t in range(T - 2, -1, -1):
-                P = _right_mul(P, _step_lin(cfg.arch, cfg.nonlinearity, steps[t + 1], W_hh, True))
-                bad |= ~np.all(np.isfinite(P), axis=(1, 2))
-                P[bad] = 0.0
-                s, U = _top_singular_value(P, U)
-                J[l, t] = np.where(bad, np.nan, np.ldexp(s, E))
-                e = np.frexp(s)[1]
-                P = _flush(np.ldexp(P, -e[:, None, None]))
-                E += e
+            _product_norms(lambda t: _step_lin(cfg.arch, cfg.nonlinearity, steps[t], W_hh, True), T, B, n, J[l])
     return J
 
 

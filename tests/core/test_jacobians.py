@@ -139,6 +139,77 @@ def test_jacobian_norms_of_a_long_vanishing_product_keep_their_scale(rng):
     assert J[0] < 1e-50
 
 
+def log_norms_of_products(step_jacobians):
+    """log ||A_{T-1} ... A_{t+1}||_2 for t = T-2 .. 0 by explicit renormalised products and SVDs."""
+    P, log_scale, out = np.eye(step_jacobians[-1].shape[0]), 0.0, {}
+    for t in range(len(step_jacobians) - 2, -1, -1):
+        P = P @ step_jacobians[t + 1]
+        m = np.abs(P).max()
+        P, log_scale = P / m, log_scale + np.log(m)
+        out[t] = log_scale + np.log(np.linalg.svd(P, compute_uv=False)[0])
+    return out
+
+
+def test_identity_rnn_norms_follow_the_unit_that_overtakes():
+    """IRNN: the step Jacobians diag(1 - h_t^2) are diagonal, so the warm-started power iteration
+    sits in an invariant subspace; the row/column-norm check must catch a unit overtaking it
+    (the estimate was up to 100x too small here before)."""
+    model = core.build("rnn", input_size=1, hidden_size=64, output_size=1, init="identity", seed=0)
+    x = np.random.default_rng(0).standard_normal((1000, 2, 1))
+    J = core.jacobian_norms(model, x)[0]
+    h = states(model, 0, x)  # (T, B, H)
+    W = model.params["weight_hh_l0"]
+    for b in range(2):
+        ref = log_norms_of_products([(1.0 - h[t, b] ** 2)[:, None] * W for t in range(1000)])
+        got = np.log(J[:-1, b])
+        np.testing.assert_allclose(got, [ref[t] for t in range(999)], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
+def test_compressed_products_keep_the_norms(rng, arch, monkeypatch):
+    """Dropping the numerically null directions of the running product (every 8 steps here)
+    gives the same norms as the explicit product, and does drop rows."""
+    model = core.build(arch, input_size=I, hidden_size=10, output_size=1, seed=4)
+    x = rng.standard_normal((160, 1, I))
+    s = states(model, 0, x)
+    ref = log_norms_of_products([fd_state_jacobian(model, 0, x, s[t - 1], t - 1, t)[0] if t else None
+                                 for t in range(160)])
+    kept = []
+    compress = jacobians._compress
+    monkeypatch.setattr(jacobians, "_COMPRESS_EVERY", 8)
+    monkeypatch.setattr(jacobians, "_SUBSPACE", 4)  # products wider than 4 rows may be compressed
+    monkeypatch.setattr(jacobians, "_compress", lambda P, U: kept.append(compress(P, U)) or kept[-1])
+    J = core.jacobian_norms(model, x)[0, :, 0]
+    assert min(k[0].shape[1] for k in kept if k is not None) < model.config.hidden_size  # rows went
+    np.testing.assert_allclose(np.log(J[:-1]), [ref[t] for t in range(159)], rtol=0, atol=1e-6)
+
+
+def test_compression_restarts_when_the_dropped_part_grows(monkeypatch):
+    """A diagonal RNN whose unit 1 is saturated in the last 16 steps (its share of the product is
+    ~1e-32 there, below 2^-53: compression drops it) and unit 0 in all steps before: going back,
+    unit 0 decays 100x per step and unit 1 overtakes it. The probes of the dropped part must see
+    it grow, and the product is redone without compression, so the norms stay exact."""
+    model = core.build("rnn", input_size=2, hidden_size=6, output_size=1, seed=0)
+    p = model.params
+    p["weight_hh_l0"][:] = np.diag([1.0, 1.0, 0.01, 0.01, 0.01, 0.01])
+    p["weight_ih_l0"][:] = 0.0
+    p["weight_ih_l0"][0, 0] = p["weight_ih_l0"][1, 1] = 3.0
+    p["bias_ih_l0"][:] = p["bias_hh_l0"][:] = 0.0
+    x = np.zeros((200, 1, 2))
+    x[:184, 0, 0] = x[184:, 0, 1] = 1.0
+    d = (1.0 - states(model, 0, x)[:, 0] ** 2) * np.diag(p["weight_hh_l0"])  # (T, H) diagonal Jacobians
+    log_ref = np.array([np.max(np.sum(np.log(d[t + 1:]), axis=0)) for t in range(199)])
+    calls = []
+    compress = jacobians._compress
+    monkeypatch.setattr(jacobians, "_COMPRESS_EVERY", 16)
+    monkeypatch.setattr(jacobians, "_SUBSPACE", 4)
+    monkeypatch.setattr(jacobians, "_compress", lambda P, U: calls.append(compress(P, U)) or calls[-1])
+    J = core.jacobian_norms(model, x)[0, :, 0]
+    assert calls[0] is not None and calls[0][0].shape[1] == 1  # only unit 0 kept at lag 16
+    assert log_ref[0] - np.sum(np.log(d[1:, 0])) > 100  # unit 1 overtook unit 0 by > e^100
+    np.testing.assert_allclose(np.log(J[:-1]), log_ref, rtol=0, atol=1e-9)
+
+
 def test_block_power_iteration_falls_back_to_exact_svd(rng, monkeypatch):
     model, x = make_case(rng, "gru", "tanh", 1, T=30, H=40)
     J = core.jacobian_norms(model, x)
