@@ -58,13 +58,13 @@ class BPTTResult:
     nonfinite_step: int | None
     nonfinite_grad_step: int | None
     memory_bytes: int
-    _whh: object = field(default=None, repr=False, compare=False)  # (L, T) array, or per-layer (da_h, h_prev)
+    _whh: object = field(default=None, repr=False, compare=False)  # (L, T) array, or per-layer inputs
 
     @functools.cached_property
     def whh_grad_norms(self) -> np.ndarray:  # documented above
         if isinstance(self._whh, np.ndarray):
             return self._whh
-        out = np.stack([_outer_sum_norms(da_h, h_prev) for da_h, h_prev in self._whh])
+        out = np.stack([_whh_norms(*inputs) for inputs in self._whh])
         object.__setattr__(self, "_whh", out)  # free the per-step arrays
         return out
 
@@ -157,7 +157,7 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
         for t in range(T):
             h, c, steps[t] = cells.lstm_step_forward(a_x[t], h, c, W_hh, None, W_hhT, halved=True,
                                                      out=(a_x[t], cs[t], tcs[t], hs[t], aux[t], work))
-        return hs, (arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c)
+        return hs, (arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c, a_x)
     a_x = _project(x, W_ih, b)  # (T, B, G*H)
     W_hhT = np.ascontiguousarray(W_hh.T)  # (H, G*H): a faster GEMM operand than the view
     if arch == "rnn":
@@ -167,13 +167,13 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
         hns, work = np.empty((T, B, H), dtype), np.empty((B, 3 * H), dtype)
         for t in range(T):
             h, steps[t] = cells.gru_step_forward(a_x[t], h, W_hh, b_hh, W_hhT, out=(a_x[t], hns[t], hs[t], work))
-    cache = (arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c)
+    cache = (arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c, None)
     return hs, cache
 
 
 def _cache_bytes(cache):
     """Bytes of the arrays a layer cache holds for the backward pass (input excluded)."""
-    arch, x, W_ih, W_hh, hs, h_init, c_init, steps, _ = cache
+    arch, x, W_ih, W_hh, hs, h_init, c_init, steps = cache[:8]
     total = hs.nbytes
     for st in steps:
         if arch == "rnn":
@@ -201,6 +201,11 @@ def safe_norm(a, axis):
     return r
 
 
+def _whh_norms(da_h, hs, h_init):
+    """(T,) ||da_h[t].T @ h[t-1]||_F (h[-1] = h_init): each step's share of dW_hh."""
+    return _outer_sum_norms(da_h, np.concatenate([h_init[None], hs[:-1]], axis=0))
+
+
 def _outer_sum_norms(a, b):
     """(T,) norms ||a[t].T @ b[t]||_F via (B, B) Gram matrices, rescaled where squares underflow."""
     def grams(a, b):
@@ -223,7 +228,7 @@ def _outer_sum_norms(a, b):
     return r
 
 
-def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t0=0, need_dx=True):
+def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t0=0, need_dx=True, consume=False):
     """Backpropagate one layer through time.
 
     Parameters
@@ -233,20 +238,22 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t
     dh_last, dc_last : (B, H) gradient arriving at the last state from later steps (segments).
     t0 : global index of this segment's first step (for the truncation windows).
     need_dx : False skips the input gradient (the first layer's is not needed).
+    consume : True lets the LSTM write its gate gradients over the cached gates (16 MB less
+        to allocate at T=256, B=32, H=128 in float32); the cache cannot be used again.
 
     Returns
     -------
     dx : (T, B, I), grads (dW_ih, dW_hh, db_ih, db_hh), stats dict with per-step arrays
     ``dh`` (T, B, H) total dL/dh_t, ``dc_norms`` (T,) or None, ``carried_norms`` (T,),
-    ``whh_inputs`` = (da_h, h_prev), the (T, B, G*H) and (T, B, H) arrays whose per-step products
-    are step t's share of dW_hh (see :func:`_outer_sum_norms`), and ``dh0``, ``dc0`` (B, H)
+    ``whh_inputs`` = (da_h, hs, h_init): step t's share of dW_hh is ``da_h[t].T @ h[t-1]``
+    (see :func:`_whh_norms`), and ``dh0``, ``dc0`` (B, H)
     gradients reaching the initial states.
     """
-    arch, x, W_ih, W_hh, hs, h_init, c_init, steps, _ = cache
+    arch, x, W_ih, W_hh, hs, h_init, c_init, steps, _, gates = cache
     T, B, H = hs.shape
     GH = W_hh.shape[0]
     dtype = hs.dtype
-    da_x = np.empty((T, B, GH), dtype)
+    da_x = gates if (consume and gates is not None) else np.empty((T, B, GH), dtype)
     da_h = da_x if arch != "gru" else np.empty((T, B, GH), dtype)
     carried = np.empty((T, B, H), dtype)  # dh_next arriving at h_t from step t+1
     dc_all = np.empty((T, B, H), dtype) if arch == "lstm" else None
@@ -274,14 +281,15 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t
     dh_next = dh0
     Ix = x.shape[2]
     dW_ih = da_x.reshape(T * B, GH).T @ x.reshape(T * B, Ix)
-    h_prev = np.concatenate([h_init[None], hs[:-1]], axis=0)  # (T, B, H)
-    dW_hh = da_h.reshape(T * B, GH).T @ h_prev.reshape(T * B, H)
+    # dW_hh = sum_t da_h[t].T @ h[t-1], with h[-1] = h_init: two GEMMs, no (T, B, H) copy of h
+    dW_hh = da_h[1:].reshape((T - 1) * B, GH).T @ hs[:-1].reshape((T - 1) * B, H)
+    dW_hh += da_h[0].T @ h_init
     db_ih = da_x.sum(axis=(0, 1))
     db_hh = da_h.sum(axis=(0, 1))
     dx = da_x @ W_ih if need_dx else None  # (T, B, I)
     stats = {"dh": dh_all,
              "dc_norms": None if dc_all is None else safe_norm(dc_all, (1, 2)),
-             "carried_norms": safe_norm(carried, (1, 2)), "whh_inputs": (da_h, h_prev), "dh0": dh_next, "dc0": dc_next}
+             "carried_norms": safe_norm(carried, (1, 2)), "whh_inputs": (da_h, hs, h_init), "dh0": dh_next, "dc0": dc_next}
     return dx, (dW_ih, dW_hh, db_ih, db_hh), stats
 
 
@@ -369,7 +377,7 @@ def _forward_segment(model, x_seg, states):
         inp, cache = layer_forward(cfg.arch, cfg.nonlinearity, inp, p[f"weight_ih_l{l}"], p[f"weight_hh_l{l}"],
                                    p[f"bias_ih_l{l}"], p[f"bias_hh_l{l}"], h0, c0)
         caches.append(cache)
-        ends.append((inp[-1], cache[-1]))
+        ends.append((inp[-1], cache[8]))
     return inp, caches, ends
 
 
@@ -418,7 +426,7 @@ def _run(model, x, y, loss, loss_on, truncate, segments):
         for l in range(L - 1, -1, -1):
             local[l, s:e] = safe_norm(dh_local, (1, 2))
             dx, (dW_ih, dW_hh, db_ih, db_hh), st = layer_backward(
-                dh_local, caches[l], truncate, dh_carry[l], dc_carry[l], t0=s, need_dx=l > 0)
+                dh_local, caches[l], truncate, dh_carry[l], dc_carry[l], t0=s, need_dx=l > 0, consume=True)
             dh_carry[l], dc_carry[l] = st["dh0"], st["dc0"]
             for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), (dW_ih, dW_hh, db_ih, db_hh)):
                 grads[f"{name}_l{l}"] += g
@@ -429,7 +437,7 @@ def _run(model, x, y, loss, loss_on, truncate, segments):
             if keep:
                 whh_inputs[l] = st["whh_inputs"]
             else:
-                whh[l, s:e] = _outer_sum_norms(*st["whh_inputs"])
+                whh[l, s:e] = _whh_norms(*st["whh_inputs"])
             dh_local = dx
     hidden_grad_norms = safe_norm(hidden_units, 2)
     bad_grad = np.flatnonzero(~np.all(np.isfinite(hidden_grad_norms), axis=0))

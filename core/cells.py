@@ -151,7 +151,8 @@ def lstm_step_backward(dh, dc, cache, out=None):
     dh : (B, H) total gradient w.r.t. h_t.  dc : (B, H) gradient w.r.t. c_t arriving from
         step t+1 (not yet including the path through h_t).
     out : optional preallocated buffers ``(da (B, 4H), dc_t, dh_prev, dc_prev (B, H))``;
-        ``dc_prev`` may be ``dc`` itself.
+        ``dc_prev`` may be ``dc`` itself and ``da`` may be the cached ``gates`` (overwritten:
+        the cache cannot be used again).
 
     Returns
     -------
@@ -173,6 +174,7 @@ def lstm_step_backward(dh, dc, cache, out=None):
     np.subtract(o, dc_total, out=dc_total)  # o (1 - tanh(c)^2)
     dc_total *= dh
     dc_total += dc
+    dc_prev = np.multiply(dc_total, f, out=dc_prev)  # before da, which may overwrite the gates
     np.subtract(1.0, gates, out=da)  # (B, 4H): 1 - i, 1 - f, 1 - g, 1 - o
     da[:, : 3 * H] *= aux
     da.reshape(-1, 4, H)[:, :3] *= dc_total[:, None, :]
@@ -180,7 +182,6 @@ def lstm_step_backward(dh, dc, cache, out=None):
     da_o *= h
     da_o *= dh
     dh_prev = np.matmul(da, W_hh, out=dh_prev)
-    dc_prev = np.multiply(dc_total, f, out=dc_prev)
     return da, da, dh_prev, dc_prev, dc_total
 
 
