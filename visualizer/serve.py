@@ -2,14 +2,15 @@
 
 ``bpttlab serve --workers 2`` is the same as::
 
-    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MALLOC_ARENA_MAX=2 \\
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MALLOC_ARENA_MAX=2 BPTTLAB_POLL_MS=300 \\
     gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 --timeout 120 --keep-alive 20 \\
         --no-control-socket visualizer.app:server
 
 (``python -m visualizer.serve --print-command`` prints the exact command for your options.)
 Background jobs use the embedded diskcache by default; for a class set ``BPTTLAB_REDIS_URL``
 (or ``--redis``) and start a Celery worker (``celery -A visualizer.celery_worker worker``, see
-:mod:`visualizer.celery_worker`).
+:mod:`visualizer.celery_worker`). Browsers ask for a running training's progress every 300 ms
+(``--poll-ms``; the single-user ``bpttlab`` asks every 50 ms).
 
 The host is 127.0.0.1 (this computer only) unless you choose otherwise: ``--host 0.0.0.0``
 serves every network interface, so anyone who can reach this computer can use the app (there
@@ -26,6 +27,7 @@ import shlex
 import sys
 
 from . import jobs
+from .training_ui import POLL_ENV, POLL_RANGE
 
 WSGI_APP = "visualizer.app:server"
 # One BLAS thread per request thread: a class server gets its parallelism from workers and
@@ -34,6 +36,7 @@ WSGI_APP = "visualizer.app:server"
 # fragment the heap and a worker's memory keeps creeping up (measured: 800 MB and rising after
 # 3 min of load, vs about 540 MB and level with this).
 SERVER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+CLASS_POLL_MS = 300  # training progress polls per student: ~3 a second instead of ~20 (training_ui.POLL_MS)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -58,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--redis", metavar="URL", default=None,
                         help=f"Redis URL for background jobs on Celery (sets {jobs.REDIS_ENV}; "
                              "start `celery -A visualizer.celery_worker worker` too)")
+    parser.add_argument("--poll-ms", type=int, default=CLASS_POLL_MS,
+                        help=f"how often a browser asks for training progress, in ms (default {CLASS_POLL_MS}; "
+                             "the single-user app polls every 50 ms, a class of 30 would send 600 requests a second)")
     parser.add_argument("--print-command", action="store_true", help="print the equivalent gunicorn command and exit")
     args = parser.parse_args(argv)
     for name in ("workers", "threads", "timeout", "keep_alive"):
@@ -67,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--port must be between 1 and 65535")
     if args.max_requests < 0:
         parser.error("--max-requests must be 0 or more")
+    if not POLL_RANGE[0] <= args.poll_ms <= POLL_RANGE[1]:
+        parser.error(f"--poll-ms must be between {POLL_RANGE[0]} and {POLL_RANGE[1]}")
     return args
 
 
@@ -122,7 +130,7 @@ def main(argv=None, exec_fn=os.execvp) -> int:
     if args.redis:
         os.environ[jobs.REDIS_ENV] = args.redis
     if args.print_command:
-        env = {**SERVER_ENV, **({jobs.REDIS_ENV: args.redis} if args.redis else {})}
+        env = {**SERVER_ENV, POLL_ENV: str(args.poll_ms), **({jobs.REDIS_ENV: args.redis} if args.redis else {})}
         prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         print(prefix + " " + shlex.join(["gunicorn", *gunicorn_args(args)]))
         return 0
@@ -136,6 +144,7 @@ def main(argv=None, exec_fn=os.execvp) -> int:
           f"open http://{shown}:{args.port}/ (Ctrl+C to stop)", flush=True)
     for name, value in SERVER_ENV.items():
         os.environ.setdefault(name, value)
+    os.environ[POLL_ENV] = str(args.poll_ms)
     exec_fn(command[0], command)
     return 0  # only reached with a test's exec_fn
 

@@ -20,11 +20,16 @@ snapshots, so traffic stays small.
 """
 from __future__ import annotations
 
+import logging
+import os
+
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from . import jobs, limits, training
 from .training_figures import evolution_figure, flow_figure, progress_figure
 from .urlstate import Params
+
+log = logging.getLogger(__name__)
 
 # component ids (kebab-case)
 PANEL = "train-panel"
@@ -47,7 +52,26 @@ STATUS = "train-status-store"
 CHECKPOINT = "train-checkpoint-store"
 VIEW_TOKEN = "train-view-token"
 
-POLL_MS = 50  # Dash polls a running job this often (plus the request's own time)
+POLL_MS = 50  # Dash polls a running job this often (plus the request's own time) ...
+POLL_ENV = "BPTTLAB_POLL_MS"  # ... unless this says otherwise (`bpttlab serve` sets 300 for a class)
+POLL_RANGE = (20, 5000)
+
+
+def poll_ms() -> int:
+    """The polling interval in ms: ``$BPTTLAB_POLL_MS`` if it is a whole number in POLL_RANGE,
+    else POLL_MS (a bad value is logged, naming the variable, and the app keeps starting)."""
+    raw = os.environ.get(POLL_ENV)
+    if raw is None or raw.strip() == "":
+        return POLL_MS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not POLL_RANGE[0] <= value <= POLL_RANGE[1]:
+        log.warning("%s=%r is not a whole number of ms in [%d, %d]; polling every %d ms",
+                    POLL_ENV, raw, *POLL_RANGE, POLL_MS)
+        return POLL_MS
+    return value
 REDRAW_MS = 2000  # while training, the snapshot heatmap (which needs the whole record) redraws this often
 
 CAPTION = ("Top: each architecture's loss at every training step (log scale; the dashed line is the loss of "
@@ -291,7 +315,7 @@ def register(app, manager=None, steps_input=(STEPS, "value"), params_store="para
         Input(PLAY, "n_clicks"), Input(STEP, "n_clicks"),
         State(params_store, "data"), State(*steps_input), State(STATUS, "data"), State(CHECKPOINT, "data"),
         State(limits.USER_STORE, "data"),
-        background=True, manager=manager, interval=POLL_MS, prevent_initial_call=True,
+        background=True, manager=manager, interval=poll_ms(), prevent_initial_call=True,
         progress=[Output(PROGRESS_STORE, "data")],
         cancel=[Input(PAUSE, "n_clicks"), Input(RESET, "n_clicks")],
         running=[(Output(PLAY, "disabled"), True, False), (Output(STEP, "disabled"), True, False),

@@ -10,14 +10,14 @@ import pytest
 import requests
 
 from tests.server.conftest import ROOT, free_port, stop, wait_until
-from visualizer import cli, serve
+from visualizer import cli, serve, training_ui
 
 
 def test_the_documented_command_is_the_one_run():
     printed = subprocess.run([sys.executable, "-m", "visualizer.serve", "--print-command"], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout.strip()
     assert printed.startswith("OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MALLOC_ARENA_MAX=2 "
-                              "gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 ")
+                              "BPTTLAB_POLL_MS=300 gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 ")
     assert printed.endswith(" visualizer.app:server")
     documented = " ".join(serve.__doc__.split("same as::")[1].split("(``python")[0].replace("\\", " ").split())
     assert documented == printed
@@ -41,8 +41,15 @@ def test_options_reach_gunicorn():
     assert argv[-1] == "visualizer.app:server"
 
 
+@pytest.fixture(autouse=True)
+def _restore_poll_env(monkeypatch):
+    """serve.main sets BPTTLAB_POLL_MS for the gunicorn it execs; undo that after each test."""
+    monkeypatch.setenv(training_ui.POLL_ENV, "")
+
+
 @pytest.mark.parametrize("bad", [["--workers", "0"], ["--port", "70000"], ["--threads", "-1"],
-                                 ["--workers", "two"], ["--max-requests", "-5"]])
+                                 ["--workers", "two"], ["--max-requests", "-5"], ["--poll-ms", "5"],
+                                 ["--poll-ms", "9999"]])
 def test_bad_options_are_refused(bad, capsys):
     with pytest.raises(SystemExit):
         serve.parse_args(bad)
@@ -69,6 +76,24 @@ def test_serving_beyond_this_computer_is_explicit_and_warned(host, capsys):
     err = capsys.readouterr().err
     assert "WARNING" in err and "anyone who can reach this computer" in err
     assert serve.bind_address(host, 8050) in calls[0]
+
+
+def test_class_polling_interval_reaches_the_app(capsys, monkeypatch):
+    calls = []
+    serve.main(["--poll-ms", "450"], exec_fn=fake_exec(calls))
+    assert training_ui.poll_ms() == 450  # what the exec'd gunicorn's app registers
+    serve.main(["--poll-ms", "450", "--print-command"])
+    words = shlex.split(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "BPTTLAB_POLL_MS=450" in words[: words.index("gunicorn")]
+    serve.main([], exec_fn=fake_exec(calls))
+    assert training_ui.poll_ms() == serve.CLASS_POLL_MS
+
+
+@pytest.mark.parametrize("raw", ["", "abc", "5", "100000", "2.5"])
+def test_a_bad_polling_variable_falls_back_to_the_default(raw, monkeypatch, caplog):
+    monkeypatch.setenv(training_ui.POLL_ENV, raw)
+    assert training_ui.poll_ms() == training_ui.POLL_MS
+    assert (raw == "") or "BPTTLAB_POLL_MS" in caplog.text
 
 
 def test_redis_option_is_printed_as_the_environment_variable(capsys, monkeypatch):
