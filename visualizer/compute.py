@@ -178,22 +178,34 @@ def jacobian_norms(key: RunKey) -> np.ndarray:
         return np.asarray(core_fn("jacobian_norms")(get_model(key), task.x[:, : jacobian_batch(key)]))
 
 
-SPECTRA_STEPS = 200  # one-step Jacobians analysed at most (evenly spaced, always the last step)
+SPECTRA_STEPS = 200  # one-step Jacobians analysed at most (evenly spaced, always the last step) ...
+SPECTRA_MIN_STEPS = 25  # ... and at least (when T allows), whatever their size
+SPECTRA_WORK = 100 * 256.0 ** 3  # steps * n^3 * layers budget per architecture (one full SVD per step)
 
 
-def spectra_steps(T: int) -> np.ndarray:
-    """The step indices whose one-step Jacobian spectra are computed: all, or SPECTRA_STEPS of them."""
-    if T <= SPECTRA_STEPS:
+def spectra_steps(T: int, n: int = 0, layers: int = 1) -> np.ndarray:
+    """The step indices whose one-step Jacobian spectra are computed: all, or an evenly spaced
+    subset (always the first and last step) of at most SPECTRA_STEPS, fewer for large state
+    sizes n (full SVDs cost n^3: SPECTRA_WORK / (n^3 layers), but at least SPECTRA_MIN_STEPS)."""
+    count = SPECTRA_STEPS
+    if n:
+        count = int(min(SPECTRA_STEPS, max(SPECTRA_MIN_STEPS, SPECTRA_WORK // (float(n) ** 3 * layers))))
+    if T <= count:
         return np.arange(T)
-    return np.unique(np.linspace(0, T - 1, SPECTRA_STEPS).round().astype(int))
+    return np.unique(np.linspace(0, T - 1, count).round().astype(int))
+
+
+def key_spectra_steps(key: RunKey) -> np.ndarray:
+    """:func:`spectra_steps` for ``key``'s sequence length, state size and layers."""
+    return spectra_steps(key.data.seq_len, key.hidden * (2 if key.arch == "lstm" else 1), key.layers)
 
 
 @memoize(maxsize=12)
 def step_spectra(key: RunKey) -> np.ndarray:
-    """(L, len(spectra_steps(T)), n) singular values of the one-step Jacobians at
-    :func:`spectra_steps`, sequence 0 (:func:`core.step_jacobian_singular_values`)."""
+    """(L, len(key_spectra_steps(key)), n) singular values of the one-step Jacobians at
+    :func:`key_spectra_steps`, sequence 0 (:func:`core.step_jacobian_singular_values`)."""
     task = get_task(key.data)
-    steps = spectra_steps(task.x.shape[0])
+    steps = key_spectra_steps(key)
     with np.errstate(all="ignore"):
         return np.asarray(core_fn("step_jacobian_singular_values")(get_model(key), task.x, batch_index=0, steps=steps))
 
@@ -298,7 +310,16 @@ def verdict(name: str, sigma: float, threshold: float) -> str:
 
 
 def sequence_note(keys, view: str) -> str | None:
-    """A sentence when the Jacobian-product view ``view`` analyses fewer sequences than the batch."""
+    """A sentence when the Jacobian-product view ``view`` analyses fewer sequences than the batch,
+    or the spectra view fewer steps than the sequence has."""
+    if view == "spectra":
+        counts = {DISPLAY_NAMES[k.arch]: len(key_spectra_steps(k)) for k in keys
+                  if len(key_spectra_steps(k)) < k.data.seq_len}
+        if not counts:
+            return None
+        listed = ", ".join(f"{name} {c}" for name, c in counts.items())
+        return (f"At this size the step spectra are computed at evenly spaced steps ({listed}; "
+                f"each costs a full SVD, n³).")
     keys = [k for k in keys if view == "jacobian" or (view == "gates" and k.arch.startswith("rnn"))]
     fewer = sorted({(jacobian_batch(k), k.data.batch) for k in keys if jacobian_batch(k) < k.data.batch})
     if not fewer:
@@ -349,7 +370,7 @@ def spectra_items(keys) -> list[dict]:
     items = []
     for key in keys:
         item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "weights": None, "threshold": None,
-                "step_max": None, "step_min": None, "t": spectra_steps(key.data.seq_len)}
+                "step_max": None, "step_min": None, "t": key_spectra_steps(key)}
         try:
             item["weights"] = weight_spectra(key)[-1]
             item["threshold"] = gamma_threshold(key)

@@ -187,3 +187,17 @@ def test_long_sequences_analyse_evenly_spaced_step_spectra():
     np.testing.assert_array_equal(item["step_max"], direct[:, 0])
     np.testing.assert_array_equal(item["step_min"], direct[:, -1])
     assert compute.spectra_items([compute.run_key(Params(seq_len=30, hidden=4, batch=1), "rnn")])[0]["t"].tolist() == list(range(30))
+
+
+def test_step_spectra_of_large_states_use_fewer_steps_and_say_so():
+    p = Params(arch=("rnn", "lstm", "gru"), seq_len=1000, hidden=256, batch=1)
+    keys = [compute.run_key(p, a) for a in p.arch]
+    counts = [len(compute.key_spectra_steps(k)) for k in keys]
+    assert counts == [100, compute.SPECTRA_MIN_STEPS, 100]  # n = 256, 512 (LSTM's [h; c]), 256
+    t = compute.key_spectra_steps(keys[1])
+    assert t[0] == 0 and t[-1] == 999 and np.all(np.diff(t) > 0)
+    note = compute.sequence_note(keys, "spectra")
+    assert "RNN 100" in note and "LSTM 25" in note and "GRU 100" in note
+    small = [compute.run_key(Params(seq_len=100, hidden=32), a) for a in ("rnn", "lstm")]
+    assert [len(compute.key_spectra_steps(k)) for k in small] == [100, 100]
+    assert compute.sequence_note(small, "spectra") is None
