@@ -389,17 +389,17 @@ def step_jacobian_singular_values(model: Model, x, batch_index=0, steps=None) ->
     return sv
 
 
-def _check_steps(steps, T):
-    """Validated list of step indices (all steps when None); ValueError naming ``steps``."""
+def _check_steps(steps, T, name="steps"):
+    """Validated list of step indices (all steps when None); ValueError naming the argument."""
     if steps is None:
         return list(range(T))
     try:
         idx = np.asarray(steps)
     except Exception:  # noqa: BLE001 - anything unconvertible is a bad argument
-        raise ValueError(f"steps must be increasing integers in [0, {T}), got {steps!r}") from None
+        raise ValueError(f"{name} must be increasing integers in [0, {T}), got {steps!r}") from None
     if (idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= T
             or np.any(np.diff(idx) <= 0)):
-        raise ValueError(f"steps must be increasing integers in [0, {T}), got {steps!r}")
+        raise ValueError(f"{name} must be increasing integers in [0, {T}), got {steps!r}")
     return [int(t) for t in idx]
 
 
@@ -492,7 +492,7 @@ def gate_products(model: Model, x) -> np.ndarray:
     return G
 
 
-def connectivity(model: Model, x, batch_index=0) -> np.ndarray:
+def connectivity(model: Model, x, batch_index=0, outputs=None) -> np.ndarray:
     """Distill-style connectivity: how strongly the output at step t depends on the input at s.
 
     Parameters
@@ -500,10 +500,13 @@ def connectivity(model: Model, x, batch_index=0) -> np.ndarray:
     model : :class:`core.RNN`, :class:`core.LSTM` or :class:`core.GRU`.
     x : (T, B, input_size) inputs.
     batch_index : int in [0, B), the sequence to analyse.
+    outputs : None for every output step, or increasing output steps in [0, T) (rows of C): the
+        cost is proportional to how many there are (a view that bins T outputs into k rows can
+        ask for one output per bin).
 
     Returns
     -------
-    C : (T, T) float64, ``C[t, s] = ||d y_t / d x_s||_F`` for s <= t (y_t = readout output,
+    C : (T, T) float64 (or (len(outputs), T)), ``C[t, s] = ||d y_t / d x_s||_F`` for s <= t (y_t = readout output,
         (O,); x_s the input, (I,)), through all layers and time; NaN for s > t (no dependence,
         shown as empty in a heatmap). Norms are kept per output step with a separate power of
         two exponent, so 1e-300 survives; true underflow gives 0.
@@ -512,8 +515,8 @@ def connectivity(model: Model, x, batch_index=0) -> np.ndarray:
     -----
     Reverse mode for all output steps at once: going back over s, the cotangents of every
     output t >= s on each layer's state are one ((T-s) O, n) matrix, multiplied by the step
-    Jacobian (and into the layer below by the input Jacobian). Cost ~ L T^2 O n^2 / 2 and
-    memory L T O n floats: 15-50 ms at T = 100, H = 32, two layers, O = 2; 5 s (RNN) to 11 s
+    Jacobian (and into the layer below by the input Jacobian). Cost ~ L T^2 O n^2 / 2 (times
+    len(outputs) / T when only some output steps are asked for) and memory L T O n floats: 15-50 ms at T = 100, H = 32, two layers, O = 2; 5 s (RNN) to 11 s
     (LSTM) at T = 1000, H = 256, one layer, O = 1 (benchmarks/bench_jacobians.py).
 
     .. math:: C_{ts} = \\Big\\|W_o \\frac{\\partial h^{L}_t}{\\partial x_s}\\Big\\|_F
@@ -526,30 +529,36 @@ def connectivity(model: Model, x, batch_index=0) -> np.ndarray:
     W_o = p["readout.weight"]
     O, H = W_o.shape
     n = _state_size(model)
-    C = np.full((T, T), np.nan)
+    out_t = np.array(_check_steps(outputs, T, "outputs"))
+    K = len(out_t)
+    C = np.full((K, T), np.nan)
     with np.errstate(all="ignore"):
         layers = list(_layers(model, x[:, b:b + 1], p))
-        lam = [np.zeros((1, T * O, n)) for _ in range(L)]  # row t*O + o: cotangent of y_t[o]
-        E = np.zeros(T, np.int64)  # exponent of row block t, shared by all layers
+        lam = [np.zeros((1, K * O, n)) for _ in range(L)]  # row j*O + o: cotangent of y_{out_t[j]}[o]
+        E = np.zeros(K, np.int64)  # exponent of row block j, shared by all layers
         for s in range(T - 1, -1, -1):
-            r0, r1 = s * O, (s + 1) * O
+            j0 = int(np.searchsorted(out_t, s))  # rows j >= j0 are outputs at steps >= s
+            if j0 == K:
+                continue
+            new = out_t[j0] == s  # output s starts here
+            r0, r1 = j0 * O, (j0 + new) * O
             for l in range(L - 1, -1, -1):
                 W_hh, steps = layers[l][1], layers[l][2][7]
-                if s < T - 1:
+                if s < T - 1 and r1 < K * O:
                     lam[l][:, r1:] = _right_mul(lam[l][:, r1:], _step_lin(arch, nl, steps[s + 1], W_hh, True))
                 lam[l][:, r0:r1] = 0.0
                 if l == L - 1:
-                    lam[l][0, r0:r1, :H] = W_o
+                    lam[l][0, r0:r1, :H] = W_o if new else 0.0
                 else:
                     W_up, steps_up = layers[l + 1][0], layers[l + 1][2][7]
                     lam[l][:, r0:, :H] += _right_mul(lam[l + 1][:, r0:], _step_lin(arch, nl, steps_up[s], W_up, False))
             dx = _right_mul(lam[0][:, r0:], _step_lin(arch, nl, layers[0][2][7][s], layers[0][0], False))
-            C[s:, s] = np.ldexp(_norm_rows(dx.reshape(T - s, -1)), E[s:])
+            C[j0:, s] = np.ldexp(_norm_rows(dx.reshape(K - j0, -1)), E[j0:])
             # renormalise each output step's cotangents (all layers) by a power of two
-            big = np.max([np.max(np.abs(m[0, r0:]).reshape(T - s, -1), axis=1) for m in lam], axis=0)
+            big = np.max([np.max(np.abs(m[0, r0:]).reshape(K - j0, -1), axis=1) for m in lam], axis=0)
             e = np.where(np.isfinite(big), np.frexp(big)[1], 0)
             scale = np.repeat(-e, O)[None, :, None]
             for m in lam:
                 m[:, r0:] = _flush(np.ldexp(m[:, r0:], scale))
-            E[s:] += e
+            E[j0:] += e
     return C

@@ -351,6 +351,22 @@ def test_connectivity_matches_finite_differences(rng, arch_nl, layers):
     assert np.all(np.abs(numeric[~lower]) < 1e-12)  # the output does not depend on future inputs
 
 
+@pytest.mark.parametrize("arch_nl,layers", CASES, ids=IDS)
+def test_connectivity_of_chosen_outputs_equals_those_rows(rng, arch_nl, layers):
+    model, x = make_case(rng, *arch_nl, layers, T=12)
+    full = core.connectivity(model, x, batch_index=1)
+    for rows in ([0, 5, 11], [3], [11], [2, 3, 4, 9]):
+        np.testing.assert_allclose(core.connectivity(model, x, batch_index=1, outputs=rows), full[rows],
+                                   rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("outputs", [[], [3, 3], [4, 2], [-1], [12], [1.5], "3", [[1]]])
+def test_bad_connectivity_outputs_raise_value_error_naming_them(rng, outputs):
+    model, x = make_case(rng, "rnn", "tanh", 1, T=12)
+    with pytest.raises(ValueError, match="outputs must be"):
+        core.connectivity(model, x, outputs=outputs)
+
+
 def test_connectivity_of_linear_rnn_is_exact_down_to_1e_minus_300():
     model, x = relu_identity(0.01, layers=1, T=150)
     C = core.connectivity(model, x)
