@@ -231,6 +231,25 @@ def _norm_rows(G):
     return m * np.sqrt(np.sum((G / safe[:, None]) ** 2, axis=1))
 
 
+def _step_norms(nonlinearity, steps, W_hh, first=0):
+    """(T - first, B) ||A_t||_2 of an RNN's step Jacobians A_t = diag(phi'_t) W_hh: the largest
+    eigenvalue of A A^T (batched eigvalsh, ~3x faster than an SVD; each A is scaled by its
+    largest entry first so the squares neither underflow nor overflow). NaN where A_t is not finite."""
+    B, n = steps[0][0].shape[0], W_hh.shape[1]
+    which = list(range(first, len(steps)))
+    chunk = max(1, _SVD_BATCH // (B * n * n))
+    out = []
+    for i0 in range(0, len(which), chunk):
+        A = np.stack([_dense(_step_lin("rnn", nonlinearity, steps[t], W_hh, True)) for t in which[i0:i0 + chunk]])
+        m = np.max(np.abs(A), axis=(2, 3), keepdims=True)  # (c, B, 1, 1); NaN if any NaN
+        ok = np.isfinite(m[..., 0, 0])
+        m = np.where(ok[..., None, None] & (m > 0), m, 1.0)
+        A = np.where(ok[..., None, None], A / m, 0.0)
+        lam = np.linalg.eigvalsh(A @ A.swapaxes(-1, -2))[..., -1]
+        out.append(np.where(ok, np.sqrt(np.maximum(lam, 0.0)) * m[..., 0, 0], np.nan))
+    return np.concatenate(out) if out else np.empty((0, B))
+
+
 def _step_singular_values(arch, nonlinearity, steps, W_hh, first=0, which=None):
     """(len(which), B, n) singular values of A_t for t in ``which`` (default: t >= first) by
     batched full SVDs; NaN if not finite."""
@@ -250,6 +269,31 @@ def _step_singular_values(arch, nonlinearity, steps, W_hh, first=0, which=None):
 
 
 # ----------------------------------------------------------------------------- public API
+def _checked_top_singular_value(P, U, bad):
+    """:func:`_top_singular_value`, then a check that no direction was missed.
+
+    A warm start that is an invariant subspace (e.g. for the diagonal Jacobians of an
+    identity-initialised RNN) never sees another direction overtake it. Every row and column
+    norm is a lower bound of sigma_max; one above the estimate means the iteration missed a
+    direction: it starts again with that row's and column's directions. ``bad`` (B,) marks
+    entries to skip (zeroed non-finite products)."""
+    B = P.shape[0]
+    s, U = _top_singular_value(P, U)
+    rows, cols = _norm_rows(P.reshape(-1, P.shape[2])).reshape(B, -1), _norm_rows(
+        P.transpose(0, 2, 1).reshape(-1, P.shape[1])).reshape(B, -1)
+    missed = (np.maximum(rows.max(axis=1), cols.max(axis=1)) > s * (1 + 1e-12)) & ~bad
+    if np.any(missed):
+        b = np.flatnonzero(missed)
+        U[b, :, -1] = 0.0
+        U[b, rows[b].argmax(axis=1), -1] = 1.0
+        if U.shape[2] > 1:
+            c = P[b, :, cols[b].argmax(axis=1)]  # (b, K) the largest column
+            U[b, :, -2] = c / np.maximum(_norm_rows(c), _TINY)[:, None]
+        U[b] = np.linalg.qr(U[b])[0]
+        s, U = _top_singular_value(P, U)
+    return s, U
+
+
 def _product_norms(lin_at, T, B, n, J):
     """J[t] = ||A_{T-1} ... A_{t+1}||_2 for t = T-2 .. 0 (see :func:`jacobian_norms`); ``lin_at(t)``
     gives step t's factored Jacobian. Compression (:func:`_compress`) is undone by a restart
@@ -277,23 +321,7 @@ def _product_norms(lin_at, T, B, n, J):
                 saved = saved or state
                 P, U, z = done
                 Z = z if Z is None else np.concatenate([Z, z], axis=1)
-        s, U = _top_singular_value(P, U)
-        # A warm start that is an invariant subspace (e.g. for the diagonal Jacobians of an
-        # identity-initialised RNN) never sees another direction overtake it. Every row and
-        # column norm is a lower bound of sigma_max; one above the estimate means the iteration
-        # missed a direction: start it again with that row's and column's directions.
-        rows, cols = _norm_rows(P.reshape(-1, P.shape[2])).reshape(B, -1), _norm_rows(
-            P.transpose(0, 2, 1).reshape(-1, P.shape[1])).reshape(B, -1)
-        missed = (np.maximum(rows.max(axis=1), cols.max(axis=1)) > s * (1 + 1e-12)) & ~bad
-        if np.any(missed):
-            b = np.flatnonzero(missed)
-            U[b, :, -1] = 0.0
-            U[b, rows[b].argmax(axis=1), -1] = 1.0
-            if U.shape[2] > 1:
-                c = P[b, :, cols[b].argmax(axis=1)]  # (b, K) the largest column
-                U[b, :, -2] = c / np.maximum(_norm_rows(c), _TINY)[:, None]
-            U[b] = np.linalg.qr(U[b])[0]
-            s, U = _top_singular_value(P, U)
+        s, U = _checked_top_singular_value(P, U, bad)
         if Z is not None and np.any(np.sqrt(np.sum(Z * Z, axis=(1, 2))) > _GUARD_RTOL * s):
             t, P, E, bad, U = saved  # the dropped directions matter here: redo without dropping
             Z, saved, compress, resumed = None, None, False, True
@@ -467,8 +495,9 @@ def gate_products(model: Model, x) -> np.ndarray:
 
     Notes
     -----
-    LSTM and GRU: a cumulative product over the cached gates, O(L T B H). RNN: one full SVD
-    per step and batch element, O(L T B H^3) (~5 ms per 256 x 256 matrix).
+    LSTM and GRU: a cumulative product over the cached gates, O(L T B H). RNN: the largest
+    singular value of every step Jacobian from the top eigenvalue of A A^T, O(L T B H^3)
+    (~2.5 ms per 256 x 256 matrix).
 
     .. math:: G_t^{\\mathrm{LSTM}} = \\frac{1}{H}\\sum_{j=1}^{H} \\prod_{s=t+1}^{T-1} f_{s,j},
               \\quad G_t^{\\mathrm{RNN}} = \\prod_{s=t+1}^{T-1} \\|A_s\\|_2
@@ -483,7 +512,7 @@ def gate_products(model: Model, x) -> np.ndarray:
             steps = cache[7]
             G[l, T - 1] = 1.0
             if cfg.arch == "rnn":  # log ||A_s||_2 for s = T-1 .. 1, summed
-                log_norm = np.log(_step_singular_values("rnn", cfg.nonlinearity, steps, W_hh, first=1)[:, :, 0])
+                log_norm = np.log(_step_norms(cfg.nonlinearity, steps, W_hh, first=1))
                 G[l, :T - 1] = np.exp(np.cumsum(log_norm[::-1], axis=0)[::-1])
             elif T > 1:
                 gate = np.stack([st[1 if cfg.arch == "gru" else 2][:, H:2 * H] for st in steps[1:]])
