@@ -221,11 +221,21 @@ def gate_products(key: RunKey) -> np.ndarray:
 
 
 @memoize(maxsize=12)
+def connectivity_rows(T: int) -> np.ndarray:
+    """Output steps (rows) the connectivity view computes: all when T <= CONNECTIVITY_SIDE, else
+    the last step of each of CONNECTIVITY_SIDE-or-fewer bins of k consecutive steps (so T - 1 is
+    always in; the cost of :func:`core.connectivity` is proportional to the number of rows)."""
+    k = max(1, -(-T // CONNECTIVITY_SIDE))
+    return np.minimum(np.arange(k - 1, T + k - 1, k), T - 1)
+
+
 def connectivity(key: RunKey) -> np.ndarray:
-    """(T, T) ||dy_t/dx_s|| for sequence 0 (:func:`core.connectivity`)."""
+    """(len(connectivity_rows(T)), T) ||dy_t/dx_s|| for sequence 0 at the output steps
+    :func:`connectivity_rows` (:func:`core.connectivity`)."""
     task = get_task(key.data)
+    rows = connectivity_rows(task.x.shape[0])
     with np.errstate(all="ignore"):
-        return np.asarray(core_fn("connectivity")(get_model(key), task.x, batch_index=0))
+        return np.asarray(core_fn("connectivity")(get_model(key), task.x, batch_index=0, outputs=rows))
 
 
 # ----------------------------------------------------------------------------- display reductions
@@ -311,7 +321,14 @@ def verdict(name: str, sigma: float, threshold: float) -> str:
 
 def sequence_note(keys, view: str) -> str | None:
     """A sentence when the Jacobian-product view ``view`` analyses fewer sequences than the batch,
-    or the spectra view fewer steps than the sequence has."""
+    the spectra view fewer steps than the sequence has, or the connectivity view samples rows."""
+    if view == "connectivity":
+        T = max((k.data.seq_len for k in keys), default=0)
+        k = max(1, -(-T // CONNECTIVITY_SIDE))
+        if k == 1:
+            return None
+        return (f"At this length each row is one output step in {k} (the last of each group of {k}), and each "
+                f"column the largest value over {k} consecutive input steps.")
     if view == "spectra":
         counts = {DISPLAY_NAMES[k.arch]: len(key_spectra_steps(k)) for k in keys
                   if len(key_spectra_steps(k)) < k.data.seq_len}
@@ -394,15 +411,16 @@ def gate_items(keys) -> list[dict]:
 
 
 def connectivity_items(keys) -> list[dict]:
-    """View 6 payload: ||dy_t/dx_s|| (sequence 0), binned to at most CONNECTIVITY_SIDE per side."""
+    """View 6 payload: ||dy_t/dx_s|| (sequence 0) at most CONNECTIVITY_SIDE per side. Rows are
+    the output steps ``row_ticks`` (:func:`connectivity_rows`: every step, or the last of each
+    bin of ``bin`` steps), columns the max over ``bin`` consecutive input steps from ``ticks``."""
     items = []
     for key in keys:
         c = connectivity(key)
-        binned, k = bin_max(c, CONNECTIVITY_SIDE, axis=0)
-        binned, _ = bin_max(binned, CONNECTIVITY_SIDE, axis=1)
+        binned, k = bin_max(c, CONNECTIVITY_SIDE, axis=1)
         items.append({"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "values": binned,
-                      "log10": safe_log10(binned), "ticks": np.arange(0, c.shape[0], k)[: binned.shape[0]],
-                      "bin": k})
+                      "log10": safe_log10(binned), "ticks": np.arange(0, c.shape[1], k)[: binned.shape[1]],
+                      "row_ticks": connectivity_rows(c.shape[1]), "bin": k})
     return items
 
 

@@ -123,9 +123,9 @@ def _connectivity(keys) -> list[Series]:
     """View 6: ||dy_t/dx_s|| (rows: output step t, columns: input step s) as drawn."""
     out = []
     for it in compute.connectivity_items(keys):
-        ticks = np.asarray(it["ticks"])
-        q = "connectivity" if it["bin"] == 1 else f"connectivity_max_over_{it['bin']}x{it['bin']}_steps"
-        out.append(Series("connectivity", it["arch"], it["name"], None, q, it["values"], "s", ticks, "t", ticks))
+        q = "connectivity" if it["bin"] == 1 else f"connectivity_max_over_{it['bin']}_input_steps"
+        out.append(Series("connectivity", it["arch"], it["name"], None, q, it["values"], "s", np.asarray(it["ticks"]),
+                          "t", np.asarray(it["row_ticks"])))
     return out
 
 

@@ -55,8 +55,9 @@ def connectivity_figure(items, height=None) -> dict:
     Parameters
     ----------
     items : list of dicts with ``arch``, ``name``, ``log10`` (T', T') log10 values (NaN where
-        there is no dependence), ``values`` (T', T') raw values, ``ticks`` (T',) the first step
-        of each row/column and ``bin`` steps per cell side.
+        there is no dependence), ``values`` (T', T') raw values, ``ticks`` (T',) the first input
+        step of each column, ``row_ticks`` (T',) each row's output step (default ``ticks``) and
+        ``bin`` input steps per column (and output steps between rows).
     """
     if not items:
         return message_figure("Pick at least one architecture.", height or 520)
@@ -68,11 +69,13 @@ def connectivity_figure(items, height=None) -> dict:
     for i, it in enumerate(items):
         ax = "" if i == 0 else str(i + 1)
         x0 = i * (w + gap)
-        binned = f" (max over {it['bin']}×{it['bin']} steps)" if it["bin"] > 1 else ""
+        binned = f" (1 output in {it['bin']}, max over {it['bin']} inputs)" if it["bin"] > 1 else ""
         data.append(dict(
-            type="heatmap", x=arr(it["ticks"]), y=arr(it["ticks"]), z=arr(it["log10"], "f4"),
+            type="heatmap", x=arr(it["ticks"]), y=arr(it.get("row_ticks", it["ticks"])), z=arr(it["log10"], "f4"),
             customdata=arr(it["values"]), coloraxis="coloraxis", name=it["name"], xaxis=f"x{ax}", yaxis=f"y{ax}",
-            hovertemplate=f"{it['name']}  output t=%{{y}}, input s=%{{x}}: %{{customdata:.6g}}<extra></extra>"))
+            hovertemplate=(f"{it['name']}  output t=%{{y}}, input s=%{{x}}"
+                           + (f" to s+{it['bin'] - 1} (max)" if it["bin"] > 1 else "")
+                           + ": %{customdata:.6g}<extra></extra>")))
         layout_axes[f"xaxis{ax}"] = axis("input step s", anchor=f"y{ax}", domain=[x0, x0 + w])
         layout_axes[f"yaxis{ax}"] = axis("output step t" if i == 0 else "", anchor=f"x{ax}", autorange="reversed",
                                           showticklabels=i == 0, matches="y" if i else None)

@@ -201,3 +201,20 @@ def test_step_spectra_of_large_states_use_fewer_steps_and_say_so():
     small = [compute.run_key(Params(seq_len=100, hidden=32), a) for a in ("rnn", "lstm")]
     assert [len(compute.key_spectra_steps(k)) for k in small] == [100, 100]
     assert compute.sequence_note(small, "spectra") is None
+
+
+def test_long_connectivity_computes_one_output_row_per_bin():
+    p = Params(arch=("gru",), seq_len=600, hidden=4, batch=1)
+    key = compute.run_key(p, "gru")
+    item = compute.connectivity_items([key])[0]
+    k = item["bin"]
+    assert k == 3 and item["values"].shape == (200, 200)
+    rows = item["row_ticks"]
+    assert rows[0] == k - 1 and rows[-1] == 599 and np.all(np.diff(rows) == k)
+    task = compute.get_task(key.data)
+    full = core.connectivity(compute.get_model(key), task.x, batch_index=0)
+    expected, _ = compute.bin_max(full[rows], compute.CONNECTIVITY_SIDE, axis=1)
+    np.testing.assert_array_equal(item["values"], expected)
+    assert item["ticks"].tolist() == list(range(0, 600, k))
+    assert "one output step in 3" in compute.sequence_note([key], "connectivity")
+    assert compute.sequence_note([compute.run_key(Params(seq_len=250), "gru")], "connectivity") is None
