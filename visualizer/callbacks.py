@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 FIELDS = list(ids.CONTROL_IDS)  # Params fields in control order (the tab last)
 STORE_FIELDS = [f for f in FIELDS if f != "view"]
-TRAINING_FIELDS = ("clip", "optimizer", "lr")  # used by training only: changing them redraws nothing here
+TRAINING_FIELDS = ("clip", "optimizer", "lr", "steps")  # used by training only: changing them redraws nothing here
 VIEW_FIELDS = [f for f in STORE_FIELDS if f not in TRAINING_FIELDS]
 EXPECTED_ERRORS = (ValueError, compute.Unavailable, FloatingPointError, np.linalg.LinAlgError)
 

@@ -104,16 +104,16 @@ def present_toggle() -> html.Div:
 
 # ----------------------------------------------------------------------------- presets
 def preset_controls(key) -> list:
-    """Control values (``visualizer.ids.CONTROL_IDS`` order) of the chosen preset, then its training
-    steps; all ``no_update`` for no preset. The URL follows the controls by itself."""
+    """Control values (``visualizer.ids.CONTROL_IDS`` order, training steps included) of the chosen
+    preset; all ``no_update`` for no preset. The URL follows the controls by itself."""
     p = presets.get(key)
     if p is None:
-        return [no_update] * (len(ids.CONTROL_IDS) + 1)
+        return [no_update] * len(ids.CONTROL_IDS)
     values = []
     for name in ids.CONTROL_IDS:
         v = getattr(p.params, name)
         values.append(list(v) if name == "arch" else (["match"] if v else []) if name == "match_params" else v)
-    return values + [p.train_steps if p.train_steps else no_update]
+    return values
 
 
 def preset_explanation(store):
@@ -296,7 +296,6 @@ def register(app, root_id="page", url_id="url", params_store="params-store", vie
              steps_input="train-steps-input") -> None:
     """Attach the callbacks. ``root_id``: the page element whose class carries presentation mode."""
     app.callback(*[Output(c, "value", allow_duplicate=True) for c in ids.CONTROL_IDS.values()],
-                 Output(steps_input, "value", allow_duplicate=True),
                  Input(PRESET_DROPDOWN, "value"), prevent_initial_call=True)(preset_controls)
     app.callback(Output(PRESET_EXPLANATION, "children"), Input(params_store, "data"))(preset_explanation)
     app.callback(Output(EXPORT_DOWNLOAD, "data"), Output(EXPORT_MESSAGE, "children"),

@@ -26,6 +26,7 @@ OPTIMIZER = "optimizer-dropdown"
 LR = "lr-input"
 SEED = "seed-input"
 MATCH = "match-params-checklist"
+STEPS = "train-steps-input"  # in the training card (visualizer.training_ui.STEPS)
 VIEW = "view-tabs"
 
 GRAD_GRAPH = "grad-norm-graph"
@@ -39,5 +40,5 @@ CONTROL_IDS = {
     "arch": ARCH, "seq_len": SEQ_LEN, "hidden": HIDDEN, "layers": LAYERS, "batch": BATCH,
     "task": TASK, "loss_on": LOSS_ON, "init": INIT, "scale": SCALE, "forget_bias": FORGET_BIAS,
     "truncate": TRUNCATE, "clip": CLIP, "optimizer": OPTIMIZER, "lr": LR, "seed": SEED,
-    "match_params": MATCH, "view": VIEW,
+    "match_params": MATCH, "steps": STEPS, "view": VIEW,
 }

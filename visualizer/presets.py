@@ -15,7 +15,8 @@ from .urlstate import Params, to_query
 
 @dataclass(frozen=True)
 class Preset:
-    """A named configuration. ``train_steps`` is set for presets whose effect shows in training."""
+    """A named configuration. ``train_steps`` is set for presets whose effect shows in training
+    (it equals ``params.steps``, the training card's step count the preset sets)."""
 
     key: str
     title: str
@@ -88,7 +89,7 @@ PRESETS = {p.key: p for p in (
         key="clipping",
         title="Gradient clipping rescues an exploding run (training)",
         params=Params(arch=("rnn-relu",), seq_len=100, hidden=32, batch=8, task="sine", loss_on="all",
-                      init="identity", scale=1.0, clip=1.0, optimizer="sgd", lr=0.1, view="jacobian"),
+                      init="identity", scale=1.0, clip=1.0, optimizer="sgd", lr=0.1, steps=300, view="jacobian"),
         explanation=(
             "Train this IRNN with SGD at learning rate 0.1: without clipping, the first update (gradient norm 19) "
             "lifts W_hh's largest singular value from 1 to 1.9, the next gradient has norm 10²⁵ and the loss "

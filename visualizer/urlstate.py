@@ -31,7 +31,7 @@ class Params:
     ``forget_bias`` None keeps the initialiser's bias, ``truncate`` None is full BPTT,
     ``clip`` None is no clipping (clip, optimizer and lr are used by training).
     ``match_params`` gives every architecture the hidden size whose parameter count matches
-    a tanh RNN of size ``hidden``.
+    a tanh RNN of size ``hidden``. ``steps`` is the training card's number of steps.
     """
 
     arch: tuple = ("rnn", "lstm", "gru")
@@ -50,6 +50,7 @@ class Params:
     lr: float = 0.01
     seed: int = 0
     match_params: bool = False
+    steps: int = 300
     view: str = "heatmap"
 
     def to_dict(self) -> dict:
@@ -84,6 +85,7 @@ SPEC = {
     "lr": ("float", 1e-6, 10.0),
     "seed": ("int", 0, 2**31 - 1),
     "match_params": ("bool",),
+    "steps": ("int", 1, 2000),  # visualizer.training.MAX_STEPS
     "view": ("choice", VIEW_CHOICES),
 }
 NONE_WORDS = ("", "none", "null", "off", "default")

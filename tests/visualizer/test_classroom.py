@@ -36,14 +36,16 @@ def npz_of(model) -> bytes:
 
 def test_a_preset_sets_every_control_and_the_training_steps():
     from visualizer import callbacks
-    *controls, steps = classroom.preset_controls("clipping")
+    controls = classroom.preset_controls("clipping")
     p = presets.PRESETS["clipping"]
     assert controls == callbacks.params_to_controls(p.params)  # what the app's controls show for p
     assert callbacks.validate(callbacks.controls_to_raw(controls))[0] == p.params
-    assert steps == p.train_steps
-    *controls, steps = classroom.preset_controls("vanishing")
-    assert controls[list(ids.CONTROL_IDS).index("seq_len")] == 100 and steps is no_update
-    assert classroom.preset_controls(None) == [no_update] * (len(ids.CONTROL_IDS) + 1)
+    assert controls[list(ids.CONTROL_IDS).index("steps")] == p.train_steps == p.params.steps
+    controls = classroom.preset_controls("vanishing")
+    assert controls[list(ids.CONTROL_IDS).index("seq_len")] == 100
+    assert controls[list(ids.CONTROL_IDS).index("steps")] == callbacks.Params().steps  # the default
+    assert classroom.preset_controls("nope") == [no_update] * len(ids.CONTROL_IDS)
+    assert classroom.preset_controls(None) == [no_update] * len(ids.CONTROL_IDS)
 
 
 def test_preset_explanation_follows_the_settings():

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visualizer.urlstate import (ARCH_CHOICES, DEFAULTS, INIT_CHOICES, TASK_CHOICES, VIEW_CHOICES, WORK_CAP, Params,
-                                 parse_query, to_query, validate)
+from visualizer.urlstate import (ARCH_CHOICES, DEFAULTS, INIT_CHOICES, SPEC, TASK_CHOICES, VIEW_CHOICES, WORK_CAP,
+                                 Params, parse_query, to_query, validate)
 
 
 def test_defaults_round_trip_without_messages():
@@ -144,3 +144,13 @@ def test_hostile_values_give_valid_params(values):
     assert 1 <= params.seq_len <= 2000 and 1 <= params.hidden <= 512
     assert math.isfinite(params.scale) and params.arch
     assert all(isinstance(m, str) for m in messages)
+
+
+def test_training_steps_live_in_the_url():
+    from visualizer import training
+    assert SPEC["steps"][1:] == (1, training.MAX_STEPS) and Params().steps == training.DEFAULT_STEPS
+    p, messages = parse_query("?steps=750")
+    assert p.steps == 750 and not messages
+    assert "steps=750" in to_query(p) and parse_query(to_query(p))[0] == p
+    p, messages = parse_query("?steps=99999")
+    assert p.steps == training.MAX_STEPS and any(m.startswith("steps=") for m in messages)
