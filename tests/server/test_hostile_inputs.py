@@ -44,7 +44,7 @@ def plausible(name):
     small = {"seq_len": st.integers(1, 40), "hidden": st.integers(1, 16), "layers": st.integers(1, 2),
              "batch": st.integers(1, 4), "scale": st.floats(0, 5), "forget_bias": st.none() | st.floats(-10, 10),
              "truncate": st.none() | st.integers(1, 50), "clip": st.none() | st.floats(1e-3, 1e3),
-             "lr": st.floats(1e-6, 10), "seed": st.integers(0, 2**31 - 1)}
+             "lr": st.floats(1e-6, 10), "seed": st.integers(0, 2**31 - 1), "steps": st.integers(1, 2000)}
     if name in small:
         return small[name]
     if name == "arch":
