@@ -69,7 +69,7 @@ def connectivity_figure(items, height=None) -> dict:
     for i, it in enumerate(items):
         ax = "" if i == 0 else str(i + 1)
         x0 = i * (w + gap)
-        binned = f" (1 output in {it['bin']}, max over {it['bin']} inputs)" if it["bin"] > 1 else ""
+        binned = f" (bins of {it['bin']})" if it["bin"] > 1 else ""
         data.append(dict(
             type="heatmap", x=arr(it["ticks"]), y=arr(it.get("row_ticks", it["ticks"])), z=arr(it["log10"], "f4"),
             customdata=arr(it["values"]), coloraxis="coloraxis", name=it["name"], xaxis=f"x{ax}", yaxis=f"y{ax}",
