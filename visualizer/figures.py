@@ -8,7 +8,8 @@ the dicts in ``go.Figure`` to validate them.
 
 One colour per architecture in every view (Okabe-Ito, colourblind-safe). Log axes are absolute
 and shared by all traces. Values a log axis cannot draw stay visible: inf/NaN as markers at the
-top of the plot, exact zeros as markers at the bottom, both with their value in the hover.
+top of the plot (in view 1: in a labelled overflow strip above it), exact zeros as markers at the
+bottom, both with their value in the hover.
 """
 from __future__ import annotations
 
@@ -17,12 +18,17 @@ import numpy as np
 from .heatmaps import connectivity_figure, heatmap_figure  # noqa: F401 - views 3 and 6
 from .plotstyle import (BAND_ALPHA, COLORS, FONT, GRID, HEAT_SCALE, LINE_WIDTH, REFERENCE_COLOR,  # noqa: F401
                         arr, axis, band_traces, base_layout, decade_step, decode, has_special, line_trace,
-                        log_axis, log_range, message_figure, panel_title, special_points, truncation_shapes)
+                        log_axis, log_range, message_figure, overflow_points, overflow_strip, panel_title,
+                        special_points, truncation_shapes)
 
 
 # ----------------------------------------------------------------------------- view 1
 def grad_norm_figure(flows, truncate=None, height=460) -> dict:
     """View 1: ||dL/dh_t|| against t, one trace per architecture on one shared absolute log axis.
+
+    Steps where a norm is inf or NaN (an exploded network) are marked in a separate, labelled
+    strip above the plot (one row per architecture, hover "inf"/"NaN"), never at a value of the
+    log axis; the curve has a gap there. Exact zeros are markers at the bottom of the plot.
 
     Parameters
     ----------
@@ -34,7 +40,8 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
     if not flows:
         return message_figure("Pick at least one architecture.", height)
     arrays = [f.hidden_grad_norms for f in flows]
-    yrange = log_range(arrays, top_room=0.4 if has_special(arrays) else 0.0) or [-1, 1]
+    yrange = log_range(arrays) or [-1, 1]
+    overflow = [f for f in flows if not np.isfinite(f.hidden_grad_norms).all()]
     data = []
     for f in flows:
         color = COLORS[f.arch]
@@ -46,11 +53,19 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
             y = f.hidden_grad_norms[layer]
             data.append(line_trace(x, y, name, color, f.arch, width=LINE_WIDTH if top else 2,
                               dash="solid" if top else "dot", markers=T <= 60, meta="main" if top else "layer"))
-            data.extend(special_points(x, y, name, color, yrange, f.arch))
+            data.extend(special_points(x, y, name, color, yrange, f.arch, nonfinite=False))
+            if f in overflow:
+                data.extend(overflow_points(x, y, name, color, f.arch, row=f.name))
+    shapes = truncation_shapes(truncate, flows[0].hidden_grad_norms.shape[1])
+    last = max(f.hidden_grad_norms.shape[1] for f in flows) - 1
     layout = base_layout(height=height, hovermode="x unified",
-                         xaxis=axis("time step t", hoverformat="d"),
-                         yaxis=log_axis("‖∂L/∂h<sub>t</sub>‖", yrange),
-                         shapes=truncation_shapes(truncate, flows[0].hidden_grad_norms.shape[1]))
+                         xaxis=axis("time step t", hoverformat="d", range=[0, max(last, 1)]),
+                         yaxis=log_axis("‖∂L/∂h<sub>t</sub>‖", yrange), shapes=shapes)
+    if overflow:
+        domain, strip, strip_shapes, notes = overflow_strip([f.name for f in overflow],
+                                                            [COLORS[f.arch] for f in overflow])
+        layout["yaxis"]["domain"] = domain
+        layout.update(yaxis2=strip, shapes=strip_shapes + shapes, annotations=notes, hoversubplots="axis")
     return {"data": data, "layout": layout}
 
 

@@ -1,7 +1,7 @@
 """Heatmap figures: per-unit gradients over time (view 3) and Distill-style connectivity (view 6).
 
-Small multiples, one per architecture, on one shared colour scale (log10 of the values; the
-exact values are in the hover).
+One map per architecture, on one shared colour scale (log10 of the values; the exact values are
+in the hover).
 """
 from __future__ import annotations
 
@@ -10,8 +10,23 @@ import numpy as np
 from .plotstyle import COLORS, arr, axis, base_layout, coloraxis, heat_range, message_figure, panel_title
 
 
+def unit_ticks(H: int) -> list[int]:
+    """Unit numbers labelled on a band of H rows: 1 and the multiples of the smallest power of
+    two that gives at most four more."""
+    step = 1
+    while H / step > 4:
+        step *= 2
+    return [1] + [u for u in range(step, H + 1, step) if u > 1]
+
+
 def heatmap_figure(items, height=None) -> dict:
-    """View 3: |dL/dh_t| per hidden unit, time on x, one row per architecture, one colour scale.
+    """View 3: |dL/dh_t| per hidden unit, time on x, one band of rows per architecture, one
+    colour scale.
+
+    The bands share ONE pair of axes (first architecture at the top, unit 1 at the bottom of its
+    band, empty rows between bands): plotly.js redraws one pair of axes instead of one per
+    architecture on every update. The hover names the architecture, the step, the unit and the
+    exact value.
 
     Parameters
     ----------
@@ -22,30 +37,35 @@ def heatmap_figure(items, height=None) -> dict:
     if not items:
         return message_figure("Pick at least one architecture.", height or 440)
     n = len(items)
-    gap, top_pad = 0.09, 0.06
-    h = (1 - top_pad - gap * (n - 1)) / n
     lo, hi = heat_range([it["log10"] for it in items])
-    data, layout_axes, annotations = [], {}, []
-    for i, it in enumerate(items):
-        ax = "" if i == 0 else str(i + 1)
-        y1 = 1 - top_pad - i * (h + gap)
+    gap = max(3, round(0.2 * max(it["log10"].shape[1] for it in items)))  # empty rows between bands
+    data, tickvals, ticktext, annotations = [], [], [], []
+    base = 0  # y of unit 1 of the band being placed, bottom band first
+    for it in reversed(items):
         H = it["log10"].shape[1]
+        units = np.arange(1, H + 1, dtype=float)
+        values = it["values"].T  # (H, T')
         binned = f" · each column: max over {it['bin']} steps" if it["bin"] > 1 else ""
         data.append(dict(
-            type="heatmap", x=arr(it["t"]), y=arr(np.arange(1, H + 1)), z=arr(it["log10"].T, "f4"),
-            customdata=arr(it["values"].T), coloraxis="coloraxis", name=it["name"], xaxis=f"x{ax}", yaxis=f"y{ax}",
-            hovertemplate=f"{it['name']}  t=%{{x}}, unit %{{y}}: %{{customdata:.6g}}<extra></extra>"))
-        layout_axes[f"xaxis{ax}"] = axis("time step t" if i == n - 1 else "", anchor=f"y{ax}",
-                                          matches="x" if i else None, showticklabels=i == n - 1)
-        layout_axes[f"yaxis{ax}"] = axis("unit", anchor=f"x{ax}", domain=[max(0.0, y1 - h), y1])
-        annotations.append(panel_title(it["name"] + binned, COLORS[it["arch"]], 0, y1))
-    for spec in layout_axes.values():
-        if spec.get("matches") is None:
-            spec.pop("matches", None)
+            type="heatmap", x=arr(it["t"]), y=arr(base + units - 1), z=arr(it["log10"].T, "f4"),
+            customdata=arr(np.stack([np.broadcast_to(units[:, None], values.shape), values], axis=-1)),
+            coloraxis="coloraxis", name=it["name"],
+            hovertemplate=f"{it['name']}  t=%{{x}}, unit %{{customdata[0]}}: %{{customdata[1]:.6g}}<extra></extra>"))
+        ticks = unit_ticks(H)
+        tickvals += [base + u - 1 for u in ticks]
+        ticktext += [str(u) for u in ticks]
+        annotations.append(dict(text=f"<b>{it['name']}{binned}</b>", x=0, xref="paper", xanchor="left",
+                                y=base + H - 0.5, yref="y", yanchor="bottom", showarrow=False,
+                                font=dict(size=17, color=COLORS[it["arch"]])))
+        base += H + gap
+    data.reverse()
+    annotations.reverse()
     layout = base_layout(height=height or max(320, 80 + 200 * n), hovermode="closest",
                          margin=dict(l=95, r=30, t=40, b=70),
                          coloraxis=coloraxis(lo, hi, "log<sub>10</sub> |∂L/∂h|"), annotations=annotations,
-                         **layout_axes)
+                         xaxis=axis("time step t"),
+                         yaxis=axis("unit", tickmode="array", tickvals=tickvals, ticktext=ticktext,
+                                    range=[-0.5, base - gap - 0.5], showgrid=False))
     return {"data": data, "layout": layout}
 
 

@@ -138,18 +138,18 @@ def positive_or_gap(y) -> np.ndarray:
     return y
 
 
-def special_points(x, y, name, color, yrange, group, xaxis="x", yaxis="y") -> list:
-    """Marker traces for inf/NaN (at the top) and exact zeros (at the bottom) of ``y``."""
+def special_points(x, y, name, color, yrange, group, xaxis="x", yaxis="y", nonfinite=True) -> list:
+    """Marker traces for inf/NaN (at the top; skipped with ``nonfinite=False``) and exact zeros
+    (at the bottom) of ``y``."""
     x, y = np.asarray(x), np.asarray(y, dtype=float)
     traces = []
     bad = ~np.isfinite(y)
-    if bad.any():
-        labels = np.where(np.isnan(y[bad]), "NaN", np.where(y[bad] > 0, "inf", "-inf")).tolist()
+    if nonfinite and bad.any():
         traces.append(dict(
             type="scatter", x=arr(x[bad]), y=arr(np.full(int(bad.sum()), 10 ** (yrange[1] - 0.15))),
-            mode="markers", name=f"{name}: inf/NaN", legendgroup=group, showlegend=False, customdata=labels,
-            marker=dict(symbol="x", size=11, color=color), xaxis=xaxis, yaxis=yaxis,
-            hovertemplate=f"{name}: <b>%{{customdata}}</b><extra></extra>"))
+            mode="markers", name=f"{name}: inf/NaN", legendgroup=group, showlegend=False,
+            customdata=nonfinite_labels(y[bad]), marker=dict(symbol="x", size=11, color=color), xaxis=xaxis,
+            yaxis=yaxis, hovertemplate=f"{name}: <b>%{{customdata}}</b><extra></extra>"))
     zero = np.isfinite(y) & (y <= 0)
     if zero.any():
         traces.append(dict(
@@ -158,6 +158,52 @@ def special_points(x, y, name, color, yrange, group, xaxis="x", yaxis="y") -> li
             marker=dict(symbol="line-ew-open", size=14, color=color, line=dict(width=3, color=color)),
             xaxis=xaxis, yaxis=yaxis, hovertemplate=f"{name}: <b>0</b> (exactly)<extra></extra>"))
     return traces
+
+
+def nonfinite_labels(y) -> list:
+    """'NaN', 'inf' or '-inf' for each (non-finite) value of ``y``."""
+    y = np.asarray(y, dtype=float)
+    return np.where(np.isnan(y), "NaN", np.where(y > 0, "inf", "-inf")).tolist()
+
+
+# ----------------------------------------------------------------------------- overflow strip
+OVERFLOW_AXIS = "y2"
+OVERFLOW_SYMBOLS = {"inf": "triangle-up", "-inf": "triangle-down", "NaN": "x"}
+OVERFLOW_ROW = 0.07  # paper height of one row of the strip
+OVERFLOW_TITLE = "overflow (no finite value):  ▲ inf   ✕ NaN"
+
+
+def overflow_points(x, y, name, color, group, row) -> list:
+    """Markers for the inf/NaN values of ``y`` in the overflow strip (its row ``row``): never at
+    a value of the log axis, where they could be read as a number."""
+    x, y = np.asarray(x), np.asarray(y, dtype=float)
+    bad = ~np.isfinite(y)
+    if not bad.any():
+        return []
+    labels = nonfinite_labels(y[bad])
+    return [dict(type="scatter", x=arr(x[bad]), y=[row] * len(labels), mode="markers", name=f"{name}: inf/NaN",
+                 legendgroup=group, showlegend=False, meta="overflow", customdata=labels, cliponaxis=False,
+                 marker=dict(symbol=[OVERFLOW_SYMBOLS[v] for v in labels], size=10, color=color,
+                             line=dict(width=1.5, color=color)),
+                 xaxis="x", yaxis=OVERFLOW_AXIS, hovertemplate=f"{name}: <b>%{{customdata}}</b><extra></extra>")]
+
+
+def overflow_strip(rows, colors) -> tuple[dict, dict, list, list]:
+    """(main y-axis domain, strip axis, shapes, annotations) of an overflow strip above the plot
+    with one row per name in ``rows`` (first at the top), its tick labels in ``colors``."""
+    height = OVERFLOW_ROW * len(rows) + 0.03
+    top_of_main = 1 - height - 0.05
+    strip = dict(type="category", domain=[1 - height, 1], anchor="x", categoryorder="array",
+                 categoryarray=list(reversed(rows)), range=[-0.7, len(rows) - 0.3], fixedrange=True,
+                 tickmode="array", tickvals=list(rows),
+                 ticktext=[f"<span style='color:{c}'>{r}</span>" for r, c in zip(rows, colors)],
+                 showgrid=False, zeroline=False, showline=False, ticks="", tickfont=dict(size=14), ticklabelstandoff=8,
+                 automargin=True, ticklabeloverflow=TICK_OVERFLOW)
+    shapes = [dict(type="rect", xref="x domain", x0=0, x1=1, yref="y2 domain", y0=0, y1=1, layer="below",
+                   fillcolor="rgba(213,94,0,0.07)", line=dict(width=0))]
+    annotations = [dict(text=OVERFLOW_TITLE, xref="paper", x=1, xanchor="right", yref="paper", y=1,
+                        yanchor="bottom", showarrow=False, font=dict(size=14, color="#8a2b00"))]
+    return [0, top_of_main], strip, shapes, annotations
 
 
 def line_trace(x, y, name, color, group, width=LINE_WIDTH, dash="solid", markers=False, showlegend=True,
@@ -201,7 +247,8 @@ def heat_range(arrays):
 def coloraxis(lo, hi, title) -> dict:
     """The shared colour scale of a set of heatmaps."""
     return dict(colorscale=HEAT_SCALE, cmin=lo, cmax=hi,
-                colorbar=dict(title=dict(text=title, side="right"), thickness=18, len=1.0, y=0.5, yanchor="middle"))
+                colorbar=dict(title=dict(text=title, side="right"), thickness=18, len=1.0, y=0.5, yanchor="middle",
+                              ticklabeloverflow=TICK_OVERFLOW))
 
 
 def panel_title(text, color, x, y, xanchor="left") -> dict:

@@ -51,11 +51,51 @@ def test_nonfinite_and_zero_values_become_hoverable_markers():
     assert len(y) == 5 and np.isnan(y[[0, 1, 3]]).all() and y[2] == 1e-3
     top = next(t for t in special if t["name"].endswith("inf/NaN"))
     assert list(decode(top["x"])) == [0, 1] and top["customdata"] == ["NaN", "inf"]
+    assert top["yaxis"] == "y2" and top["y"] == ["RNN", "RNN"]  # in the overflow strip, not on the log axis
+    assert "%{customdata}" in top["hovertemplate"]
     lo, hi = fig["layout"]["yaxis"]["range"]
-    assert np.all(np.log10(decode(top["y"])) <= hi) and np.all(np.log10(decode(top["y"])) > 0)
     bottom = next(t for t in special if t["name"].endswith("zero"))
     assert list(decode(bottom["x"])) == [3] and np.log10(decode(bottom["y"])[0]) >= lo
     go.Figure(fig)
+
+
+def test_exploded_steps_are_marked_in_a_labelled_strip_above_the_log_axis():
+    T = 8
+    rnn = np.logspace(-3, 0, T)
+    rnn[:3] = [np.nan, np.inf, np.inf]
+    lstm = np.vstack([np.logspace(-2, 0, T), np.logspace(-1, 0, T)])  # 2 layers
+    lstm[0, 5] = np.nan  # the lower layer only
+    gru = np.logspace(-1, 0, T)  # finite: no row in the strip
+    fig = figures.grad_norm_figure([flow("rnn", "RNN", rnn), flow("lstm", "LSTM", lstm), flow("gru", "GRU", gru)])
+    go.Figure(fig)
+    layout = fig["layout"]
+    main_axis, strip = layout["yaxis"], layout["yaxis2"]
+    assert main_axis["type"] == "log" and strip["type"] == "category"  # still one log axis
+    assert strip["domain"][0] > main_axis["domain"][1]  # the strip lies above the plot area
+    assert strip["tickvals"] == ["RNN", "LSTM"] and strip["categoryarray"] == ["LSTM", "RNN"]  # RNN on top
+    assert any("overflow" in a["text"] and "inf" in a["text"] and "NaN" in a["text"] for a in layout["annotations"])
+    marks = [t for t in fig["data"] if t.get("meta") == "overflow"]
+    assert {t["name"] for t in marks} == {"RNN: inf/NaN", "LSTM · layer 1: inf/NaN"}
+    for t in fig["data"]:
+        if t.get("yaxis", "y") == "y":  # nothing on the log axis is placed at a value for inf/NaN
+            assert np.all(np.isfinite(decode(t["y"])) | np.isnan(decode(t["y"])))
+            assert "inf/NaN" not in t["name"]
+    rnn_marks = next(t for t in marks if t["name"] == "RNN: inf/NaN")
+    assert list(decode(rnn_marks["x"])) == [0, 1, 2] and rnn_marks["customdata"] == ["NaN", "inf", "inf"]
+    assert rnn_marks["y"] == ["RNN"] * 3 and rnn_marks["yaxis"] == "y2" and rnn_marks["xaxis"] == "x"
+    assert rnn_marks["marker"]["symbol"][0] != rnn_marks["marker"]["symbol"][1]  # NaN and inf look different
+    main = next(t for t in fig["data"] if t["name"] == "RNN")
+    y = decode(main["y"])
+    assert np.isnan(y[:3]).all() and np.isfinite(y[3:]).all()  # a gap in the curve, no value drawn
+    lo, hi = main_axis["range"]
+    assert hi == pytest.approx(0.3)  # the log axis covers the finite values only (max 1 + padding)
+    lstm_marks = next(t for t in marks if t["name"].startswith("LSTM"))
+    assert list(decode(lstm_marks["x"])) == [5] and lstm_marks["y"] == ["LSTM"]
+
+
+def test_no_overflow_strip_without_nonfinite_values():
+    fig = figures.grad_norm_figure([flow("rnn", "RNN", [1e-3, 0.0, 1.0])])
+    assert "yaxis2" not in fig["layout"] and not any(t.get("meta") == "overflow" for t in fig["data"])
 
 
 def test_lower_layers_are_dotted_and_named_by_layer():
@@ -104,7 +144,38 @@ def test_heatmaps_share_one_colour_scale():
     ca = fig["layout"]["coloraxis"]
     assert ca["cmin"] == pytest.approx(-8) and ca["cmax"] == pytest.approx(-2)
     assert decode(fig["data"][0]["z"]).shape == (4, 5)  # units x time
-    assert fig["layout"]["yaxis2"]["domain"][1] < fig["layout"]["yaxis"]["domain"][0]
+    rnn, gru = (decode(t["y"]) for t in fig["data"])
+    assert gru.max() < rnn.min()  # the second architecture's map is drawn below the first
+
+
+def test_heatmap_bands_share_one_pair_of_axes_and_hover_exact_values():
+    rng = np.random.default_rng(0)
+    items = []
+    for a, H in (("rnn", 4), ("lstm", 3), ("gru", 4)):
+        v = 10.0 ** rng.uniform(-300, 0, (6, H))
+        v[2, 1] = np.inf
+        items.append({"arch": a, "name": a.upper(), "log10": np.where(np.isfinite(v), np.log10(v), np.nan),
+                      "values": v, "t": np.arange(6), "bin": 1})
+    fig = figures.heatmap_figure(items)
+    go.Figure(fig)
+    assert not any(k.startswith(("xaxis2", "yaxis2")) for k in fig["layout"])
+    assert all(t.get("xaxis", "x") == "x" and t.get("yaxis", "y") == "y" for t in fig["data"])
+    bands = []
+    for t, it in zip(fig["data"], items):
+        H = it["values"].shape[1]
+        cd = decode(t["customdata"])  # (units, steps, [unit, value])
+        np.testing.assert_array_equal(cd[..., 1], it["values"].T)  # exact float64, inf kept
+        np.testing.assert_array_equal(cd[..., 0], np.arange(1, H + 1)[:, None] * np.ones((1, 6)))
+        assert t["name"] in t["hovertemplate"] and "unit %{customdata[0]}" in t["hovertemplate"]
+        assert "t=%{x}" in t["hovertemplate"] and "%{customdata[1]:.6g}" in t["hovertemplate"]
+        y = decode(t["y"])
+        assert len(y) == H and np.all(np.diff(y) == 1)
+        bands.append((y.min(), y.max()))
+    assert bands[0][0] > bands[1][1] + 1 and bands[1][0] > bands[2][1] + 1  # top to bottom, empty rows between
+    names = [a["text"] for a in fig["layout"]["annotations"]]
+    assert [n.replace("<b>", "").replace("</b>", "") for n in names] == ["RNN", "LSTM", "GRU"]
+    yaxis = fig["layout"]["yaxis"]
+    assert yaxis["ticktext"].count("1") == 3 and len(yaxis["tickvals"]) == len(yaxis["ticktext"])
 
 
 def test_connectivity_small_multiples():
