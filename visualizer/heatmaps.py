@@ -19,14 +19,55 @@ def unit_ticks(H: int) -> list[int]:
     return [1] + [u for u in range(step, H + 1, step) if u > 1]
 
 
+VIRIDIS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b",
+           "#fde725"]
+ZERO_COLOR, OVERFLOW_COLOR = "#c8c8c8", "#ff0000"  # exact zeros; inf/NaN: colours Viridis never uses
+
+
+def _colour_slots(items, title):
+    """(z per item, coloraxis): log10 of the values on one shared colour scale; exact zeros and
+    inf/NaN get a colour slot of their own below/above it (labelled "0" and "inf/NaN" on the
+    colour bar), so every cell of a map has a colour and a hover."""
+    lo, hi = heat_range([it["log10"] for it in items])
+    zero = any(np.any(it["values"] == 0) for it in items)
+    over = any(np.any(~np.isfinite(it["values"])) for it in items)
+    slot = 0.05 * (hi - lo)
+    cmin, cmax = lo - slot * zero, hi + slot * over
+    zs = []
+    for it in items:
+        z = np.array(it["log10"], dtype=float)
+        z[it["values"] == 0] = cmin
+        z[~np.isfinite(it["values"])] = cmax
+        zs.append(z)
+    ca = coloraxis(cmin, cmax, title)
+    if zero or over:
+        a, b = (lo - cmin) / (cmax - cmin), (hi - cmin) / (cmax - cmin)
+        scale = [[a + (b - a) * i / (len(VIRIDIS) - 1), c] for i, c in enumerate(VIRIDIS)]
+        if zero:
+            scale = [[0, ZERO_COLOR], [a, ZERO_COLOR], [a, VIRIDIS[0]]] + scale[1:]
+        if over:
+            scale = scale[:-1] + [[b, VIRIDIS[-1]], [b, OVERFLOW_COLOR], [1, OVERFLOW_COLOR]]
+        step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500) if (hi - lo) / s <= 7)
+        vals = [float(v) + 0.0 for v in np.arange(np.ceil(lo / step) * step, hi + 1e-9, step)]  # no -0
+        text = [f"{v:g}".replace("-", "−") for v in vals]
+        if zero:
+            vals, text = [cmin + slot / 2] + vals, ["0"] + text
+        if over:
+            vals, text = vals + [cmax - slot / 2], text + ["inf/NaN"]
+        ca.update(colorscale=scale)
+        ca["colorbar"].update(tickmode="array", tickvals=vals, ticktext=text)
+    return zs, ca
+
+
 def heatmap_figure(items, height=None) -> dict:
     """View 3: |dL/dh_t| per hidden unit, time on x, one band of rows per architecture, one
     colour scale.
 
-    The bands share ONE pair of axes (first architecture at the top, unit 1 at the bottom of its
-    band, empty rows between bands): plotly.js redraws one pair of axes instead of one per
-    architecture on every update. The hover names the architecture, the step, the unit and the
-    exact value.
+    The bands are ONE heatmap on one pair of axes (first architecture at the top, unit 1 at the
+    bottom of its band, empty rows between bands): plotly.js redraws one trace and one pair of
+    axes on every update instead of one per architecture. The hover names the architecture, the
+    unit, the step and the exact value. Exact zeros and inf/NaN have colours of their own.
+    (Architectures binned differently over time get one heatmap each on the same axes.)
 
     Parameters
     ----------
@@ -36,37 +77,56 @@ def heatmap_figure(items, height=None) -> dict:
     """
     if not items:
         return message_figure("Pick at least one architecture.", height or 440)
-    n = len(items)
-    lo, hi = heat_range([it["log10"] for it in items])
+    zs, ca = _colour_slots(items, "log<sub>10</sub> |∂L/∂h|")
     gap = max(3, round(0.2 * max(it["log10"].shape[1] for it in items)))  # empty rows between bands
-    data, tickvals, ticktext, annotations = [], [], [], []
-    base = 0  # y of unit 1 of the band being placed, bottom band first
-    for it in reversed(items):
-        H = it["log10"].shape[1]
-        units = np.arange(1, H + 1, dtype=float)
-        values = it["values"].T  # (H, T')
+    one = all(np.array_equal(it["t"], items[0]["t"]) for it in items)
+    data, z, cd, rows, tickvals, ticktext, annotations = [], [], [], [], [], [], []
+    for j, (it, zi) in enumerate(zip(reversed(items), reversed(zs))):  # bottom band first
+        H, T = it["log10"].shape[1], it["log10"].shape[0]
+        names = [f"{it['name']} · unit {u}" for u in range(1, H + 1)]
+        tickvals += [len(rows) + u - 1 for u in unit_ticks(H)]
+        ticktext += [str(u) for u in unit_ticks(H)]
         binned = f" · each column: max over {it['bin']} steps" if it["bin"] > 1 else ""
-        data.append(dict(
-            type="heatmap", x=arr(it["t"]), y=arr(base + units - 1), z=arr(it["log10"].T, "f4"),
-            customdata=arr(np.stack([np.broadcast_to(units[:, None], values.shape), values], axis=-1)),
-            coloraxis="coloraxis", name=it["name"],
-            hovertemplate=f"{it['name']}  t=%{{x}}, unit %{{customdata[0]}}: %{{customdata[1]:.6g}}<extra></extra>"))
-        ticks = unit_ticks(H)
-        tickvals += [base + u - 1 for u in ticks]
-        ticktext += [str(u) for u in ticks]
         annotations.append(dict(text=f"<b>{it['name']}{binned}</b>", x=0, xref="paper", xanchor="left",
-                                y=base + H - 0.5, yref="y", yanchor="bottom", showarrow=False,
+                                y=len(rows) + H - 0.5, yref="y", yanchor="bottom", showarrow=False,
                                 font=dict(size=17, color=COLORS[it["arch"]])))
-        base += H + gap
-    data.reverse()
+        if one:
+            z.append(zi.T)
+            cd.append(it["values"].T)
+        else:
+            data.append(_band(it, zi, len(rows)))
+        rows += names
+        if j < len(items) - 1:
+            rows += [f"gap {j}.{g}" for g in range(gap)]  # category names never shown (no tick, no hover)
+            if one:
+                z.append(np.full((gap, T), np.nan))
+                cd.append(np.full((gap, T), np.nan))
+    if one:
+        data = [dict(type="heatmap", x=arr(items[0]["t"]), y=rows, z=arr(np.vstack(z), "f4"),
+                     customdata=arr(np.vstack(cd)), coloraxis="coloraxis", name="|∂L/∂h|", hoverongaps=False,
+                     hovertemplate="%{y}, t=%{x}: %{customdata:.6g}<extra></extra>")]
+        yaxis = axis("unit", type="category", tickmode="array", tickvals=[rows[v] for v in tickvals],
+                     ticktext=ticktext, showgrid=False)
+    else:
+        data.reverse()
+        yaxis = axis("unit", tickmode="array", tickvals=tickvals, ticktext=ticktext, showgrid=False,
+                     range=[-0.5, len(rows) - 0.5])
     annotations.reverse()
-    layout = base_layout(height=height or max(320, 80 + 200 * n), hovermode="closest",
-                         margin=dict(l=95, r=30, t=40, b=70),
-                         coloraxis=coloraxis(lo, hi, "log<sub>10</sub> |∂L/∂h|"), annotations=annotations,
-                         xaxis=axis("time step t"),
-                         yaxis=axis("unit", tickmode="array", tickvals=tickvals, ticktext=ticktext,
-                                    range=[-0.5, base - gap - 0.5], showgrid=False))
+    layout = base_layout(height=height or max(320, 80 + 200 * len(items)), hovermode="closest",
+                         margin=dict(l=95, r=30, t=40, b=70), coloraxis=ca, annotations=annotations,
+                         xaxis=axis("time step t"), yaxis=yaxis)
     return {"data": data, "layout": layout}
+
+
+def _band(it, z, base) -> dict:
+    """One architecture's heatmap with its unit 1 at y = ``base`` (numeric rows)."""
+    H = z.shape[1]
+    units = np.arange(1, H + 1, dtype=float)
+    values = it["values"].T  # (H, T')
+    return dict(type="heatmap", x=arr(it["t"]), y=arr(base + units - 1), z=arr(z.T, "f4"),
+                customdata=arr(np.stack([np.broadcast_to(units[:, None], values.shape), values], axis=-1)),
+                coloraxis="coloraxis", name=it["name"], hoverongaps=False,
+                hovertemplate=f"{it['name']} · unit %{{customdata[0]}}, t=%{{x}}: %{{customdata[1]:.6g}}<extra></extra>")
 
 
 def connectivity_figure(items, height=None) -> dict:

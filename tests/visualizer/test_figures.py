@@ -53,7 +53,7 @@ def test_nonfinite_and_zero_values_become_hoverable_markers():
     assert list(decode(top["x"])) == [0, 1] and top["customdata"] == ["NaN", "inf"]
     assert top["yaxis"] == "y2" and top["y"] == ["RNN", "RNN"]  # in the overflow strip, not on the log axis
     assert "%{customdata}" in top["hovertemplate"]
-    lo, hi = fig["layout"]["yaxis"]["range"]
+    lo = fig["layout"]["yaxis"]["range"][0]
     bottom = next(t for t in special if t["name"].endswith("zero"))
     assert list(decode(bottom["x"])) == [3] and np.log10(decode(bottom["y"])[0]) >= lo
     go.Figure(fig)
@@ -87,8 +87,7 @@ def test_exploded_steps_are_marked_in_a_labelled_strip_above_the_log_axis():
     main = next(t for t in fig["data"] if t["name"] == "RNN")
     y = decode(main["y"])
     assert np.isnan(y[:3]).all() and np.isfinite(y[3:]).all()  # a gap in the curve, no value drawn
-    lo, hi = main_axis["range"]
-    assert hi == pytest.approx(0.3)  # the log axis covers the finite values only (max 1 + padding)
+    assert main_axis["range"][1] == pytest.approx(0.3)  # the log axis covers the finite values only (max 1 + padding)
     lstm_marks = next(t for t in marks if t["name"].startswith("LSTM"))
     assert list(decode(lstm_marks["x"])) == [5] and lstm_marks["y"] == ["LSTM"]
 
@@ -140,42 +139,94 @@ def test_heatmaps_share_one_colour_scale():
               "t": np.arange(5), "bin": 1} for a, v in (("rnn", 1e-8), ("gru", 1e-2))]
     fig = figures.heatmap_figure(items)
     go.Figure(fig)
-    assert [t["coloraxis"] for t in fig["data"]] == ["coloraxis", "coloraxis"]
+    assert [t["coloraxis"] for t in fig["data"]] == ["coloraxis"]  # one map holds both architectures
     ca = fig["layout"]["coloraxis"]
     assert ca["cmin"] == pytest.approx(-8) and ca["cmax"] == pytest.approx(-2)
-    assert decode(fig["data"][0]["z"]).shape == (4, 5)  # units x time
-    rnn, gru = (decode(t["y"]) for t in fig["data"])
-    assert gru.max() < rnn.min()  # the second architecture's map is drawn below the first
+    z = decode(fig["data"][0]["z"])
+    assert z.shape[1] == 5 and z.shape[0] > 8  # units (and the empty rows between bands) x time
+    np.testing.assert_allclose(z[:4], -2, rtol=1e-6)  # the second architecture's band is below the first
+    np.testing.assert_allclose(z[-4:], -8, rtol=1e-6)
 
 
-def test_heatmap_bands_share_one_pair_of_axes_and_hover_exact_values():
-    rng = np.random.default_rng(0)
+def _heat_items(shapes, T=6, seed=0):
+    rng = np.random.default_rng(seed)
     items = []
-    for a, H in (("rnn", 4), ("lstm", 3), ("gru", 4)):
-        v = 10.0 ** rng.uniform(-300, 0, (6, H))
-        v[2, 1] = np.inf
-        items.append({"arch": a, "name": a.upper(), "log10": np.where(np.isfinite(v), np.log10(v), np.nan),
-                      "values": v, "t": np.arange(6), "bin": 1})
+    for a, H in shapes:
+        v = 10.0 ** rng.uniform(-300, 0, (T, H))
+        items.append({"arch": a, "name": a.upper(), "values": v, "t": np.arange(T), "bin": 1})
+    return items
+
+
+def _with_log10(items):
+    for it in items:
+        v = it["values"]
+        it["log10"] = np.where(np.isfinite(v) & (v > 0), np.log10(np.where(v > 0, v, 1.0)), np.nan)
+    return items
+
+
+def test_heatmap_bands_are_one_trace_on_one_pair_of_axes_with_exact_hover():
+    items = _with_log10(_heat_items([("rnn", 4), ("lstm", 3), ("gru", 4)]))
     fig = figures.heatmap_figure(items)
     go.Figure(fig)
-    assert not any(k.startswith(("xaxis2", "yaxis2")) for k in fig["layout"])
-    assert all(t.get("xaxis", "x") == "x" and t.get("yaxis", "y") == "y" for t in fig["data"])
-    bands = []
-    for t, it in zip(fig["data"], items):
+    assert len(fig["data"]) == 1 and not any(k.startswith(("xaxis2", "yaxis2")) for k in fig["layout"])
+    trace = fig["data"][0]
+    rows, cd, z = trace["y"], decode(trace["customdata"]), decode(trace["z"])
+    assert cd.shape == z.shape == (len(rows), 6)
+    for it in items:  # each architecture's rows: named, exact float64 values, unit 1 at the bottom
         H = it["values"].shape[1]
-        cd = decode(t["customdata"])  # (units, steps, [unit, value])
-        np.testing.assert_array_equal(cd[..., 1], it["values"].T)  # exact float64, inf kept
-        np.testing.assert_array_equal(cd[..., 0], np.arange(1, H + 1)[:, None] * np.ones((1, 6)))
-        assert t["name"] in t["hovertemplate"] and "unit %{customdata[0]}" in t["hovertemplate"]
-        assert "t=%{x}" in t["hovertemplate"] and "%{customdata[1]:.6g}" in t["hovertemplate"]
-        y = decode(t["y"])
-        assert len(y) == H and np.all(np.diff(y) == 1)
-        bands.append((y.min(), y.max()))
-    assert bands[0][0] > bands[1][1] + 1 and bands[1][0] > bands[2][1] + 1  # top to bottom, empty rows between
-    names = [a["text"] for a in fig["layout"]["annotations"]]
-    assert [n.replace("<b>", "").replace("</b>", "") for n in names] == ["RNN", "LSTM", "GRU"]
-    yaxis = fig["layout"]["yaxis"]
-    assert yaxis["ticktext"].count("1") == 3 and len(yaxis["tickvals"]) == len(yaxis["ticktext"])
+        first = rows.index(f"{it['name']} · unit 1")
+        assert rows[first:first + H] == [f"{it['name']} · unit {u}" for u in range(1, H + 1)]
+        np.testing.assert_array_equal(cd[first:first + H], it["values"].T)
+    assert rows.index("RNN · unit 1") > rows.index("LSTM · unit 3") > rows.index("GRU · unit 4")  # top to bottom
+    gaps = [i for i, r in enumerate(rows) if "unit" not in r]
+    assert gaps and np.isnan(z[gaps]).all() and trace["hoverongaps"] is False  # empty rows have no hover
+    assert not np.isnan(np.delete(z, gaps, axis=0)).any()  # every unit's cell has a colour and a hover
+    assert trace["hovertemplate"].startswith("%{y}, t=%{x}: %{customdata:.6g}")
+    names = [a["text"].replace("<b>", "").replace("</b>", "") for a in fig["layout"]["annotations"]]
+    assert names == ["RNN", "LSTM", "GRU"]
+    y = fig["layout"]["yaxis"]
+    assert y["type"] == "category" and y["ticktext"].count("1") == 3 and len(y["tickvals"]) == len(y["ticktext"])
+    assert all(v in rows for v in y["tickvals"])
+
+
+def test_heatmap_zero_and_nonfinite_cells_get_labelled_colours_of_their_own():
+    items = _heat_items([("rnn", 3), ("gru", 3)])
+    items[0]["values"][1, 2] = np.inf
+    items[0]["values"][2, 2] = np.nan
+    items[1]["values"][0, 0] = 0.0
+    fig = figures.heatmap_figure(_with_log10(items))
+    go.Figure(fig)
+    ca = fig["layout"]["coloraxis"]
+    z, rows = decode(fig["data"][0]["z"]), fig["data"][0]["y"]
+    cd = decode(fig["data"][0]["customdata"])
+    r = rows.index("RNN · unit 3")
+    assert z[r, 1] == pytest.approx(ca["cmax"]) and z[r, 2] == pytest.approx(ca["cmax"])
+    assert np.isinf(cd[r, 1]) and np.isnan(cd[r, 2])  # the hover shows inf / nan
+    g = rows.index("GRU · unit 1")
+    assert z[g, 0] == pytest.approx(ca["cmin"]) and cd[g, 0] == 0
+    finite = [np.log10(it["values"][np.isfinite(it["values"]) & (it["values"] > 0)]) for it in items]
+    lo, hi = min(f.min() for f in finite), max(f.max() for f in finite)
+    assert ca["cmin"] < lo - 1 and ca["cmax"] > hi + 1  # the slots lie outside the finite values' range
+    bar = ca["colorbar"]
+    assert bar["ticktext"][0] == "0" and bar["ticktext"][-1] == "inf/NaN"
+    assert ca["cmin"] < bar["tickvals"][0] < lo and hi < bar["tickvals"][-1] < ca["cmax"]
+    colours = [c for _, c in ca["colorscale"]]
+    assert colours[0] == colours[1] != colours[2] and colours[-1] == colours[-2] != colours[-3]
+
+
+def test_heatmap_bands_binned_differently_share_one_pair_of_axes():
+    items = _with_log10(_heat_items([("rnn", 4), ("lstm", 2)]))
+    items[1]["values"] = items[1]["values"][::2]
+    items[1]["t"], items[1]["bin"] = np.arange(0, 6, 2), 2
+    fig = figures.heatmap_figure(_with_log10(items))
+    go.Figure(fig)
+    assert len(fig["data"]) == 2 and all("xaxis" not in t and "yaxis" not in t for t in fig["data"])
+    rnn, lstm = fig["data"]
+    assert decode(lstm["y"]).max() < decode(rnn["y"]).min() - 1
+    cd = decode(lstm["customdata"])
+    np.testing.assert_array_equal(cd[..., 1], items[1]["values"].T)
+    np.testing.assert_array_equal(cd[:, 0, 0], [1, 2])
+    assert "unit %{customdata[0]}" in lstm["hovertemplate"] and "max over 2 steps" in fig["layout"]["annotations"][1]["text"]
 
 
 def test_connectivity_small_multiples():
