@@ -23,6 +23,9 @@ from .plotstyle import (BAND_ALPHA, COLORS, FONT, GRID, HEAT_SCALE, LINE_WIDTH, 
 
 
 # ----------------------------------------------------------------------------- view 1
+VIEW1_MARGIN = dict(l=112, r=30, t=50, b=64)
+
+
 def grad_norm_figure(flows, truncate=None, height=460) -> dict:
     """View 1: ||dL/dh_t|| against t, one trace per architecture on one shared absolute log axis.
 
@@ -58,9 +61,10 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
                 data.extend(overflow_points(x, y, name, color, f.arch, row=f.name))
     shapes = truncation_shapes(truncate, flows[0].hidden_grad_norms.shape[1])
     last = max(f.hidden_grad_norms.shape[1] for f in flows) - 1
-    layout = base_layout(height=height, hovermode="x unified",
-                         xaxis=axis("time step t", hoverformat="d", range=[0, max(last, 1)]),
-                         yaxis=log_axis("‖∂L/∂h<sub>t</sub>‖", yrange), shapes=shapes)
+    # Fixed margins that fit every label (down to 10^-3xx): no label measured per redraw.
+    layout = base_layout(height=height, hovermode="x unified", margin=VIEW1_MARGIN,
+                         xaxis=axis("time step t", None, False, hoverformat="d", range=[0, max(last, 1)]),
+                         yaxis=log_axis("‖∂L/∂h<sub>t</sub>‖", yrange, None, False), shapes=shapes)
     if overflow:
         domain, strip, strip_shapes, notes = overflow_strip([f.name for f in overflow],
                                                             [COLORS[f.arch] for f in overflow])

@@ -77,7 +77,7 @@ def heatmap_figure(items, height=None) -> dict:
     """
     if not items:
         return message_figure("Pick at least one architecture.", height or 440)
-    zs, ca = _colour_slots(items, "log<sub>10</sub> |∂L/∂h|")
+    zs, ca = _colour_slots(items, "log₁₀ |∂L/∂h|")
     gap = max(3, round(0.2 * max(it["log10"].shape[1] for it in items)))  # empty rows between bands
     one = all(np.array_equal(it["t"], items[0]["t"]) for it in items)
     data, z, cd, rows, tickvals, ticktext, annotations = [], [], [], [], [], [], []
@@ -105,16 +105,16 @@ def heatmap_figure(items, height=None) -> dict:
         data = [dict(type="heatmap", x=arr(items[0]["t"]), y=rows, z=arr(np.vstack(z), "f4"),
                      customdata=arr(np.vstack(cd)), coloraxis="coloraxis", name="|∂L/∂h|", hoverongaps=False,
                      hovertemplate="%{y}, t=%{x}: %{customdata:.6g}<extra></extra>")]
-        yaxis = axis("unit", type="category", tickmode="array", tickvals=[rows[v] for v in tickvals],
+        yaxis = axis("unit", None, False, type="category", tickmode="array", tickvals=[rows[v] for v in tickvals],
                      ticktext=ticktext, showgrid=False)
     else:
         data.reverse()
-        yaxis = axis("unit", tickmode="array", tickvals=tickvals, ticktext=ticktext, showgrid=False,
+        yaxis = axis("unit", None, False, tickmode="array", tickvals=tickvals, ticktext=ticktext, showgrid=False,
                      range=[-0.5, len(rows) - 0.5])
     annotations.reverse()
     layout = base_layout(height=height or max(320, 80 + 200 * len(items)), hovermode="closest",
                          margin=dict(l=95, r=30, t=40, b=70), coloraxis=ca, annotations=annotations,
-                         xaxis=axis("time step t"), yaxis=yaxis)
+                         xaxis=axis("time step t", None, False), yaxis=yaxis)  # fixed margins fit the labels
     return {"data": data, "layout": layout}
 
 

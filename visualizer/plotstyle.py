@@ -68,10 +68,17 @@ def base_layout(height=440, **overrides) -> dict:
 TICK_OVERFLOW = "allow"
 
 
-def axis(title, **kw) -> dict:
-    """A linear axis with a title and light grid."""
-    return dict(title=dict(text=title, standoff=12), gridcolor=GRID, zeroline=False, linecolor="#888", showline=True,
-                automargin=True, ticklabeloverflow=TICK_OVERFLOW, **kw)
+def axis(title, standoff=12, automargin=True, **kw) -> dict:
+    """A linear axis with a title and light grid. ``standoff=None`` places the title at plotly's
+    default distance and ``automargin=False`` keeps the figure's margins: plotly.js then need not
+    measure every tick label on each redraw (the figure's margins must fit the labels)."""
+    return dict(title=_title(title, standoff), gridcolor=GRID, zeroline=False, linecolor="#888", showline=True,
+                automargin=automargin, ticklabeloverflow=TICK_OVERFLOW, **kw)
+
+
+def _title(text, standoff) -> dict:
+    """An axis title, ``standoff`` pixels from the tick labels (None: plotly's default place)."""
+    return dict(text=text) if standoff is None else dict(text=text, standoff=standoff)
 
 
 def decade_step(span: float, max_labels: int = 9) -> int:
@@ -83,10 +90,11 @@ def decade_step(span: float, max_labels: int = 9) -> int:
     return 100
 
 
-def log_axis(title, yrange, **kw) -> dict:
-    """A log axis with a fixed absolute range and power-of-ten tick labels."""
-    axis = dict(type="log", title=dict(text=title, standoff=12), exponentformat="power", showexponent="all",
-                gridcolor=GRID, zeroline=False, linecolor="#888", showline=True, automargin=True,
+def log_axis(title, yrange, standoff=12, automargin=True, **kw) -> dict:
+    """A log axis with a fixed absolute range and power-of-ten tick labels (``standoff`` and
+    ``automargin`` as in :func:`axis`)."""
+    axis = dict(type="log", title=_title(title, standoff), exponentformat="power", showexponent="all",
+                gridcolor=GRID, zeroline=False, linecolor="#888", showline=True, automargin=automargin,
                 ticklabeloverflow=TICK_OVERFLOW, **kw)
     if yrange is not None:
         axis["range"] = list(yrange)
@@ -197,8 +205,8 @@ def overflow_strip(rows, colors) -> tuple[dict, dict, list, list]:
                  categoryarray=list(reversed(rows)), range=[-0.7, len(rows) - 0.3], fixedrange=True,
                  tickmode="array", tickvals=list(rows),
                  ticktext=[f"<span style='color:{c}'>{r}</span>" for r, c in zip(rows, colors)],
-                 showgrid=False, zeroline=False, showline=False, ticks="", tickfont=dict(size=14), ticklabelstandoff=8,
-                 automargin=True, ticklabeloverflow=TICK_OVERFLOW)
+                 showgrid=False, zeroline=False, showline=False, ticks="", tickfont=dict(size=14), ticklabelstandoff=14,
+                 automargin=False, ticklabeloverflow=TICK_OVERFLOW)
     shapes = [dict(type="rect", xref="x domain", x0=0, x1=1, yref="y2 domain", y0=0, y1=1, layer="below",
                    fillcolor="rgba(213,94,0,0.07)", line=dict(width=0))]
     annotations = [dict(text=OVERFLOW_TITLE, xref="paper", x=1, xanchor="right", yref="paper", y=1,
