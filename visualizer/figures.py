@@ -74,6 +74,23 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
 
 
 # ----------------------------------------------------------------------------- view 2
+def _add_overflow_strip(layout, items, data):
+    """Mark the inf/NaN steps of each item's ``median`` in an overflow strip above the plot (as
+    view 1 does), never at a value of the log axis. ``items`` need ``arch``, ``name``, ``median``."""
+    overflow = [it for it in items if not np.isfinite(it["median"]).all()]
+    if not overflow:
+        return layout
+    for it in overflow:
+        x = np.arange(len(it["median"]))
+        data.extend(overflow_points(x, it["median"], it["name"], COLORS[it["arch"]], it["arch"], row=it["name"]))
+    domain, strip, strip_shapes, notes = overflow_strip([it["name"] for it in overflow],
+                                                        [COLORS[it["arch"]] for it in overflow])
+    layout["yaxis"]["domain"] = domain
+    layout.update(yaxis2=strip, shapes=strip_shapes + layout.get("shapes", []),
+                  annotations=notes + layout.get("annotations", []), hoversubplots="axis")
+    return layout
+
+
 def jacobian_figure(items, height=480) -> dict:
     """View 2: ||ds_{T-1}/ds_t|| against the lag k = T-1-t, log scale.
 
@@ -94,7 +111,7 @@ def jacobian_figure(items, height=480) -> dict:
         if it.get("band"):
             data.extend(band_traces(k, it["min"], it["max"], color, group))
         data.append(line_trace(k, it["median"], name, color, group))
-        data.extend(special_points(k, it["median"], name, color, yrange, group))
+        data.extend(special_points(k, it["median"], name, color, yrange, group, nonfinite=False))
         if it.get("reference") is not None:
             ref_name = f"{name}: σ₁(W<sub>hh</sub>)<sup>k</sup> = {it['sigma']:.3g}<sup>k</sup>"
             data.append(line_trace(k, it["reference"], ref_name, color, group, width=2, dash="dash", meta="reference",
@@ -114,7 +131,7 @@ def jacobian_figure(items, height=480) -> dict:
         shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1,
                      line=dict(color=REFERENCE_COLOR, width=2, dash="dot"))],
         annotations=annotations)
-    return {"data": data, "layout": layout}
+    return {"data": data, "layout": _add_overflow_strip(layout, items, data)}
 
 
 # ----------------------------------------------------------------------------- view 4
@@ -195,10 +212,10 @@ def gates_figure(items, height=480) -> dict:
         if it.get("band"):
             data.extend(band_traces(t, it["min"], it["max"], color, group))
         data.append(line_trace(t, it["median"], name, color, group))
-        data.extend(special_points(t, it["median"], it["name"], color, yrange, group))
+        data.extend(special_points(t, it["median"], it["name"], color, yrange, group, nonfinite=False))
     layout = base_layout(height=height, hovermode="x unified",
                          xaxis=axis("time step t", hoverformat="d"),
                          yaxis=log_axis("product from step t to the end", yrange),
                          shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1,
                                       line=dict(color=REFERENCE_COLOR, width=1.5, dash="dot"))])
-    return {"data": data, "layout": layout}
+    return {"data": data, "layout": _add_overflow_strip(layout, items, data)}

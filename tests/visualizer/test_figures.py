@@ -267,3 +267,27 @@ def test_log_axis_labels_whole_decades_in_round_steps():
     assert [figures.decade_step(s) for s in (2, 9, 10, 30, 100, 320, 2000)] == [1, 1, 2, 5, 20, 50, 100]
     fig = figures.grad_norm_figure([flow("rnn", "RNN", [1e-300, 1.0])])
     assert fig["layout"]["yaxis"]["dtick"] == 50
+
+
+@pytest.mark.parametrize("view", ["jacobian", "gates"])
+def test_jacobian_and_gates_views_mark_overflow_in_the_strip_not_on_the_log_axis(view):
+    exploded = np.logspace(0, 3, 12)
+    exploded[8:] = [np.inf, np.inf, np.nan, np.nan]
+    items = [{"arch": "rnn-relu", "name": "RNN-relu", "label": "∏ ‖J‖", "band": True, "median": exploded,
+              "min": exploded, "max": exploded, "reference": None, "sigma": None, "verdict": None},
+             {"arch": "lstm", "name": "LSTM", "label": "∏ forget gate f", "band": False, **series(12),
+              "reference": None, "sigma": None, "verdict": None}]
+    fig = (figures.jacobian_figure if view == "jacobian" else figures.gates_figure)(items)
+    go.Figure(fig)
+    layout = fig["layout"]
+    assert layout["yaxis"]["type"] == "log" and layout["yaxis2"]["type"] == "category"
+    assert layout["yaxis2"]["domain"][0] > layout["yaxis"]["domain"][1] and layout["yaxis2"]["tickvals"] == ["RNN-relu"]
+    marks = [t for t in fig["data"] if t.get("meta") == "overflow"]
+    assert len(marks) == 1 and list(decode(marks[0]["x"])) == [8, 9, 10, 11]
+    assert marks[0]["customdata"] == ["inf", "inf", "NaN", "NaN"] and marks[0]["yaxis"] == "y2"
+    for t in fig["data"]:
+        if t.get("yaxis", "y") == "y":  # on the log axis: finite values or gaps only
+            assert np.all(np.isfinite(decode(t["y"])) | np.isnan(decode(t["y"])))
+    assert layout["shapes"][-1]["y0"] == 1  # the reference line at 1 is still there
+    finite = figures.gates_figure([items[1]])
+    assert "yaxis2" not in finite["layout"]
