@@ -378,7 +378,8 @@ def jacobian_norms(model: Model, x) -> np.ndarray:
         for l, (_, W_hh, cache) in enumerate(_layers(model, x, _params64(model))):
             steps = cache[7]
             J[l, T - 1] = 1.0
-            _product_norms(lambda t: _step_lin(cfg.arch, cfg.nonlinearity, steps[t], W_hh, True), T, B, n, J[l])
+            _product_norms(lambda t, steps=steps, W_hh=W_hh: _step_lin(cfg.arch, cfg.nonlinearity, steps[t], W_hh, True),
+                           T, B, n, J[l])
     return J
 
 
@@ -423,7 +424,7 @@ def _check_steps(steps, T, name="steps"):
         return list(range(T))
     try:
         idx = np.asarray(steps)
-    except Exception:  # noqa: BLE001 - anything unconvertible is a bad argument
+    except Exception:
         raise ValueError(f"{name} must be increasing integers in [0, {T}), got {steps!r}") from None
     if (idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= T
             or np.any(np.diff(idx) <= 0)):
