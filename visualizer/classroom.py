@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
@@ -23,7 +22,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 import core
 
 from . import compute, export, ids, presets, weights
-from .urlstate import SPEC, TRUE_WORDS, Params
+from .urlstate import SPEC, TRUE_WORDS, Params, query_pairs
 
 log = logging.getLogger(__name__)
 
@@ -255,11 +254,8 @@ function(contents, filename) {
 def display_flags(search) -> dict:
     """``{"present": bool, "hide": [names]}`` from a URL query (``present``, ``<name>_hide``)."""
     flags = {"present": False, "hide": []}
-    if not isinstance(search, str):
-        return flags
-    try:
-        pairs = parse_qsl(search.lstrip("?"), keep_blank_values=True, max_num_fields=100)
-    except ValueError:
+    pairs = query_pairs(search)
+    if pairs is None:
         return flags
     names = set(SPEC) | set(CARDS)
     for key, value in pairs:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
-from .urlstate import Params, to_query
+from .urlstate import Params, query_pairs, to_query
 
 
 @dataclass(frozen=True)
@@ -134,11 +134,8 @@ def expand_query(search) -> str:
     """``search`` with ``preset=<key>`` replaced by that preset's settings; keys given explicitly in
     the URL win (``?preset=irnn&seq_len=200``). Without a known preset the query is unchanged, so
     an unknown name is reported by the app's own URL validation."""
-    if not isinstance(search, str):
-        return search
-    try:
-        pairs = parse_qsl(search.lstrip("?"), keep_blank_values=True, max_num_fields=100)
-    except ValueError:
+    pairs = query_pairs(search)
+    if pairs is None:
         return search
     chosen = next((get(v.strip().lower()) for k, v in pairs if k.strip().lower() == "preset"), None)
     if chosen is None:

@@ -250,13 +250,23 @@ def _known_preset(name) -> bool:
     return get(str(name).strip().lower()) is not None
 
 
+def query_pairs(search) -> list[tuple[str, str]] | None:
+    """The (key, value) pairs of a URL query (``"?a=1&b=2"``, at most 100), or None when ``search``
+    is not a string or cannot be read."""
+    if not isinstance(search, str):
+        return None
+    try:
+        return parse_qsl(search.lstrip("?"), keep_blank_values=True, max_num_fields=100)
+    except ValueError:
+        return None
+
+
 def parse_query(search: str | None) -> tuple[Params, list[str]]:
     """Params and messages from a URL query string such as ``"?arch=rnn,gru&seq_len=50"``."""
     if not isinstance(search, str):
         return DEFAULTS, []
-    try:
-        pairs = parse_qsl(search.lstrip("?"), keep_blank_values=True, max_num_fields=100)
-    except ValueError:
+    pairs = query_pairs(search)
+    if pairs is None:
         return DEFAULTS, ["the URL query could not be read; using the defaults."]
     values, messages = {}, []
     for key, value in pairs:

@@ -8,21 +8,11 @@ import numpy as np
 import pytest
 
 import core
+from tests.visualizer.clock import Clock
 from visualizer import training
 from visualizer.urlstate import Params
 
 SMALL = Params(arch=("rnn", "lstm", "gru"), seq_len=12, hidden=6, batch=3)
-
-
-class Clock:
-    """A fake monotonic clock advancing by ``tick`` per call (no wall-clock dependence)."""
-
-    def __init__(self, tick):
-        self.t, self.tick = 0.0, tick
-
-    def __call__(self):
-        self.t += self.tick
-        return self.t
 
 
 @pytest.mark.parametrize("params", [

@@ -9,20 +9,12 @@ from dash import no_update
 from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
+from tests.visualizer.clock import Clock
 from visualizer import presets, training, training_ui
 from visualizer.training_figures import evolution_figure, flow_figure, progress_figure
 from visualizer.urlstate import Params
 
 SMALL = Params(arch=("rnn", "lstm", "gru"), seq_len=10, hidden=5, batch=2)
-
-
-class Clock:
-    def __init__(self, tick):
-        self.t, self.tick = 0.0, tick
-
-    def __call__(self):
-        self.t += self.tick
-        return self.t
 
 
 @pytest.fixture(scope="module")
