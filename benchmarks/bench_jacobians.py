@@ -57,7 +57,7 @@ def main():
     for _ in range(args.repeats):
         ours.append(timed(lambda: core.jacobian_norms(m, x)))
         ref.append(timed(lambda: running_products(A, T)))
-    ratio = statistics.median(o / r for o, r in zip(ours, ref))
+    ratio = statistics.median(o / r for o, r in zip(ours, ref, strict=False))
     print(f"jacobian_norms LSTM T={T} H={H} B=1: {statistics.median(ours) * 1e3:8.1f} ms")
     print(f"{T} products of {2 * H}x{2 * H}:       {statistics.median(ref) * 1e3:8.1f} ms")
     print(f"ratio: {ratio:.2f}x (target <= 4x)")
@@ -65,7 +65,7 @@ def main():
     for arch in ("rnn", "lstm", "gru"):
         m = core.build(arch, input_size=4, hidden_size=32, output_size=2, num_layers=2, seed=0)
         x = rng.standard_normal((100, 1, 4))
-        t = median_time(lambda: core.connectivity(m, x), args.repeats)
+        t = median_time(lambda m=m, x=x: core.connectivity(m, x), args.repeats)
         print(f"connectivity {arch.upper():4s} T=100 H=32 L=2 O=2: {t * 1e3:8.1f} ms")
 
     if not args.skip_big:

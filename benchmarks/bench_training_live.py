@@ -76,7 +76,8 @@ def browser(steps: int) -> dict:
     try:
         driver.get(f"http://127.0.0.1:{port}/")
         deadline = time.time() + 30
-        while not driver.execute_script(f"return !!document.querySelector('#{training_ui.FLOW_GRAPH} .js-plotly-plot')"):
+        plot_ready = f"return !!document.querySelector('#{training_ui.FLOW_GRAPH} .js-plotly-plot')"
+        while not driver.execute_script(plot_ready):
             if time.time() > deadline:
                 raise RuntimeError("the page did not load")
             time.sleep(0.1)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench_app_latency as B
+import bench_app_latency as B  # noqa: E402 - found through the sys.path entry above
 
 
 def serve(port, logpath):
@@ -94,7 +94,8 @@ def main():
     url = f"http://127.0.0.1:{port}/"
     for _ in range(200):
         try:
-            urllib.request.urlopen(url, timeout=1).close(); break
+            urllib.request.urlopen(url, timeout=1).close()
+            break
         except OSError:
             time.sleep(0.1)
     d = B.driver()
@@ -108,7 +109,8 @@ def main():
         time.sleep(1)
         css = os.environ.get("CSS")
         if css:
-            d.execute_script("const s = document.createElement('style'); s.textContent = arguments[0]; document.head.appendChild(s);", css)
+            d.execute_script("const s = document.createElement('style'); s.textContent = arguments[0]; "
+                             "document.head.appendChild(s);", css)
         summary = []
         for i in range(n):
             d.execute_script(HOOK_JS)
@@ -124,22 +126,28 @@ def main():
             re_ = sorted([e for e in ev if e['kind'] == 'react'], key=lambda e: e['t0'])
             if fe and re_:
                 f = fe[0]
-                summary.append(dict(pre=round(f['t0'] - start), srv=round(f['t1'] - f['t0']), post=round(re_[0]['t0'] - f['t1']),
-                                    r1=round(re_[0]['t1'] - re_[0]['t0']), r2=round(re_[-1]['t1'] - re_[-1]['t0']), total=round(total)))
+                summary.append(dict(pre=round(f['t0'] - start), srv=round(f['t1'] - f['t0']),
+                                    post=round(re_[0]['t0'] - f['t1']), r1=round(re_[0]['t1'] - re_[0]['t0']),
+                                    r2=round(re_[-1]['t1'] - re_[-1]['t0']), total=round(total)))
             for e in sorted(ev, key=lambda e: e['t0']):
                 if e['kind'] == 'fetch':
-                    print(f"  fetch {e['out'][:50]:52s} sent +{e['t0']-start:6.1f}  headers +{e['t1']-start:6.1f}  body +{e['t2']-start:6.1f}  {e['bytes']/1024:7.1f} KiB")
+                    print(f"  fetch {e['out'][:50]:52s} sent +{e['t0']-start:6.1f}  headers +{e['t1']-start:6.1f}  "
+                          f"body +{e['t2']-start:6.1f}  {e['bytes']/1024:7.1f} KiB")
                 else:
-                    print(f"  {e['kind']:5s} {e['out']:52s} call +{e['t0']-start:6.1f}  sync-ret +{e['t1']-start:6.1f}  done +{e['t2']-start:6.1f}")
+                    print(f"  {e['kind']:5s} {e['out']:52s} call +{e['t0']-start:6.1f}  "
+                          f"sync-ret +{e['t1']-start:6.1f}  done +{e['t2']-start:6.1f}")
             for r in srv:
                 print(f"  server {r['out'][:50]:52s} {r['ms']:6.1f} ms  {r['bytes'] and r['bytes']/1024:7.1f} KiB")
         print("SUMMARY")
         for x in summary:
-            if isinstance(x, dict): print("  ", x)
+            if isinstance(x, dict):
+                print("  ", x)
         ds = [x for x in summary if isinstance(x, dict)]
         print("MEDIANS", {k: statistics.median(x[k] for x in ds) for k in ds[0]})
     finally:
-        d.quit(); proc.terminate(); proc.wait(10)
+        d.quit()
+        proc.terminate()
+        proc.wait(10)
 
 
 if __name__ == "__main__":

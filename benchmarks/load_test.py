@@ -22,6 +22,7 @@ Loopback only; every loop is bounded by the duration; the servers it starts are 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -110,9 +111,9 @@ def student(base, seconds, seed, recorder, stop_at):
             cid, prop, value = control_changes(rng)
             try:
                 s.set(cid, prop, value)
-            except Exception as e:  # noqa: BLE001 - recorded by TimedHTTP (or here), the student goes on
+            except Exception as e:  # recorded by TimedHTTP (or here), the student goes on
                 recorder.add("student error", 0.0, False, f"{type(e).__name__}: {e}"[:200])
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         recorder.add("student error", 0.0, False, f"{type(e).__name__}: {e}"[:200])
     finally:
         http.session.close()
@@ -145,12 +146,12 @@ def trainer(base, seed, recorder, stop_at, outcomes):
             except TimeoutError:
                 outcomes.append(("still running at the end", time.monotonic() - t0))
                 break
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 outcomes.append((f"error {type(e).__name__}", time.monotonic() - t0))
             time.sleep(rng.uniform(3, 8))
     except StopIteration:
         outcomes.append(("no background callback in this app", 0.0))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         recorder.add("trainer error", 0.0, False, f"{type(e).__name__}: {e}"[:200])
     finally:
         http.session.close()
@@ -251,17 +252,15 @@ def stop_servers(procs):
             os.killpg(p.pid, signal.SIGTERM)
             p.wait(20)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def percentile(values, q):
     values = sorted(values)
     if not values:
         return float("nan")
-    k = min(len(values) - 1, max(0, int(round(q / 100 * (len(values) - 1)))))
+    k = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
     return values[k]
 
 
@@ -285,7 +284,7 @@ def report(recorder, outcomes, mem_start, mem_end, args, elapsed):
                     for o, t in sorted(slow.items(), key=lambda kv: -percentile(kv[1], 95))[:4]))
     print(f"{'request':<24}{'count':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     kinds = sorted({r[0] for r in rows})
-    for kind in kinds + ["ALL"]:
+    for kind in [*kinds, "ALL"]:
         lat = [r[1] * 1000 for r in rows if r[2] and r[1] > 0 and (kind == "ALL" or r[0] == kind)]
         if lat:
             print(f"{kind:<24}{len(lat):>7}{percentile(lat, 50):>9.0f}{percentile(lat, 95):>9.0f}"
@@ -340,8 +339,10 @@ def main(argv=None) -> int:
         threads = [threading.Thread(target=student, args=(base, args.duration, i, recorder, stop_at), daemon=True)
                    for i in range(args.users)]
         if args.training:
-            threads += [threading.Thread(target=trainer, args=(base, 10_000 + i, recorder, stop_at, outcomes), daemon=True)
-                        for i in range(args.users // 5)]
+            threads += [
+                threading.Thread(target=trainer, args=(base, 10_000 + i, recorder, stop_at, outcomes), daemon=True)
+                for i in range(args.users // 5)
+            ]
         for t in threads:
             t.start()
         samples = []  # gunicorn master + workers RSS every 10 s: caches fill, then it levels off

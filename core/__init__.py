@@ -1,21 +1,64 @@
 """bpttlab core: a pure NumPy engine for backpropagation through time in RNN, LSTM and GRU."""
 from .bptt import BPTTResult, bptt, layer_backward, layer_forward, loss_forward_backward
-from .jacobians import connectivity, gamma_bound, gate_products, jacobian_norms, step_jacobian_singular_values, weight_singular_values
+from .jacobians import (
+    connectivity,
+    gamma_bound,
+    gate_products,
+    jacobian_norms,
+    step_jacobian_singular_values,
+    weight_singular_values,
+)
 from .models import ARCHS, INITS, GRU, LSTM, RNN, Model, ModelConfig, build, param_shapes
 from .tasks import TASKS, Task, load_corpus, make_task
 from .optim import OPTIMIZERS, OptimizerState, adam_step, clip_grad_norm, global_norm, sgd_step
-from .train import Snapshot, StepResult, TrainConfig, TrainResult, build_model, hidden_size_for_params, train, train_iter, train_step
+from .train import (
+    Snapshot,
+    StepResult,
+    TrainConfig,
+    TrainResult,
+    build_model,
+    hidden_size_for_params,
+    train,
+    train_iter,
+    train_step,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ARCHS", "INITS", "GRU", "LSTM", "RNN", "BPTTResult", "Model", "ModelConfig",
-    "bptt", "build", "layer_backward", "layer_forward", "loss_forward_backward", "param_shapes",
+    "ARCHS",
+    "GRU",
+    "INITS",
+    "LSTM",
+    "RNN",
+    "BPTTResult",
+    "Model",
+    "ModelConfig",
     "__version__",
+    "bptt",
+    "build",
+    "layer_backward",
+    "layer_forward",
+    "loss_forward_backward",
+    "param_shapes",
 ]
 __all__ += ["connectivity", "gamma_bound", "gate_products", "jacobian_norms",
             "step_jacobian_singular_values", "weight_singular_values"]
 __all__ += ["TASKS", "Task", "load_corpus", "make_task"]
-__all__ += ["OPTIMIZERS", "OptimizerState", "Snapshot", "TrainConfig", "TrainResult", "adam_step", "build_model",
-            "clip_grad_norm", "global_norm", "hidden_size_for_params", "sgd_step", "train", "train_iter",
-            "train_step", "StepResult"]
+__all__ += [
+    "OPTIMIZERS",
+    "OptimizerState",
+    "Snapshot",
+    "StepResult",
+    "TrainConfig",
+    "TrainResult",
+    "adam_step",
+    "build_model",
+    "clip_grad_norm",
+    "global_norm",
+    "hidden_size_for_params",
+    "sgd_step",
+    "train",
+    "train_iter",
+    "train_step",
+]

@@ -79,7 +79,8 @@ def validate_inputs(model: Model, x, y, loss="mse", loss_on="all", truncate=None
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if loss_on not in LOSS_ON:
         raise ValueError(f"loss_on must be one of {LOSS_ON}, got {loss_on!r}")
-    if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, (int, np.integer)) or truncate <= 0):
+    if truncate is not None and (
+            isinstance(truncate, bool) or not isinstance(truncate, (int, np.integer)) or truncate <= 0):
         raise ValueError(f"truncate must be None or a positive integer, got {truncate!r}")
     x = np.asarray(x)
     if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
@@ -94,8 +95,9 @@ def validate_inputs(model: Model, x, y, loss="mse", loss_on="all", truncate=None
     if loss == "mse":
         if y.dtype.kind not in "fiu" or y.dtype == np.bool_:
             raise ValueError(f"y must hold real numbers for loss='mse', got dtype {y.dtype}")
-        if y.shape != lead + (cfg.output_size,):
-            raise ValueError(f"y must have shape {lead + (cfg.output_size,)} for loss='mse', loss_on={loss_on!r}, got {y.shape}")
+        if y.shape != (*lead, cfg.output_size):
+            raise ValueError(f"y must have shape {(*lead, cfg.output_size)} for loss='mse', loss_on={loss_on!r}, "
+                             f"got {y.shape}")
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or inf")
         y = y.astype(cfg.dtype, copy=False)
@@ -173,7 +175,7 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
 
 def _cache_bytes(cache):
     """Bytes of the arrays a layer cache holds for the backward pass (input excluded)."""
-    arch, x, W_ih, W_hh, hs, h_init, c_init, steps = cache[:8]
+    arch, _x, _W_ih, _W_hh, hs, _h_init, _c_init, steps = cache[:8]
     total = hs.nbytes
     for st in steps:
         if arch == "rnn":
@@ -249,7 +251,7 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t
     (see :func:`_whh_norms`), and ``dh0``, ``dc0`` (B, H)
     gradients reaching the initial states.
     """
-    arch, x, W_ih, W_hh, hs, h_init, c_init, steps, _, gates = cache
+    arch, x, W_ih, W_hh, hs, h_init, _c_init, steps, _, gates = cache
     T, B, H = hs.shape
     GH = W_hh.shape[0]
     dtype = hs.dtype
@@ -289,7 +291,8 @@ def layer_backward(dh_local, cache, truncate=None, dh_last=None, dc_last=None, t
     dx = da_x @ W_ih if need_dx else None  # (T, B, I)
     stats = {"dh": dh_all,
              "dc_norms": None if dc_all is None else safe_norm(dc_all, (1, 2)),
-             "carried_norms": safe_norm(carried, (1, 2)), "whh_inputs": (da_h, hs, h_init), "dh0": dh_next, "dc0": dc_next}
+             "carried_norms": safe_norm(carried, (1, 2)), "whh_inputs": (da_h, hs, h_init),
+             "dh0": dh_next, "dc0": dc_next}
     return dx, (dW_ih, dW_hh, db_ih, db_hh), stats
 
 
@@ -416,7 +419,7 @@ def _run(model, x, y, loss, loss_on, truncate, segments):
     dh_carry = [None] * L
     dc_carry = [None] * L
     seg_bytes = 0
-    for (s, e), start in zip(reversed(segments), reversed(seg_states)):
+    for (s, e), start in zip(reversed(segments), reversed(seg_states), strict=False):
         top, caches = kept if keep else _forward_segment(model, x[s:e], start)[:2]
         seg_bytes = max(seg_bytes, sum(_cache_bytes(c) for c in caches))
         n = e - s
@@ -428,7 +431,8 @@ def _run(model, x, y, loss, loss_on, truncate, segments):
             dx, (dW_ih, dW_hh, db_ih, db_hh), st = layer_backward(
                 dh_local, caches[l], truncate, dh_carry[l], dc_carry[l], t0=s, need_dx=l > 0, consume=True)
             dh_carry[l], dc_carry[l] = st["dh0"], st["dc0"]
-            for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), (dW_ih, dW_hh, db_ih, db_hh)):
+            names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            for name, g in zip(names, (dW_ih, dW_hh, db_ih, db_hh), strict=False):
                 grads[f"{name}_l{l}"] += g
             hidden_units[l, s:e] = safe_norm(st["dh"], 1)
             if cell is not None:

@@ -67,7 +67,7 @@ def rnn_step_backward(dh, cache, out=None):
     dh_prev : (B, H) gradient carried back through time to h_{t-1}.
     Weight gradients are summed over steps by the caller: dW_hh = sum_t da_h[t].T @ h[t-1].
     """
-    h_prev, h, W_hh, nonlinearity = cache
+    _h_prev, h, W_hh, nonlinearity = cache
     da, dh_prev = (None, None) if out is None else out
     if nonlinearity == "tanh":
         da = np.multiply(h, h, out=da)  # (B, H)
@@ -163,7 +163,7 @@ def lstm_step_backward(dh, dc, cache, out=None):
     With ``s' = s (1 - s)`` and ``tanh' = 1 - g^2``: da_i = dc_t g i (1 - i), da_f = dc_t c_prev
     f (1 - f), da_g = dc_t i (1 - g) (1 + g), da_o = dh h (1 - o), dc_t = dh (o - h tanh c) + dc.
     """
-    h_prev, c_prev, gates, tc, W_hh, aux, h = cache
+    h_prev, _c_prev, gates, tc, W_hh, aux, h = cache
     H = h_prev.shape[1]
     f, o = gates[:, H : 2 * H], gates[:, 3 * H :]
     if out is None:

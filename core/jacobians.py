@@ -139,7 +139,7 @@ def _dense(lin):
     if lin[0] == "dense":
         return lin[1]
     _, co, k, f, W_o, C = lin
-    B, H, m = C.shape
+    B, H, _m = C.shape
     top = co[:, :, None] * W_o + k[:, :, None] * C
     if f is None:
         return np.concatenate([top, C], axis=1)
@@ -362,9 +362,9 @@ def jacobian_norms(model: Model, x) -> np.ndarray:
     first steps). Every 128 steps the product drops its numerically null left directions
     (singular values below 2^-53 of the largest, see :func:`_compress`), guarded by random
     probes of what was dropped: contracting products lose rank, so long sequences get cheaper
-    as they go (3x for an LSTM at T = 1000, H = 256). Cost ~ L T B n^3 at most (n = H, or 2H for LSTM): 1.6-2x the bare running product
-    of 256 x 256 matrices for an LSTM at T = 500, H = 128 (benchmarks/bench_jacobians.py);
-    up to ~10x for a near-orthogonal tanh RNN with H = 256. Memory ~ 4 B n^2 floats.
+    as they go (3x for an LSTM at T = 1000, H = 256). Cost ~ L T B n^3 at most (n = H, or 2H for LSTM):
+    1.6-2x the bare running product of 256 x 256 matrices for an LSTM at T = 500, H = 128
+    (benchmarks/bench_jacobians.py); up to ~10x for a near-orthogonal tanh RNN with H = 256. Memory ~ 4 B n^2 floats.
 
     .. math:: J_t = \\Big\\| \\prod_{s=T-1}^{t+1} \\frac{\\partial s_s}{\\partial s_{s-1}} \\Big\\|_2,
               \\quad P_t = P_{t+1} A_{t+1}, \\; P_{T-1} = I
@@ -378,8 +378,9 @@ def jacobian_norms(model: Model, x) -> np.ndarray:
         for l, (_, W_hh, cache) in enumerate(_layers(model, x, _params64(model))):
             steps = cache[7]
             J[l, T - 1] = 1.0
-            _product_norms(lambda t, steps=steps, W_hh=W_hh: _step_lin(cfg.arch, cfg.nonlinearity, steps[t], W_hh, True),
-                           T, B, n, J[l])
+            _product_norms(
+                lambda t, steps=steps, W_hh=W_hh: _step_lin(cfg.arch, cfg.nonlinearity, steps[t], W_hh, True),
+                T, B, n, J[l])
     return J
 
 
@@ -396,8 +397,8 @@ def step_jacobian_singular_values(model: Model, x, batch_index=0, steps=None) ->
 
     Returns
     -------
-    sv : (L, T, n) float64, descending (T = len(steps) when given), n = H (RNN, GRU) or 2H (LSTM). Step 0 is the Jacobian
-        with respect to the (zero) initial state. Steps with NaN states give NaN rows.
+    sv : (L, T, n) float64, descending (T = len(steps) when given), n = H (RNN, GRU) or 2H (LSTM).
+        Step 0 is the Jacobian with respect to the (zero) initial state. Steps with NaN states give NaN rows.
 
     Notes
     -----
@@ -546,8 +547,9 @@ def connectivity(model: Model, x, batch_index=0, outputs=None) -> np.ndarray:
     Reverse mode for all output steps at once: going back over s, the cotangents of every
     output t >= s on each layer's state are one ((T-s) O, n) matrix, multiplied by the step
     Jacobian (and into the layer below by the input Jacobian). Cost ~ L T^2 O n^2 / 2 (times
-    len(outputs) / T when only some output steps are asked for) and memory L T O n floats: 15-50 ms at T = 100, H = 32, two layers, O = 2; 5 s (RNN) to 11 s
-    (LSTM) at T = 1000, H = 256, one layer, O = 1 (benchmarks/bench_jacobians.py).
+    len(outputs) / T when only some output steps are asked for) and memory L T O n floats: 15-50 ms
+    at T = 100, H = 32, two layers, O = 2; 5 s (RNN) to 11 s (LSTM) at T = 1000, H = 256, one layer,
+    O = 1 (benchmarks/bench_jacobians.py).
 
     .. math:: C_{ts} = \\Big\\|W_o \\frac{\\partial h^{L}_t}{\\partial x_s}\\Big\\|_F
     """

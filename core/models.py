@@ -146,7 +146,8 @@ class Model:
                  dtype=np.float64, init="pytorch", scale=1.0, forget_bias=None, nonlinearity="tanh"):
         self.config = ModelConfig(self.arch, input_size, hidden_size, output_size, num_layers,
                                   nonlinearity, init, float(scale) if _is_number(scale) else scale,
-                                  None if forget_bias is None else (float(forget_bias) if _is_number(forget_bias) else forget_bias),
+                                  None if forget_bias is None
+                                  else (float(forget_bias) if _is_number(forget_bias) else forget_bias),
                                   seed, dtype)
         self.params = init_params(self.config)
 
@@ -187,14 +188,14 @@ class Model:
             new[k] = v.astype(self.config.dtype, copy=True)
         self.params = new
 
-    def copy(self) -> "Model":
+    def copy(self) -> Model:
         """An independent copy (same config, copied parameters)."""
         m = object.__new__(type(self))
         m.config = self.config
         m.params = self.state_dict()
         return m
 
-    def astype(self, dtype) -> "Model":
+    def astype(self, dtype) -> Model:
         """A copy with parameters cast to ``dtype`` (float32 or float64)."""
         m = self.copy()
         m.config = replace(self.config, dtype=dtype)

@@ -65,7 +65,7 @@ class Task:
     options: dict = field(default_factory=dict)
     seed: object = None
 
-    def sample(self, seed) -> "Task":
+    def sample(self, seed) -> Task:
         """A fresh batch with the same name, sizes, lag and options, drawn with ``seed``.
 
         Parameters
@@ -136,7 +136,7 @@ def _copy(T, B, lag, rng, dtype, num_symbols=None, alphabet=8):
     if lag < K + 1:
         raise ValueError(f"lag must be > num_symbols for task 'copy' (the delimiter comes between), "
                          f"got lag={lag}, num_symbols={K}")
-    if T < lag + K:
+    if lag + K > T:
         raise ValueError(f"seq_len must be >= lag + num_symbols for task 'copy', got seq_len={T}, "
                          f"lag={lag}, num_symbols={K}")
     blank, delim = 0, alphabet + 1
@@ -148,7 +148,7 @@ def _copy(T, B, lag, rng, dtype, num_symbols=None, alphabet=8):
     y = np.full((T, B), blank, dtype=np.int64)
     y[T - K :] = symbols
     x = np.eye(alphabet + 2, dtype=dtype)[tokens]  # (T, B, alphabet + 2)
-    vocab = ("blank",) + tuple(f"s{i}" for i in range(1, alphabet + 1)) + ("delimiter",)
+    vocab = ("blank", *tuple(f"s{i}" for i in range(1, alphabet + 1)), "delimiter")
     desc = (f"Copy task: remember {K} symbols (of {alphabet}), wait {lag - K} steps, see the delimiter, "
             f"then recall them in order ({lag} steps after they were shown). Baseline "
             f"(blank, then uniform guesses): {K} ln {alphabet} / {T}.")

@@ -13,13 +13,13 @@ the loop yields a last snapshot with ``diverged=True, done=True`` and stops. It 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from .bptt import bptt
 from .models import INITS, Model, ModelConfig, build, param_shapes
-from .optim import OPTIMIZERS, OptimizerState, adam_step, clip_grad_norm, global_norm, sgd_step  # noqa: F401
+from .optim import OPTIMIZERS, OptimizerState, adam_step, clip_grad_norm, global_norm, sgd_step
 from .tasks import TASKS, make_task
 
 _ARCHS = ("rnn", "rnn-tanh", "rnn-relu", "lstm", "gru")
@@ -299,7 +299,8 @@ def train_step(config: TrainConfig, model: Model, opt_state: OptimizerState | No
         elif config.optimizer == "sgd":
             params, opt_state = sgd_step(model.params, grads, opt_state, lr=config.lr, momentum=config.momentum)
         else:
-            params, opt_state = adam_step(model.params, grads, opt_state, lr=config.lr, betas=config.betas, eps=config.eps)
+            params, opt_state = adam_step(model.params, grads, opt_state,
+                                          lr=config.lr, betas=config.betas, eps=config.eps)
     return StepResult(step, params, opt_state, res.loss, norm, clipped, diverged, task, res)
 
 
@@ -322,7 +323,8 @@ def train_iter(config: TrainConfig, model: Model | None = None) -> Iterator[Snap
         model = build_model(config)
     else:
         task = _sample(config, 0, batch_size=1)
-        if not isinstance(model, Model) or (model.config.input_size, model.config.output_size) != (task.input_size, task.output_size):
+        if not isinstance(model, Model) or (
+                (model.config.input_size, model.config.output_size) != (task.input_size, task.output_size)):
             raise ValueError(f"model must be a core model with input_size={task.input_size} and "
                              f"output_size={task.output_size} for task {config.task!r}")
         model = model.copy()
@@ -354,7 +356,7 @@ def train(config: TrainConfig, model: Model | None = None) -> TrainResult:
     TrainResult with per-step ``losses`` and ``grad_norms`` and the final parameters.
     """
     last = None
-    for last in train_iter(replace(config, snapshot_params=True, jacobians=False), model):
+    for last in train_iter(replace(config, snapshot_params=True, jacobians=False), model):  # noqa: B007 - used after
         pass  # only the last snapshot is kept
     n = int(sum(v.size for v in last.params.values()))
     H = last.params["weight_hh_l0"].shape[1]

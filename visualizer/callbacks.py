@@ -50,7 +50,7 @@ def params_to_controls(p: Params) -> list:
 
 def controls_to_raw(values) -> dict:
     """Raw values (for :func:`visualizer.urlstate.validate`) from control values in ``FIELDS`` order."""
-    raw = dict(zip(FIELDS, values))
+    raw = dict(zip(FIELDS, values, strict=False))
     raw["match_params"] = bool(raw.get("match_params"))
     return raw
 
@@ -104,7 +104,7 @@ def sync(trigger, search, values, store):
                 *params_to_controls(params)]
     params, messages = validate(controls_to_raw(values), allow_empty_arch=True)
     fixed = params_to_controls(params)
-    controls = [new if new != old else no_update for new, old in zip(fixed, values)]
+    controls = [new if new != old else no_update for new, old in zip(fixed, values, strict=False)]
     query, data = to_query(params), store_data(params)
     return [query if query != search else no_update, data if data != store else no_update,
             _message_list(messages), *controls]

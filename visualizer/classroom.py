@@ -80,7 +80,8 @@ def upload_card() -> html.Section:
         dcc.Upload(id=UPLOAD, multiple=False, className="upload-box",
                    accept=".npz", children=html.Div([
                        "Drop an .npz state dict here or click to choose one (PyTorch layout: weight_ih_l0, "
-                       f"weight_hh_l0, bias_*, readout.weight, readout.bias; at most {weights.MAX_BYTES // 2**20} MB)."])),
+                       "weight_hh_l0, bias_*, readout.weight, readout.bias; "
+                       f"at most {weights.MAX_BYTES // 2**20} MB)."])),
         html.Div(id=UPLOAD_STATUS, className="upload-status", role="status"),
         html.Button("Remove", id=UPLOAD_CLEAR, n_clicks=0, className="train-button", style={"display": "none"}),
         html.P("The uploaded network appears as a dashed curve in the ‖∂L/∂hₜ‖ plot above, on the same axis as the "
@@ -247,7 +248,7 @@ function(contents, filename) {
     }
     return [{contents: contents, filename: filename}, 'Checking ' + filename + '…', 'upload-status', nu];
 }
-""" % {"MAX": weights.MAX_BYTES, "MAX_MB": weights.MAX_BYTES // 2**20}
+""" % {"MAX": weights.MAX_BYTES, "MAX_MB": weights.MAX_BYTES // 2**20}  # noqa: UP031 - JS braces; moves to assets/
 
 
 # ----------------------------------------------------------------------------- presentation

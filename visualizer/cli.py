@@ -15,9 +15,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bpttlab", description="Start the bpttlab app in your browser.",
                                      epilog="For a class: bpttlab serve --workers N (see bpttlab serve --help).")
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0 serves your network)")
+                        help="address to listen on "
+                             "(default 127.0.0.1: this computer only; 0.0.0.0 serves your network)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
-    parser.add_argument("--debug", action="store_true", help="Dash debug mode: dev tools and hot reload (off by default)")
+    parser.add_argument("--debug", action="store_true",
+                        help="Dash debug mode: dev tools and hot reload (off by default)")
     parser.add_argument("--version", action="version", version=f"bpttlab {core.__version__}")
     return parser.parse_args(argv)
 

@@ -190,7 +190,7 @@ def spectra_steps(T: int, n: int = 0, layers: int = 1) -> np.ndarray:
     count = SPECTRA_STEPS
     if n:
         count = int(min(SPECTRA_STEPS, max(SPECTRA_MIN_STEPS, SPECTRA_WORK // (float(n) ** 3 * layers))))
-    if T <= count:
+    if count >= T:
         return np.arange(T)
     return np.unique(np.linspace(0, T - 1, count).round().astype(int))
 
@@ -277,8 +277,8 @@ def bin_max(values: np.ndarray, max_len: int, axis: int = 0) -> tuple[np.ndarray
     moved = np.moveaxis(values, axis, 0)
     pad = (-n) % k
     if pad:
-        moved = np.concatenate([moved, np.full((pad,) + moved.shape[1:], -np.inf)], axis=0)
-    binned = np.fmax.reduce(moved.reshape((-1, k) + moved.shape[1:]), axis=1)
+        moved = np.concatenate([moved, np.full((pad, *moved.shape[1:]), -np.inf)], axis=0)
+    binned = np.fmax.reduce(moved.reshape((-1, k, *moved.shape[1:])), axis=1)
     return np.moveaxis(binned, 0, axis), k
 
 

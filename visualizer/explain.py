@@ -75,7 +75,8 @@ TRAINING = r"""
 Each step draws a fresh batch, runs BPTT, and updates the weights (SGD with momentum, or Adam). With
 clipping at $c$ the whole gradient is rescaled first (Pascanu et al. 2013):
 
-$$g \;\leftarrow\; g \cdot \min\!\Big(1,\; \frac{c}{\lVert g \rVert}\Big), \qquad \lVert g\rVert = \sqrt{\textstyle\sum_p \lVert g_p\rVert^2},$$
+$$g \;\leftarrow\; g \cdot \min\!\Big(1,\; \frac{c}{\lVert g \rVert}\Big), \qquad
+\lVert g\rVert = \sqrt{\textstyle\sum_p \lVert g_p\rVert^2},$$
 
 so the step keeps its direction but its length is at most $c$. The lower plot shows $\lVert g\rVert$
 before clipping; ○ marks the steps where it exceeded $c$.

@@ -68,7 +68,7 @@ def _grad_norm(keys) -> list[Series]:
 def _jacobian(keys) -> list[Series]:
     """View 2: batch median / min / max of ||ds_{T-1}/ds_t|| by lag, the sigma^k reference."""
     out = []
-    for it, key in zip(compute.jacobian_items(keys), keys):
+    for it, key in zip(compute.jacobian_items(keys), keys, strict=False):
         lag = np.arange(len(it["median"]))
         for q in ("median", "min", "max", "reference"):
             if it.get(q) is not None:
@@ -82,7 +82,7 @@ def _jacobian(keys) -> list[Series]:
 def _heatmap(keys) -> list[Series]:
     """View 3: the top layer's per-unit |dL/dh_t| as drawn (time binned when very long)."""
     out = []
-    for it, key in zip(compute.heatmap_items([compute.grad_flow(k) for k in keys]), keys):
+    for it, key in zip(compute.heatmap_items([compute.grad_flow(k) for k in keys]), keys, strict=False):
         H = it["values"].shape[1]
         out.append(Series("heatmap", it["arch"], it["name"], key.layers, "grad_unit" if it["bin"] == 1 else
                           f"grad_unit_max_over_{it['bin']}_steps", it["values"].T, "t", np.asarray(it["t"]),
@@ -93,7 +93,7 @@ def _heatmap(keys) -> list[Series]:
 def _spectra(keys) -> list[Series]:
     """View 4: singular values of W_hh, 1/gamma, and each step Jacobian's largest / smallest."""
     out = []
-    for it, key in zip(compute.spectra_items(keys), keys):
+    for it, key in zip(compute.spectra_items(keys), keys, strict=False):
         a, n, L = it["arch"], it["name"], key.layers
         if it.get("weights") is not None:
             w = np.asarray(it["weights"])
@@ -111,7 +111,7 @@ def _spectra(keys) -> list[Series]:
 def _gates(keys) -> list[Series]:
     """View 5: batch median / min / max of the gate products from t to the end."""
     out = []
-    for it, key in zip(compute.gate_items(keys), keys):
+    for it, key in zip(compute.gate_items(keys), keys, strict=False):
         t = np.arange(len(it["median"]))
         for q in ("median", "min", "max"):
             out.append(Series("gates", it["arch"], it["name"], key.layers, f"gate_product_{q}", np.asarray(it[q]),
@@ -160,14 +160,14 @@ def to_csv(series: list[Series]) -> str:
         head = [s.view, s.arch, s.name, "" if s.layer is None else s.layer, s.quantity]
         v = np.asarray(s.values, dtype=float)
         if s.x is None:
-            w.writerow(head + ["", "", "", "", _cell(v)])
+            w.writerow([*head, "", "", "", "", _cell(v)])
         elif s.y is None:
-            for x, value in zip(s.x, v):
-                w.writerow(head + [s.x_name, int(x), "", "", _cell(value)])
+            for x, value in zip(s.x, v, strict=False):
+                w.writerow([*head, s.x_name, int(x), "", "", _cell(value)])
         else:
             for j, y in enumerate(s.y):
                 for i, x in enumerate(s.x):
-                    w.writerow(head + [s.x_name, int(x), s.y_name, int(y), _cell(v[j, i])])
+                    w.writerow([*head, s.x_name, int(x), s.y_name, int(y), _cell(v[j, i])])
     return buf.getvalue()
 
 
@@ -179,7 +179,8 @@ def to_json(series: list[Series], params: Params, indent=None) -> str:
     """
     views = {}
     for s in series:
-        entry = {"arch": s.arch, "name": s.name, "layer": s.layer, "quantity": s.quantity, "values": compute.strict_floats(s.values)}
+        entry = {"arch": s.arch, "name": s.name, "layer": s.layer, "quantity": s.quantity,
+                 "values": compute.strict_floats(s.values)}
         if s.x is not None:
             entry.update(x_name=s.x_name, x=[int(v) for v in s.x])
         if s.y is not None:
@@ -244,7 +245,8 @@ def current_figures(params: Params) -> list[tuple[str, object, str]]:
 
     keys = [compute.run_key(params, a) for a in params.arch]
     flows = [compute.grad_flow(k) for k in keys]
-    out = [(VIEW_TITLES["grad_norm"], figures.grad_norm_figure(flows, truncate=params.truncate), CAPTIONS.get("grad", ""))]
+    grad_norm = figures.grad_norm_figure(flows, truncate=params.truncate)
+    out = [(VIEW_TITLES["grad_norm"], grad_norm, CAPTIONS.get("grad", ""))]
     if params.view in VIEW_BUILDERS:
         out.append((VIEW_TITLES[params.view], VIEW_BUILDERS[params.view](keys), CAPTIONS.get(params.view, "")))
     return out

@@ -165,7 +165,8 @@ def spectra_figure(items, height=500) -> dict:
             t = np.asarray(it["t"]) if it.get("t") is not None else np.arange(len(it["step_max"]))
             show = it.get("weights") is None
             data.append(line_trace(t, it["step_max"], f"{name} σ<sub>max</sub>", color, group, width=3, showlegend=show,
-                              xaxis="x2", yaxis="y2", meta="step-max", hover=f"{name} σ<sub>max</sub>: %{{y:.6g}}<extra></extra>"))
+                              xaxis="x2", yaxis="y2", meta="step-max",
+                              hover=f"{name} σ<sub>max</sub>: %{{y:.6g}}<extra></extra>"))
             data.append(line_trace(t, it["step_min"], f"{name} σ<sub>min</sub>", color, group, width=2, dash="dot",
                               showlegend=False, xaxis="x2", yaxis="y2", meta="min",
                               hover=f"{name} σ<sub>min</sub>: %{{y:.6g}}<extra></extra>"))
@@ -174,7 +175,7 @@ def spectra_figure(items, height=500) -> dict:
     shapes, annotations = [], [panel_title("singular values of W<sub>hh</sub> (top layer)", "#1a1a1a", 0, 1.0),
                                panel_title("one-step Jacobians ∂s<sub>t</sub>/∂s<sub>t−1</sub>, sequence 1",
                                       "#1a1a1a", 0.55, 1.0)]
-    for value, names in thresholds.items():
+    for value, _names in thresholds.items():
         for xref, yref in (("x domain", "y"), ("x2 domain", "y2")):
             shapes.append(dict(type="line", xref=xref, x0=0, x1=1, yref=yref, y0=value, y1=value,
                                line=dict(color=REFERENCE_COLOR, width=2, dash="dot")))

@@ -44,16 +44,16 @@ def _colour_slots(items, title):
         a, b = (lo - cmin) / (cmax - cmin), (hi - cmin) / (cmax - cmin)
         scale = [[a + (b - a) * i / (len(VIRIDIS) - 1), c] for i, c in enumerate(VIRIDIS)]
         if zero:
-            scale = [[0, ZERO_COLOR], [a, ZERO_COLOR], [a, VIRIDIS[0]]] + scale[1:]
+            scale = [[0, ZERO_COLOR], [a, ZERO_COLOR], [a, VIRIDIS[0]], *scale[1:]]
         if over:
-            scale = scale[:-1] + [[b, VIRIDIS[-1]], [b, OVERFLOW_COLOR], [1, OVERFLOW_COLOR]]
+            scale = [*scale[:-1], [b, VIRIDIS[-1]], [b, OVERFLOW_COLOR], [1, OVERFLOW_COLOR]]
         step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500) if (hi - lo) / s <= 7)
         vals = [float(v) + 0.0 for v in np.arange(np.ceil(lo / step) * step, hi + 1e-9, step)]  # no -0
         text = [f"{v:g}".replace("-", "−") for v in vals]
         if zero:
-            vals, text = [cmin + slot / 2] + vals, ["0"] + text
+            vals, text = [cmin + slot / 2, *vals], ["0", *text]
         if over:
-            vals, text = vals + [cmax - slot / 2], text + ["inf/NaN"]
+            vals, text = [*vals, cmax - slot / 2], [*text, "inf/NaN"]
         ca.update(colorscale=scale)
         ca["colorbar"].update(tickmode="array", tickvals=vals, ticktext=text)
     return zs, ca
@@ -81,7 +81,7 @@ def heatmap_figure(items, height=None) -> dict:
     gap = max(3, round(0.2 * max(it["log10"].shape[1] for it in items)))  # empty rows between bands
     one = all(np.array_equal(it["t"], items[0]["t"]) for it in items)
     data, z, cd, rows, tickvals, ticktext, annotations = [], [], [], [], [], [], []
-    for j, (it, zi) in enumerate(zip(reversed(items), reversed(zs))):  # bottom band first
+    for j, (it, zi) in enumerate(zip(reversed(items), reversed(zs), strict=False)):  # bottom band first
         H, T = it["log10"].shape[1], it["log10"].shape[0]
         names = [f"{it['name']} · unit {u}" for u in range(1, H + 1)]
         tickvals += [len(rows) + u - 1 for u in unit_ticks(H)]
@@ -126,7 +126,8 @@ def _band(it, z, base) -> dict:
     return dict(type="heatmap", x=arr(it["t"]), y=arr(base + units - 1), z=arr(z.T, "f4"),
                 customdata=arr(np.stack([np.broadcast_to(units[:, None], values.shape), values], axis=-1)),
                 coloraxis="coloraxis", name=it["name"], hoverongaps=False,
-                hovertemplate=f"{it['name']} · unit %{{customdata[0]}}, t=%{{x}}: %{{customdata[1]:.6g}}<extra></extra>")
+                hovertemplate=f"{it['name']} · unit %{{customdata[0]}}, t=%{{x}}: "
+                              "%{customdata[1]:.6g}<extra></extra>")
 
 
 def connectivity_figure(items, height=None) -> dict:

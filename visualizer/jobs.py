@@ -21,6 +21,7 @@ The managers returned here differ from Dash's in three ways, all for serving a c
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import logging
@@ -28,7 +29,6 @@ import os
 import secrets
 import tempfile
 import time
-from functools import lru_cache
 from pathlib import Path
 
 from dash import CeleryManager, DiskcacheManager
@@ -179,7 +179,7 @@ def _ping(url: str, timeout: float) -> bool:
         return bool(client.ping())
     except connection_errors():
         return False
-    except Exception:  # noqa: BLE001 - auth errors, bad URL: not usable either
+    except Exception:  # auth errors, bad URL: not usable either
         log.exception("Redis health check failed for %s", url)
         return False
     finally:
@@ -210,7 +210,7 @@ def jobs_available() -> tuple[bool, str | None]:
     return False, UNAVAILABLE
 
 
-@lru_cache(maxsize=None)
+@functools.cache
 def celery_app(url: str | None = None):
     """The Celery app of this process for ``url`` (default ``BPTTLAB_REDIS_URL``), created once.
 
@@ -323,10 +323,8 @@ class SharedDiskcacheManager(DiskcacheManager):
     def terminate_job(self, job):
         import psutil
 
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             super().terminate_job(job)
-        except psutil.NoSuchProcess:
-            pass
         _release_lease(job)
 
     def job_running(self, job):
@@ -346,7 +344,7 @@ class SharedDiskcacheManager(DiskcacheManager):
             return False
 
 
-@lru_cache(maxsize=None)
+@functools.cache
 def _manager(url: str | None, folder: str):
     """One manager per (Redis URL, cache folder) and process."""
     if url:

@@ -65,7 +65,7 @@ class Limits:
     train_work_cap: int = TRAIN_WORK_CAP
 
     @classmethod
-    def from_env(cls) -> "Limits":
+    def from_env(cls) -> Limits:
         """Limits from ``BPTTLAB_MAX_JOBS_PER_USER``, ``BPTTLAB_MAX_JOBS``, ``BPTTLAB_JOB_TIME_LIMIT``."""
         return cls(per_user=_env_int("BPTTLAB_MAX_JOBS_PER_USER", cls.per_user),
                    total=_env_int("BPTTLAB_MAX_JOBS", cls.total), time_limit=jobs.time_limit())

@@ -204,7 +204,7 @@ def overflow_strip(rows, colors) -> tuple[dict, dict, list, list]:
     strip = dict(type="category", domain=[1 - height, 1], anchor="x", categoryorder="array",
                  categoryarray=list(reversed(rows)), range=[-0.7, len(rows) - 0.3], fixedrange=True,
                  tickmode="array", tickvals=list(rows),
-                 ticktext=[f"<span style='color:{c}'>{r}</span>" for r, c in zip(rows, colors)],
+                 ticktext=[f"<span style='color:{c}'>{r}</span>" for r, c in zip(rows, colors, strict=False)],
                  showgrid=False, zeroline=False, showline=False, ticks="", tickfont=dict(size=14), ticklabelstandoff=14,
                  automargin=False, ticklabeloverflow=TICK_OVERFLOW)
     shapes = [dict(type="rect", xref="x domain", x0=0, x1=1, yref="y2 domain", y0=0, y1=1, layer="below",

@@ -92,7 +92,7 @@ def gunicorn_args(args: argparse.Namespace) -> list[str]:
         out += ["--max-requests", str(args.max_requests), "--max-requests-jitter", str(max(1, args.max_requests // 10))]
     if has_control_socket():
         out.append("--no-control-socket")  # one fixed socket path per user: two servers would fight over it
-    return out + [WSGI_APP]
+    return [*out, WSGI_APP]
 
 
 def has_control_socket() -> bool:

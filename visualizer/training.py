@@ -82,7 +82,7 @@ def train_config(params: Params, arch: str, steps: int = DEFAULT_STEPS) -> core.
 def run_key(params: Params, steps: int) -> str:
     """A string that changes exactly when a training run's settings change."""
     parts = [f"{name}={getattr(params, name)!r}" for name in TRAIN_FIELDS]
-    return "&".join(parts + [f"steps={clamp_steps(steps)}"])
+    return "&".join([*parts, f"steps={clamp_steps(steps)}"])
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -94,13 +94,13 @@ def progress_figure(archs: dict, selected_step: int | None = None, height=430) -
         shapes.append(dict(type="line", xref="paper", x0=0, x1=1, y0=clip, y1=clip, yref="y2",
                            line=dict(color=CLIP_COLOR, width=2, dash="dash")))
         annotations.append(dict(text=f"clip at {clip:g}: {n_clipped} step{'s' if n_clipped != 1 else ''} clipped (○)",
-                                xref="paper", x=1, xanchor="right", y=float(np.log10(clip)), yref="y2", yanchor="bottom",
-                                showarrow=False, font=dict(size=13, color="#8a5a00")))
+                                xref="paper", x=1, xanchor="right", y=float(np.log10(clip)), yref="y2",
+                                yanchor="bottom", showarrow=False, font=dict(size=13, color="#8a5a00")))
     if selected_step:
         shapes.append(dict(type="line", x0=selected_step, x1=selected_step, y0=0, y1=1, yref="paper",
                            line=dict(color="#444", width=1.5)))
     extra = [baseline] if baseline is not None and not isinstance(baseline, str) else []
-    r1 = _log_range(losses + [np.array(extra)])
+    r1 = _log_range([*losses, np.array(extra)])
     r2 = _log_range(norms + ([np.array([clip])] if clip else []))
     layout = figures.base_layout(
         height=height, hovermode="x unified", shapes=shapes, annotations=annotations,
@@ -133,7 +133,7 @@ def flow_figure(snaps: list[dict], truncate=None, height=400) -> dict:
     title = f"after training step {steps[-1]}" if len(steps) == 1 else \
         "after training step " + ", ".join(f"{DISPLAY_NAMES[s['arch']]} {s['step']}" for s in snaps)
     fig["layout"].setdefault("annotations", [])
-    fig["layout"]["annotations"] = list(fig["layout"]["annotations"]) + [dict(
+    fig["layout"]["annotations"] = [*list(fig["layout"]["annotations"]), dict(
         text=title, x=0.99, xanchor="right", y=0.02, yanchor="bottom", xref="paper", yref="paper",
         showarrow=False, font=dict(size=15, color="#444"), bgcolor="rgba(255,255,255,0.8)")]
     return fig

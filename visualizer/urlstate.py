@@ -60,7 +60,7 @@ class Params:
         return d
 
     @classmethod
-    def from_dict(cls, data) -> "Params":
+    def from_dict(cls, data) -> Params:
         """Inverse of :meth:`to_dict`, validating as :func:`validate` does (messages dropped)."""
         return validate(data if isinstance(data, dict) else {}, allow_empty_arch=True)[0]
 
@@ -128,7 +128,7 @@ def _check_number(name, raw, kind, low, high):
         return default, f"{name} is {shown}; using {_fmt(default) if default is not None else 'none'}."
     if kind.endswith("int"):
         if value != int(value):
-            rounded = int(round(value))
+            rounded = round(value)
             clamped = min(max(rounded, low), high)
             return clamped, f"{name}={_fmt(value)} is not a whole number; using {clamped}."
         value = int(value)

@@ -21,7 +21,7 @@ def make_case(arch, nonlinearity, layers, loss, loss_on, seed=0):
             model.params[k] = v * 0.8
     x = rng.standard_normal((T, B, I))
     lead = (T, B) if loss_on == "all" else (B,)
-    y = rng.standard_normal(lead + (O,)) if loss == "mse" else rng.integers(0, O, lead)
+    y = rng.standard_normal((*lead, O)) if loss == "mse" else rng.integers(0, O, lead)
     return model, x, y
 
 
@@ -42,7 +42,7 @@ def boundary_states(model, x, y, loss, loss_on, truncate):
 
 CASES = list(itertools.product(ARCHS, [1, 2], ["mse", "cross_entropy"], ["all", "last"], [None, 2]))
 IDS = [f"{a[0]}-{a[1]}-L{l}-{lo}-{on}-trunc{tr}" for a, l, lo, on, tr in CASES]
-CKPT_CASES = [c + (ck,) for c in CASES for ck in (False, True)]
+CKPT_CASES = [(*c, ck) for c in CASES for ck in (False, True)]
 CKPT_IDS = [i + ("-ckpt" if ck else "") for i in IDS for ck in (False, True)]
 
 

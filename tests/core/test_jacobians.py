@@ -79,7 +79,8 @@ def fd_state_jacobian(model, l, inp, s_t0, t0, t1):
     for j in range(n):
         d = np.zeros_like(s_t0)
         d[:, j] = EPS
-        jac[:, :, j] = (run_from(model, l, inp, t0, s_t0 + d, t1) - run_from(model, l, inp, t0, s_t0 - d, t1)) / (2 * EPS)
+        plus, minus = run_from(model, l, inp, t0, s_t0 + d, t1), run_from(model, l, inp, t0, s_t0 - d, t1)
+        jac[:, :, j] = (plus - minus) / (2 * EPS)
     return jac
 
 
@@ -285,7 +286,7 @@ def test_step_singular_values_match_finite_difference_svd(rng, arch_nl, layers):
     inputs, _ = layer_inputs(model, x)
     for l in range(layers):
         s = states(model, l, inputs[l])
-        s_prev = np.concatenate([np.zeros((1,) + s.shape[1:]), s[:-1]])  # s_{-1} = 0
+        s_prev = np.concatenate([np.zeros((1, *s.shape[1:])), s[:-1]])  # s_{-1} = 0
         for t in range(T):
             jac = fd_state_jacobian(model, l, inputs[l], s_prev[t], t - 1, t)[1]
             np.testing.assert_allclose(sv[l, t], np.linalg.svd(jac, compute_uv=False), rtol=1e-6, atol=1e-9)

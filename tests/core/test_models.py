@@ -68,7 +68,7 @@ def test_load_state_dict_names_the_bad_key():
         m.load_state_dict({**sd, "weight_hh_l1": sd["weight_hh_l0"]})
     with pytest.raises(ValueError, match="bias_ih_l0"):
         m.load_state_dict({**sd, "bias_ih_l0": np.zeros(5)})
-    with pytest.raises(ValueError, match="readout.weight"):
+    with pytest.raises(ValueError, match=r"readout\.weight"):
         m.load_state_dict({**sd, "readout.weight": np.full((1, 4), np.nan)})
 
 

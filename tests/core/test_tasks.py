@@ -22,7 +22,7 @@ def test_shapes_and_dtypes(name, dtype):
         assert (t.input_size, t.output_size) == SIZES[name]
     if t.loss == "mse":
         lead = (B,) if t.loss_on == "last" else (T, B)
-        assert t.y.shape == lead + (t.output_size,) and t.y.dtype == dtype
+        assert t.y.shape == (*lead, t.output_size) and t.y.dtype == dtype
     else:
         assert t.y.shape == (T, B) and t.y.dtype == np.int64
         assert t.y.min() >= 0 and t.y.max() < t.output_size

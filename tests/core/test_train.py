@@ -106,7 +106,7 @@ def test_clip_at_threshold_and_nonfinite():
     g = {"w": np.array([3.0, 4.0])}
     assert core.clip_grad_norm(g, 5.0)[2] is True  # torch: scale 5 / (5 + 1e-6) < 1 is applied
     assert core.clip_grad_norm(g, 5.1)[2] is False
-    out, norm, clipped = core.clip_grad_norm({"w": np.array([np.nan, 1.0])}, 1.0)
+    _out, norm, clipped = core.clip_grad_norm({"w": np.array([np.nan, 1.0])}, 1.0)
     assert np.isnan(norm) and not clipped
     with pytest.raises(ValueError, match="max_norm"):
         core.clip_grad_norm(g, 0.0)

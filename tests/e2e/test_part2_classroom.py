@@ -157,7 +157,8 @@ def test_maths_render_with_local_mathjax(dash_duo):
     dash_duo.start_server(create_app())
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "LSTM", "GRU"], 100)
     dash_duo.find_element(".explain summary").click()
-    until(lambda: dash_duo.driver.execute_script("return document.querySelectorAll('.explain mjx-container').length") > 3, 30)
+    count_js = "return document.querySelectorAll('.explain mjx-container').length"
+    until(lambda: dash_duo.driver.execute_script(count_js) > 3, 30)
     urls = dash_duo.driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert any("mathjax" in u.lower() for u in urls)  # loaded...
     assert all(u.startswith(dash_duo.server_url) for u in urls)  # ...from this server only

@@ -42,7 +42,7 @@ def wait_until(check, timeout: float, what: str, proc=None, log=None):
             value = check()
         except AssertionError:
             raise
-        except Exception:  # noqa: BLE001 - not ready yet
+        except Exception:  # not ready yet
             value = None
         if value:
             return value

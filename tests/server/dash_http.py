@@ -48,10 +48,7 @@ def walk_layout(node, props):
 
 def split_outputs(output: str) -> list[tuple[str, str]]:
     """``"..a.b...c.d.."`` or ``"a.b"`` -> [(id, prop), ...]."""
-    if output.startswith("..") and output.endswith(".."):
-        parts = output[2:-2].split("...")
-    else:
-        parts = [output]
+    parts = output[2:-2].split("...") if output.startswith("..") and output.endswith("..") else [output]
     return [tuple(p.rsplit(".", 1)) for p in parts]
 
 
@@ -71,7 +68,7 @@ class DashSession:
         self.end_id = None
 
     # ------------------------------------------------------------------ page load
-    def load(self, search: str = "", initial: bool = True) -> "DashSession":
+    def load(self, search: str = "", initial: bool = True) -> DashSession:
         """GET the page, its layout and dependencies; then run the initial callbacks."""
         page = self._get("/" + search, name="/")
         match = CONFIG_RE.search(page.text)
@@ -188,7 +185,7 @@ class DashSession:
     def start_background(self, dep, changed) -> dict:
         """Start a background callback; returns the job handles ``{"cacheKey", "job", ...}``, or
         the finished response if it completed (or failed with an ``on_error`` message) at once."""
-        status, data = self._post(self.body(dep, changed), {}, name="/_dash-update-component [start job]")
+        _status, data = self._post(self.body(dep, changed), {}, name="/_dash-update-component [start job]")
         return data or {}
 
     def poll_background(self, dep, handles) -> dict | None:

@@ -55,7 +55,7 @@ def test_a_worker_killed_mid_request_leaves_everyone_else_working(procs, http):
     def slow_request():
         try:
             victim.initial_callbacks()  # the URL is read, then the heavy views are computed
-        except Exception as e:  # noqa: BLE001 - the request is expected to die with its worker
+        except Exception as e:  # the request is expected to die with its worker
             failure["error"] = e
     thread = threading.Thread(target=slow_request)
     thread.start()

@@ -48,7 +48,7 @@ def plausible(name):
     if name in small:
         return small[name]
     if name == "arch":
-        names = st.sampled_from(list(ARCH_CHOICES) + ["RNN", "tanh", "irnn", "transformer", "", "lstm "])
+        names = st.sampled_from([*list(ARCH_CHOICES), "RNN", "tanh", "irnn", "transformer", "", "lstm "])
         return st.lists(names, max_size=5)
     if name == "match_params":
         return st.sampled_from([[], ["match"]])
@@ -112,7 +112,7 @@ def test_control_values(values, trigger, tab):
     assert len(controls) == len(callbacks.FIELDS)
     assert isinstance(search, str) and search.startswith("?arch=")
     lines = texts(messages)
-    for name, new in zip(callbacks.FIELDS, controls):
+    for name, new in zip(callbacks.FIELDS, controls, strict=False):
         if new is no_update or name == "match_params":  # a checklist's junk reads as checked/unchecked
             continue
         if name == "arch" and not unknown_archs(values[name]):  # None -> [], "RNN" -> "rnn": same choice
@@ -157,7 +157,8 @@ def test_url_queries(items, noise, quoted, tab):
         assert search_out.startswith("?arch=")
     assert isinstance(store, dict) or store is no_update
     lines = texts(messages)
-    shown = {name: old if new is no_update else new for name, new, old in zip(callbacks.FIELDS, controls, defaults)}
+    shown = {name: old if new is no_update else new
+             for name, new, old in zip(callbacks.FIELDS, controls, defaults, strict=False)}
     for key, value in dict(items).items():  # the last value of a repeated key counts
         if key in SPEC and key not in ("arch", "match_params") and _rejected(value, shown[key]):
             assert any(key in line for line in lines), f"{key}={value!r} changed without a message: {lines}"
@@ -181,7 +182,8 @@ forged_store = st.fixed_dictionaries({}, optional={name: field_value(name) for n
 
 
 @SETTINGS
-@given(store=st.one_of(forged_store, hostile_scalar), tab=st.one_of(st.sampled_from(["gates", "spectra"]), hashable_hostile))
+@given(store=st.one_of(forged_store, hostile_scalar),
+       tab=st.one_of(st.sampled_from(["gates", "spectra"]), hashable_hostile))
 def test_forged_stores(store, tab):
     """A client may post any JSON as the store: it is validated, never trusted."""
     check_views(store if isinstance(store, dict) else {"junk": store}, tab)

@@ -41,7 +41,7 @@ def returns_promptly(fn, seconds=20.0):
     def run():
         try:
             box["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread
+        except BaseException as e:  # re-raised in the test's thread
             box["error"] = e
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -123,7 +123,8 @@ def test_time_limit_setting(monkeypatch):
 
 def test_error_messages_for_users():
     assert jobs.error_message(jobs.JobsUnavailable(jobs.UNAVAILABLE)) == jobs.UNAVAILABLE
-    assert jobs.error_message(RuntimeError(f"An error occurred inside a background callback: {jobs.LOST}\ntb")) == jobs.LOST
+    lost = RuntimeError(f"An error occurred inside a background callback: {jobs.LOST}\ntb")
+    assert jobs.error_message(lost) == jobs.LOST
     assert jobs.error_message(ConnectionRefusedError()) == jobs.UNAVAILABLE
     assert jobs.error_message(ValueError("lr must be > 0\nTraceback ...")) == "The job failed: lr must be > 0"
     wrapped = RuntimeError("An error occurred inside a background callback: out of memory\nTraceback ...")
@@ -212,9 +213,9 @@ def test_job_slot_messages_release_and_time_limit(tmp_path):
     with limits.job_slot("u" * 16, lim) as slot:
         assert slot.expired()  # the time limit is over at once
         assert "time limit" in slot.time_message()
-        with pytest.raises(limits.LimitReached, match="already have 1 training job running"):
-            with limits.job_slot("u" * 16, lim):
-                pass
+        with pytest.raises(limits.LimitReached, match="already have 1 training job running"), \
+                limits.job_slot("u" * 16, lim):
+            pass
         slot.touch()
     with limits.job_slot("u" * 16, lim):  # released on exit
         pass

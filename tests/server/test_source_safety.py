@@ -59,7 +59,8 @@ def test_every_np_load_refuses_pickles(path):
     code = code_only(path)
     for match in re.finditer(r"\bnp\s*\.\s*load\s*\(", code):
         call = code[match.end(): match.end() + 300]
-        assert re.search(r"allow_pickle\s*=\s*False", call), f"{path.relative_to(ROOT)}: np.load without allow_pickle=False"
+        assert re.search(r"allow_pickle\s*=\s*False", call), (
+            f"{path.relative_to(ROOT)}: np.load without allow_pickle=False")
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))

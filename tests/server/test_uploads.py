@@ -25,7 +25,7 @@ def _audit(event, args):
     """Record every open-for-writing while watching (audit hooks cannot be removed, so gate them)."""
     if not _WATCH["on"] or event != "open":
         return
-    path, mode, flags = (list(args) + [None, None, None])[:3]
+    path, mode, flags = ([*list(args), None, None, None])[:3]
     writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
               (isinstance(flags, int) and flags & WRITE_FLAGS)
     if writing:
@@ -165,6 +165,5 @@ def test_non_finite_weights_are_rejected(bad):
 
 
 def test_the_write_detector_detects_writes(tmp_path):
-    with pytest.raises(AssertionError, match="opened for writing"):
-        with no_writes():
-            (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(AssertionError, match="opened for writing"), no_writes():
+        (tmp_path / "x.txt").write_text("x")

@@ -26,7 +26,7 @@ def test_page_assets_and_layout_are_served_locally():
     assert "style.css" in html and "https://" not in html.split("_dash-config")[0]
     assert '"serve_locally":true' in html
     assert client.get("/_dash-layout").status_code == 200
-    css = [line for line in html.splitlines() if "style.css" in line][0]
+    css = next(line for line in html.splitlines() if "style.css" in line)
     href = css.split('href="')[1].split('"')[0]
     response = client.get(href)
     assert response.status_code == 200

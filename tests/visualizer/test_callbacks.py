@@ -22,7 +22,7 @@ def test_page_load_sets_controls_store_and_canonical_url():
 
 
 def test_bad_url_value_gives_a_visible_message_and_clamped_control():
-    search, store, messages, *controls = callbacks.sync(ids.URL, "?seq_len=99999&hidden=x", [None] * len(FIELDS), None)
+    _search, store, messages, *controls = callbacks.sync(ids.URL, "?seq_len=99999&hidden=x", [None] * len(FIELDS), None)
     texts = [m.children for m in messages]
     assert any(t.startswith("seq_len=99999 is above the maximum 2000") for t in texts)
     assert any(t.startswith("hidden is not a finite number") for t in texts)
@@ -33,7 +33,7 @@ def test_a_control_change_writes_the_url_and_store_only():
     values = controls_of(DEFAULTS)
     store = callbacks.store_data(DEFAULTS)
     values[FIELDS.index("seq_len")] = 300
-    search, new_store, messages, *controls = callbacks.sync(ids.SEQ_LEN, to_query(DEFAULTS), values, store)
+    search, new_store, _messages, *controls = callbacks.sync(ids.SEQ_LEN, to_query(DEFAULTS), values, store)
     assert "seq_len=300" in search
     assert new_store["seq_len"] == 300
     assert all(c is no_update for c in controls)
@@ -42,7 +42,7 @@ def test_a_control_change_writes_the_url_and_store_only():
 def test_switching_tabs_changes_the_url_but_not_the_store():
     values = controls_of(DEFAULTS)
     values[FIELDS.index("view")] = "spectra"
-    search, store, messages, *_ = callbacks.sync(ids.VIEW, to_query(DEFAULTS), values, callbacks.store_data(DEFAULTS))
+    search, store, _messages, *_ = callbacks.sync(ids.VIEW, to_query(DEFAULTS), values, callbacks.store_data(DEFAULTS))
     assert "view=spectra" in search
     assert store is no_update
 
@@ -58,9 +58,9 @@ def test_an_out_of_range_control_value_is_written_back_clamped():
 def test_unticking_every_architecture_shows_a_hint_not_an_error():
     values = controls_of(DEFAULTS)
     values[FIELDS.index("arch")] = []
-    _, store, messages, *_ = callbacks.sync(ids.ARCH, "", values, None)
+    _, store, _messages, *_ = callbacks.sync(ids.ARCH, "", values, None)
     assert store["arch"] == []
-    fig, banner, info = callbacks.overview(store)
+    fig, _banner, _info = callbacks.overview(store)
     assert "Pick at least one" in fig["layout"]["annotations"][0]["text"]
 
 
@@ -76,15 +76,15 @@ def test_overview_builds_view_one_banner_and_info():
 def test_overview_banner_when_a_run_explodes():
     store = callbacks.store_data(Params(arch=("rnn-relu",), seq_len=1100, hidden=8, batch=2, init="identity",
                                         scale=2.0))
-    fig, banner, info = callbacks.overview(store)
+    _fig, banner, _info = callbacks.overview(store)
     assert len(banner) == 1 and banner[0].children.startswith("RNN-relu exploded at step")
 
 
 def test_impossible_configuration_shows_its_message():
     store = callbacks.store_data(Params(seq_len=1, task="adding"))
-    fig, banner, info = callbacks.overview(store)
+    fig, _banner, _info = callbacks.overview(store)
     assert fig["layout"]["annotations"][0]["text"].startswith("The adding task cannot use sequence length 1")
-    fig, caption = callbacks.view(store, "jacobian")
+    fig, _caption = callbacks.view(store, "jacobian")
     assert "lag" in fig["layout"]["annotations"][0]["text"]
 
 
@@ -105,7 +105,7 @@ def test_unexpected_errors_keep_the_app_serving(monkeypatch):
     def boom(key):
         raise RuntimeError("kaput")
     monkeypatch.setattr(callbacks.compute, "grad_flow", boom)
-    fig, banner, info = callbacks.overview(callbacks.store_data(Params(seq_len=5)))
+    fig, _banner, _info = callbacks.overview(callbacks.store_data(Params(seq_len=5)))
     assert "kaput" in fig["layout"]["annotations"][0]["text"]
 
 
@@ -145,7 +145,7 @@ def test_a_bad_control_value_is_named_in_a_message():
 def test_the_page_callback_takes_control_values():
     values = controls_of(Params(seq_len=15, hidden=4, batch=2, arch=("gru",), view="gates"))
     assert "lr" not in callbacks.VIEW_FIELDS and "seed" in callbacks.VIEW_FIELDS
-    fig, banner, info, view_fig, caption, query, messages, store = callbacks.page(values, (None, None), "")
+    fig, _banner, _info, view_fig, _caption, query, _messages, store = callbacks.page(values, (None, None), "")
     assert [t["name"] for t in fig["data"] if t.get("meta") == "main"] == ["GRU"]
     assert [t["name"] for t in view_fig["data"] if t.get("meta") == "main"] == ["GRU: ∏ carry gate z"]
     assert query.startswith("?arch=gru&seq_len=15")
@@ -176,5 +176,5 @@ def test_changed_fields_reads_the_triggering_controls(triggered, expected):
 
 @pytest.mark.parametrize("tab", [None, 3, [], ["heatmap"], {"a": 1}])
 def test_a_tab_of_any_json_type_falls_back_to_the_heatmaps(tab):
-    fig, caption = callbacks.view(callbacks.store_data(Params(seq_len=5, hidden=4, batch=1)), tab)
+    fig, _caption = callbacks.view(callbacks.store_data(Params(seq_len=5, hidden=4, batch=1)), tab)
     assert fig["data"][0]["type"] == "heatmap"

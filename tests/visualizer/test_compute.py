@@ -186,7 +186,8 @@ def test_long_sequences_analyse_evenly_spaced_step_spectra():
     direct = core.step_jacobian_singular_values(compute.get_model(key), task.x, steps=t)[-1]
     np.testing.assert_array_equal(item["step_max"], direct[:, 0])
     np.testing.assert_array_equal(item["step_min"], direct[:, -1])
-    assert compute.spectra_items([compute.run_key(Params(seq_len=30, hidden=4, batch=1), "rnn")])[0]["t"].tolist() == list(range(30))
+    key30 = compute.run_key(Params(seq_len=30, hidden=4, batch=1), "rnn")
+    assert compute.spectra_items([key30])[0]["t"].tolist() == list(range(30))
 
 
 def test_step_spectra_of_large_states_use_fewer_steps_and_say_so():

@@ -27,7 +27,7 @@ def test_grad_norm_traces_are_named_and_have_one_point_per_step():
     go.Figure(fig)  # valid plotly
     traces = named(fig)
     assert [t["name"] for t in traces] == ["RNN", "RNN-relu", "LSTM", "GRU"]
-    for t, f in zip(traces, flows):
+    for t, f in zip(traces, flows, strict=False):
         assert len(decode(t["x"])) == T and len(decode(t["y"])) == T
         np.testing.assert_array_equal(decode(t["y"]), f.hidden_grad_norms[-1])
         assert t["line"]["color"] == COLORS[f.arch]
@@ -226,7 +226,8 @@ def test_heatmap_bands_binned_differently_share_one_pair_of_axes():
     cd = decode(lstm["customdata"])
     np.testing.assert_array_equal(cd[..., 1], items[1]["values"].T)
     np.testing.assert_array_equal(cd[:, 0, 0], [1, 2])
-    assert "unit %{customdata[0]}" in lstm["hovertemplate"] and "max over 2 steps" in fig["layout"]["annotations"][1]["text"]
+    assert "unit %{customdata[0]}" in lstm["hovertemplate"]
+    assert "max over 2 steps" in fig["layout"]["annotations"][1]["text"]
 
 
 def test_connectivity_small_multiples():

@@ -113,7 +113,7 @@ def _run(params, steps):
     """The app's training config for the one architecture of ``params``, run to the end."""
     (arch,) = params.arch
     last = None
-    for last in core.train_iter(training.train_config(params, arch, steps)):
+    for last in core.train_iter(training.train_config(params, arch, steps)):  # noqa: B007 - only the last is kept
         pass
     return last
 

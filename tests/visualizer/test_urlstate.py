@@ -93,7 +93,7 @@ def test_unknown_and_repeated_parameters_get_messages():
 def test_malformed_queries_never_raise():
     for q in ("?%%%", "?&&&=", "?=5", "?arch", "?" + "x=1&" * 500, "?seq_len=1e400", "?hidden=0x10",
               "?arch=" + "," * 1000, "?seed=99999999999999999999999"):
-        params, messages = parse_query(q)
+        params, _messages = parse_query(q)
         assert isinstance(params, Params)
 
 

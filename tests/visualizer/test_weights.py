@@ -57,7 +57,8 @@ def test_good_file_from_pytorch_loads_with_same_gradients(arch):
     key = {"rnn": "rnn_tanh", "lstm": "lstm", "gru": "gru"}[arch]
     with np.load(FIXTURE) as z:
         sd = {k.split("/state/")[1]: z[k] for k in z.files if k.startswith(f"{key}/state/")}
-        x, y, grads = z[f"{key}/x"], z[f"{key}/y"], {k.split("/grad/")[1]: z[k] for k in z.files if k.startswith(f"{key}/grad/")}
+        x, y = z[f"{key}/x"], z[f"{key}/y"]
+        grads = {k.split("/grad/")[1]: z[k] for k in z.files if k.startswith(f"{key}/grad/")}
         loss = float(z[f"{key}/loss"])
     up = weights.load_weights(upload(npz(**sd)), "trained.npz")
     c = up.model.config

@@ -33,7 +33,7 @@ def main():
         else:
             y = torch.randint(0, O, (T, B) if loss_on == "all" else (B,))
 
-        def objective():
+        def objective(rnn=rnn, readout=readout, x=x, y=y, loss=loss, loss_on=loss_on):
             z = readout(rnn(x)[0])
             z = z if loss_on == "all" else z[-1]
             if loss == "mse":
