@@ -17,13 +17,15 @@ callback (presets, uploads), output new control values; the URL follows by itsel
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 from dash import Input, Output, State, callback_context, html, no_update
 
-from . import classroom, compute, explain, figures, ids, limits, presets, training_ui
-from .layout import CAPTIONS, info_children
-from .urlstate import Params, parse_query, to_query, validate
+from . import classroom, compute, explain, ids, limits, presets, training_ui, views
+from .layout import info_children
+from .plotstyle import message_figure
+from .urlstate import DEFAULTS, Params, to_query, validate
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ FIELDS = list(ids.CONTROL_IDS)  # Params fields in control order (the tab last)
 STORE_FIELDS = [f for f in FIELDS if f != "view"]
 TRAINING_FIELDS = ("clip", "optimizer", "lr", "steps")  # used by training only: changing them redraws nothing here
 VIEW_FIELDS = [f for f in STORE_FIELDS if f not in TRAINING_FIELDS]
-EXPECTED_ERRORS = (ValueError, compute.Unavailable, FloatingPointError, np.linalg.LinAlgError)
+EXPECTED_ERRORS = (ValueError, FloatingPointError, np.linalg.LinAlgError)
 
 
 # ----------------------------------------------------------------------------- controls <-> params
@@ -72,7 +74,7 @@ def _message_list(messages):
 def apply_url(pathname, search):
     """Page load: the control values (in ``FIELDS`` order) showing the URL's validated state
     (``?preset=<key>`` expands to that preset's settings, see :func:`visualizer.presets.expand_query`)."""
-    params, _ = parse_query(presets.expand_query(search))
+    params, _ = presets.parse_query(search)
     return params_to_controls(params)
 
 
@@ -84,30 +86,10 @@ def url_and_messages(values, current_search):
     messages about the controls remain.
     """
     params, messages = validate(controls_to_raw(values), allow_empty_arch=True)
-    shown, url_messages = parse_query(presets.expand_query(current_search))
+    shown, url_messages = presets.parse_query(current_search)
     if params == shown:
         return [no_update, _message_list(url_messages + messages), store_data(params)]
     return [to_query(params), _message_list(messages), store_data(params)]
-
-
-def sync(trigger, search, values, store):
-    """Both directions at once, as a pure function (for tests and tools).
-
-    ``trigger`` None or ``ids.URL``: the URL is read, as at page load. Otherwise ``values``
-    (control values in ``FIELDS`` order) changed. Returns [search, store, messages, *control
-    values] with ``no_update`` where nothing changes (controls holding a corrected value get it).
-    """
-    if trigger is None or trigger == ids.URL:
-        params, messages = parse_query(search)
-        query = to_query(params)
-        return [query if query != search else no_update, store_data(params), _message_list(messages),
-                *params_to_controls(params)]
-    params, messages = validate(controls_to_raw(values), allow_empty_arch=True)
-    fixed = params_to_controls(params)
-    controls = [new if new != old else no_update for new, old in zip(fixed, values, strict=False)]
-    query, data = to_query(params), store_data(params)
-    return [query if query != search else no_update, data if data != store else no_update,
-            _message_list(messages), *controls]
 
 
 # ----------------------------------------------------------------------------- figures
@@ -126,47 +108,42 @@ def overview(store, upload=None):
     if store is None:
         return [no_update, no_update, no_update]
     params = Params.from_dict(store)
+    view1 = views.GRAD_NORM
     try:
-        flows = [compute.grad_flow(k) for k in _keys(params)]
+        payload = view1.payload(_keys(params))
     except EXPECTED_ERRORS as e:
-        return [figures.message_figure(str(e)), [], []]
+        return [message_figure(str(e)), [], []]
     except Exception as e:  # keep serving; the message names the problem
         log.exception("view 1 failed for %s", params)
-        return [figures.message_figure(f"Could not compute this configuration: {e}"), [], []]
+        return [message_figure(f"Could not compute this configuration: {e}"), [], []]
+    flows = list(payload.flows)
     banner = [html.Div(line, className="banner-line") for line in compute.explosion_messages(flows)]
     note = next((f.loss_note for f in flows if f.loss_note), None)
     uploaded, upload_note = classroom.flow_of_upload(params, *(upload or (None, None)))
-    fig = figures.grad_norm_figure(flows + ([uploaded] if uploaded else []), truncate=params.truncate)
+    if uploaded:
+        payload = replace(payload, flows=(*payload.flows, uploaded))
     info = info_children(flows, note) + ([html.Span(upload_note, className="info-item note")] if upload_note else [])
-    return [classroom.mark_uploaded(fig), banner, info]
-
-
-VIEW_BUILDERS = {
-    "jacobian": lambda keys: figures.jacobian_figure(compute.jacobian_items(keys)),
-    "heatmap": lambda keys: figures.heatmap_figure(compute.heatmap_items([compute.grad_flow(k) for k in keys])),
-    "spectra": lambda keys: figures.spectra_figure(compute.spectra_items(keys)),
-    "gates": lambda keys: figures.gates_figure(compute.gate_items(keys)),
-    "connectivity": lambda keys: figures.connectivity_figure(compute.connectivity_items(keys)),
-}
+    return [classroom.mark_uploaded(view1.figure(payload)), banner, info]
 
 
 def view(store, tab):
     """The open tab's figure and its caption. Returns [figure, caption]."""
     if store is None:
         return [no_update, no_update]
-    tab = tab if isinstance(tab, str) and tab in VIEW_BUILDERS else "heatmap"
+    v = views.get(tab)
+    v = v if v is not None and v.tab else views.get(DEFAULTS.view)
     params = Params.from_dict(store)
-    caption = CAPTIONS[tab]
+    caption = v.caption
     try:
         keys = _keys(params)
-        fig = VIEW_BUILDERS[tab](keys)
-        note = compute.sequence_note(keys, tab)
+        fig = v.figure(v.payload(keys))
+        note = v.note(keys)
         caption = f"{caption} {note}" if note else caption
     except EXPECTED_ERRORS as e:
-        fig = figures.message_figure(str(e))
+        fig = message_figure(str(e))
     except Exception as e:  # keep serving; the message names the problem
-        log.exception("view %s failed for %s", tab, params)
-        fig = figures.message_figure(f"Could not compute this view: {e}")
+        log.exception("view %s failed for %s", v.key, params)
+        fig = message_figure(f"Could not compute this view: {e}")
     return [fig, caption]
 
 
@@ -233,5 +210,5 @@ def register(app) -> None:
     limits.register_identity(app)
     classroom.register(app, root_id=ids.PAGE, url_id=ids.URL, params_store=ids.PARAMS, view_id=ids.VIEW,
                        steps_input=training_ui.STEPS)
-    explain.register(app, view_id=ids.VIEW)
+    explain.register(app)
     training_ui.register(app, params_store=ids.PARAMS)

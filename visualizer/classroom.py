@@ -149,7 +149,7 @@ def export_view(csv_clicks, json_clicks, html_clicks, store, tab):
             series = export.view_series(params)
             text, ext, mime = ((export.to_csv(series), "csv", "text/csv") if trigger == EXPORT_CSV
                                else (export.to_json(series, params, indent=1), "json", "application/json"))
-    except (ValueError, compute.Unavailable, FloatingPointError, np.linalg.LinAlgError) as e:
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
         return no_update, f"Nothing to export: {e}"
     return dict(content=text, filename=export.filename(params, ext), type=mime, base64=False), ""
 

@@ -15,21 +15,15 @@ import numpy as np
 import core
 
 from .cache import memoize
-from .urlstate import Params
 
 DISPLAY_NAMES = {"rnn": "RNN", "rnn-relu": "RNN-relu", "lstm": "LSTM", "gru": "GRU"}
 
 
-class Unavailable(Exception):
-    """A core function this view needs is not in this build of ``core``."""
-
-
-def core_fn(name):
-    """``core.<name>``, or raise :class:`Unavailable` naming it."""
-    fn = getattr(core, name, None)
-    if fn is None:
-        raise Unavailable(f"core.{name} is not available in this build")
-    return fn
+def read_only(a) -> np.ndarray:
+    """``a`` as an array that cannot be written (cached results are shared by every caller)."""
+    a = np.asarray(a)
+    a.flags.writeable = False
+    return a
 
 
 # ----------------------------------------------------------------------------- keys
@@ -63,9 +57,11 @@ class RunKey:
 def get_task(key: DataKey):
     """The task batch for ``key``; ValueError naming the task and length for impossible settings."""
     try:
-        return core_fn("make_task")(key.task, key.seq_len, key.batch, seed=key.seed)
+        task = core.make_task(key.task, key.seq_len, key.batch, seed=key.seed)
     except ValueError as e:
         raise ValueError(f"The {key.task} task cannot use sequence length {key.seq_len}: {e}") from e
+    read_only(task.x), read_only(task.y)
+    return task
 
 
 def targets(task, loss_on: str):
@@ -77,23 +73,24 @@ def targets(task, loss_on: str):
     return task.y, task.loss_on, f"task {task.name!r} has a target only at the last step; scoring the last step."
 
 
-def hidden_for(params: Params, arch: str) -> int:
-    """Hidden size of ``arch``: ``params.hidden``, or with ``match_params`` the size whose parameter
-    count is closest to a tanh RNN of size ``params.hidden``."""
+def hidden_for(params, arch: str) -> int:
+    """Hidden size of ``arch`` under ``params`` (a :class:`visualizer.urlstate.Params`):
+    ``params.hidden``, or with ``match_params`` the size whose parameter count is closest to a tanh
+    RNN of size ``params.hidden``."""
     if not params.match_params:
         return params.hidden
     task = get_task(data_key(params))
     sizes = dict(input_size=task.input_size, output_size=task.output_size, num_layers=params.layers)
     target = core.build("rnn", hidden_size=params.hidden, **sizes).num_parameters()
-    return int(core_fn("hidden_size_for_params")(arch, target, task.input_size, task.output_size, params.layers))
+    return int(core.hidden_size_for_params(arch, target, task.input_size, task.output_size, params.layers))
 
 
-def data_key(params: Params) -> DataKey:
+def data_key(params) -> DataKey:
     """The :class:`DataKey` of ``params``."""
     return DataKey(params.task, params.seq_len, params.batch, params.seed, params.loss_on)
 
 
-def run_key(params: Params, arch: str) -> RunKey:
+def run_key(params, arch: str) -> RunKey:
     """The :class:`RunKey` of ``arch`` under ``params`` (forget bias only for the LSTM)."""
     truncate = params.truncate if params.truncate is not None and params.truncate < params.seq_len else None
     return RunKey(arch=arch, hidden=hidden_for(params, arch), layers=params.layers, init=params.init,
@@ -106,9 +103,12 @@ def run_key(params: Params, arch: str) -> RunKey:
 def get_model(key: RunKey):
     """The initialised model of ``key``."""
     task = get_task(key.data)
-    return core.build(key.arch, input_size=task.input_size, hidden_size=key.hidden,
-                      output_size=task.output_size, num_layers=key.layers, seed=key.seed,
-                      init=key.init, scale=key.scale, forget_bias=key.forget_bias)
+    model = core.build(key.arch, input_size=task.input_size, hidden_size=key.hidden,
+                       output_size=task.output_size, num_layers=key.layers, seed=key.seed,
+                       init=key.init, scale=key.scale, forget_bias=key.forget_bias)
+    for w in model.params.values():
+        read_only(w)
+    return model
 
 
 # ----------------------------------------------------------------------------- results
@@ -125,7 +125,7 @@ class GradFlow:
     hidden_grad_units: np.ndarray  # (L, T, H)
     nonfinite_step: int | None
     nonfinite_grad_step: int | None
-    sigma_max: float | None  # largest singular value of the top layer's W_hh, if core has it
+    sigma_max: float  # largest singular value of the top layer's W_hh
     loss_note: str | None
 
 
@@ -135,27 +135,24 @@ def grad_flow(key: RunKey) -> GradFlow:
     task, model = get_task(key.data), get_model(key)
     y, loss_on, note = targets(task, key.data.loss_on)
     res = core.bptt(model, task.x, y, loss=task.loss, loss_on=loss_on, truncate=key.truncate)
-    try:
-        sigma = float(weight_spectra(key)[-1][0])
-    except Unavailable:
-        sigma = None
     return GradFlow(arch=key.arch, name=DISPLAY_NAMES[key.arch], hidden=key.hidden,
                     num_params=model.num_parameters(), loss=float(res.loss),
-                    hidden_grad_norms=res.hidden_grad_norms, hidden_grad_units=res.hidden_grad_units,
+                    hidden_grad_norms=read_only(res.hidden_grad_norms),
+                    hidden_grad_units=read_only(res.hidden_grad_units),
                     nonfinite_step=res.nonfinite_step, nonfinite_grad_step=res.nonfinite_grad_step,
-                    sigma_max=sigma, loss_note=note)
+                    sigma_max=float(weight_spectra(key)[-1][0]), loss_note=note)
 
 
 @memoize(maxsize=24)
 def weight_spectra(key: RunKey) -> np.ndarray:
     """(L, n) singular values of W_hh per layer, descending (:func:`core.weight_singular_values`)."""
-    return np.asarray(core_fn("weight_singular_values")(get_model(key)))
+    return read_only(core.weight_singular_values(get_model(key)))
 
 
 @memoize(maxsize=24)
 def gamma_threshold(key: RunKey) -> float:
     """Pascanu et al.'s threshold 1/gamma for this architecture (:func:`core.gamma_bound`)."""
-    return 1.0 / float(core_fn("gamma_bound")(get_model(key)))
+    return 1.0 / float(core.gamma_bound(get_model(key)))
 
 
 JACOBIAN_WORK = 4e9  # T * n^3 * sequences per architecture for the Jacobian-product views
@@ -175,7 +172,7 @@ def jacobian_norms(key: RunKey) -> np.ndarray:
     (:func:`core.jacobian_norms`)."""
     task = get_task(key.data)
     with np.errstate(all="ignore"):
-        return np.asarray(core_fn("jacobian_norms")(get_model(key), task.x[:, : jacobian_batch(key)]))
+        return read_only(core.jacobian_norms(get_model(key), task.x[:, : jacobian_batch(key)]))
 
 
 SPECTRA_STEPS = 200  # one-step Jacobians analysed at most (evenly spaced, always the last step) ...
@@ -207,7 +204,7 @@ def step_spectra(key: RunKey) -> np.ndarray:
     task = get_task(key.data)
     steps = key_spectra_steps(key)
     with np.errstate(all="ignore"):
-        return np.asarray(core_fn("step_jacobian_singular_values")(get_model(key), task.x, batch_index=0, steps=steps))
+        return read_only(core.step_jacobian_singular_values(get_model(key), task.x, batch_index=0, steps=steps))
 
 
 @memoize(maxsize=12)
@@ -217,10 +214,9 @@ def gate_products(key: RunKey) -> np.ndarray:
     task = get_task(key.data)
     B = jacobian_batch(key) if key.arch.startswith("rnn") else key.data.batch
     with np.errstate(all="ignore"):
-        return np.asarray(core_fn("gate_products")(get_model(key), task.x[:, :B]))
+        return read_only(core.gate_products(get_model(key), task.x[:, :B]))
 
 
-@memoize(maxsize=12)
 def connectivity_rows(T: int) -> np.ndarray:
     """Output steps (rows) the connectivity view computes: all when T <= CONNECTIVITY_SIDE, else
     the last step of each of CONNECTIVITY_SIDE-or-fewer bins of k consecutive steps (so T - 1 is
@@ -229,13 +225,14 @@ def connectivity_rows(T: int) -> np.ndarray:
     return np.minimum(np.arange(k - 1, T + k - 1, k), T - 1)
 
 
+@memoize(maxsize=12)
 def connectivity(key: RunKey) -> np.ndarray:
     """(len(connectivity_rows(T)), T) ||dy_t/dx_s|| for sequence 0 at the output steps
     :func:`connectivity_rows` (:func:`core.connectivity`)."""
     task = get_task(key.data)
     rows = connectivity_rows(task.x.shape[0])
     with np.errstate(all="ignore"):
-        return np.asarray(core_fn("connectivity")(get_model(key), task.x, batch_index=0, outputs=rows))
+        return read_only(core.connectivity(get_model(key), task.x, batch_index=0, outputs=rows))
 
 
 # ----------------------------------------------------------------------------- display reductions
@@ -319,31 +316,59 @@ def verdict(name: str, sigma: float, threshold: float) -> str:
     return f"{name}: σ₁ = {sigma:.3g} ≥ 1/γ = {threshold:.3g}: exploding becomes possible"
 
 
-def sequence_note(keys, view: str) -> str | None:
-    """A sentence when the Jacobian-product view ``view`` analyses fewer sequences than the batch,
-    the spectra view fewer steps than the sequence has, or the connectivity view samples rows."""
-    if view == "connectivity":
-        T = max((k.data.seq_len for k in keys), default=0)
-        k = max(1, -(-T // CONNECTIVITY_SIDE))
-        if k == 1:
-            return None
-        return (f"At this length each row is one output step in {k} (the last of each group of {k}), and each "
-                f"column the largest value over {k} consecutive input steps.")
-    if view == "spectra":
-        counts = {DISPLAY_NAMES[k.arch]: len(key_spectra_steps(k)) for k in keys
-                  if len(key_spectra_steps(k)) < k.data.seq_len}
-        if not counts:
-            return None
-        listed = ", ".join(f"{name} {c}" for name, c in counts.items())
-        return (f"At this size the step spectra are computed at evenly spaced steps ({listed}; "
-                f"each costs a full SVD, n³).")
-    keys = [k for k in keys if view == "jacobian" or (view == "gates" and k.arch.startswith("rnn"))]
+def connectivity_note(keys) -> str | None:
+    """A sentence when the connectivity view samples output rows and bins input columns."""
+    T = max((k.data.seq_len for k in keys), default=0)
+    k = max(1, -(-T // CONNECTIVITY_SIDE))
+    if k == 1:
+        return None
+    return (f"At this length each row is one output step in {k} (the last of each group of {k}), and each "
+            f"column the largest value over {k} consecutive input steps.")
+
+
+def spectra_note(keys) -> str | None:
+    """A sentence when the spectra view analyses fewer steps than the sequence has."""
+    counts = {DISPLAY_NAMES[k.arch]: len(key_spectra_steps(k)) for k in keys
+              if len(key_spectra_steps(k)) < k.data.seq_len}
+    if not counts:
+        return None
+    listed = ", ".join(f"{name} {c}" for name, c in counts.items())
+    return f"At this size the step spectra are computed at evenly spaced steps ({listed}; each costs a full SVD, n³)."
+
+
+def _fewer_sequences_note(keys) -> str | None:
+    """A sentence when the Jacobian products of ``keys`` use fewer sequences than the batch."""
     fewer = sorted({(jacobian_batch(k), k.data.batch) for k in keys if jacobian_batch(k) < k.data.batch})
     if not fewer:
         return None
     used = ", ".join(str(b) for b, _ in fewer)
     return (f"At this size the Jacobian products use the first {used} of the {fewer[0][1]} sequences "
             f"(their cost grows like T·n³).")
+
+
+def jacobian_note(keys) -> str | None:
+    """A sentence when the Jacobian view analyses fewer sequences than the batch."""
+    return _fewer_sequences_note(keys)
+
+
+def gates_note(keys) -> str | None:
+    """A sentence when the gating view's plain-RNN Jacobian products use fewer sequences than the batch
+    (gate products of the LSTM and GRU are cheap: all sequences)."""
+    return _fewer_sequences_note([k for k in keys if k.arch.startswith("rnn")])
+
+
+@dataclass(frozen=True, eq=False)
+class Overview:
+    """View 1 payload: one :class:`GradFlow` per architecture (an uploaded model's flow may join
+    them, see :mod:`visualizer.classroom`) and the truncation window drawn as dashed lines."""
+
+    flows: tuple
+    truncate: int | None = None
+
+
+def overview(keys) -> Overview:
+    """View 1 payload for ``keys``: :func:`grad_flow` of each."""
+    return Overview(tuple(grad_flow(k) for k in keys), keys[0].truncate if keys else None)
 
 
 def jacobian_items(keys) -> list[dict]:
@@ -356,14 +381,11 @@ def jacobian_items(keys) -> list[dict]:
         item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "band": jacobian_batch(key) > 1,
                 "sequences": jacobian_batch(key),
                 **{k: v[::-1] for k, v in s.items()}, "reference": None, "sigma": None, "verdict": None}
-        try:
-            sigma, thr = float(weight_spectra(key)[-1][0]), gamma_threshold(key)
-        except Unavailable:
-            sigma = thr = None
+        sigma, thr = float(weight_spectra(key)[-1][0]), gamma_threshold(key)
         item.update(sigma=sigma, threshold=thr)
-        if sigma is not None and key.arch.startswith("rnn"):  # the sigma_1 bound holds for plain RNNs only
+        if key.arch.startswith("rnn"):  # the sigma_1 bound holds for plain RNNs only
             item.update(reference=reference_slope(sigma, len(s["median"])), verdict=verdict(item["name"], sigma, thr))
-        elif sigma is not None:
+        else:
             item["verdict"] = f"{item['name']}: σ₁(W_hh) = {sigma:.3g}, but gates add a path around W_hh: no bound"
         items.append(item)
     return items
@@ -386,13 +408,8 @@ def spectra_items(keys) -> list[dict]:
     largest and smallest singular value (sequence 0)."""
     items = []
     for key in keys:
-        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "weights": None, "threshold": None,
-                "step_max": None, "step_min": None, "t": key_spectra_steps(key)}
-        try:
-            item["weights"] = weight_spectra(key)[-1]
-            item["threshold"] = gamma_threshold(key)
-        except Unavailable:
-            pass
+        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "weights": weight_spectra(key)[-1],
+                "threshold": gamma_threshold(key), "step_max": None, "step_min": None, "t": key_spectra_steps(key)}
         sv = step_spectra(key)[-1]  # (T, n), descending
         item["step_max"], item["step_min"] = sv[:, 0], sv[:, -1]
         items.append(item)

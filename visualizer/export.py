@@ -13,7 +13,6 @@ import csv
 import html
 import io
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,116 +20,23 @@ import plotly.io as pio
 
 import core
 
-from . import compute, figures
+from . import compute, views
+from .series import Series
 from .urlstate import Params, to_query
 
 CSV_COLUMNS = ("view", "arch", "name", "layer", "quantity", "x_name", "x", "y_name", "y", "value")
-VIEW_TITLES = {
-    "grad_norm": "‖∂L/∂hₜ‖ at every step",
-    "jacobian": "Jacobian norms ‖∂s₍T−1₎/∂sₜ‖ against the lag",
-    "heatmap": "|∂L/∂hₜ| per hidden unit (top layer)",
-    "spectra": "Singular values of W_hh and of the one-step Jacobians",
-    "gates": "Products of forget / carry gates along time",
-    "connectivity": "Connectivity ‖∂yₜ/∂xₛ‖ (first sequence)",
-}
 
 
-@dataclass(frozen=True, eq=False)
-class Series:
-    """One plotted quantity of one architecture: ``values`` over ``x`` (1-D), or over ``y`` by
-    ``x`` (2-D, rows = y) for the heatmaps. Scalars have ``x`` None and a 0-d ``values``."""
-
-    view: str
-    arch: str
-    name: str
-    layer: int | None
-    quantity: str
-    values: np.ndarray
-    x_name: str | None = None
-    x: np.ndarray | None = None
-    y_name: str | None = None
-    y: np.ndarray | None = None
+def shown_views(params: Params) -> list[views.View]:
+    """The views the page shows for ``params``: view 1 and the open tab."""
+    tab = views.get(params.view)
+    return [views.GRAD_NORM] + ([tab] if tab is not None and tab.tab else [])
 
 
-# ----------------------------------------------------------------------------- the data
-def _grad_norm(keys) -> list[Series]:
-    """View 1: every layer's ||dL/dh_t|| (the named trace is the top layer)."""
-    out = []
-    for key in keys:
-        f = compute.grad_flow(key)
-        L, T = f.hidden_grad_norms.shape
-        for layer in range(L):
-            out.append(Series("grad_norm", f.arch, f.name, layer + 1, "grad_norm", f.hidden_grad_norms[layer],
-                              "t", np.arange(T)))
-    return out
-
-
-def _jacobian(keys) -> list[Series]:
-    """View 2: batch median / min / max of ||ds_{T-1}/ds_t|| by lag, the sigma^k reference."""
-    out = []
-    for it, key in zip(compute.jacobian_items(keys), keys, strict=False):
-        lag = np.arange(len(it["median"]))
-        for q in ("median", "min", "max", "reference"):
-            if it.get(q) is not None:
-                out.append(Series("jacobian", it["arch"], it["name"], key.layers, q, np.asarray(it[q]), "lag", lag))
-        for q, name in (("sigma", "sigma_1"), ("threshold", "inverse_gamma")):
-            if it.get(q) is not None:
-                out.append(Series("jacobian", it["arch"], it["name"], key.layers, name, np.asarray(float(it[q]))))
-    return out
-
-
-def _heatmap(keys) -> list[Series]:
-    """View 3: the top layer's per-unit |dL/dh_t| as drawn (time binned when very long)."""
-    out = []
-    for it, key in zip(compute.heatmap_items([compute.grad_flow(k) for k in keys]), keys, strict=False):
-        H = it["values"].shape[1]
-        out.append(Series("heatmap", it["arch"], it["name"], key.layers, "grad_unit" if it["bin"] == 1 else
-                          f"grad_unit_max_over_{it['bin']}_steps", it["values"].T, "t", np.asarray(it["t"]),
-                          "unit", np.arange(1, H + 1)))
-    return out
-
-
-def _spectra(keys) -> list[Series]:
-    """View 4: singular values of W_hh, 1/gamma, and each step Jacobian's largest / smallest."""
-    out = []
-    for it, key in zip(compute.spectra_items(keys), keys, strict=False):
-        a, n, L = it["arch"], it["name"], key.layers
-        if it.get("weights") is not None:
-            w = np.asarray(it["weights"])
-            out.append(Series("spectra", a, n, L, "weight_singular_value", w, "index", np.arange(1, w.size + 1)))
-        if it.get("threshold") is not None:
-            out.append(Series("spectra", a, n, L, "inverse_gamma", np.asarray(float(it["threshold"]))))
-        for q in ("step_max", "step_min"):
-            if it.get(q) is not None:
-                v = np.asarray(it[q])
-                t = np.asarray(it["t"]) if it.get("t") is not None else np.arange(v.size)
-                out.append(Series("spectra", a, n, L, f"{q}_singular_value", v, "t", t))
-    return out
-
-
-def _gates(keys) -> list[Series]:
-    """View 5: batch median / min / max of the gate products from t to the end."""
-    out = []
-    for it, key in zip(compute.gate_items(keys), keys, strict=False):
-        t = np.arange(len(it["median"]))
-        for q in ("median", "min", "max"):
-            out.append(Series("gates", it["arch"], it["name"], key.layers, f"gate_product_{q}", np.asarray(it[q]),
-                              "t", t))
-    return out
-
-
-def _connectivity(keys) -> list[Series]:
-    """View 6: ||dy_t/dx_s|| (rows: output step t, columns: input step s) as drawn."""
-    out = []
-    for it in compute.connectivity_items(keys):
-        q = "connectivity" if it["bin"] == 1 else f"connectivity_max_over_{it['bin']}_input_steps"
-        out.append(Series("connectivity", it["arch"], it["name"], None, q, it["values"], "s", np.asarray(it["ticks"]),
-                          "t", np.asarray(it["row_ticks"])))
-    return out
-
-
-TAB_DATA = {"jacobian": _jacobian, "heatmap": _heatmap, "spectra": _spectra, "gates": _gates,
-            "connectivity": _connectivity}
+def _payloads(params: Params) -> tuple[list, list[tuple[views.View, object]]]:
+    """(run keys, [(view, payload)]) of the views shown for ``params``; ValueError from the core."""
+    keys = [compute.run_key(params, a) for a in params.arch]
+    return keys, [(v, v.payload(keys)) for v in shown_views(params)]
 
 
 def view_series(params: Params) -> list[Series]:
@@ -138,9 +44,8 @@ def view_series(params: Params) -> list[Series]:
 
     Raises ValueError (from the core) for settings that cannot be computed.
     """
-    keys = [compute.run_key(params, a) for a in params.arch]
-    tab = TAB_DATA.get(params.view)
-    return _grad_norm(keys) + (tab(keys) if tab else [])
+    keys, shown = _payloads(params)
+    return [s for v, payload in shown for s in v.series(payload, keys)]
 
 
 # ----------------------------------------------------------------------------- CSV and JSON
@@ -177,7 +82,7 @@ def to_json(series: list[Series], params: Params, indent=None) -> str:
     Each series has ``arch``, ``name``, ``layer``, ``quantity``, ``values`` and, where it
     applies, ``x_name``/``x`` and ``y_name``/``y`` (2-D values are rows over y).
     """
-    views = {}
+    shown = {}
     for s in series:
         entry = {"arch": s.arch, "name": s.name, "layer": s.layer, "quantity": s.quantity,
                  "values": compute.strict_floats(s.values)}
@@ -185,9 +90,9 @@ def to_json(series: list[Series], params: Params, indent=None) -> str:
             entry.update(x_name=s.x_name, x=[int(v) for v in s.x])
         if s.y is not None:
             entry.update(y_name=s.y_name, y=[int(v) for v in s.y])
-        views.setdefault(s.view, {"title": VIEW_TITLES[s.view], "series": []})["series"].append(entry)
+        shown.setdefault(s.view, {"title": views.VIEWS[s.view].title, "series": []})["series"].append(entry)
     doc = {"app": "bpttlab", "version": core.__version__, "query": to_query(params), "params": params.to_dict(),
-           "views": views}
+           "views": shown}
     return json.dumps(doc, allow_nan=False, indent=indent, ensure_ascii=False)
 
 
@@ -238,22 +143,23 @@ def report_html(params: Params, figs: list[tuple[str, object, str]], series: lis
     return "".join(parts)
 
 
+def _figures(keys, shown) -> list[tuple[str, object, str]]:
+    """(title, figure, caption with the view's note) of each (view, payload) in ``shown``."""
+    out = []
+    for v, payload in shown:
+        note = v.note(keys)
+        out.append((v.title, v.figure(payload), f"{v.caption} {note}" if note else v.caption))
+    return out
+
+
 def current_figures(params: Params) -> list[tuple[str, object, str]]:
     """(title, figure, caption) of view 1 and the open tab, built as the app builds them."""
-    from .callbacks import VIEW_BUILDERS  # the app's own builders, so the report matches the page
-    from .layout import CAPTIONS
-
-    keys = [compute.run_key(params, a) for a in params.arch]
-    flows = [compute.grad_flow(k) for k in keys]
-    grad_norm = figures.grad_norm_figure(flows, truncate=params.truncate)
-    out = [(VIEW_TITLES["grad_norm"], grad_norm, CAPTIONS.get("grad", ""))]
-    if params.view in VIEW_BUILDERS:
-        out.append((VIEW_TITLES[params.view], VIEW_BUILDERS[params.view](keys), CAPTIONS.get(params.view, "")))
-    return out
+    return _figures(*_payloads(params))
 
 
 def report(params: Params) -> str:
     """The offline HTML report of the current view (figures, data and the explosion banner)."""
-    series = view_series(params)
-    flows = [compute.grad_flow(compute.run_key(params, a)) for a in params.arch]
-    return report_html(params, current_figures(params), series, compute.explosion_messages(flows))
+    keys, shown = _payloads(params)
+    series = [s for v, payload in shown for s in v.series(payload, keys)]
+    banner = compute.explosion_messages(shown[0][1].flows)  # view 1's flows
+    return report_html(params, _figures(keys, shown), series, banner)

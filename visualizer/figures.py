@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .heatmaps import connectivity_figure, heatmap_figure  # noqa: F401 - views 3 and 6
-from .plotstyle import (BAND_ALPHA, COLORS, FONT, GRID, HEAT_SCALE, LINE_WIDTH, REFERENCE_COLOR,  # noqa: F401
-                        arr, axis, band_traces, base_layout, decade_step, decode, has_special, line_trace,
-                        log_axis, log_range, message_figure, overflow_points, overflow_strip, panel_title,
+from .plotstyle import (COLORS, LINE_WIDTH, REFERENCE_COLOR, arr, axis, band_traces, base_layout, has_special,
+                        line_trace, log_axis, log_range, message_figure, overflow_points, overflow_strip, panel_title,
                         special_points, truncation_shapes)
 
 

@@ -35,6 +35,14 @@ VIEW_CAPTION = "view-caption"
 LOADING_MAIN = "loading-main"
 LOADING_VIEW = "loading-view"
 
+# the collapsed maths panels (visualizer.explain): view 1's and the tabbed view's
+GRAD_MATHS = "grad-maths"
+GRAD_MATHS_SUMMARY = "grad-maths-summary"
+GRAD_MATHS_BODY = "grad-maths-body"
+VIEW_MATHS = "view-maths"
+VIEW_MATHS_SUMMARY = "view-maths-summary"
+VIEW_MATHS_BODY = "view-maths-body"
+
 # Params field -> control id, in the order of the callback's inputs and outputs
 CONTROL_IDS = {
     "arch": ARCH, "seq_len": SEQ_LEN, "hidden": HIDDEN, "layers": LAYERS, "batch": BATCH,

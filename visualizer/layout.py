@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dash import dcc, html
 
-from . import classroom, explain, ids, limits, training_ui
-from .figures import COLORS
+from . import classroom, explain, ids, limits, training_ui, views
+from .plotstyle import COLORS
 from .urlstate import DEFAULTS, INIT_CHOICES, OPTIMIZER_CHOICES, TASK_CHOICES, Params
 
 ARCH_LABELS = {"rnn": "RNN (tanh)", "rnn-relu": "RNN (ReLU)", "lstm": "LSTM", "gru": "GRU"}
@@ -19,29 +19,6 @@ TASK_LABELS = {"adding": "Adding problem", "copy": "Copy / memory", "sine": "Sin
                "chars": "Next character (text)"}
 INIT_LABELS = {"pytorch": "PyTorch default (uniform)", "orthogonal": "Orthogonal × scale",
                "identity": "Identity × scale (IRNN)", "normal": "Gaussian, spectral radius = scale"}
-VIEW_LABELS = {"heatmap": "Heatmaps", "jacobian": "Jacobians", "spectra": "Spectra", "gates": "Gating",
-               "connectivity": "Connectivity"}
-
-CAPTIONS = {
-    "grad": ("Each line is one architecture. A line falling to the left means the loss barely reaches early "
-             "steps (vanishing); a line rising to the left means it blows up (exploding). All lines share one "
-             "absolute log axis, so heights compare directly."),
-    "jacobian": ("How much of a change in the state at step t still reaches the last state, against how far back "
-                 "t is. The dashed line of the same colour is the slope allowed by the largest singular value of "
-                 "W_hh; the dotted grey line at 1 is Pascanu et al.'s threshold σ₁ = 1/γ: below it vanishing is "
-                 "guaranteed. The band spans the batch; the line is its median."),
-    "heatmap": ("|∂L/∂hₜ| of every hidden unit (rows) at every step (columns), top layer, combined over the "
-                "batch. One colour scale for all architectures: dark means the gradient has vanished."),
-    "spectra": ("Left: singular values of the recurrent weights W_hh against the 1/γ threshold. Right: the largest "
-                "(solid) and smallest (dotted) singular value of each one-step Jacobian ∂sₜ/∂sₜ₋₁ of the first "
-                "sequence; a product of Jacobians below 1 shrinks the gradient at every step."),
-    "gates": ("Gating builds an additive path: the LSTM keeps cₜ through the product of its forget gates, the GRU "
-              "keeps hₜ through the product of its carry gates z. The plain RNN has only the product of its step "
-              "Jacobian norms. A product that stays near 1 carries gradient over many steps."),
-    "connectivity": ("Distill-style connectivity: how strongly the output at step t (rows) depends on the input at "
-                     "step s (columns), ‖∂yₜ/∂xₛ‖ for the first sequence. Causal, so only s ≤ t is coloured; a short "
-                     "bright band along the diagonal means a short memory."),
-}
 
 
 def _field(label, control, hint=None, id_=None):
@@ -159,13 +136,13 @@ def build_layout() -> html.Div:
                 _card("How far back does the gradient reach?  ‖∂L/∂hₜ‖ at every step", [
                     _loading(ids.LOADING_MAIN, _graph(ids.GRAD_GRAPH)),
                     html.Div(id=ids.INFO, className="info"),
-                    html.P(CAPTIONS["grad"], className="caption"),
-                    explain.maths("grad"),
+                    html.P(views.GRAD_NORM.caption, className="caption"),
+                    explain.maths(views.GRAD_NORM.key),
                 ]),
                 html.Section(className="card", children=[
                     dcc.Tabs(id=ids.VIEW, value=p.view, className="tabs", children=[
-                        dcc.Tab(label=label, value=key, className="tab", selected_className="tab--selected")
-                        for key, label in VIEW_LABELS.items()]),
+                        dcc.Tab(label=v.label, value=v.key, className="tab", selected_className="tab--selected")
+                        for v in views.TABS]),
                     _loading(ids.LOADING_VIEW, _graph(ids.VIEW_GRAPH)),
                     html.P(id=ids.VIEW_CAPTION, className="caption"),
                     explain.view_maths_panel(),

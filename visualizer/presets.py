@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
+from . import urlstate
 from .urlstate import Params, query_pairs, to_query
 
 
@@ -144,3 +145,13 @@ def expand_query(search) -> str:
     base = [(k, v) for k, v in parse_qsl(chosen.query.lstrip("?")) if k not in given]
     rest = [(k, v) for k, v in pairs if k.strip().lower() != "preset"]
     return "?" + urlencode(base + rest, safe=",.-")
+
+
+def parse_query(search) -> tuple[Params, list[str]]:
+    """Params and messages of a page URL's query: :func:`expand_query`, then
+    :func:`visualizer.urlstate.parse_query`, with a message for an unknown ``preset`` name."""
+    pairs = query_pairs(search) or []
+    unknown = [f"preset {str(v)[:40]!r} is unknown; ignored." for k, v in pairs
+               if k.strip().lower() == "preset" and get(v.strip().lower()) is None]
+    params, messages = urlstate.parse_query(expand_query(search))
+    return params, unknown + messages

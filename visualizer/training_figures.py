@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import figures
+from . import figures, plotstyle
 from .compute import DISPLAY_NAMES
 from .training import unjson
 
@@ -40,7 +40,7 @@ def _finite_positive(values) -> list:
 
 def _log_range(arrays):
     """[lo, hi] log10 range over arrays, or None."""
-    return figures.log_range([np.asarray(a, float) for a in arrays if len(a)])
+    return plotstyle.log_range([np.asarray(a, float) for a in arrays if len(a)])
 
 
 def progress_figure(archs: dict, selected_step: int | None = None, height=430) -> dict:
@@ -52,11 +52,11 @@ def progress_figure(archs: dict, selected_step: int | None = None, height=430) -
     selected_step : the snapshot shown in the other figures (a vertical line), or None.
     """
     if not archs:
-        return figures.message_figure("Press ▶ Train to start training.", height)
+        return plotstyle.message_figure("Press ▶ Train to start training.", height)
     data, losses, norms, shapes, annotations = [], [], [], [], []
     clip, baseline, last = None, None, 1
     for arch, h in archs.items():
-        color, name = figures.COLORS[arch], h.get("name") or DISPLAY_NAMES[arch]
+        color, name = plotstyle.COLORS[arch], h.get("name") or DISPLAY_NAMES[arch]
         loss, gn = unjson(h.get("losses", [])), unjson(h.get("grad_norms", []))
         steps = np.arange(1, loss.size + 1)
         last = max(last, int(h.get("steps") or loss.size))
@@ -86,10 +86,10 @@ def progress_figure(archs: dict, selected_step: int | None = None, height=430) -
     n_clipped = sum(len(h.get("clipped", [])) for h in archs.values())
     if baseline is not None and not isinstance(baseline, str):
         shapes.append(dict(type="line", xref="paper", x0=0, x1=1, y0=baseline, y1=baseline, yref="y",
-                           line=dict(color=figures.REFERENCE_COLOR, width=1.5, dash="dash")))
+                           line=dict(color=plotstyle.REFERENCE_COLOR, width=1.5, dash="dash")))
         annotations.append(dict(text="baseline (input-ignoring predictor)", xref="paper", x=1, xanchor="right",
                                 y=float(np.log10(baseline)), yref="y", yanchor="bottom", showarrow=False,
-                                font=dict(size=13, color=figures.REFERENCE_COLOR)))
+                                font=dict(size=13, color=plotstyle.REFERENCE_COLOR)))
     if clip is not None:
         shapes.append(dict(type="line", xref="paper", x0=0, x1=1, y0=clip, y1=clip, yref="y2",
                            line=dict(color=CLIP_COLOR, width=2, dash="dash")))
@@ -102,7 +102,7 @@ def progress_figure(archs: dict, selected_step: int | None = None, height=430) -
     extra = [baseline] if baseline is not None and not isinstance(baseline, str) else []
     r1 = _log_range([*losses, np.array(extra)])
     r2 = _log_range(norms + ([np.array([clip])] if clip else []))
-    layout = figures.base_layout(
+    layout = plotstyle.base_layout(
         height=height, hovermode="x unified", shapes=shapes, annotations=annotations,
         margin=dict(l=80, r=30, t=50, b=55),
         xaxis=dict(title=dict(text="training step"), range=[0.5, last + 0.5], anchor="y2", gridcolor="#e3e3e3",
@@ -117,7 +117,7 @@ def progress_figure(archs: dict, selected_step: int | None = None, height=430) -
 
 def flows_at(snaps: list[dict]) -> list[SnapFlow]:
     """:class:`SnapFlow` objects of snapshots (one per architecture) in architecture order."""
-    order = list(figures.COLORS)
+    order = list(plotstyle.COLORS)
     snaps = sorted(snaps, key=lambda s: order.index(s["arch"]))
     return [SnapFlow(s["arch"], DISPLAY_NAMES[s["arch"]], np.atleast_2d(unjson(s["hidden"]))) for s in snaps]
 
@@ -125,7 +125,7 @@ def flows_at(snaps: list[dict]) -> list[SnapFlow]:
 def flow_figure(snaps: list[dict], truncate=None, height=400) -> dict:
     """View 1 of the snapshots ``snaps`` (dicts from :func:`visualizer.training.snapshot`)."""
     if not snaps:
-        return figures.message_figure("The gradient at every step appears here while training runs.", height)
+        return plotstyle.message_figure("The gradient at every step appears here while training runs.", height)
     fig = figures.grad_norm_figure(flows_at(snaps), truncate=truncate, height=height)
     if not isinstance(fig, dict):  # older builders return go.Figure
         fig = fig.to_plotly_json()
@@ -149,8 +149,8 @@ def evolution_figure(snaps_by_arch: dict, selected_step: int | None = None, heig
     """
     items = [(a, s) for a, s in snaps_by_arch.items() if s]
     if not items:
-        return figures.message_figure("Recorded snapshots appear here as training runs.", height)
-    order = list(figures.COLORS)
+        return plotstyle.message_figure("Recorded snapshots appear here as training runs.", height)
+    order = list(plotstyle.COLORS)
     items.sort(key=lambda it: order.index(it[0]))
     n = len(items)
     gap = 0.04
@@ -175,7 +175,7 @@ def evolution_figure(snaps_by_arch: dict, selected_step: int | None = None, heig
         layout_axes[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}", title=dict(text="training step" if i == 0 else ""),
                                              showticklabels=i == 0, **({"matches": "y"} if i else {}))
         annotations.append(dict(text=DISPLAY_NAMES[arch], x=x0 + width / 2, y=1.0, xref="paper", yref="paper",
-                                yanchor="bottom", showarrow=False, font=dict(size=16, color=figures.COLORS[arch])))
+                                yanchor="bottom", showarrow=False, font=dict(size=16, color=plotstyle.COLORS[arch])))
         if selected_step:
             shapes.append(dict(type="line", xref=f"x{suffix} domain", x0=0, x1=1, y0=selected_step,
                                y1=selected_step, yref=f"y{suffix}", line=dict(color="white", width=2, dash="dot")))
@@ -185,7 +185,7 @@ def evolution_figure(snaps_by_arch: dict, selected_step: int | None = None, heig
     hi = max(float(f.max()) for f in finite) if finite else 0.0
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
-    layout = figures.base_layout(height=height, annotations=annotations, shapes=shapes,
+    layout = plotstyle.base_layout(height=height, annotations=annotations, shapes=shapes,
                                  margin=dict(l=80, r=30, t=40, b=55),
                                  coloraxis=dict(colorscale=HEAT_SCALE, cmin=lo, cmax=hi,
                                                 colorbar=dict(title=dict(text="log<sub>10</sub> ‖∂L/∂h<sub>t</sub>‖"),

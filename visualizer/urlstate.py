@@ -11,6 +11,8 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from urllib.parse import parse_qsl, quote
 
+from . import views
+
 ARCH_CHOICES = ("rnn", "rnn-relu", "lstm", "gru")
 ARCH_ALIASES = {"rnn-tanh": "rnn", "rnn_tanh": "rnn", "tanh": "rnn", "rnn_relu": "rnn-relu",
                 "relu": "rnn-relu", "irnn": "rnn-relu"}
@@ -18,7 +20,7 @@ TASK_CHOICES = ("adding", "copy", "sine", "chars")
 INIT_CHOICES = ("pytorch", "orthogonal", "identity", "normal")
 LOSS_ON_CHOICES = ("last", "all")
 OPTIMIZER_CHOICES = ("adam", "sgd")
-VIEW_CHOICES = ("heatmap", "jacobian", "spectra", "gates", "connectivity")
+VIEW_CHOICES = views.TAB_KEYS  # the tabbed views, in tab order
 
 # Work cap: seq_len * batch * layers * hidden^2 per architecture (T=1000, H=256, B=16, L=2 fits).
 WORK_CAP = 2_200_000_000
@@ -239,15 +241,8 @@ def validate(values: dict, allow_empty_arch: bool = False) -> tuple[Params, list
 
 
 # Display keys (visualizer.classroom): presentation mode, ``<control>_hide``, and ``preset`` (expanded
-# by visualizer.presets.expand_query before parsing).
+# and checked by visualizer.presets.parse_query).
 DISPLAY_KEYS = ("present", "preset")
-
-
-def _known_preset(name) -> bool:
-    """True if ``name`` is a preset key (imported late: presets build on this module)."""
-    from .presets import get
-
-    return get(str(name).strip().lower()) is not None
 
 
 def query_pairs(search) -> list[tuple[str, str]] | None:
@@ -272,8 +267,6 @@ def parse_query(search: str | None) -> tuple[Params, list[str]]:
     for key, value in pairs:
         key = key.strip().lower()
         if key in DISPLAY_KEYS or key.endswith("_hide"):  # read by the page, not settings
-            if key == "preset" and not _known_preset(value):
-                messages.append(f"preset {str(value)[:40]!r} is unknown; ignored.")
             continue
         if key == "match":  # short alias
             key = "match_params"

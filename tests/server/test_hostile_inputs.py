@@ -16,8 +16,8 @@ from dash import no_update
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from visualizer import callbacks, ids, limits
-from visualizer.urlstate import ARCH_ALIASES, ARCH_CHOICES, DEFAULTS, NONE_WORDS, SPEC, Params
+from visualizer import callbacks, limits, views
+from visualizer.urlstate import ARCH_ALIASES, ARCH_CHOICES, NONE_WORDS, SPEC, Params, validate
 
 SMALL_WORK = 40 * 4 * 2 * 16**2  # views are computed up to this seq_len x batch x layers x hidden^2
 SETTINGS = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow],
@@ -103,17 +103,15 @@ def check_views(store, tab):
 
 
 @SETTINGS
-@given(values=control_values, trigger=st.sampled_from(list(ids.CONTROL_IDS.values())),
-       tab=st.one_of(st.sampled_from(["jacobian", "heatmap", "spectra", "gates", "connectivity"]), hashable_hostile))
-def test_control_values(values, trigger, tab):
+@given(values=control_values, tab=st.one_of(st.sampled_from(list(views.TAB_KEYS)), hashable_hostile))
+def test_control_values(values, tab):
     raw = [values[name] for name in callbacks.FIELDS]
-    out = callbacks.sync(trigger, "", raw, None)
-    search, store, messages, *controls = out
-    assert len(controls) == len(callbacks.FIELDS)
+    search, messages, store = callbacks.url_and_messages(raw, "")
     assert isinstance(search, str) and search.startswith("?arch=")
+    used, _ = validate(callbacks.controls_to_raw(raw), allow_empty_arch=True)  # what the page now uses
     lines = texts(messages)
-    for name, new in zip(callbacks.FIELDS, controls, strict=False):
-        if new is no_update or name == "match_params":  # a checklist's junk reads as checked/unchecked
+    for name, new in zip(callbacks.FIELDS, callbacks.params_to_controls(used), strict=True):
+        if name == "match_params":  # a checklist's junk reads as checked/unchecked
             continue
         if name == "arch" and not unknown_archs(values[name]):  # None -> [], "RNN" -> "rnn": same choice
             continue
@@ -150,20 +148,18 @@ junk = st.sampled_from(["", "&", "&&", "=", "==", "%", "%zz", "%ff%fe", "#frag",
 def test_url_queries(items, noise, quoted, tab):
     parts = [f"{quote(k) if quoted else k}={quote(v) if quoted else v}" for k, v in items] + list(noise)
     search = "?" + "&".join(parts)
-    defaults = callbacks.params_to_controls(DEFAULTS)
-    search_out, store, messages, *controls = callbacks.sync(ids.URL, search, defaults, None)
+    controls = callbacks.apply_url("/", search)
     assert len(controls) == len(callbacks.FIELDS)
+    search_out, messages, store = callbacks.url_and_messages(controls, search)
     if search_out is not no_update:
         assert search_out.startswith("?arch=")
-    assert isinstance(store, dict) or store is no_update
+    assert isinstance(store, dict)
     lines = texts(messages)
-    shown = {name: old if new is no_update else new
-             for name, new, old in zip(callbacks.FIELDS, controls, defaults, strict=False)}
+    shown = dict(zip(callbacks.FIELDS, controls, strict=True))
     for key, value in dict(items).items():  # the last value of a repeated key counts
         if key in SPEC and key not in ("arch", "match_params") and _rejected(value, shown[key]):
             assert any(key in line for line in lines), f"{key}={value!r} changed without a message: {lines}"
-    if isinstance(store, dict):
-        check_views(store, tab)
+    check_views(store, tab)
 
 
 def _rejected(text, shown) -> bool:

@@ -1,8 +1,8 @@
 import pytest
 from dash import no_update
 
-from visualizer import callbacks, ids
-from visualizer.figures import decode
+from visualizer import callbacks
+from visualizer.plotstyle import decode
 from visualizer.urlstate import DEFAULTS, Params, to_query
 
 FIELDS = callbacks.FIELDS
@@ -12,53 +12,59 @@ def controls_of(p):
     return callbacks.params_to_controls(p)
 
 
-def test_page_load_sets_controls_store_and_canonical_url():
-    search, store, messages, *controls = callbacks.sync(None, "?seq_len=50&arch=gru", [None] * len(FIELDS), None)
+def test_page_load_sets_controls_and_store_and_leaves_the_url_alone():
+    search = "?seq_len=50&arch=gru"
     p = Params(arch=("gru",), seq_len=50)
-    assert search == to_query(p)
+    controls = callbacks.apply_url("/", search)
+    assert controls == controls_of(p)
+    query, messages, store = callbacks.url_and_messages(controls, search)
+    assert query is no_update  # the controls show what the URL says: no history entry at page load
     assert store == callbacks.store_data(p) and "view" not in store
     assert messages == []
-    assert controls == controls_of(p)
 
 
 def test_bad_url_value_gives_a_visible_message_and_clamped_control():
-    _search, store, messages, *controls = callbacks.sync(ids.URL, "?seq_len=99999&hidden=x", [None] * len(FIELDS), None)
+    search = "?seq_len=99999&hidden=x"
+    controls = callbacks.apply_url("/", search)
+    _query, messages, store = callbacks.url_and_messages(controls, search)
     texts = [m.children for m in messages]
     assert any(t.startswith("seq_len=99999 is above the maximum 2000") for t in texts)
     assert any(t.startswith("hidden is not a finite number") for t in texts)
     assert controls[FIELDS.index("seq_len")] == 2000 and store["seq_len"] == 2000
 
 
-def test_a_control_change_writes_the_url_and_store_only():
+def test_a_control_change_writes_the_canonical_url_and_store():
     values = controls_of(DEFAULTS)
-    store = callbacks.store_data(DEFAULTS)
     values[FIELDS.index("seq_len")] = 300
-    search, new_store, _messages, *controls = callbacks.sync(ids.SEQ_LEN, to_query(DEFAULTS), values, store)
-    assert "seq_len=300" in search
-    assert new_store["seq_len"] == 300
-    assert all(c is no_update for c in controls)
+    query, _messages, store = callbacks.url_and_messages(values, to_query(DEFAULTS))
+    assert query == to_query(Params(seq_len=300))
+    assert store["seq_len"] == 300
 
 
-def test_switching_tabs_changes_the_url_but_not_the_store():
+def test_switching_tabs_changes_the_url_and_redraws_only_the_tab():
     values = controls_of(DEFAULTS)
     values[FIELDS.index("view")] = "spectra"
-    search, store, _messages, *_ = callbacks.sync(ids.VIEW, to_query(DEFAULTS), values, callbacks.store_data(DEFAULTS))
-    assert "view=spectra" in search
-    assert store is no_update
+    query, _messages, store = callbacks.url_and_messages(values, to_query(DEFAULTS))
+    assert "view=spectra" in query
+    assert store == callbacks.store_data(DEFAULTS)
+    values[FIELDS.index("seq_len")] = 20  # small, so the tab's figure is cheap
+    out = callbacks.page(values, None, to_query(DEFAULTS), changed={"view"})
+    assert out[0:3] == [no_update] * 3  # view 1, banner and info untouched
+    assert out[3] is not no_update and out[4].startswith("Left: singular values")
 
 
-def test_an_out_of_range_control_value_is_written_back_clamped():
+def test_an_out_of_range_control_value_is_clamped_with_a_message():
     values = controls_of(DEFAULTS)
     values[FIELDS.index("truncate")] = -4
-    _, store, messages, *controls = callbacks.sync(ids.TRUNCATE, "", values, None)
-    assert controls[FIELDS.index("truncate")] == 1 and store["truncate"] == 1
+    query, messages, store = callbacks.url_and_messages(values, "")
+    assert store["truncate"] == 1 and "truncate=1&" in query
     assert messages and "truncate" in messages[0].children
 
 
 def test_unticking_every_architecture_shows_a_hint_not_an_error():
     values = controls_of(DEFAULTS)
     values[FIELDS.index("arch")] = []
-    _, store, _messages, *_ = callbacks.sync(ids.ARCH, "", values, None)
+    _query, _messages, store = callbacks.url_and_messages(values, "")
     assert store["arch"] == []
     fig, _banner, _info = callbacks.overview(store)
     assert "Pick at least one" in fig["layout"]["annotations"][0]["text"]

@@ -13,7 +13,7 @@ from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
 import core
-from visualizer import classroom, explain, export, ids, presets
+from visualizer import classroom, explain, export, ids, presets, views
 from visualizer.urlstate import SPEC, Params
 
 SMALL = Params(arch=("rnn", "gru"), seq_len=12, hidden=6, batch=3)
@@ -138,15 +138,16 @@ def test_css_hides_every_control_and_card():
 
 
 def test_maths_panels_render_with_mathjax_once_opened():
-    for view, text in explain.MATHS.items():
+    for view, text in ((v.key, v.maths) for v in views.VIEWS.values()):
         assert text.count("$") % 2 == 0 and "$" in text
         assert explain.maths_markdown(view) == text
         assert explain.body(0, view) is no_update  # nothing (no MathJax) until opened
         markdown = explain.body(1, view)
         assert isinstance(markdown, dcc.Markdown) and markdown.mathjax is True and markdown.children == text
-    panel = explain.maths("grad")
-    assert panel.id == explain.GRAD_MATHS and panel.children[0].n_clicks == 0
-    assert explain.grad_body(True).children == explain.MATHS["grad"]
-    assert r"\prod_{k=t+1}^{T} J_k" in explain.MATHS["grad"]
-    assert "f_t \\odot c_{t-1}" in explain.MATHS["gates"]
+    panel = explain.maths("grad_norm")
+    assert panel.id == ids.GRAD_MATHS and panel.children[0].n_clicks == 0
+    assert explain.grad_body(True).children == views.GRAD_NORM.maths
+    assert r"\prod_{k=t+1}^{T} J_k" in views.GRAD_NORM.maths
+    assert "f_t \\odot c_{t-1}" in views.VIEWS["gates"].maths
+    assert explain.TRAINING.count("$") % 2 == 0 and r"\min\!\Big(1" in explain.TRAINING
     assert explain.maths_markdown("nope") == "" and explain.body(True, "nope") is no_update

@@ -170,10 +170,10 @@ def test_large_maps_are_binned_for_display():
 
 def test_sequence_note_only_when_fewer_sequences_are_used():
     small = [compute.run_key(Params(), a) for a in ("rnn", "lstm")]
-    assert compute.sequence_note(small, "jacobian") is None
+    assert compute.jacobian_note(small) is None
     big = [compute.run_key(Params(seq_len=1000, hidden=256), a) for a in ("rnn", "lstm", "gru")]
-    assert "first 1" in compute.sequence_note(big, "jacobian")
-    assert compute.sequence_note([big[1]], "gates") is None  # LSTM gates are cheap: all sequences
+    assert "first 1" in compute.jacobian_note(big)
+    assert compute.gates_note([big[1]]) is None  # LSTM gates are cheap: all sequences
 
 
 def test_long_sequences_analyse_evenly_spaced_step_spectra():
@@ -197,11 +197,11 @@ def test_step_spectra_of_large_states_use_fewer_steps_and_say_so():
     assert counts == [100, compute.SPECTRA_MIN_STEPS, 100]  # n = 256, 512 (LSTM's [h; c]), 256
     t = compute.key_spectra_steps(keys[1])
     assert t[0] == 0 and t[-1] == 999 and np.all(np.diff(t) > 0)
-    note = compute.sequence_note(keys, "spectra")
+    note = compute.spectra_note(keys)
     assert "RNN 100" in note and "LSTM 25" in note and "GRU 100" in note
     small = [compute.run_key(Params(seq_len=100, hidden=32), a) for a in ("rnn", "lstm")]
     assert [len(compute.key_spectra_steps(k)) for k in small] == [100, 100]
-    assert compute.sequence_note(small, "spectra") is None
+    assert compute.spectra_note(small) is None
 
 
 def test_long_connectivity_computes_one_output_row_per_bin():
@@ -219,5 +219,55 @@ def test_long_connectivity_computes_one_output_row_per_bin():
     # which differs between BLAS builds
     np.testing.assert_allclose(item["values"], expected, rtol=1e-12, atol=0)
     assert item["ticks"].tolist() == list(range(0, 600, k))
-    assert "one output step in 3" in compute.sequence_note([key], "connectivity")
-    assert compute.sequence_note([compute.run_key(Params(seq_len=250), "gru")], "connectivity") is None
+    assert "one output step in 3" in compute.connectivity_note([key])
+    assert compute.connectivity_note([compute.run_key(Params(seq_len=250), "gru")]) is None
+
+
+# each memoized function of compute -> the core function doing its work
+CACHED = {"get_task": "make_task", "get_model": "build", "grad_flow": "bptt",
+          "weight_spectra": "weight_singular_values", "gamma_threshold": "gamma_bound",
+          "jacobian_norms": "jacobian_norms",
+          "step_spectra": "step_jacobian_singular_values", "gate_products": "gate_products",
+          "connectivity": "connectivity"}
+
+
+def test_every_memoized_function_is_checked():
+    memoized = {name for name, fn in vars(compute).items() if callable(fn) and hasattr(fn, "cache_clear")}
+    assert memoized == set(CACHED)
+
+
+def _arrays(value):
+    """The numpy arrays a cached result hands out."""
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, compute.GradFlow):
+        return [value.hidden_grad_norms, value.hidden_grad_units]
+    if isinstance(value, core.Model):
+        return list(value.params.values())
+    if hasattr(value, "x"):  # a task
+        return [value.x, value.y]
+    return []
+
+
+@pytest.mark.parametrize("name", list(CACHED))
+def test_a_second_call_does_not_recompute_and_results_are_read_only(name, monkeypatch):
+    key = compute.run_key(Params(arch=("lstm",), seq_len=9, hidden=3, batch=2, seed=12345), "lstm")
+    arg = key.data if name == "get_task" else key
+    fn, calls = getattr(compute, name), []
+    real = getattr(core, CACHED[name])
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, CACHED[name], counted)
+    fn.cache_clear()
+    first = fn(arg)
+    assert len(calls) == 1
+    assert fn(arg) is first and len(calls) == 1
+    arrays = _arrays(first)
+    assert arrays or name == "gamma_threshold"
+    for a in arrays:
+        assert not a.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            a.flat[0] = 1.0

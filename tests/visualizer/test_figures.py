@@ -2,9 +2,9 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from visualizer import figures
+from visualizer import figures, heatmaps, plotstyle
 from visualizer.compute import GradFlow
-from visualizer.figures import COLORS, decode
+from visualizer.plotstyle import COLORS, decode
 
 
 def flow(arch, name, norms, H=3):
@@ -110,8 +110,8 @@ def test_truncation_lines():
 
 
 def test_empty_selection_shows_a_message():
-    for builder in (figures.grad_norm_figure, figures.jacobian_figure, figures.heatmap_figure,
-                    figures.spectra_figure, figures.gates_figure, figures.connectivity_figure):
+    for builder in (figures.grad_norm_figure, figures.jacobian_figure, heatmaps.heatmap_figure,
+                    figures.spectra_figure, figures.gates_figure, heatmaps.connectivity_figure):
         fig = builder([])
         assert fig["data"] == [] and "Pick at least one" in fig["layout"]["annotations"][0]["text"]
         go.Figure(fig)
@@ -137,7 +137,7 @@ def test_jacobian_figure_has_reference_slope_threshold_and_verdict():
 def test_heatmaps_share_one_colour_scale():
     items = [{"arch": a, "name": a.upper(), "log10": np.log10(np.full((5, 4), v)), "values": np.full((5, 4), v),
               "t": np.arange(5), "bin": 1} for a, v in (("rnn", 1e-8), ("gru", 1e-2))]
-    fig = figures.heatmap_figure(items)
+    fig = heatmaps.heatmap_figure(items)
     go.Figure(fig)
     assert [t["coloraxis"] for t in fig["data"]] == ["coloraxis"]  # one map holds both architectures
     ca = fig["layout"]["coloraxis"]
@@ -166,7 +166,7 @@ def _with_log10(items):
 
 def test_heatmap_bands_are_one_trace_on_one_pair_of_axes_with_exact_hover():
     items = _with_log10(_heat_items([("rnn", 4), ("lstm", 3), ("gru", 4)]))
-    fig = figures.heatmap_figure(items)
+    fig = heatmaps.heatmap_figure(items)
     go.Figure(fig)
     assert len(fig["data"]) == 1 and not any(k.startswith(("xaxis2", "yaxis2")) for k in fig["layout"])
     trace = fig["data"][0]
@@ -194,7 +194,7 @@ def test_heatmap_zero_and_nonfinite_cells_get_labelled_colours_of_their_own():
     items[0]["values"][1, 2] = np.inf
     items[0]["values"][2, 2] = np.nan
     items[1]["values"][0, 0] = 0.0
-    fig = figures.heatmap_figure(_with_log10(items))
+    fig = heatmaps.heatmap_figure(_with_log10(items))
     go.Figure(fig)
     ca = fig["layout"]["coloraxis"]
     z, rows = decode(fig["data"][0]["z"]), fig["data"][0]["y"]
@@ -218,7 +218,7 @@ def test_heatmap_bands_binned_differently_share_one_pair_of_axes():
     items = _with_log10(_heat_items([("rnn", 4), ("lstm", 2)]))
     items[1]["values"] = items[1]["values"][::2]
     items[1]["t"], items[1]["bin"] = np.arange(0, 6, 2), 2
-    fig = figures.heatmap_figure(_with_log10(items))
+    fig = heatmaps.heatmap_figure(_with_log10(items))
     go.Figure(fig)
     assert len(fig["data"]) == 2 and all("xaxis" not in t and "yaxis" not in t for t in fig["data"])
     rnn, lstm = fig["data"]
@@ -235,7 +235,7 @@ def test_connectivity_small_multiples():
     c[c == 0] = np.nan
     items = [{"arch": a, "name": a.upper(), "log10": np.log10(c), "values": c, "ticks": np.arange(6), "bin": 1}
              for a in ("rnn", "lstm", "gru")]
-    fig = figures.connectivity_figure(items)
+    fig = heatmaps.connectivity_figure(items)
     go.Figure(fig)
     assert [t["xaxis"] for t in fig["data"]] == ["x", "x2", "x3"]
     assert fig["layout"]["yaxis"]["autorange"] == "reversed"
@@ -260,12 +260,12 @@ def test_gates_figure():
 
 def test_typed_arrays_round_trip():
     a = np.array([[1.0, np.nan], [np.inf, -2.5]])
-    np.testing.assert_array_equal(decode(figures.arr(a)), a)
-    assert figures.arr(a)["shape"] == "2,2"
+    np.testing.assert_array_equal(decode(plotstyle.arr(a)), a)
+    assert plotstyle.arr(a)["shape"] == "2,2"
 
 
 def test_log_axis_labels_whole_decades_in_round_steps():
-    assert [figures.decade_step(s) for s in (2, 9, 10, 30, 100, 320, 2000)] == [1, 1, 2, 5, 20, 50, 100]
+    assert [plotstyle.decade_step(s) for s in (2, 9, 10, 30, 100, 320, 2000)] == [1, 1, 2, 5, 20, 50, 100]
     fig = figures.grad_norm_figure([flow("rnn", "RNN", [1e-300, 1.0])])
     assert fig["layout"]["yaxis"]["dtick"] == 50
 

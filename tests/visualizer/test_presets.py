@@ -7,7 +7,7 @@ import pytest
 
 import core
 from visualizer import compute, presets, training
-from visualizer.urlstate import parse_query, validate
+from visualizer.urlstate import Params, parse_query, validate
 
 
 def bptt(params, arch):
@@ -53,6 +53,14 @@ def test_preset_in_the_url_expands_to_its_settings():
     assert messages == []  # display keys pass through untouched and are not settings
     assert presets.expand_query("?preset=nope&seed=3") == "?preset=nope&seed=3"
     assert presets.expand_query("?seed=3") == "?seed=3" and presets.expand_query(None) is None
+    assert presets.parse_query("?preset=irnn&seq_len=200") == (replace(p.params, seq_len=200), [])
+
+
+def test_an_unknown_preset_in_the_url_gets_a_message_and_changes_nothing():
+    params, messages = presets.parse_query("?preset=nope&seed=3")
+    assert params == Params(seed=3)
+    assert messages == ["preset 'nope' is unknown; ignored."]
+    assert parse_query("?preset=nope&seed=3") == (Params(seed=3), [])  # a display key: not a setting
 
 
 def test_vanishing_tanh_rnn():

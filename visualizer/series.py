@@ -1,0 +1,103 @@
+"""The numbers each view draws, as flat :class:`Series` for export (CSV, JSON, the HTML report).
+
+Each ``*_series(payload, keys)`` reads the payload its view's figure is drawn from (see
+:mod:`visualizer.views`), so an export holds exactly the plotted values, at full float64 precision.
+Pure functions: nothing here computes or imports dash or plotly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """One plotted quantity of one architecture: ``values`` over ``x`` (1-D), or over ``y`` by
+    ``x`` (2-D, rows = y) for the heatmaps. Scalars have ``x`` None and a 0-d ``values``."""
+
+    view: str
+    arch: str
+    name: str
+    layer: int | None
+    quantity: str
+    values: np.ndarray
+    x_name: str | None = None
+    x: np.ndarray | None = None
+    y_name: str | None = None
+    y: np.ndarray | None = None
+
+
+def grad_norm_series(overview, keys) -> list[Series]:
+    """View 1: every layer's ||dL/dh_t|| (the named trace is the top layer)."""
+    out = []
+    for f in overview.flows:
+        L, T = f.hidden_grad_norms.shape
+        for layer in range(L):
+            out.append(Series("grad_norm", f.arch, f.name, layer + 1, "grad_norm", f.hidden_grad_norms[layer],
+                              "t", np.arange(T)))
+    return out
+
+
+def jacobian_series(items, keys) -> list[Series]:
+    """View 2: batch median / min / max of ||ds_{T-1}/ds_t|| by lag, the sigma^k reference."""
+    out = []
+    for it, key in zip(items, keys, strict=True):
+        lag = np.arange(len(it["median"]))
+        for q in ("median", "min", "max", "reference"):
+            if it.get(q) is not None:
+                out.append(Series("jacobian", it["arch"], it["name"], key.layers, q, np.asarray(it[q]), "lag", lag))
+        for q, name in (("sigma", "sigma_1"), ("threshold", "inverse_gamma")):
+            if it.get(q) is not None:
+                out.append(Series("jacobian", it["arch"], it["name"], key.layers, name, np.asarray(float(it[q]))))
+    return out
+
+
+def heatmap_series(items, keys) -> list[Series]:
+    """View 3: the top layer's per-unit |dL/dh_t| as drawn (time binned when very long)."""
+    out = []
+    for it, key in zip(items, keys, strict=True):
+        H = it["values"].shape[1]
+        quantity = "grad_unit" if it["bin"] == 1 else f"grad_unit_max_over_{it['bin']}_steps"
+        out.append(Series("heatmap", it["arch"], it["name"], key.layers, quantity, it["values"].T, "t",
+                          np.asarray(it["t"]), "unit", np.arange(1, H + 1)))
+    return out
+
+
+def spectra_series(items, keys) -> list[Series]:
+    """View 4: singular values of W_hh, 1/gamma, and each step Jacobian's largest / smallest."""
+    out = []
+    for it, key in zip(items, keys, strict=True):
+        a, n, L = it["arch"], it["name"], key.layers
+        if it.get("weights") is not None:
+            w = np.asarray(it["weights"])
+            out.append(Series("spectra", a, n, L, "weight_singular_value", w, "index", np.arange(1, w.size + 1)))
+        if it.get("threshold") is not None:
+            out.append(Series("spectra", a, n, L, "inverse_gamma", np.asarray(float(it["threshold"]))))
+        for q in ("step_max", "step_min"):
+            if it.get(q) is not None:
+                v = np.asarray(it[q])
+                t = np.asarray(it["t"]) if it.get("t") is not None else np.arange(v.size)
+                out.append(Series("spectra", a, n, L, f"{q}_singular_value", v, "t", t))
+    return out
+
+
+def gates_series(items, keys) -> list[Series]:
+    """View 5: batch median / min / max of the gate products from t to the end."""
+    out = []
+    for it, key in zip(items, keys, strict=True):
+        t = np.arange(len(it["median"]))
+        for q in ("median", "min", "max"):
+            out.append(Series("gates", it["arch"], it["name"], key.layers, f"gate_product_{q}", np.asarray(it[q]),
+                              "t", t))
+    return out
+
+
+def connectivity_series(items, keys) -> list[Series]:
+    """View 6: ||dy_t/dx_s|| (rows: output step t, columns: input step s) as drawn."""
+    out = []
+    for it in items:
+        q = "connectivity" if it["bin"] == 1 else f"connectivity_max_over_{it['bin']}_input_steps"
+        out.append(Series("connectivity", it["arch"], it["name"], None, q, it["values"], "s", np.asarray(it["ticks"]),
+                          "t", np.asarray(it["row_ticks"])))
+    return out

@@ -1,0 +1,179 @@
+"""One home per view: a frozen :class:`View` record for each plot of the app, view 1 included.
+
+A record holds everything about a view: its key (in the URL and in exports), tab label, title,
+caption, maths panel (Markdown + TeX), the function that computes its payload from the core (via
+:mod:`visualizer.compute`, memoized), its pure figure builder and its export series. The URL state,
+the layout, the callbacks, the exports and the maths panels all read :data:`VIEWS`; adding a view is
+one record here plus its figure builder.
+
+Nothing here imports dash; the figures are the plain dicts plotly.js takes.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import compute, figures, heatmaps, series
+
+
+def _no_note(keys) -> None:
+    """No sentence: the view always shows everything."""
+    return None
+
+
+@dataclass(frozen=True)
+class View:
+    """One view. ``payload(keys)`` computes its data for a list of :class:`visualizer.compute.RunKey`
+    (one per architecture; raises ValueError for impossible settings), ``figure(payload)`` draws it,
+    ``series(payload, keys)`` flattens it for export and ``note(keys)`` adds a sentence to the caption
+    when the view shows a reduced version of the data (or returns None). ``tab`` is False for view 1,
+    which sits above the tabs."""
+
+    key: str
+    label: str
+    title: str
+    caption: str
+    maths: str
+    payload: Callable
+    figure: Callable
+    series: Callable
+    note: Callable = _no_note
+    tab: bool = True
+
+
+VIEWS = {v.key: v for v in (
+    View(
+        key="grad_norm",
+        label="Gradient per step",
+        title="‖∂L/∂hₜ‖ at every step",
+        caption=("Each line is one architecture. A line falling to the left means the loss barely reaches early "
+                 "steps (vanishing); a line rising to the left means it blows up (exploding). All lines share one "
+                 "absolute log axis, so heights compare directly."),
+        maths=r"""
+The loss reaches the state $h_t$ directly (if step $t$ is scored) and through every later state:
+
+$$\frac{\partial L}{\partial h_t} \;=\; \underbrace{\frac{\partial L_t}{\partial h_t}}_{\text{local}}
+\;+\; \underbrace{\frac{\partial L}{\partial h_{t+1}}\,\frac{\partial h_{t+1}}{\partial h_t}}_{\text{carried back}}
+\qquad\Longrightarrow\qquad
+\frac{\partial L_T}{\partial h_t} \;=\; \frac{\partial L_T}{\partial h_T}\prod_{k=t+1}^{T} J_k ,
+\quad J_k = \frac{\partial h_k}{\partial h_{k-1}} .$$
+
+For the plain RNN $h_k = \phi(W_{ih}x_k + W_{hh}h_{k-1} + b)$, so $J_k = \operatorname{diag}(\phi'(a_k))\,W_{hh}$ and
+
+$$\Big\lVert \prod_{k=t+1}^{T} J_k \Big\rVert \;\le\; \big(\gamma\,\sigma_1(W_{hh})\big)^{T-t},
+\qquad \gamma = \sup|\phi'| \;(=1 \text{ for tanh and ReLU}).$$
+
+If $\sigma_1(W_{hh}) < 1/\gamma$ the gradient vanishes geometrically (Pascanu et al. 2013); it can
+only explode if $\sigma_1(W_{hh}) > 1/\gamma$. Truncated BPTT with window $k$ keeps only the terms of
+the product inside the current window: beyond it, the carried gradient is exactly zero.
+""",
+        payload=compute.overview,
+        figure=lambda overview: figures.grad_norm_figure(overview.flows, truncate=overview.truncate),
+        series=series.grad_norm_series,
+        tab=False,
+    ),
+    View(
+        key="heatmap",
+        label="Heatmaps",
+        title="|∂L/∂hₜ| per hidden unit (top layer)",
+        caption=("|∂L/∂hₜ| of every hidden unit (rows) at every step (columns), top layer, combined over the "
+                 "batch. One colour scale for all architectures: dark means the gradient has vanished."),
+        maths=r"""
+Each cell is $\big|\partial L/\partial h_{t,j}\big| = \sqrt{\sum_b (\partial L/\partial h_{t,j}^{(b)})^2}$ for
+unit $j$ at step $t$ over the batch $b$; summing its squares over $j$ gives the line of the top plot,
+$\lVert \partial L/\partial h_t \rVert$.
+""",
+        payload=lambda keys: compute.heatmap_items([compute.grad_flow(k) for k in keys]),
+        figure=heatmaps.heatmap_figure,
+        series=series.heatmap_series,
+    ),
+    View(
+        key="jacobian",
+        label="Jacobians",
+        title="Jacobian norms ‖∂s₍T−1₎/∂sₜ‖ against the lag",
+        caption=("How much of a change in the state at step t still reaches the last state, against how far back "
+                 "t is. The dashed line of the same colour is the slope allowed by the largest singular value of "
+                 "W_hh; the dotted grey line at 1 is Pascanu et al.'s threshold σ₁ = 1/γ: below it vanishing is "
+                 "guaranteed. The band spans the batch; the line is its median."),
+        maths=r"""
+With the state $s_t$ ($h_t$, or $[h_t; c_t]$ for the LSTM), the plot shows
+$\lVert \partial s_{T-1}/\partial s_t \rVert = \lVert J_{T-1} J_{T-2}\cdots J_{t+1}\rVert$ against the lag
+$k = T-1-t$. On a log axis a product of $k$ factors of size about $\sigma$ is a straight line of slope
+$\log_{10}\sigma$; the dashed line is $\sigma_1(W_{hh})^k$, the fastest growth the weights allow.
+""",
+        payload=compute.jacobian_items,
+        figure=figures.jacobian_figure,
+        series=series.jacobian_series,
+        note=compute.jacobian_note,
+    ),
+    View(
+        key="spectra",
+        label="Spectra",
+        title="Singular values of W_hh and of the one-step Jacobians",
+        caption=("Left: singular values of the recurrent weights W_hh against the 1/γ threshold. Right: the largest "
+                 "(solid) and smallest (dotted) singular value of each one-step Jacobian ∂sₜ/∂sₜ₋₁ of the first "
+                 "sequence; a product of Jacobians below 1 shrinks the gradient at every step."),
+        maths=r"""
+The singular values $\sigma_1 \ge \sigma_2 \ge \dots$ of $W_{hh}$ bound every step:
+$\lVert J_k v\rVert \le \gamma\,\sigma_1(W_{hh})\,\lVert v\rVert$. The right panel shows the largest and
+smallest singular value of each actual step Jacobian $J_t$; the product of many $J_t$ is dominated by
+how these compare with 1.
+""",
+        payload=compute.spectra_items,
+        figure=figures.spectra_figure,
+        series=series.spectra_series,
+        note=compute.spectra_note,
+    ),
+    View(
+        key="gates",
+        label="Gating",
+        title="Products of forget / carry gates along time",
+        caption=("Gating builds an additive path: the LSTM keeps cₜ through the product of its forget gates, the GRU "
+                 "keeps hₜ through the product of its carry gates z. The plain RNN has only the product of its step "
+                 "Jacobian norms. A product that stays near 1 carries gradient over many steps."),
+        maths=r"""
+**LSTM** (gates $i, f, g, o$):
+$$i_t = \sigma(\cdot),\; f_t = \sigma(W_{if}x_t + W_{hf}h_{t-1} + b_f),\; g_t = \tanh(\cdot),\; o_t = \sigma(\cdot),$$
+$$c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t).$$
+The cell has an additive path: $\partial c_t/\partial c_{t-1} \supseteq \operatorname{diag}(f_t)$, so along it the
+gradient is multiplied by $\prod_k f_k$, not by a product of weight matrices. A forget bias $b_f$ makes
+$f \approx \sigma(b_f)$: 0.73 for $b_f = 1$, 0.993 for $b_f = 5$.
+
+**GRU** (gates $r, z, n$):
+$$n_t = \tanh\!\big(W_{in}x_t + b_{in} + r_t \odot (W_{hn}h_{t-1} + b_{hn})\big), \qquad
+h_t = (1 - z_t)\odot n_t + z_t \odot h_{t-1},$$
+so $h_{t-1}$ reaches $h_t$ directly through the carry gate $z_t$ and the gradient along that path is
+multiplied by $\prod_k z_k$.
+""",
+        payload=compute.gate_items,
+        figure=figures.gates_figure,
+        series=series.gates_series,
+        note=compute.gates_note,
+    ),
+    View(
+        key="connectivity",
+        label="Connectivity",
+        title="Connectivity ‖∂yₜ/∂xₛ‖ (first sequence)",
+        caption=("Distill-style connectivity: how strongly the output at step t (rows) depends on the input at "
+                 "step s (columns), ‖∂yₜ/∂xₛ‖ for the first sequence. Causal, so only s ≤ t is coloured; a short "
+                 "bright band along the diagonal means a short memory."),
+        maths=r"""
+Each cell is $\lVert \partial y_t / \partial x_s \rVert$ for output step $t$ and input step $s \le t$ (the network is
+causal, so $s > t$ is empty). It equals
+$\big\lVert W_{\text{out}}\,\tfrac{\partial h_t}{\partial h_s}\,\tfrac{\partial h_s}{\partial x_s}\big\rVert$: the same
+product of Jacobians as in training, read as "how far back does the output still listen?".
+""",
+        payload=compute.connectivity_items,
+        figure=heatmaps.connectivity_figure,
+        series=series.connectivity_series,
+        note=compute.connectivity_note,
+    ),
+)}
+GRAD_NORM = VIEWS["grad_norm"]  # view 1, above the tabs
+TABS = tuple(v for v in VIEWS.values() if v.tab)  # the tabbed views, in tab order
+TAB_KEYS = tuple(v.key for v in TABS)
+
+
+def get(key) -> View | None:
+    """The view named ``key``, or None."""
+    return VIEWS.get(key) if isinstance(key, str) else None
