@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from dash import Input, Output, State, dcc
 
 from . import jobs
-from .urlstate import WORK_CAP
+from .urlstate import WORK_CAP, work
 
 USER_STORE = "user-id-store"
 ANONYMOUS = "anonymous"
@@ -81,11 +81,6 @@ def _env_int(name: str, default: int) -> int:
 
 
 # ----------------------------------------------------------------------------- work caps
-def work(params) -> int:
-    """``seq_len x batch x layers x hidden^2`` of ``params`` (a :class:`~visualizer.urlstate.Params`)."""
-    return int(params.seq_len) * int(params.batch) * int(params.layers) * int(params.hidden) ** 2
-
-
 def request_message(params, limits: Limits | None = None) -> str | None:
     """None if one view request for ``params`` fits the work cap, else the message."""
     cap = (limits or Limits()).work_cap
@@ -101,7 +96,7 @@ def training_message(params, steps: int, batch: int | None = None, limits: Limit
     the training cap, else the message naming the fields to lower."""
     cap = (limits or Limits()).train_work_cap
     b = int(params.batch if batch is None else batch)
-    w = int(steps) * int(params.seq_len) * b * int(params.layers) * int(params.hidden) ** 2
+    w = int(steps) * work(params, batch=b)
     if w <= cap:
         return None
     return (f"This training run is too large for the server: steps x seq_len x batch x layers x hidden^2 = {w:,} "

@@ -192,17 +192,22 @@ def _check_arch(raw, allow_empty):
     return archs, messages
 
 
+def work(params, batch: int | None = None, seq_len: int | None = None) -> int:
+    """``seq_len x batch x layers x hidden^2`` of ``params`` (a :class:`Params`), the cost of one BPTT
+    run of one architecture, with ``batch`` or ``seq_len`` in place of the params' own when given."""
+    T = params.seq_len if seq_len is None else seq_len
+    B = params.batch if batch is None else batch
+    return int(T) * int(B) * int(params.layers) * int(params.hidden) ** 2
+
+
 def _cap_work(p: Params):
     """(params, message or None): lower batch, then seq_len, until the work fits WORK_CAP."""
-    def work(q):
-        return q.seq_len * q.batch * q.layers * q.hidden ** 2
     if work(p) <= WORK_CAP:
         return p, None
     old = p
-    batch = max(1, WORK_CAP // (p.seq_len * p.layers * p.hidden ** 2))
-    p = replace(p, batch=min(p.batch, batch))
+    p = replace(p, batch=min(p.batch, max(1, WORK_CAP // work(p, batch=1))))
     if work(p) > WORK_CAP:
-        p = replace(p, seq_len=max(1, WORK_CAP // (p.batch * p.layers * p.hidden ** 2)))
+        p = replace(p, seq_len=max(1, WORK_CAP // work(p, seq_len=1)))
     return p, (f"seq_len x batch x layers x hidden^2 = {work(old):,} is over the limit {WORK_CAP:,}; "
                f"using batch={p.batch}, seq_len={p.seq_len}.")
 

@@ -16,8 +16,8 @@ from dash import no_update
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from visualizer import callbacks, limits, views
-from visualizer.urlstate import ARCH_ALIASES, ARCH_CHOICES, NONE_WORDS, SPEC, Params, validate
+from visualizer import callbacks, views
+from visualizer.urlstate import ARCH_ALIASES, ARCH_CHOICES, NONE_WORDS, SPEC, Params, validate, work
 
 SMALL_WORK = 40 * 4 * 2 * 16**2  # views are computed up to this seq_len x batch x layers x hidden^2
 SETTINGS = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow],
@@ -92,7 +92,7 @@ def same_value(raw, new) -> bool:
 def check_views(store, tab):
     """Compute view 1 and the tab's view for a validated store when small enough."""
     params = Params.from_dict(store)
-    if limits.work(params) > SMALL_WORK:
+    if work(params) > SMALL_WORK:
         return
     figure, banner, info = callbacks.overview(store)
     assert isinstance(figure, dict) and "layout" in figure

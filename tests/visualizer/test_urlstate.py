@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visualizer.urlstate import (ARCH_CHOICES, DEFAULTS, INIT_CHOICES, SPEC, TASK_CHOICES, VIEW_CHOICES, WORK_CAP,
+from visualizer.urlstate import (ARCH_CHOICES, DEFAULTS, INIT_CHOICES, SPEC, TASK_CHOICES, VIEW_CHOICES, WORK_CAP, work,
                                  Params, parse_query, to_query, validate)
 
 
@@ -102,6 +102,13 @@ def test_work_cap_lowers_batch_then_seq_len():
     assert params.seq_len * params.batch * params.layers * params.hidden ** 2 <= WORK_CAP
     assert params.hidden == 512 and params.layers == 4
     assert any("over the limit" in m for m in messages)
+    assert params.batch == 1 and params.seq_len == 2000  # lowering the batch was enough
+
+
+def test_work_is_seq_len_batch_layers_hidden_squared():
+    p = Params(seq_len=10, batch=2, layers=3, hidden=4)
+    assert work(p) == 10 * 2 * 3 * 4 ** 2
+    assert work(p, batch=5) == 10 * 5 * 3 * 16 and work(p, seq_len=1) == 2 * 3 * 16
 
 
 def test_validate_accepts_control_values():
