@@ -12,7 +12,7 @@ from dash import dcc, html
 
 from . import classroom, explain, ids, limits, training_ui, views
 from .plotstyle import COLORS
-from .urlstate import DEFAULTS, INIT_CHOICES, OPTIMIZER_CHOICES, TASK_CHOICES, Params
+from .urlstate import DEFAULTS, INIT_CHOICES, OPTIMIZER_CHOICES, SPEC, TASK_CHOICES, Params
 
 ARCH_LABELS = {"rnn": "RNN (tanh)", "rnn-relu": "RNN (ReLU)", "lstm": "LSTM", "gru": "GRU"}
 TASK_LABELS = {"adding": "Adding problem", "copy": "Copy / memory", "sine": "Sine prediction",
@@ -31,15 +31,30 @@ def _field(label, control, hint=None, id_=None):
     return html.Div(children, className="field", id=id_)
 
 
-def _slider(id_, low, high, step, value, marks):
-    """A Dash 4 slider with its direct-input box, updating on release."""
-    return dcc.Slider(id=id_, min=low, max=high, step=step, value=value, marks=marks,
+def _range(name) -> tuple:
+    """(low, high) of the Params field ``name`` (:data:`visualizer.urlstate.SPEC`, the one home of ranges)."""
+    _kind, low, high = SPEC[name]
+    return low, high
+
+
+def _tick(v):
+    """A mark's position: an int when the value is whole (``0.0`` -> ``0``)."""
+    return int(v) if float(v).is_integer() else v
+
+
+def _slider(name, step, value, ticks=()):
+    """A Dash 4 slider over the field ``name``'s range, with marks at both ends and at ``ticks``,
+    its direct-input box, updating on release."""
+    low, high = _range(name)
+    marks = {_tick(v): f"{v:g}" for v in (low, *ticks, high)}
+    return dcc.Slider(id=ids.CONTROL_IDS[name], min=_tick(low), max=_tick(high), step=step, value=value, marks=marks,
                       updatemode="mouseup", allow_direct_input=True, className="slider")
 
 
-def _number(id_, value, placeholder, low=None, high=None, step="any"):
-    """A number box that commits on blur or Enter (debounced)."""
-    return dcc.Input(id=id_, type="number", value=value, placeholder=placeholder, min=low, max=high,
+def _number(name, value, placeholder, step="any"):
+    """A number box over the field ``name``'s range that commits on blur or Enter (debounced)."""
+    low, high = _range(name)
+    return dcc.Input(id=ids.CONTROL_IDS[name], type="number", value=value, placeholder=placeholder, min=low, max=high,
                      step=step, debounce=True, className="number-input")
 
 
@@ -58,37 +73,34 @@ def controls(p: Params = DEFAULTS) -> html.Div:
         html.H2("Data", className="group-title"),
         _field("Task", dcc.Dropdown(id=ids.TASK, options=[{"label": TASK_LABELS[t], "value": t} for t in TASK_CHOICES],
                                     value=p.task, clearable=False, searchable=False)),
-        _field("Sequence length T", _slider(ids.SEQ_LEN, 1, 2000, 1, p.seq_len,
-                                            {1: "1", 500: "500", 1000: "1000", 1500: "1500", 2000: "2000"})),
+        _field("Sequence length T", _slider("seq_len", 1, p.seq_len, (500, 1000, 1500))),
         _field("Loss on", dcc.RadioItems(id=ids.LOSS_ON, options=[{"label": "last step", "value": "last"},
                                                                    {"label": "every step", "value": "all"}],
                                          value=p.loss_on, inline=True, className="radio")),
-        _field("Batch size", _slider(ids.BATCH, 1, 64, 1, p.batch, {1: "1", 16: "16", 32: "32", 64: "64"})),
+        _field("Batch size", _slider("batch", 1, p.batch, (16, 32))),
         html.H2("Network", className="group-title"),
-        _field("Hidden size H", _slider(ids.HIDDEN, 1, 512, 1, p.hidden,
-                                        {1: "1", 128: "128", 256: "256", 512: "512"})),
+        _field("Hidden size H", _slider("hidden", 1, p.hidden, (128, 256))),
         dcc.Checklist(id=ids.MATCH, options=[{"label": "match parameter counts (H sets the RNN's size)",
                                               "value": "match"}],
                       value=["match"] if p.match_params else [], className="match-checklist"),
-        _field("Layers", _slider(ids.LAYERS, 1, 4, 1, p.layers, {i: str(i) for i in range(1, 5)})),
+        _field("Layers", _slider("layers", 1, p.layers, (2, 3))),
         html.H2("Initialisation", className="group-title"),
         _field("W_hh initialisation", dcc.Dropdown(id=ids.INIT, options=[{"label": INIT_LABELS[i], "value": i}
                                                                         for i in INIT_CHOICES],
                                                    value=p.init, clearable=False, searchable=False)),
-        _field("Scale / spectral radius", _slider(ids.SCALE, 0, 5, 0.05, p.scale,
-                                                  {0: "0", 1: "1", 2: "2", 3: "3", 4: "4", 5: "5"}),
+        _field("Scale / spectral radius", _slider("scale", 0.05, p.scale, (1, 2, 3, 4)),
                hint="Not used by the PyTorch default.", id_=ids.SCALE_FIELD),
-        _field("LSTM forget-gate bias", _number(ids.FORGET_BIAS, p.forget_bias, "initialiser's", -10, 10)),
-        _field("Seed", _number(ids.SEED, p.seed, "0", 0, 2**31 - 1, 1)),
+        _field("LSTM forget-gate bias", _number("forget_bias", p.forget_bias, "initialiser's")),
+        _field("Seed", _number("seed", p.seed, "0", 1)),
         html.H2("Backpropagation", className="group-title"),
-        _field("Truncation window (steps)", _number(ids.TRUNCATE, p.truncate, "full BPTT", 1, 2000, 1)),
+        _field("Truncation window (steps)", _number("truncate", p.truncate, "full BPTT", 1)),
         html.Details(className="training", children=[
             html.Summary("Training settings"),
-            _field("Gradient clipping (max norm)", _number(ids.CLIP, p.clip, "no clipping", 0.001, 1000)),
+            _field("Gradient clipping (max norm)", _number("clip", p.clip, "no clipping")),
             _field("Optimiser", dcc.Dropdown(id=ids.OPTIMIZER, options=[{"label": o.upper() if o == "sgd" else "Adam",
                                                                           "value": o} for o in OPTIMIZER_CHOICES],
                                              value=p.optimizer, clearable=False, searchable=False)),
-            _field("Learning rate", _number(ids.LR, p.lr, "0.01", 1e-6, 10)),
+            _field("Learning rate", _number("lr", p.lr, "0.01")),
             html.Div("Used by the training panel below the views.", className="field-hint"),
         ]),
     ])
