@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 from dash import Input, Output, State, callback_context, html, no_update
 
-from . import classroom, compute, explain, ids, limits, presets, training_ui, views
+from . import classroom, compute, explain, ids, limits, payloads, presets, training_ui, views
 from .layout import info_children
 from .plotstyle import message_figure
 from .urlstate import DEFAULTS, Params, to_query, validate
@@ -117,7 +117,7 @@ def overview(store, upload=None):
         log.exception("view 1 failed for %s", params)
         return [message_figure(f"Could not compute this configuration: {e}"), [], []]
     flows = list(payload.flows)
-    banner = [html.Div(line, className="banner-line") for line in compute.explosion_messages(flows)]
+    banner = [html.Div(line, className="banner-line") for line in payloads.explosion_messages(flows)]
     note = next((f.loss_note for f in flows if f.loss_note), None)
     uploaded, upload_note = classroom.flow_of_upload(params, *(upload or (None, None)))
     if uploaded:

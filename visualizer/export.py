@@ -20,7 +20,7 @@ import plotly.io as pio
 
 import core
 
-from . import compute, views
+from . import compute, payloads, views
 from .series import Series
 from .urlstate import Params, to_query
 
@@ -161,5 +161,5 @@ def report(params: Params) -> str:
     """The offline HTML report of the current view (figures, data and the explosion banner)."""
     keys, shown = _payloads(params)
     series = [s for v, payload in shown for s in v.series(payload, keys)]
-    banner = compute.explosion_messages(shown[0][1].flows)  # view 1's flows
+    banner = payloads.explosion_messages(shown[0][1].flows)  # view 1's flows
     return report_html(params, _figures(keys, shown), series, banner)

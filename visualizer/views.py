@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import compute, figures, heatmaps, series
+from . import compute, figures, heatmaps, payloads, series
 
 
 def _no_note(keys) -> None:
@@ -67,7 +67,7 @@ If $\sigma_1(W_{hh}) < 1/\gamma$ the gradient vanishes geometrically (Pascanu et
 only explode if $\sigma_1(W_{hh}) > 1/\gamma$. Truncated BPTT with window $k$ keeps only the terms of
 the product inside the current window: beyond it, the carried gradient is exactly zero.
 """,
-        payload=compute.overview,
+        payload=payloads.overview,
         figure=lambda overview: figures.grad_norm_figure(overview.flows, truncate=overview.truncate),
         series=series.grad_norm_series,
         tab=False,
@@ -83,7 +83,7 @@ Each cell is $\big|\partial L/\partial h_{t,j}\big| = \sqrt{\sum_b (\partial L/\
 unit $j$ at step $t$ over the batch $b$; summing its squares over $j$ gives the line of the top plot,
 $\lVert \partial L/\partial h_t \rVert$.
 """,
-        payload=lambda keys: compute.heatmap_items([compute.grad_flow(k) for k in keys]),
+        payload=lambda keys: payloads.heatmap_items([compute.grad_flow(k) for k in keys]),
         figure=heatmaps.heatmap_figure,
         series=series.heatmap_series,
     ),
@@ -101,10 +101,10 @@ $\lVert \partial s_{T-1}/\partial s_t \rVert = \lVert J_{T-1} J_{T-2}\cdots J_{t
 $k = T-1-t$. On a log axis a product of $k$ factors of size about $\sigma$ is a straight line of slope
 $\log_{10}\sigma$; the dashed line is $\sigma_1(W_{hh})^k$, the fastest growth the weights allow.
 """,
-        payload=compute.jacobian_items,
+        payload=payloads.jacobian_items,
         figure=figures.jacobian_figure,
         series=series.jacobian_series,
-        note=compute.jacobian_note,
+        note=payloads.jacobian_note,
     ),
     View(
         key="spectra",
@@ -119,10 +119,10 @@ $\lVert J_k v\rVert \le \gamma\,\sigma_1(W_{hh})\,\lVert v\rVert$. The right pan
 smallest singular value of each actual step Jacobian $J_t$; the product of many $J_t$ is dominated by
 how these compare with 1.
 """,
-        payload=compute.spectra_items,
+        payload=payloads.spectra_items,
         figure=figures.spectra_figure,
         series=series.spectra_series,
-        note=compute.spectra_note,
+        note=payloads.spectra_note,
     ),
     View(
         key="gates",
@@ -145,10 +145,10 @@ h_t = (1 - z_t)\odot n_t + z_t \odot h_{t-1},$$
 so $h_{t-1}$ reaches $h_t$ directly through the carry gate $z_t$ and the gradient along that path is
 multiplied by $\prod_k z_k$.
 """,
-        payload=compute.gate_items,
+        payload=payloads.gate_items,
         figure=figures.gates_figure,
         series=series.gates_series,
-        note=compute.gates_note,
+        note=payloads.gates_note,
     ),
     View(
         key="connectivity",
@@ -163,10 +163,10 @@ causal, so $s > t$ is empty). It equals
 $\big\lVert W_{\text{out}}\,\tfrac{\partial h_t}{\partial h_s}\,\tfrac{\partial h_s}{\partial x_s}\big\rVert$: the same
 product of Jacobians as in training, read as "how far back does the output still listen?".
 """,
-        payload=compute.connectivity_items,
+        payload=payloads.connectivity_items,
         figure=heatmaps.connectivity_figure,
         series=series.connectivity_series,
-        note=compute.connectivity_note,
+        note=payloads.connectivity_note,
     ),
 )}
 GRAD_NORM = VIEWS["grad_norm"]  # view 1, above the tabs

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import core
-from visualizer import compute
+from visualizer import compute, payloads
 from visualizer.cache import memoize
 from visualizer.urlstate import Params
 
@@ -17,36 +17,36 @@ def small():
 
 def test_batch_summary_median_min_max_and_overflow_stays_visible():
     v = np.array([[1.0, 2.0, 4.0], [1.0, np.inf, 3.0], [np.nan, 1.0, 1.0]])
-    s = compute.batch_summary(v)
+    s = payloads.batch_summary(v)
     assert s["median"][0] == 2.0 and s["min"][0] == 1.0 and s["max"][0] == 4.0
     assert s["median"][1] == np.inf
     assert np.isnan(s["median"][2])
 
 
 def test_safe_log10_maps_zero_and_nonfinite_to_nan():
-    out = compute.safe_log10(np.array([100.0, 0.0, np.inf, np.nan, 1e-300, -10.0]))
+    out = payloads.safe_log10(np.array([100.0, 0.0, np.inf, np.nan, 1e-300, -10.0]))
     np.testing.assert_allclose(out[[0, 4, 5]], [2.0, -300.0, 1.0])
     assert np.all(np.isnan(out[1:4]))
 
 
 def test_bin_max_reduces_consecutive_bins_and_ignores_partial_nan():
     a = np.arange(10.0)
-    out, k = compute.bin_max(a, 4)
+    out, k = payloads.bin_max(a, 4)
     assert k == 3
     np.testing.assert_array_equal(out, [2.0, 5.0, 8.0, 9.0])
-    same, k1 = compute.bin_max(a, 10)
+    same, k1 = payloads.bin_max(a, 10)
     assert k1 == 1 and same is not None and np.array_equal(same, a)
     m = np.array([[1.0, np.nan], [np.nan, np.nan], [3.0, 2.0], [np.nan, 5.0]])
-    out, k = compute.bin_max(m, 2, axis=0)
+    out, k = payloads.bin_max(m, 2, axis=0)
     np.testing.assert_array_equal(out, [[1.0, np.nan], [3.0, 5.0]])
-    out, _ = compute.bin_max(m, 1, axis=1)
+    out, _ = payloads.bin_max(m, 1, axis=1)
     np.testing.assert_array_equal(out[:, 0], [1.0, np.nan, 3.0, 5.0])
 
 
 def test_reference_slope_and_verdict():
-    np.testing.assert_allclose(compute.reference_slope(0.5, 4), [1, 0.5, 0.25, 0.125])
-    assert "vanishing is guaranteed" in compute.verdict("RNN", 0.9, 1.0)
-    assert "exploding becomes possible" in compute.verdict("RNN", 1.5, 1.0)
+    np.testing.assert_allclose(payloads.reference_slope(0.5, 4), [1, 0.5, 0.25, 0.125])
+    assert "vanishing is guaranteed" in payloads.verdict("RNN", 0.9, 1.0)
+    assert "exploding becomes possible" in payloads.verdict("RNN", 1.5, 1.0)
 
 
 def test_targets_slices_the_last_step_or_explains():
@@ -140,46 +140,46 @@ def test_jacobian_batch_caps_large_work():
 def test_explosion_messages_name_the_architecture_and_step():
     p = Params(arch=("rnn-relu", "gru"), seq_len=1100, hidden=8, batch=2, init="identity", scale=2.0)
     flows = [compute.grad_flow(compute.run_key(p, a)) for a in p.arch]
-    lines = compute.explosion_messages(flows)
+    lines = payloads.explosion_messages(flows)
     assert len(lines) == 1
     assert lines[0].startswith(f"RNN-relu exploded at step {flows[0].nonfinite_step}:")
 
 
 def test_view_payload_shapes(small):
     keys = [compute.run_key(small, a) for a in ("rnn", "lstm")]
-    jac = compute.jacobian_items(keys)
+    jac = payloads.jacobian_items(keys)
     assert [it["name"] for it in jac] == ["RNN", "LSTM"]
     assert jac[0]["median"].shape == (20,) and jac[0]["median"][0] == pytest.approx(1.0)  # lag 0 is the identity
     assert jac[0]["reference"][1] == pytest.approx(jac[0]["sigma"])
-    spectra = compute.spectra_items(keys)
+    spectra = payloads.spectra_items(keys)
     assert spectra[1]["weights"].shape == (8,) and spectra[1]["step_max"].shape == (20,)
-    gates = compute.gate_items(keys)
+    gates = payloads.gate_items(keys)
     assert gates[1]["median"][-1] == pytest.approx(1.0)
-    conn = compute.connectivity_items(keys)
+    conn = payloads.connectivity_items(keys)
     assert conn[0]["values"].shape == (20, 20) and conn[0]["bin"] == 1
-    heat = compute.heatmap_items([compute.grad_flow(k) for k in keys])
+    heat = payloads.heatmap_items([compute.grad_flow(k) for k in keys])
     assert heat[0]["values"].shape == (20, 8) and heat[0]["bin"] == 1
 
 
 def test_large_maps_are_binned_for_display():
     p = Params(arch=("rnn",), seq_len=600, hidden=200, batch=1)
-    heat = compute.heatmap_items([compute.grad_flow(compute.run_key(p, "rnn"))])[0]
-    assert heat["values"].shape[0] * heat["values"].shape[1] <= compute.HEAT_CELLS
+    heat = payloads.heatmap_items([compute.grad_flow(compute.run_key(p, "rnn"))])[0]
+    assert heat["values"].shape[0] * heat["values"].shape[1] <= payloads.HEAT_CELLS
     assert heat["bin"] > 1 and heat["t"].shape == (heat["values"].shape[0],)
 
 
 def test_sequence_note_only_when_fewer_sequences_are_used():
     small = [compute.run_key(Params(), a) for a in ("rnn", "lstm")]
-    assert compute.jacobian_note(small) is None
+    assert payloads.jacobian_note(small) is None
     big = [compute.run_key(Params(seq_len=1000, hidden=256), a) for a in ("rnn", "lstm", "gru")]
-    assert "first 1" in compute.jacobian_note(big)
-    assert compute.gates_note([big[1]]) is None  # LSTM gates are cheap: all sequences
+    assert "first 1" in payloads.jacobian_note(big)
+    assert payloads.gates_note([big[1]]) is None  # LSTM gates are cheap: all sequences
 
 
 def test_long_sequences_analyse_evenly_spaced_step_spectra():
     p = Params(arch=("gru",), seq_len=450, hidden=4, batch=1)
     key = compute.run_key(p, "gru")
-    item = compute.spectra_items([key])[0]
+    item = payloads.spectra_items([key])[0]
     t = item["t"]
     assert len(t) == compute.SPECTRA_STEPS and t[0] == 0 and t[-1] == 449 and np.all(np.diff(t) > 0)
     task = compute.get_task(key.data)
@@ -187,7 +187,7 @@ def test_long_sequences_analyse_evenly_spaced_step_spectra():
     np.testing.assert_array_equal(item["step_max"], direct[:, 0])
     np.testing.assert_array_equal(item["step_min"], direct[:, -1])
     key30 = compute.run_key(Params(seq_len=30, hidden=4, batch=1), "rnn")
-    assert compute.spectra_items([key30])[0]["t"].tolist() == list(range(30))
+    assert payloads.spectra_items([key30])[0]["t"].tolist() == list(range(30))
 
 
 def test_step_spectra_of_large_states_use_fewer_steps_and_say_so():
@@ -197,30 +197,30 @@ def test_step_spectra_of_large_states_use_fewer_steps_and_say_so():
     assert counts == [100, compute.SPECTRA_MIN_STEPS, 100]  # n = 256, 512 (LSTM's [h; c]), 256
     t = compute.key_spectra_steps(keys[1])
     assert t[0] == 0 and t[-1] == 999 and np.all(np.diff(t) > 0)
-    note = compute.spectra_note(keys)
+    note = payloads.spectra_note(keys)
     assert "RNN 100" in note and "LSTM 25" in note and "GRU 100" in note
     small = [compute.run_key(Params(seq_len=100, hidden=32), a) for a in ("rnn", "lstm")]
     assert [len(compute.key_spectra_steps(k)) for k in small] == [100, 100]
-    assert compute.spectra_note(small) is None
+    assert payloads.spectra_note(small) is None
 
 
 def test_long_connectivity_computes_one_output_row_per_bin():
     p = Params(arch=("gru",), seq_len=600, hidden=4, batch=1)
     key = compute.run_key(p, "gru")
-    item = compute.connectivity_items([key])[0]
+    item = payloads.connectivity_items([key])[0]
     k = item["bin"]
     assert k == 3 and item["values"].shape == (200, 200)
     rows = item["row_ticks"]
     assert rows[0] == k - 1 and rows[-1] == 599 and np.all(np.diff(rows) == k)
     task = compute.get_task(key.data)
     full = core.connectivity(compute.get_model(key), task.x, batch_index=0)
-    expected, _ = compute.bin_max(full[rows], compute.CONNECTIVITY_SIDE, axis=1)
+    expected, _ = payloads.bin_max(full[rows], compute.CONNECTIVITY_SIDE, axis=1)
     # two matrix-product paths (all rows, then a subset; or only the subset): equal up to rounding,
     # which differs between BLAS builds
     np.testing.assert_allclose(item["values"], expected, rtol=1e-12, atol=0)
     assert item["ticks"].tolist() == list(range(0, 600, k))
-    assert "one output step in 3" in compute.connectivity_note([key])
-    assert compute.connectivity_note([compute.run_key(Params(seq_len=250), "gru")]) is None
+    assert "one output step in 3" in payloads.connectivity_note([key])
+    assert payloads.connectivity_note([compute.run_key(Params(seq_len=250), "gru")]) is None
 
 
 # each memoized function of compute -> the core function doing its work

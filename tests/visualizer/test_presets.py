@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import core
-from visualizer import compute, presets, training
+from visualizer import compute, payloads, presets, training
 from visualizer.urlstate import Params, parse_query, validate
 
 
@@ -91,7 +91,7 @@ def test_lstm_large_forget_bias_keeps_gradient_over_hundreds_of_steps():
     assert p.seq_len >= 300
     assert ratio(p, "lstm") > 0.1
     assert ratio(p, "rnn") < 1e-70
-    gates = {it["arch"]: it for it in compute.gate_items([compute.run_key(p, "lstm")])}
+    gates = {it["arch"]: it for it in payloads.gate_items([compute.run_key(p, "lstm")])}
     assert gates["lstm"]["median"][0] > 0.1  # product of forget gates over all 300 steps
 
 

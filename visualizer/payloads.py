@@ -1,0 +1,223 @@
+"""View payloads: what each view draws, reduced for display from :mod:`visualizer.compute`'s results.
+
+Median over the batch, log10 for the heatmaps, binning of very large maps, the sigma_1 reference
+slope and Pascanu et al.'s verdict, and the sentence a view adds to its caption when it shows a
+reduced version of the data. Each ``*_items(keys)`` / :func:`overview` takes a list of
+:class:`~visualizer.compute.RunKey` (or :class:`~visualizer.compute.ModelRun`), one per
+architecture. Nothing here imports dash or plotly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import compute
+from .compute import DISPLAY_NAMES
+
+
+# ----------------------------------------------------------------------------- display reductions
+def batch_summary(values: np.ndarray) -> dict:
+    """Median, min and max over the last (batch) axis of an (..., B) array, NaN-aware per entry.
+
+    Entries where any batch element is NaN or inf keep that value in the median (so overflow
+    stays visible instead of being averaged away).
+    """
+    values = np.asarray(values, dtype=float)
+    with np.errstate(all="ignore"):
+        finite = np.all(np.isfinite(values), axis=-1)
+        med = np.median(values, axis=-1)
+        worst = np.where(np.any(np.isnan(values), axis=-1), np.nan, np.inf)
+        med = np.where(finite, med, worst)
+        return {"median": med, "min": np.min(values, axis=-1), "max": np.max(values, axis=-1)}
+
+
+def safe_log10(values: np.ndarray) -> np.ndarray:
+    """log10 of |values| with zeros, NaN and inf mapped to NaN (drawn as gaps in a heatmap)."""
+    values = np.abs(np.asarray(values, dtype=float))
+    out = np.full(values.shape, np.nan)
+    ok = np.isfinite(values) & (values > 0)
+    out[ok] = np.log10(values[ok])
+    return out
+
+
+def bin_max(values: np.ndarray, max_len: int, axis: int = 0) -> tuple[np.ndarray, int]:
+    """(values reduced by taking the max over consecutive bins along ``axis``, bin size).
+
+    The bin size k is the smallest integer with ceil(n / k) <= max_len; NaN is ignored unless the
+    whole bin is NaN. With n <= max_len the values are returned unchanged (k = 1).
+    """
+    values = np.asarray(values, dtype=float)
+    n = values.shape[axis]
+    k = max(1, -(-n // max_len))
+    if k == 1:
+        return values, 1
+    moved = np.moveaxis(values, axis, 0)
+    pad = (-n) % k
+    if pad:
+        moved = np.concatenate([moved, np.full((pad, *moved.shape[1:]), -np.inf)], axis=0)
+    binned = np.fmax.reduce(moved.reshape((-1, k, *moved.shape[1:])), axis=1)
+    return np.moveaxis(binned, 0, axis), k
+
+
+# ----------------------------------------------------------------------------- messages
+def explosion_messages(flows) -> list[str]:
+    """One banner line per architecture whose forward pass or gradient became inf/NaN."""
+    lines = []
+    for f in flows:
+        sigma = f" (largest singular value of W_hh: {f.sigma_max:.3g})" if f.sigma_max is not None else ""
+        if f.nonfinite_step is not None:
+            lines.append(f"{f.name} exploded at step {f.nonfinite_step}: its hidden state overflowed to "
+                         f"inf/NaN going forward, because W_hh amplifies the state at every step{sigma}.")
+        elif f.nonfinite_grad_step is not None:
+            lines.append(f"{f.name} exploded at step {f.nonfinite_grad_step}: the gradient overflowed going "
+                         f"back in time, because each step multiplies it by a Jacobian of norm above 1{sigma}.")
+        elif not np.isfinite(f.loss):
+            lines.append(f"{f.name} exploded: its loss is {f.loss}, the outputs overflowed.")
+    return lines
+
+
+# ----------------------------------------------------------------------------- view payloads
+GATE_LABELS = {"rnn": "∏ ‖J<sub>t</sub>‖", "rnn-relu": "∏ ‖J<sub>t</sub>‖", "lstm": "∏ forget gate f",
+               "gru": "∏ carry gate z"}
+HEAT_CELLS = 60_000  # per architecture, above this the time axis is binned for display
+
+
+def reference_slope(sigma: float, n: int) -> np.ndarray:
+    """(n,) sigma**k for k = 0..n-1: the growth rate a single largest singular value allows."""
+    with np.errstate(all="ignore"):
+        return float(sigma) ** np.arange(n, dtype=float)
+
+
+def verdict(name: str, sigma: float, threshold: float) -> str:
+    """One line comparing sigma_1(W_hh) with Pascanu et al.'s 1/gamma."""
+    if sigma < threshold:
+        return f"{name}: σ₁ = {sigma:.3g} < 1/γ = {threshold:.3g}: vanishing is guaranteed"
+    return f"{name}: σ₁ = {sigma:.3g} ≥ 1/γ = {threshold:.3g}: exploding becomes possible"
+
+
+def connectivity_note(keys) -> str | None:
+    """A sentence when the connectivity view samples output rows and bins input columns."""
+    T = max((k.data.seq_len for k in keys), default=0)
+    k = max(1, -(-T // compute.CONNECTIVITY_SIDE))
+    if k == 1:
+        return None
+    return (f"At this length each row is one output step in {k} (the last of each group of {k}), and each "
+            f"column the largest value over {k} consecutive input steps.")
+
+
+def spectra_note(keys) -> str | None:
+    """A sentence when the spectra view analyses fewer steps than the sequence has."""
+    counts = {DISPLAY_NAMES[k.arch]: len(compute.key_spectra_steps(k)) for k in keys
+              if len(compute.key_spectra_steps(k)) < k.data.seq_len}
+    if not counts:
+        return None
+    listed = ", ".join(f"{name} {c}" for name, c in counts.items())
+    return f"At this size the step spectra are computed at evenly spaced steps ({listed}; each costs a full SVD, n³)."
+
+
+def _fewer_sequences_note(keys) -> str | None:
+    """A sentence when the Jacobian products of ``keys`` use fewer sequences than the batch."""
+    pairs = [(compute.jacobian_batch(k), k.data.batch) for k in keys]
+    fewer = sorted({(b, total) for b, total in pairs if b < total})
+    if not fewer:
+        return None
+    used = ", ".join(str(b) for b, _ in fewer)
+    return (f"At this size the Jacobian products use the first {used} of the {fewer[0][1]} sequences "
+            f"(their cost grows like T·n³).")
+
+
+def jacobian_note(keys) -> str | None:
+    """A sentence when the Jacobian view analyses fewer sequences than the batch."""
+    return _fewer_sequences_note(keys)
+
+
+def gates_note(keys) -> str | None:
+    """A sentence when the gating view's plain-RNN Jacobian products use fewer sequences than the batch
+    (gate products of the LSTM and GRU are cheap: all sequences)."""
+    return _fewer_sequences_note([k for k in keys if k.arch.startswith("rnn")])
+
+
+@dataclass(frozen=True, eq=False)
+class Overview:
+    """View 1 payload: one :class:`GradFlow` per architecture (an uploaded model's flow may join
+    them, see :mod:`visualizer.classroom`) and the truncation window drawn as dashed lines."""
+
+    flows: tuple
+    truncate: int | None = None
+
+
+def overview(keys) -> Overview:
+    """View 1 payload for ``keys``: :func:`visualizer.compute.grad_flow` of each."""
+    return Overview(tuple(compute.grad_flow(k) for k in keys), keys[0].truncate if keys else None)
+
+
+def jacobian_items(keys) -> list[dict]:
+    """View 2 payload: per architecture the batch median/min/max of the top layer's
+    ||ds_{T-1}/ds_t|| indexed by lag k = T-1-t; for plain RNNs the sigma_1(W_hh)^k reference and
+    Pascanu et al.'s verdict (the bound does not apply to gated cells, which say so)."""
+    items = []
+    for key in keys:
+        s = batch_summary(compute.jacobian_norms(key)[-1])  # (T,) each
+        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "band": compute.jacobian_batch(key) > 1,
+                "sequences": compute.jacobian_batch(key),
+                **{k: v[::-1] for k, v in s.items()}, "reference": None, "sigma": None, "verdict": None}
+        sigma, thr = float(compute.weight_spectra(key)[-1][0]), compute.gamma_threshold(key)
+        item.update(sigma=sigma, threshold=thr)
+        if key.arch.startswith("rnn"):  # the sigma_1 bound holds for plain RNNs only
+            item.update(reference=reference_slope(sigma, len(s["median"])), verdict=verdict(item["name"], sigma, thr))
+        else:
+            item["verdict"] = f"{item['name']}: σ₁(W_hh) = {sigma:.3g}, but gates add a path around W_hh: no bound"
+        items.append(item)
+    return items
+
+
+def heatmap_items(flows) -> list[dict]:
+    """View 3 payload: the top layer's |dL/dh_t| per unit, binned over time when very large."""
+    items = []
+    for f in flows:
+        units = f.hidden_grad_units[-1]  # (T, H)
+        T, H = units.shape
+        binned, k = bin_max(units, max(1, HEAT_CELLS // H), axis=0)
+        items.append({"arch": f.arch, "name": f.name, "values": binned, "log10": safe_log10(binned),
+                      "t": np.arange(0, T, k)[: binned.shape[0]], "bin": k})
+    return items
+
+
+def spectra_items(keys) -> list[dict]:
+    """View 4 payload: top-layer W_hh singular values, 1/gamma, and each step Jacobian's
+    largest and smallest singular value (sequence 0)."""
+    items = []
+    for key in keys:
+        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "weights": compute.weight_spectra(key)[-1],
+                "threshold": compute.gamma_threshold(key), "step_max": None, "step_min": None,
+                "t": compute.key_spectra_steps(key)}
+        sv = compute.step_spectra(key)[-1]  # (T, n), descending
+        item["step_max"], item["step_min"] = sv[:, 0], sv[:, -1]
+        items.append(item)
+    return items
+
+
+def gate_items(keys) -> list[dict]:
+    """View 5 payload: batch median/min/max of the top layer's gate products over t."""
+    items = []
+    for key in keys:
+        s = batch_summary(compute.gate_products(key)[-1])
+        B = compute.gate_products(key).shape[-1]
+        items.append({"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "label": GATE_LABELS[key.arch],
+                      "band": B > 1, "sequences": B, **s})
+    return items
+
+
+def connectivity_items(keys) -> list[dict]:
+    """View 6 payload: ||dy_t/dx_s|| (sequence 0) at most ``compute.CONNECTIVITY_SIDE`` per side. Rows are
+    the output steps ``row_ticks`` (:func:`visualizer.compute.connectivity_rows`: every step, or the last of each
+    bin of ``bin`` steps), columns the max over ``bin`` consecutive input steps from ``ticks``."""
+    items = []
+    for key in keys:
+        c = compute.connectivity(key)
+        binned, k = bin_max(c, compute.CONNECTIVITY_SIDE, axis=1)
+        items.append({"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "values": binned,
+                      "log10": safe_log10(binned), "ticks": np.arange(0, c.shape[1], k)[: binned.shape[1]],
+                      "row_ticks": compute.connectivity_rows(c.shape[1]), "bin": k})
+    return items
