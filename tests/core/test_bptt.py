@@ -228,7 +228,8 @@ def test_checkpointed_bptt_equals_full_bptt(rng, arch_nl, layers, truncate, loss
     y = rng.standard_normal((37, 3, 2) if loss_on == "all" else (3, 2))
     full = core.bptt(model, x, y, loss_on=loss_on, truncate=truncate)
     ckpt = core.bptt(model, x, y, loss_on=loss_on, truncate=truncate, checkpoint=True)
-    assert ckpt.loss == full.loss
+    # the forward runs per segment (input products over fewer rows): equal up to rounding, which BLAS builds vary
+    assert ckpt.loss == pytest.approx(full.loss, rel=1e-12, abs=0)
     for k in full.grads:
         np.testing.assert_allclose(ckpt.grads[k], full.grads[k], rtol=1e-12, atol=1e-15)
     for field in ("hidden_grad_norms", "local_grad_norms", "carried_grad_norms", "whh_grad_norms",
