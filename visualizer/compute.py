@@ -3,8 +3,9 @@
 Each view's numbers come from one tested core function; this module only builds the models and
 data those functions take, keeps the results of recent runs (bounded LRU caches keyed by exactly
 the settings a result depends on, so changing e.g. the LSTM forget bias recomputes nothing for the
-RNN), and reduces results for display (median over the batch, log10, binning of very large maps).
-Nothing here imports dash or plotly.
+RNN; cached arrays are read-only, as every caller shares them). A :class:`ModelRun` puts a given
+model on given data (notebooks) through the same functions. :mod:`visualizer.payloads` reduces the
+results for display. Nothing here imports dash or plotly or knows the app's settings type.
 """
 from __future__ import annotations
 

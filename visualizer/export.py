@@ -1,7 +1,7 @@
 """Export the current view: its data as CSV and JSON text, and a standalone offline HTML report.
 
-The numbers are the ones the figures draw, taken from the same :mod:`visualizer.compute`
-functions (view 1, ||dL/dh_t||, plus the open tab), at full float64 precision: CSV cells and
+The numbers are the ones the figures draw, from the same payloads (view 1, ||dL/dh_t||, plus the
+open tab; each view's ``series`` in :mod:`visualizer.views`), at full float64 precision: CSV cells and
 JSON numbers are Python's shortest round-trip representation, so ``float(cell)`` gives back the
 exact value. Non-finite values are written ``inf``, ``-inf``, ``nan`` (in JSON as strings, so
 the file stays strict JSON). The HTML report inlines plotly.js and loads nothing from the
