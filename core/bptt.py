@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from . import cells
-from .models import Model
+from .checks import check_optional_positive_int, check_sequence
+from .models import Model, check_model
 
 LOSSES = ("mse", "cross_entropy")
 LOSS_ON = ("all", "last")
@@ -72,23 +74,14 @@ class BPTTResult:
 # ----------------------------------------------------------------------------- validation
 def validate_inputs(model: Model, x, y, loss="mse", loss_on="all", truncate=None):
     """Check and convert ``x`` and ``y``; raise ValueError naming the argument."""
-    if not isinstance(model, Model):
-        raise ValueError(f"model must be a core RNN/LSTM/GRU model, got {type(model).__name__}")
+    check_model(model)
     cfg = model.config
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if loss_on not in LOSS_ON:
         raise ValueError(f"loss_on must be one of {LOSS_ON}, got {loss_on!r}")
-    if truncate is not None and (
-            isinstance(truncate, bool) or not isinstance(truncate, (int, np.integer)) or truncate <= 0):
-        raise ValueError(f"truncate must be None or a positive integer, got {truncate!r}")
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
-        raise ValueError(f"x must hold real numbers, got dtype {x.dtype}")
-    if x.ndim != 3 or x.shape[2] != cfg.input_size or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"x must have shape (T, B, {cfg.input_size}) with T, B > 0, got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("x contains NaN or inf")
+    check_optional_positive_int("truncate", truncate)
+    x = check_sequence(x, cfg.input_size)
     T, B = x.shape[:2]
     y = np.asarray(y)
     lead = (T, B) if loss_on == "all" else (B,)
@@ -112,6 +105,21 @@ def validate_inputs(model: Model, x, y, loss="mse", loss_on="all", truncate=None
 
 
 # ----------------------------------------------------------------------------- layers
+class LayerCache(NamedTuple):
+    """What :func:`layer_backward` (and :mod:`core.jacobians`) read from :func:`layer_forward`."""
+
+    arch: str
+    x: np.ndarray  # (T, B, I) layer input
+    W_ih: np.ndarray  # (G*H, I)
+    W_hh: np.ndarray  # (G*H, H)
+    hs: np.ndarray  # (T, B, H) hidden states
+    h_init: np.ndarray  # (B, H) initial hidden state
+    c_init: np.ndarray | None  # (B, H) initial cell state (LSTM), else None
+    steps: list  # T step caches: cells.RNNStepCache / LSTMStepCache / GRUStepCache
+    c_last: np.ndarray | None  # (B, H) last cell state (LSTM), else None
+    gates: np.ndarray | None  # (T, B, 4H) LSTM gates (written over the input projection), else None
+
+
 def _project(x, W_ih, b):
     """(T, B, G*H) input projection ``x @ W_ih.T + b`` as ONE GEMM: the bias rides along as an extra
     input column of ones, so the large result is written once instead of twice."""
@@ -135,7 +143,7 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
 
     Returns
     -------
-    hs : (T, B, H) hidden states, cache for :func:`layer_backward`.
+    hs : (T, B, H) hidden states, cache : :class:`LayerCache` for :func:`layer_backward`.
     """
     T, B, _ = x.shape
     H = W_hh.shape[1]
@@ -159,7 +167,7 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
         for t in range(T):
             h, c, steps[t] = cells.lstm_step_forward(a_x[t], h, c, W_hh, None, W_hhT, halved=True,
                                                      out=(a_x[t], cs[t], tcs[t], hs[t], aux[t], work))
-        return hs, (arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c, a_x)
+        return hs, LayerCache(arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c, a_x)
     a_x = _project(x, W_ih, b)  # (T, B, G*H)
     W_hhT = np.ascontiguousarray(W_hh.T)  # (H, G*H): a faster GEMM operand than the view
     if arch == "rnn":
@@ -169,21 +177,19 @@ def layer_forward(arch, nonlinearity, x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=Non
         hns, work = np.empty((T, B, H), dtype), np.empty((B, 3 * H), dtype)
         for t in range(T):
             h, steps[t] = cells.gru_step_forward(a_x[t], h, W_hh, b_hh, W_hhT, out=(a_x[t], hns[t], hs[t], work))
-    cache = (arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c, None)
-    return hs, cache
+    return hs, LayerCache(arch, x, W_ih, W_hh, hs, h_init, c_init, steps, c, None)
 
 
 def _cache_bytes(cache):
     """Bytes of the arrays a layer cache holds for the backward pass (input excluded)."""
-    arch, _x, _W_ih, _W_hh, hs, _h_init, _c_init, steps = cache[:8]
-    total = hs.nbytes
-    for st in steps:
-        if arch == "rnn":
-            total += st[1].nbytes  # h (h_prev is the previous h)
-        elif arch == "lstm":
-            total += st[1].nbytes + st[2].nbytes + st[3].nbytes + st[5].nbytes  # c_prev, gates, tanh(c), aux
+    total = cache.hs.nbytes
+    for st in cache.steps:
+        if cache.arch == "rnn":
+            total += st.h.nbytes  # (h_prev is the previous h)
+        elif cache.arch == "lstm":
+            total += st.c_prev.nbytes + st.gates.nbytes + st.tanh_c.nbytes + st.aux.nbytes
         else:
-            total += st[1].nbytes + st[2].nbytes  # gates, W_hn h + b_hn
+            total += st.gates.nbytes + st.hn.nbytes
     return int(total)
 
 
@@ -380,7 +386,7 @@ def _forward_segment(model, x_seg, states):
         inp, cache = layer_forward(cfg.arch, cfg.nonlinearity, inp, p[f"weight_ih_l{l}"], p[f"weight_hh_l{l}"],
                                    p[f"bias_ih_l{l}"], p[f"bias_hh_l{l}"], h0, c0)
         caches.append(cache)
-        ends.append((inp[-1], cache[8]))
+        ends.append((inp[-1], cache.c_last))
     return inp, caches, ends
 
 
@@ -401,7 +407,7 @@ def _run(model, x, y, loss, loss_on, truncate, segments):
         top, caches, states = _forward_segment(model, x[s:e], states)
         kept = (top, caches) if keep else None
         outputs[s:e] = top @ W_o.T + b_o  # (T_seg, B, O)
-        hs_finite[s:e] = np.all([np.all(np.isfinite(c[4]), axis=(1, 2)) for c in caches], axis=0)
+        hs_finite[s:e] = np.all([np.all(np.isfinite(c.hs), axis=(1, 2)) for c in caches], axis=0)
         held += sum(h.nbytes + (c.nbytes if c is not None else 0) for h, c in seg_states[-1]) if not keep else 0
     held += outputs.nbytes
     scored = outputs if loss_on == "all" else outputs[-1]

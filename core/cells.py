@@ -15,8 +15,39 @@ after the loop.  Equations and gate orders are exactly PyTorch's:
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
+
+
+class RNNStepCache(NamedTuple):
+    """What :func:`rnn_step_backward` needs from :func:`rnn_step_forward` (all (B, H) but W_hh)."""
+
+    h_prev: np.ndarray
+    h: np.ndarray
+    W_hh: np.ndarray  # (H, H)
+    nonlinearity: str
+
+
+class LSTMStepCache(NamedTuple):
+    """What :func:`lstm_step_backward` needs from :func:`lstm_step_forward`."""
+
+    h_prev: np.ndarray  # (B, H)
+    c_prev: np.ndarray  # (B, H)
+    gates: np.ndarray  # (B, 4H) i, f, g, o after their nonlinearities
+    tanh_c: np.ndarray  # (B, H) tanh(c_t)
+    W_hh: np.ndarray  # (4H, H)
+    aux: np.ndarray  # (B, 3H) [i g, f c_prev, i (1 + g)]
+    h: np.ndarray  # (B, H)
+
+
+class GRUStepCache(NamedTuple):
+    """What :func:`gru_step_backward` needs from :func:`gru_step_forward`."""
+
+    h_prev: np.ndarray  # (B, H)
+    gates: np.ndarray  # (B, 3H) r, z, n after their nonlinearities
+    hn: np.ndarray  # (B, H) W_hn h_prev + b_hn
+    W_hh: np.ndarray  # (3H, H)
 
 
 def _sigmoid(a):
@@ -37,7 +68,7 @@ def rnn_step_forward(a_x, h_prev, W_hh, b_hh=None, nonlinearity="tanh", W_hhT=No
 
     Returns
     -------
-    h : (B, H) new state, cache : tuple for :func:`rnn_step_backward`.
+    h : (B, H) new state, cache : :class:`RNNStepCache` for :func:`rnn_step_backward`.
 
     .. math:: h_t = \\phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})
     """
@@ -49,7 +80,7 @@ def rnn_step_forward(a_x, h_prev, W_hh, b_hh=None, nonlinearity="tanh", W_hhT=No
         np.tanh(h, out=h)
     else:
         np.maximum(h, 0.0, out=h)
-    return h, (h_prev, h, W_hh, nonlinearity)
+    return h, RNNStepCache(h_prev, h, W_hh, nonlinearity)
 
 
 def rnn_step_backward(dh, cache, out=None):
@@ -105,9 +136,9 @@ def lstm_step_forward(a_x, h_prev, c_prev, W_hh, b_hh=None, W_hhT=None, out=None
 
     Returns
     -------
-    h, c : (B, H) new hidden and cell state; cache for :func:`lstm_step_backward`:
-    ``(h_prev, c_prev, gates, tanh_c, W_hh, aux, h)`` with ``aux = [i g, f c_prev, i (1 + g)]``,
-    the products the backward pass needs (kept so it does fewer strided operations).
+    h, c : (B, H) new hidden and cell state; cache : :class:`LSTMStepCache` for
+    :func:`lstm_step_backward`, whose ``aux = [i g, f c_prev, i (1 + g)]`` holds the products the
+    backward pass needs (kept so it does fewer strided operations).
 
     .. math:: c_t = f_t \\odot c_{t-1} + i_t \\odot g_t, \\quad h_t = o_t \\odot \\tanh(c_t)
     """
@@ -140,7 +171,7 @@ def lstm_step_forward(a_x, h_prev, c_prev, W_hh, b_hh=None, W_hhT=None, out=None
     ig1 *= i
     np.tanh(c, out=tc)
     np.multiply(o, tc, out=h)
-    return h, c, (h_prev, c_prev, gates, tc, W_hh, aux, h)
+    return h, c, LSTMStepCache(h_prev, c_prev, gates, tc, W_hh, aux, h)
 
 
 def lstm_step_backward(dh, dc, cache, out=None):
@@ -197,7 +228,7 @@ def gru_step_forward(a_x, h_prev, W_hh, b_hh, W_hhT=None, out=None):
 
     Returns
     -------
-    h : (B, H), cache for :func:`gru_step_backward`.
+    h : (B, H), cache : :class:`GRUStepCache` for :func:`gru_step_backward`.
 
     .. math:: n_t = \\tanh(W_{in} x_t + b_{in} + r_t \\odot (W_{hn} h_{t-1} + b_{hn})),
               \\quad h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}
@@ -225,7 +256,7 @@ def gru_step_forward(a_x, h_prev, W_hh, b_hh, W_hhT=None, out=None):
     np.subtract(h_prev, n, out=h)
     h *= z
     h += n
-    return h, (h_prev, gates, hn, W_hh)
+    return h, GRUStepCache(h_prev, gates, hn, W_hh)
 
 
 def gru_step_backward(dh, cache, out=None):

@@ -19,10 +19,13 @@ or inf, NaN states give NaN. Nothing here raises on such data.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .bptt import layer_forward
-from .models import Model
+from .checks import check_index, check_sequence, check_steps
+from .models import Model, check_model
 
 _SUBSPACE = 16  # vectors in the block power iteration
 _RTOL = 1e-8  # accepted relative error bound of the top singular value
@@ -36,32 +39,10 @@ _GUARD_RTOL = 1e-12  # ... which must stay this small relative to the kept part'
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_model(model):
-    """Raise ValueError unless model is a core Model."""
-    if not isinstance(model, Model):
-        raise ValueError(f"model must be a core RNN/LSTM/GRU model, got {type(model).__name__}")
-
-
 def _check_x(model, x):
     """Validate model and x (T, B, input_size), finite reals; return x as float64."""
-    _check_model(model)
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
-        raise ValueError(f"x must hold real numbers, got dtype {x.dtype}")
-    I = model.config.input_size
-    if x.ndim != 3 or x.shape[2] != I or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"x must have shape (T, B, {I}) with T, B > 0, got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("x contains NaN or inf")
-    return x.astype(np.float64)
-
-
-def _check_batch_index(batch_index, B):
-    """Raise ValueError unless 0 <= batch_index < B (an integer)."""
-    if isinstance(batch_index, bool) or not isinstance(batch_index, (int, np.integer)) \
-            or not 0 <= batch_index < B:
-        raise ValueError(f"batch_index must be an integer in [0, {B}), got {batch_index!r}")
-    return int(batch_index)
+    check_model(model)
+    return check_sequence(x, model.config.input_size).astype(np.float64)
 
 
 # ----------------------------------------------------------------------------- forward
@@ -71,13 +52,12 @@ def _params64(model):
 
 
 def _layers(model, x, p):
-    """Yield (W_ih, W_hh, cache) layer by layer, feeding each layer the one below's states."""
+    """Yield each layer's :class:`core.bptt.LayerCache`, feeding each layer the one below's states."""
     cfg, inp = model.config, x
     for l in range(cfg.num_layers):
-        W_ih, W_hh = p[f"weight_ih_l{l}"], p[f"weight_hh_l{l}"]
-        inp, cache = layer_forward(cfg.arch, cfg.nonlinearity, inp, W_ih, W_hh,
+        inp, cache = layer_forward(cfg.arch, cfg.nonlinearity, inp, p[f"weight_ih_l{l}"], p[f"weight_hh_l{l}"],
                                    p[f"bias_ih_l{l}"], p[f"bias_hh_l{l}"])
-        yield W_ih, W_hh, cache
+        yield cache
 
 
 def _state_size(model):
@@ -87,21 +67,88 @@ def _state_size(model):
 
 
 # ----------------------------------------------------------------------------- step Jacobians
+class RNNStepLin(NamedTuple):
+    """d h_t / d m = diag(d) W for an RNN step."""
+
+    d: np.ndarray  # (B, H) phi'(a_t)
+    W: np.ndarray  # (H, m)
+
+    def right_mul(self, M):
+        """M (B, K, H) @ diag(d) W -> (B, K, m)."""
+        return (M * self.d[:, None, :]) @ self.W
+
+    def dense(self):
+        """The (B, H, m) matrix."""
+        return self.d[:, :, None] * self.W
+
+
+class LSTMStepLin(NamedTuple):
+    """d [h_t; c_t] / d m of an LSTM step, factored: C = dc_t / dm,
+    dh_t / dm = diag(co) W_o + diag(k) C, and (recurrent only) d/dc_{t-1} = [diag(k f); diag(f)]."""
+
+    co: np.ndarray  # (B, H) tanh(c_t) o (1 - o)
+    k: np.ndarray  # (B, H) o (1 - tanh(c_t)^2)
+    f: np.ndarray | None  # (B, H) forget gate, None for the input Jacobian (no c_{t-1} column)
+    W_o: np.ndarray  # (H, m) output-gate rows of W
+    C: np.ndarray  # (B, H, m)
+
+    def right_mul(self, M):
+        """M (B, K, 2H) @ the Jacobian -> (B, K, m) without forming the 2H x 2H matrix."""
+        H = self.co.shape[1]
+        M_h = M[..., :H]
+        Q = M_h * self.k[:, None, :]  # cotangent reaching c_t: through h_t and directly
+        Q += M[..., H:]
+        left = (M_h * self.co[:, None, :]) @ self.W_o
+        left += Q @ self.C
+        if self.f is None:
+            return left
+        return np.concatenate([left, Q * self.f[:, None, :]], axis=-1)
+
+    def dense(self):
+        """The (B, 2H, m) matrix (m = 2H for the recurrent Jacobian)."""
+        co, k, f, W_o, C = self
+        B, H, _m = C.shape
+        top = co[:, :, None] * W_o + k[:, :, None] * C
+        if f is None:
+            return np.concatenate([top, C], axis=1)
+        A = np.zeros((B, 2 * H, 2 * H))
+        idx = np.arange(H)
+        A[:, :H, :H] = top
+        A[:, H:, :H] = C
+        A[:, idx, H + idx] = k * f
+        A[:, H + idx, H + idx] = f
+        return A
+
+
+class DenseStepLin(NamedTuple):
+    """A step Jacobian held as its full (B, n, m) matrix (GRU)."""
+
+    A: np.ndarray
+
+    def right_mul(self, M):
+        """M (B, K, n) @ A -> (B, K, m)."""
+        return M @ self.A
+
+    def dense(self):
+        """The (B, n, m) matrix."""
+        return self.A
+
+
 def _step_lin(arch, nonlinearity, step, W, recurrent):
     """Factored d s_t / d m from a step cache: m = s_{t-1} (W = W_hh) or the input (W = W_ih)."""
     if arch == "rnn":
-        h = step[1]
+        h = step.h
         d = 1.0 - h * h if nonlinearity == "tanh" else np.where(np.isnan(h), np.nan, h > 0)  # relu'(NaN) = NaN
-        return ("rnn", d, W)
+        return RNNStepLin(d, W)
     if arch == "lstm":
-        h_prev, c_prev, gates, tc = step[:4]
-        H = h_prev.shape[1]
+        H = step.h_prev.shape[1]
+        gates, tc = step.gates, step.tanh_c
         i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
         C = (g * i * (1.0 - i))[:, :, None] * W[:H]  # (B, H, m) = dc_t / dm
-        C += (c_prev * f * (1.0 - f))[:, :, None] * W[H:2 * H]
+        C += (step.c_prev * f * (1.0 - f))[:, :, None] * W[H:2 * H]
         C += (i * (1.0 - g * g))[:, :, None] * W[2 * H:3 * H]
-        return ("lstm", tc * o * (1.0 - o), o * (1.0 - tc * tc), f if recurrent else None, W[3 * H:], C)
-    h_prev, gates, hn, _ = step
+        return LSTMStepLin(tc * o * (1.0 - o), o * (1.0 - tc * tc), f if recurrent else None, W[3 * H:], C)
+    h_prev, gates, hn = step.h_prev, step.gates, step.hn
     H = h_prev.shape[1]
     r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
     cn = (1.0 - z) * (1.0 - n * n)
@@ -111,45 +158,7 @@ def _step_lin(arch, nonlinearity, step, W, recurrent):
     if recurrent:
         idx = np.arange(H)
         A[:, idx, idx] += z
-    return ("dense", A)
-
-
-def _right_mul(M, lin):
-    """M @ (d s_t / d m) for M (B, K, n): (B, K, m) without forming the LSTM's 2H x 2H matrix."""
-    if lin[0] == "rnn":
-        return (M * lin[1][:, None, :]) @ lin[2]
-    if lin[0] == "dense":
-        return M @ lin[1]
-    _, co, k, f, W_o, C = lin
-    H = co.shape[1]
-    M_h = M[..., :H]
-    Q = M_h * k[:, None, :]  # cotangent reaching c_t: through h_t and directly
-    Q += M[..., H:]
-    left = (M_h * co[:, None, :]) @ W_o
-    left += Q @ C
-    if f is None:
-        return left
-    return np.concatenate([left, Q * f[:, None, :]], axis=-1)
-
-
-def _dense(lin):
-    """The full (B, n, m) matrix of a factored step Jacobian."""
-    if lin[0] == "rnn":
-        return lin[1][:, :, None] * lin[2]
-    if lin[0] == "dense":
-        return lin[1]
-    _, co, k, f, W_o, C = lin
-    B, H, _m = C.shape
-    top = co[:, :, None] * W_o + k[:, :, None] * C
-    if f is None:
-        return np.concatenate([top, C], axis=1)
-    A = np.zeros((B, 2 * H, 2 * H))
-    idx = np.arange(H)
-    A[:, :H, :H] = top
-    A[:, H:, :H] = C
-    A[:, idx, H + idx] = k * f
-    A[:, H + idx, H + idx] = f
-    return A
+    return DenseStepLin(A)
 
 
 # ----------------------------------------------------------------------------- spectral norm
@@ -235,12 +244,12 @@ def _step_norms(nonlinearity, steps, W_hh, first=0):
     """(T - first, B) ||A_t||_2 of an RNN's step Jacobians A_t = diag(phi'_t) W_hh: the largest
     eigenvalue of A A^T (batched eigvalsh, ~3x faster than an SVD; each A is scaled by its
     largest entry first so the squares neither underflow nor overflow). NaN where A_t is not finite."""
-    B, n = steps[0][0].shape[0], W_hh.shape[1]
+    B, n = steps[0].h_prev.shape[0], W_hh.shape[1]
     which = list(range(first, len(steps)))
     chunk = max(1, _SVD_BATCH // (B * n * n))
     out = []
     for i0 in range(0, len(which), chunk):
-        A = np.stack([_dense(_step_lin("rnn", nonlinearity, steps[t], W_hh, True)) for t in which[i0:i0 + chunk]])
+        A = np.stack([_step_lin("rnn", nonlinearity, steps[t], W_hh, True).dense() for t in which[i0:i0 + chunk]])
         m = np.max(np.abs(A), axis=(2, 3), keepdims=True)  # (c, B, 1, 1); NaN if any NaN
         ok = np.isfinite(m[..., 0, 0])
         m = np.where(ok[..., None, None] & (m > 0), m, 1.0)
@@ -253,12 +262,12 @@ def _step_norms(nonlinearity, steps, W_hh, first=0):
 def _step_singular_values(arch, nonlinearity, steps, W_hh, first=0, which=None):
     """(len(which), B, n) singular values of A_t for t in ``which`` (default: t >= first) by
     batched full SVDs; NaN if not finite."""
-    B, n = steps[0][0].shape[0], (2 if arch == "lstm" else 1) * W_hh.shape[1]
+    B, n = steps[0].h_prev.shape[0], (2 if arch == "lstm" else 1) * W_hh.shape[1]
     which = list(range(first, len(steps))) if which is None else list(which)
     chunk = max(1, _SVD_BATCH // (B * n * n))  # steps per SVD call
     out = []
     for i0 in range(0, len(which), chunk):
-        A = np.stack([_dense(_step_lin(arch, nonlinearity, steps[t], W_hh, True))
+        A = np.stack([_step_lin(arch, nonlinearity, steps[t], W_hh, True).dense()
                       for t in which[i0:i0 + chunk]])  # (c, B, n, n)
         ok = np.all(np.isfinite(A), axis=(2, 3))
         A[~ok] = 0.0
@@ -307,11 +316,11 @@ def _product_norms(lin_at, T, B, n, J):
     while t >= 0:
         if not resumed:
             lin = lin_at(t + 1)
-            P = _right_mul(P, lin)
+            P = lin.right_mul(P)
             bad |= ~np.all(np.isfinite(P), axis=(1, 2))
             P[bad] = 0.0
             if Z is not None:
-                Z = _right_mul(Z, lin)
+                Z = lin.right_mul(Z)
                 Z[bad] = 0.0
         resumed = False
         if compress and (T - 2 - t) % _COMPRESS_EVERY == _COMPRESS_EVERY - 1 and P.shape[1] > _SUBSPACE:
@@ -375,12 +384,10 @@ def jacobian_norms(model: Model, x) -> np.ndarray:
     n = _state_size(model)
     J = np.empty((cfg.num_layers, T, B))
     with np.errstate(all="ignore"):
-        for l, (_, W_hh, cache) in enumerate(_layers(model, x, _params64(model))):
-            steps = cache[7]
+        for l, cache in enumerate(_layers(model, x, _params64(model))):
             J[l, T - 1] = 1.0
             _product_norms(
-                lambda t, steps=steps, W_hh=W_hh: _step_lin(cfg.arch, cfg.nonlinearity, steps[t], W_hh, True),
-                T, B, n, J[l])
+                lambda t, c=cache: _step_lin(cfg.arch, cfg.nonlinearity, c.steps[t], c.W_hh, True), T, B, n, J[l])
     return J
 
 
@@ -408,29 +415,15 @@ def step_jacobian_singular_values(model: Model, x, batch_index=0, steps=None) ->
     .. math:: \\sigma_1 \\ge \\dots \\ge \\sigma_n \\text{ of } A_t = \\frac{\\partial s_t}{\\partial s_{t-1}}
     """
     x = _check_x(model, x)
-    b = _check_batch_index(batch_index, x.shape[1])
+    b = check_index("batch_index", batch_index, x.shape[1])
     cfg = model.config
     T = x.shape[0]
-    which = _check_steps(steps, T)
+    which = check_steps(steps, T)
     sv = np.empty((cfg.num_layers, len(which), _state_size(model)))
     with np.errstate(all="ignore"):
-        for l, (_, W_hh, cache) in enumerate(_layers(model, x[:, b:b + 1], _params64(model))):
-            sv[l] = _step_singular_values(cfg.arch, cfg.nonlinearity, cache[7], W_hh, which=which)[:, 0]
+        for l, cache in enumerate(_layers(model, x[:, b:b + 1], _params64(model))):
+            sv[l] = _step_singular_values(cfg.arch, cfg.nonlinearity, cache.steps, cache.W_hh, which=which)[:, 0]
     return sv
-
-
-def _check_steps(steps, T, name="steps"):
-    """Validated list of step indices (all steps when None); ValueError naming the argument."""
-    if steps is None:
-        return list(range(T))
-    try:
-        idx = np.asarray(steps)
-    except Exception:
-        raise ValueError(f"{name} must be increasing integers in [0, {T}), got {steps!r}") from None
-    if (idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= T
-            or np.any(np.diff(idx) <= 0)):
-        raise ValueError(f"{name} must be increasing integers in [0, {T}), got {steps!r}")
-    return [int(t) for t in idx]
 
 
 def weight_singular_values(model: Model) -> np.ndarray:
@@ -447,7 +440,7 @@ def weight_singular_values(model: Model) -> np.ndarray:
 
     .. math:: \\|\\partial h_t / \\partial h_{t-1}\\|_2 \\le \\gamma\\, \\sigma_1(W_{hh})
     """
-    _check_model(model)
+    check_model(model)
     p = _params64(model)
     return np.stack([np.linalg.svd(p[f"weight_hh_l{l}"], compute_uv=False)
                      for l in range(model.config.num_layers)])
@@ -472,7 +465,7 @@ def gamma_bound(model: Model) -> float:
               \\|W_{hh}\\|_2 \\, \\gamma, \\quad \\sigma_1(W_{hh}) < 1/\\gamma \\Rightarrow
               \\text{vanishing}
     """
-    _check_model(model)
+    check_model(model)
     return 1.0
 
 
@@ -510,14 +503,14 @@ def gate_products(model: Model, x) -> np.ndarray:
     H = cfg.hidden_size
     G = np.empty((cfg.num_layers, T, B))
     with np.errstate(all="ignore"):
-        for l, (_, W_hh, cache) in enumerate(_layers(model, x, _params64(model))):
-            steps = cache[7]
+        for l, cache in enumerate(_layers(model, x, _params64(model))):
+            steps = cache.steps
             G[l, T - 1] = 1.0
             if cfg.arch == "rnn":  # log ||A_s||_2 for s = T-1 .. 1, summed
-                log_norm = np.log(_step_norms(cfg.nonlinearity, steps, W_hh, first=1))
+                log_norm = np.log(_step_norms(cfg.nonlinearity, steps, cache.W_hh, first=1))
                 G[l, :T - 1] = np.exp(np.cumsum(log_norm[::-1], axis=0)[::-1])
             elif T > 1:
-                gate = np.stack([st[1 if cfg.arch == "gru" else 2][:, H:2 * H] for st in steps[1:]])
+                gate = np.stack([st.gates[:, H:2 * H] for st in steps[1:]])  # f (LSTM) or z (GRU)
                 kept = np.cumprod(gate[::-1], axis=0)[::-1]  # (T-1, B, H): prod_{s=t+1}^{T-1}
                 G[l, :T - 1] = np.mean(kept, axis=2)
     return G
@@ -554,14 +547,14 @@ def connectivity(model: Model, x, batch_index=0, outputs=None) -> np.ndarray:
     .. math:: C_{ts} = \\Big\\|W_o \\frac{\\partial h^{L}_t}{\\partial x_s}\\Big\\|_F
     """
     x = _check_x(model, x)
-    b = _check_batch_index(batch_index, x.shape[1])
+    b = check_index("batch_index", batch_index, x.shape[1])
     cfg, p = model.config, _params64(model)
     arch, nl, L = cfg.arch, cfg.nonlinearity, cfg.num_layers
     T = x.shape[0]
     W_o = p["readout.weight"]
     O, H = W_o.shape
     n = _state_size(model)
-    out_t = np.array(_check_steps(outputs, T, "outputs"))
+    out_t = np.array(check_steps(outputs, T, "outputs"))
     K = len(out_t)
     C = np.full((K, T), np.nan)
     with np.errstate(all="ignore"):
@@ -575,16 +568,17 @@ def connectivity(model: Model, x, batch_index=0, outputs=None) -> np.ndarray:
             new = out_t[j0] == s  # output s starts here
             r0, r1 = j0 * O, (j0 + new) * O
             for l in range(L - 1, -1, -1):
-                W_hh, steps = layers[l][1], layers[l][2][7]
+                cache = layers[l]
                 if s < T - 1 and r1 < K * O:
-                    lam[l][:, r1:] = _right_mul(lam[l][:, r1:], _step_lin(arch, nl, steps[s + 1], W_hh, True))
+                    lin = _step_lin(arch, nl, cache.steps[s + 1], cache.W_hh, True)
+                    lam[l][:, r1:] = lin.right_mul(lam[l][:, r1:])
                 lam[l][:, r0:r1] = 0.0
                 if l == L - 1:
                     lam[l][0, r0:r1, :H] = W_o if new else 0.0
                 else:
-                    W_up, steps_up = layers[l + 1][0], layers[l + 1][2][7]
-                    lam[l][:, r0:, :H] += _right_mul(lam[l + 1][:, r0:], _step_lin(arch, nl, steps_up[s], W_up, False))
-            dx = _right_mul(lam[0][:, r0:], _step_lin(arch, nl, layers[0][2][7][s], layers[0][0], False))
+                    up = layers[l + 1]
+                    lam[l][:, r0:, :H] += _step_lin(arch, nl, up.steps[s], up.W_ih, False).right_mul(lam[l + 1][:, r0:])
+            dx = _step_lin(arch, nl, layers[0].steps[s], layers[0].W_ih, False).right_mul(lam[0][:, r0:])
             C[j0:, s] = np.ldexp(_norm_rows(dx.reshape(K - j0, -1)), E[j0:])
             # renormalise each output step's cotangents (all layers) by a power of two
             big = np.max([np.max(np.abs(m[0, r0:]).reshape(K - j0, -1), axis=1) for m in lam], axis=0)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .checks import check_int, check_positive_int, is_number
+
 ARCHS = ("rnn", "lstm", "gru")
 NONLINEARITIES = ("tanh", "relu")
 INITS = ("pytorch", "orthogonal", "identity", "normal")
@@ -54,18 +56,12 @@ class ModelConfig:
         return GATES[self.arch]
 
 
-def _check_positive_int(name, value):
-    """Raise ValueError unless value is an int > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def validate_config(cfg: ModelConfig) -> None:
     """Raise ValueError naming the field for any invalid setting."""
     if cfg.arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {cfg.arch!r}")
     for name in ("input_size", "hidden_size", "output_size", "num_layers"):
-        _check_positive_int(name, getattr(cfg, name))
+        check_positive_int(name, getattr(cfg, name))
     if cfg.nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {cfg.nonlinearity!r}")
     if cfg.arch != "rnn" and cfg.nonlinearity != "tanh":
@@ -78,8 +74,7 @@ def validate_config(cfg: ModelConfig) -> None:
         raise ValueError(f"forget_bias must be a finite number and needs arch='lstm', got {cfg.forget_bias!r}")
     if np.dtype(cfg.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {cfg.dtype!r}")
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, (int, np.integer)) or cfg.seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {cfg.seed!r}")
+    check_int("seed", cfg.seed, 0)
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -145,9 +140,9 @@ class Model:
     def __init__(self, input_size, hidden_size, output_size=1, num_layers=1, *, seed=0,
                  dtype=np.float64, init="pytorch", scale=1.0, forget_bias=None, nonlinearity="tanh"):
         self.config = ModelConfig(self.arch, input_size, hidden_size, output_size, num_layers,
-                                  nonlinearity, init, float(scale) if _is_number(scale) else scale,
+                                  nonlinearity, init, float(scale) if is_number(scale) else scale,
                                   None if forget_bias is None
-                                  else (float(forget_bias) if _is_number(forget_bias) else forget_bias),
+                                  else (float(forget_bias) if is_number(forget_bias) else forget_bias),
                                   seed, dtype)
         self.params = init_params(self.config)
 
@@ -209,11 +204,6 @@ class Model:
                 f"output_size={c.output_size}, num_layers={c.num_layers}, init={c.init!r})")
 
 
-def _is_number(v):
-    """True for real int/float scalars (not bool)."""
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
 class RNN(Model):
     """Elman RNN, ``nonlinearity="tanh"`` or ``"relu"`` (``torch.nn.RNN``)."""
 
@@ -240,6 +230,12 @@ class GRU(Model):
         if kw.get("nonlinearity", "tanh") != "tanh":
             raise ValueError(f"nonlinearity applies to arch='rnn' only, got {kw['nonlinearity']!r}")
         super().__init__(*args, **kw)
+
+
+def check_model(model) -> None:
+    """Raise ValueError unless ``model`` is a core :class:`Model`."""
+    if not isinstance(model, Model):
+        raise ValueError(f"model must be a core RNN/LSTM/GRU model, got {type(model).__name__}")
 
 
 _CLASSES = {"rnn": RNN, "lstm": LSTM, "gru": GRU}

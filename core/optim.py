@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import is_real
+
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -113,8 +115,7 @@ def clip_grad_norm(grads: dict, max_norm: float) -> tuple[dict, float, bool]:
     .. math:: \\lVert g \\rVert = \\sqrt{\\textstyle\\sum_k \\lVert g_k \\rVert_2^2},\\quad
               g \\leftarrow g \\cdot \\min\\!\\left(1, \\frac{c}{\\lVert g \\rVert + 10^{-6}}\\right)
     """
-    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(max_norm) or max_norm <= 0:
+    if not is_real(max_norm) or max_norm <= 0:
         raise ValueError(f"max_norm must be a finite number > 0, got {max_norm!r}")
     total = global_norm(grads)
     scale = max_norm / (total + 1e-6) if np.isfinite(total) else 1.0

@@ -23,6 +23,8 @@ from importlib import resources
 
 import numpy as np
 
+from .checks import check_int, is_int
+
 TASKS = ("adding", "copy", "sine", "chars")
 _CORPUS = "corpus.txt"
 
@@ -75,20 +77,14 @@ class Task:
         return make_task(self.name, self.seq_len, self.batch_size, self.lag, seed, **self.options)
 
 
-# ----------------------------------------------------------------------------- validation
-def _check_int(name, value, low=1):
-    """Raise ValueError naming ``name`` unless value is an int >= low."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
+# ----------------------------------------------------------------------------- seeds
 def _rng(seed):
     """A Generator from an int >= 0, a tuple of ints >= 0, or a Generator (returned as is)."""
     if isinstance(seed, np.random.Generator):
         return seed
     parts = seed if isinstance(seed, (tuple, list)) else (seed,)
     for s in parts:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+        if not is_int(s) or s < 0:
             raise ValueError(f"seed must be an integer >= 0, a tuple of them or a numpy Generator, got {seed!r}")
     return np.random.default_rng([int(s) for s in parts])
 
@@ -102,7 +98,7 @@ def load_corpus() -> str:
 def _adding(T, B, lag, rng, dtype):
     """Adding problem batch: x (T, B, 2) [value, marker], y (B, 1) sum of the marked values."""
     lag = T if lag is None else lag
-    _check_int("lag", lag, 2)
+    check_int("lag", lag, 2)
     if lag > T:
         raise ValueError(f"lag must be <= seq_len for task 'adding', got lag={lag}, seq_len={T}")
     start, half = T - lag, lag // 2
@@ -123,16 +119,16 @@ def _adding(T, B, lag, rng, dtype):
 
 def _copy(T, B, lag, rng, dtype, num_symbols=None, alphabet=8):
     """Copy task batch: x (T, B, alphabet + 2) one-hot tokens, y (T, B) class ids."""
-    _check_int("alphabet", alphabet, 1)
+    check_int("alphabet", alphabet, 1)
     K = num_symbols
     if K is None:
         K = min(5, (T - 1) // 2) if lag is None else min(5, lag - 1, T - lag)
         if K < 1:
             raise ValueError(f"seq_len={T} and lag={lag} leave no room for the copy task: "
                              f"need 1 <= num_symbols < lag <= seq_len - num_symbols")
-    _check_int("num_symbols", K, 1)
+    check_int("num_symbols", K, 1)
     lag = T - K if lag is None else lag
-    _check_int("lag", lag, 1)
+    check_int("lag", lag, 1)
     if lag < K + 1:
         raise ValueError(f"lag must be > num_symbols for task 'copy' (the delimiter comes between), "
                          f"got lag={lag}, num_symbols={K}")
@@ -160,8 +156,8 @@ def _copy(T, B, lag, rng, dtype, num_symbols=None, alphabet=8):
 def _sine(T, B, lag, rng, dtype, noise=0.1, harmonics=3):
     """Sine batch: x (T, B, 1) noisy signal, y (T, B, 1) the clean signal one step ahead."""
     lag = max(2, T // 4) if lag is None else lag
-    _check_int("lag", lag, 2)
-    _check_int("harmonics", harmonics, 1)
+    check_int("lag", lag, 2)
+    check_int("harmonics", harmonics, 1)
     if lag >= T:
         raise ValueError(f"lag must be < seq_len for task 'sine', got lag={lag}, seq_len={T}")
     if not np.isfinite(noise) or noise < 0:
@@ -232,10 +228,10 @@ def make_task(name: str, seq_len: int, batch_size: int, lag: int | None = None, 
     """
     if name not in TASKS:
         raise ValueError(f"name must be one of {TASKS}, got {name!r}")
-    _check_int("seq_len", seq_len, 1)
-    _check_int("batch_size", batch_size, 1)
+    check_int("seq_len", seq_len, 1)
+    check_int("batch_size", batch_size, 1)
     if lag is not None:
-        _check_int("lag", lag, 1)
+        check_int("lag", lag, 1)
     if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
     allowed = {"copy": {"num_symbols", "alphabet"}, "sine": {"noise", "harmonics"}}.get(name, set())

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from .bptt import bptt
+from .checks import check_int, check_optional_positive_int, check_positive_int, is_real
+from .jacobians import jacobian_norms
 from .models import INITS, Model, ModelConfig, build, param_shapes
 from .optim import OPTIMIZERS, OptimizerState, adam_step, clip_grad_norm, global_norm, sgd_step
 from .tasks import TASKS, make_task
@@ -39,7 +41,7 @@ class TrainConfig:
     chunk length (None = full). ``lag`` and ``task_options`` go to :func:`core.make_task`.
     Snapshots: every ``snapshot_every`` steps (and at the last step); ``snapshot_params``
     adds a copy of the parameters; ``jacobians`` adds the batch-mean Jacobian norms (L, T)
-    of the first ``jacobian_batch`` sequences when ``core.jacobian_norms`` is available.
+    of the first ``jacobian_batch`` sequences (:func:`core.jacobian_norms`).
     """
 
     task: str = "adding"
@@ -73,16 +75,6 @@ class TrainConfig:
         validate_train_config(self)
 
 
-def _is_int(v):
-    """True for ints (not bool)."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_real(v):
-    """True for finite real scalars (not bool)."""
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and bool(np.isfinite(v))
-
-
 def validate_train_config(c: TrainConfig) -> None:
     """Raise ValueError naming the field for any invalid setting (also lag vs seq_len)."""
     choices = {"task": TASKS, "arch": _ARCHS, "init": INITS, "optimizer": OPTIMIZERS, "dtype": tuple(_DTYPES)}
@@ -90,28 +82,24 @@ def validate_train_config(c: TrainConfig) -> None:
         if getattr(c, name) not in allowed:
             raise ValueError(f"{name} must be one of {allowed}, got {getattr(c, name)!r}")
     for name in ("hidden_size", "num_layers", "steps", "batch_size", "seq_len", "snapshot_every", "jacobian_batch"):
-        if not _is_int(getattr(c, name)) or getattr(c, name) < 1:
-            raise ValueError(f"{name} must be a positive integer, got {getattr(c, name)!r}")
+        check_positive_int(name, getattr(c, name))
     for name in ("match_params", "truncate", "lag"):
-        v = getattr(c, name)
-        if v is not None and (not _is_int(v) or v < 1):
-            raise ValueError(f"{name} must be None or a positive integer, got {v!r}")
-    if not _is_int(c.seed) or c.seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {c.seed!r}")
-    if not _is_real(c.lr) or c.lr <= 0:
+        check_optional_positive_int(name, getattr(c, name))
+    check_int("seed", c.seed, 0)
+    if not is_real(c.lr) or c.lr <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {c.lr!r}")
-    if not _is_real(c.momentum) or not 0 <= c.momentum < 1:
+    if not is_real(c.momentum) or not 0 <= c.momentum < 1:
         raise ValueError(f"momentum must be a number in [0, 1), got {c.momentum!r}")
     if (not isinstance(c.betas, tuple) or len(c.betas) != 2
-            or not all(_is_real(b) and 0 <= b < 1 for b in c.betas)):
+            or not all(is_real(b) and 0 <= b < 1 for b in c.betas)):
         raise ValueError(f"betas must be a pair of numbers in [0, 1), got {c.betas!r}")
-    if not _is_real(c.eps) or c.eps <= 0:
+    if not is_real(c.eps) or c.eps <= 0:
         raise ValueError(f"eps must be a finite number > 0, got {c.eps!r}")
-    if c.clip is not None and (not _is_real(c.clip) or c.clip <= 0):
+    if c.clip is not None and (not is_real(c.clip) or c.clip <= 0):
         raise ValueError(f"clip must be None or a finite number > 0, got {c.clip!r}")
-    if not _is_real(c.init_scale) or c.init_scale < 0:
+    if not is_real(c.init_scale) or c.init_scale < 0:
         raise ValueError(f"init_scale must be a finite number >= 0, got {c.init_scale!r}")
-    if c.forget_bias is not None and (not _is_real(c.forget_bias) or c.arch != "lstm"):
+    if c.forget_bias is not None and (not is_real(c.forget_bias) or c.arch != "lstm"):
         raise ValueError(f"forget_bias must be None or a finite number (arch='lstm' only), got {c.forget_bias!r}")
     if not isinstance(c.task_options, tuple) or not all(isinstance(o, tuple) and len(o) == 2 for o in c.task_options):
         raise ValueError(f"task_options must be a tuple of (name, value) pairs, got {c.task_options!r}")
@@ -151,8 +139,7 @@ def hidden_size_for_params(arch: str, target: int, input_size: int, output_size:
         raise ValueError(f"arch must be one of {_ARCHS}, got {arch!r}")
     for name, v in (("target", target), ("input_size", input_size), ("output_size", output_size),
                     ("num_layers", num_layers)):
-        if not _is_int(v) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_positive_int(name, v)
     lo, hi = 1, 2
     while _count(arch, hi, input_size, output_size, num_layers) <= target:
         lo, hi = hi, hi * 2
@@ -190,7 +177,7 @@ class Snapshot:
     losses, grad_norms : (step,) float histories of every step so far; clip_flags (step,) bool.
     hidden_grad_norms : (L, T) norm of dL/dh^l_t (from :class:`core.BPTTResult`).
     cell_grad_norms : (L, T) same for the LSTM cell state, None otherwise.
-    jacobian_norms : (L, T) batch mean of ``core.jacobian_norms`` (None if disabled/unavailable
+    jacobian_norms : (L, T) batch mean of ``core.jacobian_norms`` (None if disabled
         or the parameters are not finite).
     params : copy of the parameters after this step's update (None unless snapshot_params).
     diverged : the loss or gradient norm was NaN/inf; this update was skipped and the run ends.
@@ -232,24 +219,12 @@ class TrainResult:
     last: Snapshot
 
 
-def _jacobian_norms_fn():
-    """``core.jacobians.jacobian_norms`` if that module provides it, else None."""
-    try:
-        from .jacobians import jacobian_norms
-    except ImportError as e:  # module not written yet, or without that function
-        if isinstance(e, ModuleNotFoundError) and e.name != f"{__package__}.jacobians":
-            raise
-        return None
-    return jacobian_norms
-
-
 def _batch_mean_jacobians(c, model, x):
-    """(L, T) mean over the first ``jacobian_batch`` sequences, or None."""
-    fn = _jacobian_norms_fn() if c.jacobians else None
-    if fn is None or not all(np.all(np.isfinite(p)) for p in model.params.values()):
+    """(L, T) mean over the first ``jacobian_batch`` sequences, or None (disabled, or parameters not finite)."""
+    if not c.jacobians or not all(np.all(np.isfinite(p)) for p in model.params.values()):
         return None
     with np.errstate(all="ignore"):
-        return np.mean(fn(model, x[:, : c.jacobian_batch]), axis=2)
+        return np.mean(jacobian_norms(model, x[:, : c.jacobian_batch]), axis=2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -365,6 +340,5 @@ def train(config: TrainConfig, model: Model | None = None) -> TrainResult:
                        diverged_step=last.step if last.diverged else None, last=last)
 
 
-__all__ = ["OPTIMIZERS", "OptimizerState", "Snapshot", "StepResult", "TrainConfig", "TrainResult", "adam_step",
-           "build_model", "clip_grad_norm", "global_norm", "hidden_size_for_params", "sgd_step", "train",
+__all__ = ["Snapshot", "StepResult", "TrainConfig", "TrainResult", "build_model", "hidden_size_for_params", "train",
            "train_iter", "train_step", "validate_train_config"]
