@@ -127,8 +127,6 @@ def flow_figure(snaps: list[dict], truncate=None, height=400) -> dict:
     if not snaps:
         return plotstyle.message_figure("The gradient at every step appears here while training runs.", height)
     fig = figures.grad_norm_figure(flows_at(snaps), truncate=truncate, height=height)
-    if not isinstance(fig, dict):  # older builders return go.Figure
-        fig = fig.to_plotly_json()
     steps = sorted({int(s["step"]) for s in snaps})
     title = f"after training step {steps[-1]}" if len(steps) == 1 else \
         "after training step " + ", ".join(f"{DISPLAY_NAMES[s['arch']]} {s['step']}" for s in snaps)
