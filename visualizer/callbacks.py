@@ -175,7 +175,7 @@ def page(values, upload=None, search="", changed=None):
 
 def _changed_fields(triggered) -> set:
     """Field names (or WEIGHTS) of the triggering inputs in Dash's ``ctx.triggered`` format."""
-    by_id = {c: f for f, c in ids.CONTROL_IDS.items()} | {classroom.WEIGHTS_STORE: WEIGHTS}
+    by_id = {c: f for f, c in ids.CONTROL_IDS.items()} | {ids.WEIGHTS_STORE: WEIGHTS}
     names = {by_id.get(t["prop_id"].rsplit(".", 1)[0]) for t in triggered or []}
     return None if not names or None in names else names
 
@@ -203,12 +203,11 @@ def register(app) -> None:
     app.callback(Output(ids.GRAD_GRAPH, "figure"), Output(ids.BANNER, "children"), Output(ids.INFO, "children"),
                  Output(ids.VIEW_GRAPH, "figure"), Output(ids.VIEW_CAPTION, "children"),
                  Output(ids.URL_WRITE, "search"), Output(ids.MESSAGES, "children"), Output(ids.PARAMS, "data"),
-                 *[Input(c, "value") for c in controls], Input(classroom.WEIGHTS_STORE, "data"),
-                 State(classroom.UPLOAD_PENDING, "data"), State(ids.URL_WRITE, "search"))(update_page)
+                 *[Input(c, "value") for c in controls], Input(ids.WEIGHTS_STORE, "data"),
+                 State(ids.UPLOAD_PENDING, "data"), State(ids.URL_WRITE, "search"))(update_page)
     app.clientside_callback(SCALE_HINT_JS, Output(ids.SCALE_FIELD, "className"), Input(ids.INIT, "value"))
-    # part 2: presets, export, uploads, presentation mode, the maths panels, live training
+    # presets, export, uploads and presentation mode; the maths panels; live training
     limits.register_identity(app)
-    classroom.register(app, root_id=ids.PAGE, url_id=ids.URL, params_store=ids.PARAMS, view_id=ids.VIEW,
-                       steps_input=training_ui.STEPS)
+    classroom.register(app)
     explain.register(app)
     training_ui.register(app, params_store=ids.PARAMS)

@@ -2,13 +2,14 @@
 
 Widget factories and module-level callbacks (glue only: parse inputs, call
 :mod:`visualizer.presets`, :mod:`visualizer.export`, :mod:`visualizer.weights`, the core, and
-the figure builders). :func:`register` wires them to an app whose page has the part-1 URL
-(``dcc.Location``), params store and view tabs.
+the figure builders). :func:`register` wires them to the app's page (its URL, params store and
+view tabs). Component ids are in :mod:`visualizer.ids`; the browser-side callbacks are
+``window.dash_clientside.classroom`` in ``assets/classroom.js``.
 
 Presentation mode: ``?present=1`` in the URL (or the toggle) hides every control and enlarges
 the text; ``?<name>_hide=1`` hides one control or card, as TensorFlow Playground does
 (``seq_len_hide``, ``arch_hide``, ..., ``presets_hide``, ``training_hide``, ``export_hide``,
-``upload_hide``). The CSS is in ``assets/part2.css``.
+``upload_hide``). The CSS is in ``assets/classroom.css``.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 
 import core
 
@@ -25,22 +26,6 @@ from . import compute, export, ids, presets, weights
 from .urlstate import SPEC, TRUE_WORDS, Params, query_pairs
 
 log = logging.getLogger(__name__)
-
-PRESET_DROPDOWN = "preset-dropdown"
-PRESET_EXPLANATION = "preset-explanation"
-EXPORT_CSV = "export-csv-button"
-EXPORT_JSON = "export-json-button"
-EXPORT_HTML = "export-html-button"
-EXPORT_DOWNLOAD = "export-download"
-EXPORT_MESSAGE = "export-message"
-UPLOAD = "weights-upload"
-UPLOAD_STATUS = "weights-upload-status"
-UPLOAD_CLEAR = "weights-clear-button"
-UPLOAD_PENDING = "weights-pending-store"
-WEIGHTS_STORE = "weights-store"
-PRESENT_TOGGLE = "present-toggle"
-PRESENT_EXIT = "present-exit"
-PRESENT_STORE = "present-store"
 
 CARDS = ("presets", "training", "export", "upload")  # extra ``<name>_hide`` keys besides the controls
 
@@ -50,11 +35,12 @@ def preset_card() -> html.Section:
     """A dropdown of presets and, when the settings match one, its explanation."""
     return html.Section(className="card preset-card hide-target-presets", children=[
         html.Div(className="toolbar", children=[
-            html.Label("Show me:", htmlFor=PRESET_DROPDOWN, className="preset-title"),
-            dcc.Dropdown(id=PRESET_DROPDOWN, options=presets.options(), value=None, clearable=True, searchable=False,
-                         placeholder="a known result (sets every control)…", style={"minWidth": "26rem"}),
+            html.Label("Show me:", htmlFor=ids.PRESET_DROPDOWN, className="preset-title"),
+            dcc.Dropdown(id=ids.PRESET_DROPDOWN, options=presets.options(), value=None, clearable=True,
+                         searchable=False, placeholder="a known result (sets every control)…",
+                         style={"minWidth": "26rem"}),
         ]),
-        html.Div(id=PRESET_EXPLANATION, className="preset-explanation", role="status"),
+        html.Div(id=ids.PRESET_EXPLANATION, className="preset-explanation", role="status"),
     ])
 
 
@@ -65,11 +51,11 @@ def export_toolbar() -> html.Div:
 
     return html.Div(className="toolbar export-toolbar hide-target-export", children=[
         html.Span("Export this view:", className="preset-title"),
-        button(EXPORT_CSV, "CSV", "The plotted numbers, one row per value"),
-        button(EXPORT_JSON, "JSON", "The plotted numbers with the settings"),
-        button(EXPORT_HTML, "HTML report", "A standalone page with these plots; opens offline"),
-        html.Span(id=EXPORT_MESSAGE, className="field-hint"),
-        dcc.Download(id=EXPORT_DOWNLOAD),
+        button(ids.EXPORT_CSV, "CSV", "The plotted numbers, one row per value"),
+        button(ids.EXPORT_JSON, "JSON", "The plotted numbers with the settings"),
+        button(ids.EXPORT_HTML, "HTML report", "A standalone page with these plots; opens offline"),
+        html.Span(id=ids.EXPORT_MESSAGE, className="field-hint"),
+        dcc.Download(id=ids.EXPORT_DOWNLOAD),
     ])
 
 
@@ -77,28 +63,28 @@ def upload_card() -> html.Section:
     """Upload an .npz state dict; its gradient flow joins the main plot (see :func:`flow_of_upload`)."""
     return html.Section(className="card upload-card hide-target-upload", children=[
         html.H2("Your own weights", className="card-title"),
-        dcc.Upload(id=UPLOAD, multiple=False, className="upload-box",
+        dcc.Upload(id=ids.UPLOAD, multiple=False, className="upload-box",
                    accept=".npz", children=html.Div([
                        "Drop an .npz state dict here or click to choose one (PyTorch layout: weight_ih_l0, "
                        "weight_hh_l0, bias_*, readout.weight, readout.bias; "
                        f"at most {weights.MAX_BYTES // 2**20} MB)."])),
-        html.Div(id=UPLOAD_STATUS, className="upload-status", role="status"),
-        html.Button("Remove", id=UPLOAD_CLEAR, n_clicks=0, className="train-button", style={"display": "none"}),
+        html.Div(id=ids.UPLOAD_STATUS, className="upload-status", role="status"),
+        html.Button("Remove", id=ids.UPLOAD_CLEAR, n_clicks=0, className="train-button", style={"display": "none"}),
         html.P("The uploaded network appears as a dashed curve in the ‖∂L/∂hₜ‖ plot above, on the same axis as the "
                "fresh networks. It runs on the current task, sequence length, batch and seed when its input and "
                "output sizes fit that task (else on another task that fits, else on random inputs).",
                className="caption how-to-read"),
-        dcc.Store(id=WEIGHTS_STORE), dcc.Store(id=UPLOAD_PENDING),
+        dcc.Store(id=ids.WEIGHTS_STORE), dcc.Store(id=ids.UPLOAD_PENDING),
+        dcc.Store(id=ids.UPLOAD_LIMITS, data=upload_limits()),
     ])
 
 
 def present_toggle() -> html.Div:
     """The presentation-mode switch, and the button that leaves it (visible only in that mode)."""
     return html.Div([
-        html.Button("Presentation mode", id=PRESENT_TOGGLE, n_clicks=0, className="train-button present-toggle",
+        html.Button("Presentation mode", id=ids.PRESENT_TOGGLE, n_clicks=0, className="train-button present-toggle",
                     title="Large text, no controls (also ?present=1 in the URL)"),
-        html.Button("✕ Leave presentation", id=PRESENT_EXIT, n_clicks=0, className="train-button present-exit"),
-        dcc.Store(id=PRESENT_STORE),
+        html.Button("✕ Leave presentation", id=ids.PRESENT_EXIT, n_clicks=0, className="train-button present-exit"),
     ], className="present-buttons")
 
 
@@ -139,15 +125,15 @@ def _current(store, tab) -> Params:
 def export_view(csv_clicks, json_clicks, html_clicks, store, tab):
     """A ``dcc.Download`` payload of the current view's data or report, and a message."""
     trigger = ctx.triggered_id
-    if trigger not in (EXPORT_CSV, EXPORT_JSON, EXPORT_HTML) or not isinstance(store, dict):
+    if trigger not in (ids.EXPORT_CSV, ids.EXPORT_JSON, ids.EXPORT_HTML) or not isinstance(store, dict):
         return no_update, no_update
     params = _current(store, tab)
     try:
-        if trigger == EXPORT_HTML:
+        if trigger == ids.EXPORT_HTML:
             text, ext, mime = export.report(params), "html", "text/html"
         else:
             series = export.view_series(params)
-            text, ext, mime = ((export.to_csv(series), "csv", "text/csv") if trigger == EXPORT_CSV
+            text, ext, mime = ((export.to_csv(series), "csv", "text/csv") if trigger == ids.EXPORT_CSV
                                else (export.to_json(series, params, indent=1), "json", "application/json"))
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
         return no_update, f"Nothing to export: {e}"
@@ -226,29 +212,16 @@ def mark_uploaded(fig):
     return fig
 
 
+def upload_limits() -> dict:
+    """The constants of ``classroom.checkUpload`` (assets/classroom.js): the upload size limit."""
+    return {"max_bytes": weights.MAX_BYTES}
+
+
 def upload_status(pending):
-    """Callback: check the upload the browser let through (see CHECK_UPLOAD_JS)."""
+    """Callback: check the upload the browser let through (``classroom.checkUpload`` in assets/classroom.js)."""
     if not isinstance(pending, dict):
         return no_update, no_update, no_update
     return upload_weights(pending.get("contents"), pending.get("filename"))
-
-
-# The browser reads a dropped file whatever its size; this rejects an over-size one before it is
-# sent to the server (the server checks again: a client can send anything).
-CHECK_UPLOAD_JS = """
-function(contents, filename) {
-    const nu = window.dash_clientside.no_update;
-    if (!contents) { return [nu, nu, nu, nu]; }
-    const comma = contents.indexOf(',');
-    const bytes = Math.floor((contents.length - comma - 1) * 3 / 4);
-    if (bytes > %(MAX)d) {
-        const mb = (bytes / 1048576).toFixed(1);
-        return [null, 'Rejected: the file is ' + mb + ' MB, larger than the %(MAX_MB)d MB limit.',
-                'upload-status error', null];
-    }
-    return [{contents: contents, filename: filename}, 'Checking ' + filename + '…', 'upload-status', nu];
-}
-""" % {"MAX": weights.MAX_BYTES, "MAX_MB": weights.MAX_BYTES // 2**20}  # noqa: UP031 - JS braces; moves to assets/
 
 
 # ----------------------------------------------------------------------------- presentation
@@ -279,8 +252,8 @@ def presentation(search, toggles, exits, current):
     button. A URL without display flags (e.g. after the app rewrote its query) changes nothing."""
     trigger = ctx.triggered_id
     classes = str(current or "page").split()
-    if trigger in (PRESENT_TOGGLE, PRESENT_EXIT):
-        on = trigger == PRESENT_TOGGLE and "present" not in classes
+    if trigger in (ids.PRESENT_TOGGLE, ids.PRESENT_EXIT):
+        on = trigger == ids.PRESENT_TOGGLE and "present" not in classes
         return " ".join([c for c in classes if c != "present"] + (["present"] if on else []))
     flags = display_flags(search)
     if not flags["present"] and not flags["hide"]:
@@ -289,27 +262,29 @@ def presentation(search, toggles, exits, current):
 
 
 # ----------------------------------------------------------------------------- registration
-def register(app, root_id="page", url_id="url", params_store="params-store", view_id="view-tabs",
-             steps_input="train-steps-input") -> None:
-    """Attach the callbacks. ``root_id``: the page element whose class carries presentation mode."""
+def register(app) -> None:
+    """Attach the callbacks (the browser-side ones are in assets/classroom.js)."""
     app.callback(*[Output(c, "value", allow_duplicate=True) for c in ids.CONTROL_IDS.values()],
-                 Input(PRESET_DROPDOWN, "value"), prevent_initial_call=True)(preset_controls)
-    app.callback(Output(PRESET_EXPLANATION, "children"), Input(params_store, "data"))(preset_explanation)
-    app.callback(Output(EXPORT_DOWNLOAD, "data"), Output(EXPORT_MESSAGE, "children"),
-                 Input(EXPORT_CSV, "n_clicks"), Input(EXPORT_JSON, "n_clicks"), Input(EXPORT_HTML, "n_clicks"),
-                 State(params_store, "data"), State(view_id, "value"), prevent_initial_call=True)(export_view)
-    status = [Output(UPLOAD_STATUS, "children", allow_duplicate=True),
-              Output(UPLOAD_STATUS, "className", allow_duplicate=True),
-              Output(WEIGHTS_STORE, "data", allow_duplicate=True)]
-    app.clientside_callback(CHECK_UPLOAD_JS, Output(UPLOAD_PENDING, "data"), *status,
-                            Input(UPLOAD, "contents"), State(UPLOAD, "filename"), prevent_initial_call=True)
-    app.callback(*status, Input(UPLOAD_PENDING, "data"), prevent_initial_call=True)(upload_status)
+                 Input(ids.PRESET_DROPDOWN, "value"), prevent_initial_call=True)(preset_controls)
+    app.callback(Output(ids.PRESET_EXPLANATION, "children"), Input(ids.PARAMS, "data"))(preset_explanation)
+    app.callback(Output(ids.EXPORT_DOWNLOAD, "data"), Output(ids.EXPORT_MESSAGE, "children"),
+                 Input(ids.EXPORT_CSV, "n_clicks"), Input(ids.EXPORT_JSON, "n_clicks"),
+                 Input(ids.EXPORT_HTML, "n_clicks"), State(ids.PARAMS, "data"), State(ids.VIEW, "value"),
+                 prevent_initial_call=True)(export_view)
+    status = [Output(ids.UPLOAD_STATUS, "children", allow_duplicate=True),
+              Output(ids.UPLOAD_STATUS, "className", allow_duplicate=True),
+              Output(ids.WEIGHTS_STORE, "data", allow_duplicate=True)]
+    # the browser rejects an over-size file before sending it (the server checks again: a client can send anything)
+    app.clientside_callback(ClientsideFunction("classroom", "checkUpload"), Output(ids.UPLOAD_PENDING, "data"),
+                            *status, Input(ids.UPLOAD, "contents"), State(ids.UPLOAD, "filename"),
+                            State(ids.UPLOAD_LIMITS, "data"), prevent_initial_call=True)
+    app.callback(*status, Input(ids.UPLOAD_PENDING, "data"), prevent_initial_call=True)(upload_status)
+    app.clientside_callback(ClientsideFunction("classroom", "removeButtonStyle"), Output(ids.UPLOAD_CLEAR, "style"),
+                            Input(ids.WEIGHTS_STORE, "data"), prevent_initial_call=True)
     app.clientside_callback(
-        "function(meta) { return meta ? {} : {display: 'none'}; }",
-        Output(UPLOAD_CLEAR, "style"), Input(WEIGHTS_STORE, "data"), prevent_initial_call=True)
-    app.clientside_callback(
-        "function(n) { return [null, null, null, '', 'upload-status', null]; }",
-        Output(UPLOAD, "contents"), Output(UPLOAD, "filename"), Output(UPLOAD_PENDING, "data", allow_duplicate=True),
-        *status, Input(UPLOAD_CLEAR, "n_clicks"), prevent_initial_call=True)
-    app.callback(Output(root_id, "className"), Input(url_id, "search"), Input(PRESENT_TOGGLE, "n_clicks"),
-                 Input(PRESENT_EXIT, "n_clicks"), State(root_id, "className"))(presentation)
+        ClientsideFunction("classroom", "removeUpload"),
+        Output(ids.UPLOAD, "contents"), Output(ids.UPLOAD, "filename"),
+        Output(ids.UPLOAD_PENDING, "data", allow_duplicate=True), *status, Input(ids.UPLOAD_CLEAR, "n_clicks"),
+        prevent_initial_call=True)
+    app.callback(Output(ids.PAGE, "className"), Input(ids.URL, "search"), Input(ids.PRESENT_TOGGLE, "n_clicks"),
+                 Input(ids.PRESENT_EXIT, "n_clicks"), State(ids.PAGE, "className"))(presentation)

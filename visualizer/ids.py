@@ -50,3 +50,20 @@ CONTROL_IDS = {
     "truncate": TRUNCATE, "clip": CLIP, "optimizer": OPTIMIZER, "lr": LR, "seed": SEED,
     "match_params": MATCH, "steps": STEPS, "view": VIEW,
 }
+
+# classroom aids (visualizer.classroom): presets, export, your own weights, presentation mode
+PRESET_DROPDOWN = "preset-dropdown"
+PRESET_EXPLANATION = "preset-explanation"
+EXPORT_CSV = "export-csv-button"
+EXPORT_JSON = "export-json-button"
+EXPORT_HTML = "export-html-button"
+EXPORT_DOWNLOAD = "export-download"
+EXPORT_MESSAGE = "export-message"
+UPLOAD = "weights-upload"
+UPLOAD_STATUS = "weights-upload-status"
+UPLOAD_CLEAR = "weights-clear-button"
+UPLOAD_PENDING = "weights-pending-store"  # an upload the browser let through, before the server's check
+UPLOAD_LIMITS = "weights-limits-store"  # constants of the browser-side size check (assets/classroom.js)
+WEIGHTS_STORE = "weights-store"  # the checked upload's summary
+PRESENT_TOGGLE = "present-toggle"
+PRESENT_EXIT = "present-exit"

@@ -3,7 +3,7 @@ tabbed second view (each with its maths), export buttons, the live-training pane
 of your own weights.
 
 Widget factories are small functions; the control values are set from the URL by a callback,
-so the defaults here only matter before the first callback returns. The part-2 cards come from
+so the defaults here only matter before the first callback returns. The other cards come from
 :mod:`visualizer.classroom`, :mod:`visualizer.explain` and :mod:`visualizer.training_ui`.
 """
 from __future__ import annotations

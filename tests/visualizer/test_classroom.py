@@ -17,7 +17,7 @@ from visualizer import classroom, explain, export, ids, presets, views
 from visualizer.urlstate import SPEC, Params
 
 SMALL = Params(arch=("rnn", "gru"), seq_len=12, hidden=6, batch=3)
-CSS = (Path(__file__).parents[2] / "assets" / "part2.css").read_text()
+CSS = (Path(__file__).parents[2] / "assets" / "classroom.css").read_text()
 
 
 def trigger(component_id, prop="n_clicks", value=1):
@@ -60,8 +60,8 @@ def test_preset_explanation_follows_the_settings():
     assert "Train" in " ".join(str(c) for c in classroom.preset_explanation(clip))
 
 
-@pytest.mark.parametrize("button, ext", [(classroom.EXPORT_CSV, "csv"), (classroom.EXPORT_JSON, "json"),
-                                         (classroom.EXPORT_HTML, "html")])
+@pytest.mark.parametrize("button, ext", [(ids.EXPORT_CSV, "csv"), (ids.EXPORT_JSON, "json"),
+                                         (ids.EXPORT_HTML, "html")])
 def test_export_downloads_the_current_view(button, ext):
     store = SMALL.to_dict()
     store.pop("view")
@@ -75,7 +75,7 @@ def test_export_downloads_the_current_view(button, ext):
         assert json.loads(data["content"]) == json.loads(export.to_json(export.view_series(p), p))
     else:
         assert data["content"].startswith("<!DOCTYPE html>") and "bpttlab-data" in data["content"]
-    trigger(classroom.EXPORT_CSV)
+    trigger(ids.EXPORT_CSV)
     bad = replace(SMALL, task="copy", seq_len=2).to_dict()  # the copy task needs more steps
     assert classroom.export_view(1, 0, 0, bad, "gates")[1].startswith("Nothing to export")
 
@@ -121,10 +121,10 @@ def test_display_flags_and_page_class():
     trigger(ids.URL, "search", "?present=1")
     assert classroom.presentation("?present=1", 0, 0, "page") == "page present"
     assert classroom.presentation("?seed=2", 0, 0, "page present") is no_update  # the app rewrote its URL
-    trigger(classroom.PRESENT_TOGGLE)
+    trigger(ids.PRESENT_TOGGLE)
     assert classroom.presentation("", 1, 0, "page") == "page present"
     assert classroom.presentation("", 2, 0, "page present") == "page"
-    trigger(classroom.PRESENT_EXIT)
+    trigger(ids.PRESENT_EXIT)
     assert classroom.presentation("?present=1", 0, 1, "page present hide-seq_len") == "page hide-seq_len"
 
 

@@ -13,7 +13,7 @@ from dash.testing.wait import until
 import core
 from tests.e2e.helpers import traces, wait_for_traces
 from visualizer.app import create_app
-from visualizer import classroom, export, ids, presets
+from visualizer import export, ids, presets
 from visualizer.urlstate import Params, to_query
 
 pytestmark = pytest.mark.e2e
@@ -32,14 +32,14 @@ def test_a_preset_applies_and_its_explanation_shows(dash_duo):
     dash_duo.start_server(create_app())
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "LSTM", "GRU"], 100)
     p = presets.PRESETS["lstm-long-memory"]
-    dash_duo.select_dcc_dropdown(f"#{classroom.PRESET_DROPDOWN}", value=p.title)
-    dash_duo.wait_for_contains_text(f"#{classroom.PRESET_EXPLANATION}", p.explanation[:60], timeout=30)
+    dash_duo.select_dcc_dropdown(f"#{ids.PRESET_DROPDOWN}", value=p.title)
+    dash_duo.wait_for_contains_text(f"#{ids.PRESET_EXPLANATION}", p.explanation[:60], timeout=30)
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "LSTM"], 300, timeout=60)  # every control was set
     until(lambda: dash_duo.driver.execute_script("return window.location.search") == p.query, 10)
     assert dash_duo.find_element(f"#{ids.FORGET_BIAS}").get_attribute("value") == "5"
     # changing a control away from the preset hides the explanation
     dash_duo.find_element(f"#{ids.SEED}").send_keys("1\t")
-    until(lambda: dash_duo.find_element(f"#{classroom.PRESET_EXPLANATION}").text == "", 30)
+    until(lambda: dash_duo.find_element(f"#{ids.PRESET_EXPLANATION}").text == "", 30)
     settle(dash_duo)
     assert dash_duo.get_logs() == []
 
@@ -58,7 +58,7 @@ def test_exports_download_files_matching_the_view(dash_duo):
     dash_duo.wait_for_page(url=dash_duo.server_url + "/" + to_query(SMALL))
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "GRU"], 16)
     folder = dash_duo.download_path
-    dash_duo.find_element(f"#{classroom.EXPORT_CSV}").click()
+    dash_duo.find_element(f"#{ids.EXPORT_CSV}").click()
     rows = list(csv.DictReader(io.StringIO(Path(_wait_for_file(folder, ".csv")).read_text())))
     shown = {name: y for name, _, y in traces(dash_duo, ids.GRAD_GRAPH)}  # first 5 points per trace
     for arch, name in (("rnn", "RNN"), ("gru", "GRU")):
@@ -66,10 +66,10 @@ def test_exports_download_files_matching_the_view(dash_duo):
         assert len(values) == 16
         np.testing.assert_allclose(values[:5], shown[name], rtol=1e-12)  # the file holds what is plotted
     assert {r["view"] for r in rows} == {"grad_norm", "gates"}
-    dash_duo.find_element(f"#{classroom.EXPORT_JSON}").click()
+    dash_duo.find_element(f"#{ids.EXPORT_JSON}").click()
     doc = json.loads(Path(_wait_for_file(folder, ".json")).read_text())
     assert doc["query"] == to_query(SMALL) and set(doc["views"]) == {"grad_norm", "gates"}
-    dash_duo.find_element(f"#{classroom.EXPORT_HTML}").click()
+    dash_duo.find_element(f"#{ids.EXPORT_HTML}").click()
     page = Path(_wait_for_file(folder, ".html", timeout=90)).read_text()
     assert page.startswith("<!DOCTYPE html>") and "bpttlab-data" in page
     assert sorted(os.listdir(folder)) == sorted(export.filename(SMALL, e) for e in ("csv", "json", "html"))
@@ -103,27 +103,27 @@ def _npz_file(tmp_path, name, **arrays):
 def test_a_bad_upload_shows_its_message_and_a_good_one_plots(dash_duo, tmp_path):
     dash_duo.start_server(create_app())
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "LSTM", "GRU"], 100)
-    box = dash_duo.find_element(f"#{classroom.UPLOAD} input[type=file]")
+    box = dash_duo.find_element(f"#{ids.UPLOAD} input[type=file]")
     state = core.build("lstm", input_size=2, hidden_size=5, output_size=1, seed=1).state_dict()
     bad = dict(state)
     bad["weight_hh_l0"] = np.zeros((20, 4))
     box.send_keys(_npz_file(tmp_path, "bad.npz", **bad))
-    dash_duo.wait_for_contains_text(f"#{classroom.UPLOAD_STATUS}", "Rejected", timeout=30)
-    assert "'weight_hh_l0' has shape (20, 4)" in dash_duo.find_element(f"#{classroom.UPLOAD_STATUS}").text
+    dash_duo.wait_for_contains_text(f"#{ids.UPLOAD_STATUS}", "Rejected", timeout=30)
+    assert "'weight_hh_l0' has shape (20, 4)" in dash_duo.find_element(f"#{ids.UPLOAD_STATUS}").text
     assert "your LSTM" not in legend(dash_duo, ids.GRAD_GRAPH)
     nan = dict(state)
     nan["bias_ih_l0"] = np.full(20, np.nan)
-    box = dash_duo.find_element(f"#{classroom.UPLOAD} input[type=file]")
+    box = dash_duo.find_element(f"#{ids.UPLOAD} input[type=file]")
     box.send_keys(_npz_file(tmp_path, "nan.npz", **nan))
-    dash_duo.wait_for_contains_text(f"#{classroom.UPLOAD_STATUS}", "NaN", timeout=30)
-    box = dash_duo.find_element(f"#{classroom.UPLOAD} input[type=file]")
+    dash_duo.wait_for_contains_text(f"#{ids.UPLOAD_STATUS}", "NaN", timeout=30)
+    box = dash_duo.find_element(f"#{ids.UPLOAD} input[type=file]")
     box.send_keys(_npz_file(tmp_path, "good.npz", **state))
-    dash_duo.wait_for_contains_text(f"#{classroom.UPLOAD_STATUS}", "Loaded good.npz: LSTM", timeout=30)
+    dash_duo.wait_for_contains_text(f"#{ids.UPLOAD_STATUS}", "Loaded good.npz: LSTM", timeout=30)
     # the good model joins the main plot: one more curve, dashed, one point per time step
     until(lambda: legend(dash_duo, ids.GRAD_GRAPH) == ["RNN", "LSTM", "GRU", "your LSTM"], 30)
     assert dash_duo.driver.execute_script(CURVE_JS, ids.GRAD_GRAPH, "your LSTM") == [100, "dash"]
     dash_duo.wait_for_contains_text(f"#{ids.INFO}", "Dashed: good.npz", timeout=10)
-    dash_duo.find_element(f"#{classroom.UPLOAD_CLEAR}").click()
+    dash_duo.find_element(f"#{ids.UPLOAD_CLEAR}").click()
     until(lambda: legend(dash_duo, ids.GRAD_GRAPH) == ["RNN", "LSTM", "GRU"], 30)
     settle(dash_duo)
     assert dash_duo.get_logs() == []
@@ -138,8 +138,8 @@ def test_presentation_mode_hides_the_controls_from_the_url(dash_duo):
     assert not dash_duo.find_element(f"#{ids.SEQ_LEN}").is_displayed()
     size = dash_duo.driver.execute_script("return getComputedStyle(document.documentElement).fontSize")
     assert float(size.rstrip("px")) >= 22
-    assert dash_duo.find_element(f"#{classroom.PRESENT_EXIT}").is_displayed()
-    dash_duo.find_element(f"#{classroom.PRESENT_EXIT}").click()
+    assert dash_duo.find_element(f"#{ids.PRESENT_EXIT}").is_displayed()
+    dash_duo.find_element(f"#{ids.PRESENT_EXIT}").click()
     until(lambda: dash_duo.find_element(".sidebar").is_displayed(), 10)
     # one control hidden, TensorFlow-Playground style
     dash_duo.wait_for_page(url=dash_duo.server_url + "/?seq_len_hide=1&training_hide=1")
@@ -171,7 +171,7 @@ def test_a_shared_link_with_a_preset_and_presentation_mode(dash_duo):
     dash_duo.wait_for_page(url=dash_duo.server_url + "/?preset=irnn&present=1")
     p = presets.PRESETS["irnn"]
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "RNN-relu"], p.params.seq_len, timeout=60)
-    dash_duo.wait_for_contains_text(f"#{classroom.PRESET_EXPLANATION}", p.explanation[:50], timeout=30)
+    dash_duo.wait_for_contains_text(f"#{ids.PRESET_EXPLANATION}", p.explanation[:50], timeout=30)
     until(lambda: "present" in dash_duo.find_element(f"#{ids.PAGE}").get_attribute("class").split(), 30)
     assert not dash_duo.find_element(".sidebar").is_displayed()
     assert dash_duo.find_element(f"#{ids.MESSAGES}").text == ""

@@ -1,0 +1,88 @@
+"""The browser-side callbacks in assets/*.js, run in node on tables of inputs and expected outputs."""
+import dash
+import pytest
+from dash import dcc
+
+from tests.visualizer.clientside import ASSETS, NO_UPDATE, functions, run_cases
+from visualizer import classroom, ids, weights
+from visualizer.app import create_app
+
+NU = NO_UPDATE
+MB = 2**20
+
+
+def data_url(n_base64: int) -> str:
+    """An upload as the browser hands it over: a data URL with ``n_base64`` base64 characters."""
+    return "data:application/octet-stream;base64," + "A" * n_base64
+
+
+def accepted(contents, filename):
+    return [{"contents": contents, "filename": filename}, f"Checking {filename}…", "upload-status", NU]
+
+
+def rejected(message):
+    return [None, f"Rejected: {message}", "upload-status error", None]
+
+
+LIMIT = classroom.upload_limits()  # what the page's weights-limits-store holds (20 MB)
+ONE_MB = {"max_bytes": MB}
+AT_1MB = data_url(1398102)  # floor(1398102 * 3 / 4) = 1048576 bytes: exactly the limit
+OVER_1MB = data_url(1398104)  # 1048578 bytes
+
+CHECK_UPLOAD = [
+    # (contents, filename, limits) -> [pending store, status text, status class, weights store]
+    ((None, None, LIMIT), [NU, NU, NU, NU]),  # the upload was cleared
+    (("", "w.npz", LIMIT), [NU, NU, NU, NU]),
+    ((data_url(8), "w.npz", LIMIT), accepted(data_url(8), "w.npz")),
+    ((OVER_1MB, "x.npz", LIMIT), accepted(OVER_1MB, "x.npz")),
+    ((AT_1MB, "x.npz", ONE_MB), accepted(AT_1MB, "x.npz")),
+    ((OVER_1MB, "x.npz", ONE_MB), rejected("the file is 1.0 MB, larger than the 1 MB limit.")),
+    ((data_url(8), "w.npz", {"max_bytes": 5}), rejected("the file is 0.0 MB, larger than the 0 MB limit.")),
+    ((data_url(8), "w.npz", {"max_bytes": 6}), accepted(data_url(8), "w.npz")),  # 8 base64 chars = 6 bytes
+    # no limits store (or a forged one): nothing is rejected here, the server checks every upload
+    ((OVER_1MB, "x.npz", None), accepted(OVER_1MB, "x.npz")),
+    ((OVER_1MB, "x.npz", {"max_bytes": "1"}), accepted(OVER_1MB, "x.npz")),
+]
+
+
+def test_check_upload_table():
+    cases = [("checkUpload", args) for args, _ in CHECK_UPLOAD]
+    assert run_cases("classroom.js", "classroom", cases) == [want for _, want in CHECK_UPLOAD]
+
+
+@pytest.mark.parametrize("meta, style", [(None, {"display": "none"}),
+                                         ({"filename": "w.npz", "summary": "LSTM"}, {})])
+def test_remove_button_shows_only_with_an_upload(meta, style):
+    assert run_cases("classroom.js", "classroom", [("removeButtonStyle", [meta])]) == [style]
+
+
+def test_remove_upload_clears_file_pending_status_and_store():
+    # outputs: upload contents, filename, pending store, status text, status class, weights store
+    assert run_cases("classroom.js", "classroom", [("removeUpload", [1])]) == [[None, None, None, "", "upload-status",
+                                                                               None]]
+
+
+def test_the_limits_store_carries_the_server_limit():
+    stores = [c for c in classroom.upload_card().children if isinstance(c, dcc.Store) and c.id == ids.UPLOAD_LIMITS]
+    assert [s.data for s in stores] == [{"max_bytes": weights.MAX_BYTES}]
+
+
+def test_classroom_has_no_javascript_in_python_strings():
+    app = dash.Dash(__name__)
+    classroom.register(app)
+    inline = [c["output"] for c in app._callback_list
+              if (c.get("clientside_function") or {}).get("namespace") == "_dashprivate_clientside_funcs"]
+    assert inline == []
+
+
+def test_every_clientside_function_of_the_app_is_defined_in_its_asset():
+    """A ``ClientsideFunction(ns, fn)`` lives in ``assets/<ns>.js``; inline strings are not checked here."""
+    used = {}
+    for c in create_app()._callback_list:
+        f = c.get("clientside_function")
+        if f and f["namespace"] != "_dashprivate_clientside_funcs":
+            used.setdefault(f["namespace"], set()).add(f["function_name"])
+    assert used  # the classroom callbacks at least
+    for namespace, names in used.items():
+        assert (ASSETS / f"{namespace}.js").is_file(), namespace
+        assert names <= set(functions(f"{namespace}.js", namespace)), namespace
