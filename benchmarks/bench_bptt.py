@@ -1,6 +1,6 @@
 """core.bptt forward+backward vs PyTorch CPU, side by side in one run.
 
-LSTM T=256, B=32, input 16, H=128, readout 1, MSE on all steps (issue 2's target:
+LSTM T=256, B=32, input 16, H=128, readout 1, MSE on all steps (the targets:
 core <= 1.0x PyTorch in float64, <= 1.5x in float32). Without torch, prints our numbers only.
 
     python benchmarks/bench_bptt.py [--repeats 15] [--arch lstm|gru|rnn]

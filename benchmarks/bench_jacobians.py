@@ -1,7 +1,7 @@
 """Speed of core.jacobian_norms and core.connectivity.
 
 1. ``core.jacobian_norms`` for an LSTM T=500, B=1, H=128 (state n = 2H = 256) against the bare
-   cost it cannot avoid: 500 running products of 256x256 float64 matrices. Issue 3's target:
+   cost it cannot avoid: 500 running products of 256x256 float64 matrices. The target:
    within 4x. Medians of several repeats (after a warm-up).
 2. ``core.connectivity`` at T=100, H=32, 2 layers (interactive size, target well under 50 ms)
    and a single run at T=1000, H=256.

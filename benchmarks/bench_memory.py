@@ -1,4 +1,4 @@
-"""Memory held by full vs checkpointed BPTT (issue 3): LSTM/GRU/RNN, T=2000, H=256, B=8.
+"""Memory held by full vs checkpointed BPTT: LSTM/GRU/RNN, T=2000, H=256, B=8.
 
 Prints `BPTTResult.memory_bytes` (activations kept for the backward pass) and the peak traced
 by tracemalloc (everything NumPy allocated during the call), plus the time of each mode.
