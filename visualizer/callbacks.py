@@ -20,7 +20,7 @@ import logging
 from dataclasses import replace
 
 import numpy as np
-from dash import Input, Output, State, callback_context, html, no_update
+from dash import ClientsideFunction, Input, Output, State, callback_context, html, no_update
 
 from . import classroom, compute, explain, ids, limits, payloads, presets, training_ui, views
 from .layout import info_children
@@ -188,13 +188,6 @@ def update_page(*args):
 
 
 # ----------------------------------------------------------------------------- registration
-SCALE_HINT_JS = """
-function(init) {
-    return init === 'pytorch' ? 'field field--muted' : 'field';
-}
-"""
-
-
 def register(app) -> None:
     """Attach every callback to ``app``."""
     controls = [ids.CONTROL_IDS[f] for f in FIELDS]
@@ -205,7 +198,8 @@ def register(app) -> None:
                  Output(ids.URL_WRITE, "search"), Output(ids.MESSAGES, "children"), Output(ids.PARAMS, "data"),
                  *[Input(c, "value") for c in controls], Input(ids.WEIGHTS_STORE, "data"),
                  State(ids.UPLOAD_PENDING, "data"), State(ids.URL_WRITE, "search"))(update_page)
-    app.clientside_callback(SCALE_HINT_JS, Output(ids.SCALE_FIELD, "className"), Input(ids.INIT, "value"))
+    app.clientside_callback(ClientsideFunction("controls", "scaleFieldClass"), Output(ids.SCALE_FIELD, "className"),
+                            Input(ids.INIT, "value"), State(ids.SCALE_HINT, "data"))
     # presets, export, uploads and presentation mode; the maths panels; live training
     limits.register_identity(app)
     classroom.register(app)

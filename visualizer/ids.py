@@ -19,6 +19,7 @@ LOSS_ON = "loss-on-radio"
 INIT = "init-dropdown"
 SCALE = "scale-slider"
 SCALE_FIELD = "scale-field"
+SCALE_HINT = "scale-hint-store"  # constants of the browser-side scale hint (assets/controls.js)
 FORGET_BIAS = "forget-bias-input"
 TRUNCATE = "truncate-input"
 CLIP = "clip-input"

@@ -12,7 +12,7 @@ from dash import dcc, html
 
 from . import classroom, explain, ids, limits, training_ui, views
 from .plotstyle import COLORS
-from .urlstate import DEFAULTS, INIT_CHOICES, OPTIMIZER_CHOICES, SPEC, TASK_CHOICES, Params
+from .urlstate import DEFAULTS, INIT_CHOICES, OPTIMIZER_CHOICES, SPEC, TASK_CHOICES, UNSCALED_INITS, Params
 
 ARCH_LABELS = {"rnn": "RNN (tanh)", "rnn-relu": "RNN (ReLU)", "lstm": "LSTM", "gru": "GRU"}
 TASK_LABELS = {"adding": "Adding problem", "copy": "Copy / memory", "sine": "Sine prediction",
@@ -64,6 +64,11 @@ def _arch_option(arch):
     return {"label": label, "value": arch}
 
 
+def scale_hint() -> dict:
+    """The constants of ``controls.scaleFieldClass`` (assets/controls.js): the initialisations that ignore scale."""
+    return {"unscaled": list(UNSCALED_INITS)}
+
+
 def controls(p: Params = DEFAULTS) -> html.Div:
     """The control panel, grouped: what to compare, data, network, initialisation, backprop, training."""
     return html.Div(className="controls", children=[
@@ -90,6 +95,7 @@ def controls(p: Params = DEFAULTS) -> html.Div:
                                                    value=p.init, clearable=False, searchable=False)),
         _field("Scale / spectral radius", _slider("scale", 0.05, p.scale, (1, 2, 3, 4)),
                hint="Not used by the PyTorch default.", id_=ids.SCALE_FIELD),
+        dcc.Store(id=ids.SCALE_HINT, data=scale_hint()),
         _field("LSTM forget-gate bias", _number("forget_bias", p.forget_bias, "initialiser's")),
         _field("Seed", _number("seed", p.seed, "0", 1)),
         html.H2("Backpropagation", className="group-title"),

@@ -18,6 +18,7 @@ ARCH_ALIASES = {"rnn-tanh": "rnn", "rnn_tanh": "rnn", "tanh": "rnn", "rnn_relu":
                 "relu": "rnn-relu", "irnn": "rnn-relu"}
 TASK_CHOICES = ("adding", "copy", "sine", "chars")
 INIT_CHOICES = ("pytorch", "orthogonal", "identity", "normal")
+UNSCALED_INITS = ("pytorch",)  # the initialisations that ignore scale (core.ModelConfig)
 LOSS_ON_CHOICES = ("last", "all")
 OPTIMIZER_CHOICES = ("adam", "sgd")
 VIEW_CHOICES = views.TAB_KEYS  # the tabbed views, in tab order

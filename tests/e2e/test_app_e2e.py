@@ -18,6 +18,8 @@ def test_page_loads_with_both_plots_and_no_console_errors(dash_duo):
     dash_duo.wait_for_element(f"#{ids.VIEW_GRAPH} .js-plotly-plot .hm")  # the heatmap tab drew
     assert dash_duo.driver.execute_script("return window.location.search") == ""  # no history entry at load
     assert dash_duo.find_element(f"#{ids.INFO}").text.count("parameters") == 3
+    dash_duo.wait_for_class_to_equal(f"#{ids.SCALE_FIELD}", "field field--muted")  # the PyTorch default: no scale
+    assert dash_duo.find_element(f"#{ids.SCALE_FIELD} .field-hint").is_displayed()  # "Not used by ..."
     fetched = dash_duo.driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert fetched and all(url.startswith(dash_duo.server_url) for url in fetched), fetched  # works offline
     assert dash_duo.get_logs() == []
@@ -56,11 +58,14 @@ def test_a_copied_url_reproduces_the_same_figures(dash_duo):
     wait_for_traces(dash_duo, ids.VIEW_GRAPH, ["LSTM: ∏ forget gate f", "GRU: ∏ carry gate z"], 40)
     assert dash_duo.find_element(f"#{ids.HIDDEN} input.dash-range-slider-input").get_attribute("value") == "16"
     assert dash_duo.find_element(f"#{ids.TASK}").text.startswith("Sine")
+    dash_duo.wait_for_class_to_equal(f"#{ids.SCALE_FIELD}", "field")  # orthogonal x scale: the slider counts
+    assert not dash_duo.find_element(f"#{ids.SCALE_FIELD} .field-hint").is_displayed()
     first = traces(dash_duo, ids.GRAD_GRAPH)
     search = dash_duo.driver.execute_script("return window.location.search")
     assert search == to_query(p)
     dash_duo.driver.get(dash_duo.server_url + "/")  # elsewhere, then back through the copied link
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 100)
+    dash_duo.wait_for_class_to_equal(f"#{ids.SCALE_FIELD}", "field field--muted")
     dash_duo.driver.get(dash_duo.server_url + "/" + search)
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["LSTM", "GRU"], 40)
     assert traces(dash_duo, ids.GRAD_GRAPH) == first

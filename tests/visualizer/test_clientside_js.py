@@ -1,10 +1,12 @@
 """The browser-side callbacks in assets/*.js, run in node on tables of inputs and expected outputs."""
 import dash
+import numpy as np
 import pytest
 from dash import dcc
 
+import core
 from tests.visualizer.clientside import ASSETS, NO_UPDATE, functions, run_cases
-from visualizer import classroom, ids, weights
+from visualizer import callbacks, classroom, ids, layout, urlstate, weights
 from visualizer.app import create_app
 
 NU = NO_UPDATE
@@ -67,6 +69,49 @@ def test_the_limits_store_carries_the_server_limit():
     assert [s.data for s in stores] == [{"max_bytes": weights.MAX_BYTES}]
 
 
+HINT = layout.scale_hint()  # what the page's scale-hint-store holds
+MUTED, PLAIN = "field field--muted", "field"
+
+SCALE_FIELD_CLASS = [
+    # (init, constants) -> class of the scale slider's field
+    *[((init, HINT), MUTED if init in urlstate.UNSCALED_INITS else PLAIN) for init in urlstate.INIT_CHOICES],
+    (("pytorch", HINT), MUTED),
+    (("orthogonal", {"unscaled": ["orthogonal", "identity"]}), MUTED),
+    (("pytorch", {"unscaled": []}), PLAIN),
+    ((None, HINT), PLAIN),  # no value yet
+    (("PyTorch", HINT), PLAIN),  # names are case-sensitive, as in the URL
+    # no store (or a forged one): nothing is muted, the slider stays usable
+    (("pytorch", None), PLAIN),
+    (("pytorch", {"unscaled": "pytorch"}), PLAIN),
+    (("pytorch", {}), PLAIN),
+]
+
+
+def test_scale_field_class_table():
+    cases = [("scaleFieldClass", args) for args, _ in SCALE_FIELD_CLASS]
+    assert run_cases("controls.js", "controls", cases) == [want for _, want in SCALE_FIELD_CLASS]
+
+
+def test_the_scale_hint_store_carries_the_initialisations_that_ignore_scale():
+    stores = [c for c in layout.controls().children if isinstance(c, dcc.Store) and c.id == ids.SCALE_HINT]
+    assert [s.data for s in stores] == [{"unscaled": ["pytorch"]}]
+
+
+def test_pytorch_init_ignores_scale_in_the_core():
+    """What the hint says is true: under an unscaled initialisation the scale changes no weight."""
+    for init in urlstate.UNSCALED_INITS:
+        a, b = (core.build("rnn", input_size=2, hidden_size=4, output_size=1, init=init, scale=s) for s in (0.5, 3.0))
+        for name, w in a.params.items():
+            np.testing.assert_array_equal(w, b.params[name], err_msg=name)
+
+
+def test_the_scale_hint_is_a_function_of_an_asset():
+    app = dash.Dash(__name__)
+    callbacks.register(app)
+    [hint] = [c for c in app._callback_list if c["output"] == f"{ids.SCALE_FIELD}.className"]
+    assert hint["clientside_function"] == {"namespace": "controls", "function_name": "scaleFieldClass"}
+
+
 def test_classroom_has_no_javascript_in_python_strings():
     app = dash.Dash(__name__)
     classroom.register(app)
@@ -83,7 +128,7 @@ def test_every_clientside_function_of_the_app_is_defined_in_an_asset():
         f = c.get("clientside_function")
         if f and f["namespace"] != "_dashprivate_clientside_funcs":
             used.setdefault(f["namespace"], set()).add(f["function_name"])
-    assert "classroom" in used
+    assert {"classroom", "controls"} <= set(used)
     for namespace, names in used.items():
         homes = [p.name for p in sorted(ASSETS.glob("*.js")) if f"dash_clientside.{namespace}" in p.read_text()]
         assert len(homes) == 1, (namespace, homes)
