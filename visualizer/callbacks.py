@@ -5,7 +5,7 @@ Data flow, so that a control change costs one round trip and each figure is buil
     page load:  URL query --apply_url--> controls          (read once; back/forward reloads the page)
     controls + tab + uploaded weights --update_page-->
         view 1 + explosion banner + info line     (when a model setting or the weights changed)
-        the open tab's view (2-6) + its caption   (when a model setting or the tab changed)
+        the open tab's view + its caption         (when a model setting or the tab changed)
         the URL query, the messages, the params store
 
 One callback, not one per output: three parallel requests for one change cost more than one

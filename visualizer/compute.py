@@ -180,7 +180,7 @@ def task_of(key):
 # ----------------------------------------------------------------------------- results
 @dataclass(frozen=True, eq=False)
 class GradFlow:
-    """One architecture's BPTT summary (views 1 and 3). L layers, T steps, H units."""
+    """One architecture's BPTT summary (the ``grad_norm`` and ``heatmap`` views). L layers, T steps, H units."""
 
     arch: str
     name: str

@@ -20,12 +20,12 @@ from .plotstyle import (COLORS, LINE_WIDTH, REFERENCE_COLOR, arr, axis, band_tra
                         special_points, truncation_shapes)
 
 
-# ----------------------------------------------------------------------------- view 1
+# ----------------------------------------------------------------------------- grad_norm
 VIEW1_MARGIN = dict(l=112, r=30, t=50, b=64)
 
 
 def grad_norm_figure(flows, truncate=None, height=460) -> dict:
-    """View 1: ||dL/dh_t|| against t, one trace per architecture on one shared absolute log axis.
+    """``grad_norm``: ||dL/dh_t|| against t, one trace per architecture on one shared absolute log axis.
 
     Steps where a norm is inf or NaN (an exploded network) are marked in a separate, labelled
     strip above the plot (one row per architecture, hover "inf"/"NaN"), never at a value of the
@@ -71,10 +71,10 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
     return {"data": data, "layout": layout}
 
 
-# ----------------------------------------------------------------------------- view 2
+# ----------------------------------------------------------------------------- jacobian
 def _add_overflow_strip(layout, items, data):
-    """Mark the inf/NaN steps of each item's ``median`` in an overflow strip above the plot (as
-    view 1 does), never at a value of the log axis. ``items`` need ``arch``, ``name``, ``median``."""
+    """Mark the inf/NaN steps of each item's ``median`` in an overflow strip above the plot (as the
+    ``grad_norm`` view does), never at a value of the log axis. ``items`` need ``arch``, ``name``, ``median``."""
     overflow = [it for it in items if not np.isfinite(it["median"]).all()]
     if not overflow:
         return layout
@@ -90,7 +90,7 @@ def _add_overflow_strip(layout, items, data):
 
 
 def jacobian_figure(items, height=480) -> dict:
-    """View 2: ||ds_{T-1}/ds_t|| against the lag k = T-1-t, log scale.
+    """``jacobian``: ||ds_{T-1}/ds_t|| against the lag k = T-1-t, log scale.
 
     Parameters
     ----------
@@ -132,9 +132,9 @@ def jacobian_figure(items, height=480) -> dict:
     return {"data": data, "layout": _add_overflow_strip(layout, items, data)}
 
 
-# ----------------------------------------------------------------------------- view 4
+# ----------------------------------------------------------------------------- spectra
 def spectra_figure(items, height=500) -> dict:
-    """View 4: singular values of W_hh (left) and of the one-step Jacobians over time (right).
+    """``spectra``: singular values of W_hh (left) and of the one-step Jacobians over time (right).
 
     Parameters
     ----------
@@ -190,9 +190,9 @@ def spectra_figure(items, height=500) -> dict:
     return {"data": data, "layout": layout}
 
 
-# ----------------------------------------------------------------------------- view 5
+# ----------------------------------------------------------------------------- gates
 def gates_figure(items, height=480) -> dict:
-    """View 5: products of LSTM forget gates / GRU carry gates along time, beside the plain
+    """``gates``: products of LSTM forget gates / GRU carry gates along time, beside the plain
     RNN's product of step Jacobian norms.
 
     Parameters

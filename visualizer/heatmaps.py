@@ -1,4 +1,4 @@
-"""Heatmap figures: per-unit gradients over time (view 3) and Distill-style connectivity (view 6).
+"""Heatmap figures: the ``heatmap`` view (per-unit gradients over time) and ``connectivity`` (Distill-style).
 
 One map per architecture, on one shared colour scale (log10 of the values; the exact values are
 in the hover).
@@ -60,7 +60,7 @@ def _colour_slots(items, title):
 
 
 def heatmap_figure(items, height=None) -> dict:
-    """View 3: |dL/dh_t| per hidden unit, time on x, one band of rows per architecture, one
+    """``heatmap``: |dL/dh_t| per hidden unit, time on x, one band of rows per architecture, one
     colour scale.
 
     The bands are ONE heatmap on one pair of axes (first architecture at the top, unit 1 at the
@@ -131,7 +131,7 @@ def _band(it, z, base) -> dict:
 
 
 def connectivity_figure(items, height=None) -> dict:
-    """View 6: the (T, T) map of ||dy_t/dx_s|| per architecture (Distill-style), one colour scale.
+    """``connectivity``: the (T, T) map of ||dy_t/dx_s|| per architecture (Distill-style), one colour scale.
 
     Parameters
     ----------

@@ -140,7 +140,7 @@ def gates_note(keys) -> str | None:
 
 @dataclass(frozen=True, eq=False)
 class Overview:
-    """View 1 payload: one :class:`GradFlow` per architecture (an uploaded model's flow may join
+    """``grad_norm`` payload: one :class:`GradFlow` per architecture (an uploaded model's flow may join
     them, see :mod:`visualizer.classroom`) and the truncation window drawn as dashed lines."""
 
     flows: tuple
@@ -148,12 +148,12 @@ class Overview:
 
 
 def overview(keys) -> Overview:
-    """View 1 payload for ``keys``: :func:`visualizer.compute.grad_flow` of each."""
+    """``grad_norm`` payload for ``keys``: :func:`visualizer.compute.grad_flow` of each."""
     return Overview(tuple(compute.grad_flow(k) for k in keys), keys[0].truncate if keys else None)
 
 
 def jacobian_items(keys) -> list[dict]:
-    """View 2 payload: per architecture the batch median/min/max of the top layer's
+    """``jacobian`` payload: per architecture the batch median/min/max of the top layer's
     ||ds_{T-1}/ds_t|| indexed by lag k = T-1-t; for plain RNNs the sigma_1(W_hh)^k reference and
     Pascanu et al.'s verdict (the bound does not apply to gated cells, which say so)."""
     items = []
@@ -173,7 +173,7 @@ def jacobian_items(keys) -> list[dict]:
 
 
 def heatmap_items(flows) -> list[dict]:
-    """View 3 payload: the top layer's |dL/dh_t| per unit, binned over time when very large."""
+    """``heatmap`` payload: the top layer's |dL/dh_t| per unit, binned over time when very large."""
     items = []
     for f in flows:
         units = f.hidden_grad_units[-1]  # (T, H)
@@ -185,7 +185,7 @@ def heatmap_items(flows) -> list[dict]:
 
 
 def spectra_items(keys) -> list[dict]:
-    """View 4 payload: top-layer W_hh singular values, 1/gamma, and each step Jacobian's
+    """``spectra`` payload: top-layer W_hh singular values, 1/gamma, and each step Jacobian's
     largest and smallest singular value (sequence 0)."""
     items = []
     for key in keys:
@@ -199,7 +199,7 @@ def spectra_items(keys) -> list[dict]:
 
 
 def gate_items(keys) -> list[dict]:
-    """View 5 payload: batch median/min/max of the top layer's gate products over t."""
+    """``gates`` payload: batch median/min/max of the top layer's gate products over t."""
     items = []
     for key in keys:
         s = batch_summary(compute.gate_products(key)[-1])
@@ -210,7 +210,7 @@ def gate_items(keys) -> list[dict]:
 
 
 def connectivity_items(keys) -> list[dict]:
-    """View 6 payload: ||dy_t/dx_s|| (sequence 0) at most ``compute.CONNECTIVITY_SIDE`` per side. Rows are
+    """``connectivity`` payload: ||dy_t/dx_s|| (sequence 0) at most ``compute.CONNECTIVITY_SIDE`` per side. Rows are
     the output steps ``row_ticks`` (:func:`visualizer.compute.connectivity_rows`: every step, or the last of each
     bin of ``bin`` steps), columns the max over ``bin`` consecutive input steps from ``ticks``."""
     items = []

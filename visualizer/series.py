@@ -29,7 +29,7 @@ class Series:
 
 
 def grad_norm_series(overview, keys) -> list[Series]:
-    """View 1: every layer's ||dL/dh_t|| (the named trace is the top layer)."""
+    """``grad_norm``: every layer's ||dL/dh_t|| (the named trace is the top layer)."""
     out = []
     for f in overview.flows:
         L, T = f.hidden_grad_norms.shape
@@ -40,7 +40,7 @@ def grad_norm_series(overview, keys) -> list[Series]:
 
 
 def jacobian_series(items, keys) -> list[Series]:
-    """View 2: batch median / min / max of ||ds_{T-1}/ds_t|| by lag, the sigma^k reference."""
+    """``jacobian``: batch median / min / max of ||ds_{T-1}/ds_t|| by lag, the sigma^k reference."""
     out = []
     for it, key in zip(items, keys, strict=True):
         lag = np.arange(len(it["median"]))
@@ -54,7 +54,7 @@ def jacobian_series(items, keys) -> list[Series]:
 
 
 def heatmap_series(items, keys) -> list[Series]:
-    """View 3: the top layer's per-unit |dL/dh_t| as drawn (time binned when very long)."""
+    """``heatmap``: the top layer's per-unit |dL/dh_t| as drawn (time binned when very long)."""
     out = []
     for it, key in zip(items, keys, strict=True):
         H = it["values"].shape[1]
@@ -65,7 +65,7 @@ def heatmap_series(items, keys) -> list[Series]:
 
 
 def spectra_series(items, keys) -> list[Series]:
-    """View 4: singular values of W_hh, 1/gamma, and each step Jacobian's largest / smallest."""
+    """``spectra``: singular values of W_hh, 1/gamma, and each step Jacobian's largest / smallest."""
     out = []
     for it, key in zip(items, keys, strict=True):
         a, n, L = it["arch"], it["name"], key.layers
@@ -83,7 +83,7 @@ def spectra_series(items, keys) -> list[Series]:
 
 
 def gates_series(items, keys) -> list[Series]:
-    """View 5: batch median / min / max of the gate products from t to the end."""
+    """``gates``: batch median / min / max of the gate products from t to the end."""
     out = []
     for it, key in zip(items, keys, strict=True):
         t = np.arange(len(it["median"]))
@@ -94,7 +94,7 @@ def gates_series(items, keys) -> list[Series]:
 
 
 def connectivity_series(items, keys) -> list[Series]:
-    """View 6: ||dy_t/dx_s|| (rows: output step t, columns: input step s) as drawn."""
+    """``connectivity``: ||dy_t/dx_s|| (rows: output step t, columns: input step s) as drawn."""
     out = []
     for it in items:
         q = "connectivity" if it["bin"] == 1 else f"connectivity_max_over_{it['bin']}_input_steps"
