@@ -50,11 +50,6 @@ class GRUStepCache(NamedTuple):
     W_hh: np.ndarray  # (3H, H)
 
 
-def _sigmoid(a):
-    """Numerically safe logistic function (no overflow warning for large |a|)."""
-    return 0.5 * (np.tanh(0.5 * a) + 1.0)
-
-
 # ----------------------------------------------------------------------------- RNN
 def rnn_step_forward(a_x, h_prev, W_hh, b_hh=None, nonlinearity="tanh", W_hhT=None, out=None):
     """Vanilla RNN step.

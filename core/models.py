@@ -17,7 +17,6 @@ ARCHS = ("rnn", "lstm", "gru")
 NONLINEARITIES = ("tanh", "relu")
 INITS = ("pytorch", "orthogonal", "identity", "normal")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-DTYPES = (np.float32, np.float64)
 
 
 @dataclass(frozen=True)

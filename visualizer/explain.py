@@ -12,19 +12,6 @@ from dash import Input, Output, dcc, html, no_update
 
 from . import ids, views
 
-# The training loop's maths, for a panel beside the training plots.
-TRAINING = r"""
-Each step draws a fresh batch, runs BPTT, and updates the weights (SGD with momentum, or Adam). With
-clipping at $c$ the whole gradient is rescaled first (Pascanu et al. 2013):
-
-$$g \;\leftarrow\; g \cdot \min\!\Big(1,\; \frac{c}{\lVert g \rVert}\Big), \qquad
-\lVert g\rVert = \sqrt{\textstyle\sum_p \lVert g_p\rVert^2},$$
-
-so the step keeps its direction but its length is at most $c$. The lower plot shows $\lVert g\rVert$
-before clipping; ○ marks the steps where it exceeded $c$.
-"""
-
-
 PANELS = {ids.GRAD_MATHS: (ids.GRAD_MATHS_SUMMARY, ids.GRAD_MATHS_BODY),
           ids.VIEW_MATHS: (ids.VIEW_MATHS_SUMMARY, ids.VIEW_MATHS_BODY)}  # panel -> (summary id, body id)
 
@@ -43,12 +30,6 @@ def maths(view: str, id_: str = ids.GRAD_MATHS) -> html.Details:
 def view_maths_panel() -> html.Details:
     """The maths panel of the tabbed view; its text follows the open tab (see :func:`register`)."""
     return maths(views.TAB_KEYS[0], ids.VIEW_MATHS)
-
-
-def maths_markdown(view: str) -> str:
-    """The Markdown + TeX source of ``view``'s maths ("" for an unknown view)."""
-    v = views.get(view)
-    return v.maths if v else ""
 
 
 def body(opened, view):

@@ -152,11 +152,6 @@ def _figures(keys, shown) -> list[tuple[str, object, str]]:
     return out
 
 
-def current_figures(params: Params) -> list[tuple[str, object, str]]:
-    """(title, figure, caption) of view 1 and the open tab, built as the app builds them."""
-    return _figures(*_payloads(params))
-
-
 def report(params: Params) -> str:
     """The offline HTML report of the current view (figures, data and the explosion banner)."""
     keys, shown = _payloads(params)

@@ -9,6 +9,11 @@ import numpy as np
 from core import cells, loss_forward_backward
 
 
+def sigmoid(a):
+    """The logistic function, written as the cells compute it (no overflow warning for large |a|)."""
+    return 0.5 * (np.tanh(0.5 * a) + 1.0)
+
+
 def run(model, x, y, loss, loss_on, truncate=None, perturb=None, boundary=None):
     """Loss of ``model`` on (x, y). perturb: (kind 'h'|'c', layer, t, delta (B, H)).
 
@@ -43,7 +48,7 @@ def run(model, x, y, loss, loss_on, truncate=None, perturb=None, boundary=None):
                 else:
                     # c_t feeds h_t too: recompute h_t = o * tanh(c_t) with the perturbed c
                     c = c + perturb[3]
-                    o = cells._sigmoid(a_x[:, 3 * H :] + states[(l, t)][0] @ W_hh[3 * H :].T + b_hh[3 * H :])
+                    o = sigmoid(a_x[:, 3 * H :] + states[(l, t)][0] @ W_hh[3 * H :].T + b_hh[3 * H :])
                     h = o * np.tanh(c)
             out[t] = h
         inp = out

@@ -140,7 +140,6 @@ def test_css_hides_every_control_and_card():
 def test_maths_panels_render_with_mathjax_once_opened():
     for view, text in ((v.key, v.maths) for v in views.VIEWS.values()):
         assert text.count("$") % 2 == 0 and "$" in text
-        assert explain.maths_markdown(view) == text
         assert explain.body(0, view) is no_update  # nothing (no MathJax) until opened
         markdown = explain.body(1, view)
         assert isinstance(markdown, dcc.Markdown) and markdown.mathjax is True and markdown.children == text
@@ -149,5 +148,4 @@ def test_maths_panels_render_with_mathjax_once_opened():
     assert explain.grad_body(True).children == views.GRAD_NORM.maths
     assert r"\prod_{k=t+1}^{T} J_k" in views.GRAD_NORM.maths
     assert "f_t \\odot c_{t-1}" in views.VIEWS["gates"].maths
-    assert explain.TRAINING.count("$") % 2 == 0 and r"\min\!\Big(1" in explain.TRAINING
-    assert explain.maths_markdown("nope") == "" and explain.body(True, "nope") is no_update
+    assert explain.body(True, "nope") is no_update

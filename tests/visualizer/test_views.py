@@ -38,8 +38,7 @@ def test_the_url_state_the_tabs_and_the_exports_read_the_registry():
     assert found == [(v.key, v.label) for v in views.TABS]
     for v in views.TABS:
         params = urlstate.Params(**{**SMALL.to_dict(), "arch": SMALL.arch, "view": v.key})
-        titles = [t for t, _fig, _caption in export.current_figures(params)]
-        assert titles == [views.GRAD_NORM.title, v.title]
+        assert [s.title for s in export.shown_views(params)] == [views.GRAD_NORM.title, v.title]
         assert callbacks.view(callbacks.store_data(params), v.key)[1].startswith(v.caption)
 
 
