@@ -8,6 +8,7 @@ from .jacobians import (
     step_jacobian_singular_values,
     weight_singular_values,
 )
+from .rtrl import RTRLResult, rtrl
 from .models import ARCHS, INITS, GRU, LSTM, RNN, Model, ModelConfig, build, param_shapes
 from .tasks import TASKS, Task, load_corpus, make_task
 from .optim import OPTIMIZERS, OptimizerState, adam_step, clip_grad_norm, global_norm, sgd_step
@@ -37,6 +38,7 @@ __all__ = [
     "Model",
     "ModelConfig",
     "OptimizerState",
+    "RTRLResult",
     "Snapshot",
     "StepResult",
     "Task",
@@ -60,6 +62,7 @@ __all__ = [
     "loss_forward_backward",
     "make_task",
     "param_shapes",
+    "rtrl",
     "sgd_step",
     "step_jacobian_singular_values",
     "train",

@@ -1,0 +1,194 @@
+"""Real-time recurrent learning: exact gradients carried forward in time, memory independent of T.
+
+RTRL (Williams and Zipser 1989) keeps the sensitivity of the state to every recurrent parameter,
+``S_t = d s_t / d theta`` (n x P per sequence), and updates it with the chain rule at every step,
+
+.. math:: S_t = \\frac{\\partial s_t}{\\partial s_{t-1}} S_{t-1} + \\frac{\\partial s_t}{\\partial \\theta},
+          \\qquad \\frac{dL}{d\\theta} = \\sum_t \\frac{\\partial L_t}{\\partial s_t} S_t,
+
+so nothing from earlier steps is stored: memory O(n P) for state size n (H for RNN and GRU, 2H for
+the LSTM's (h, c)) and P recurrent parameters, work O(n^2 P) per step (the product of the (n, n)
+state Jacobian with S). Compare BPTT: memory O(T) and work O(P) per step.
+
+The parameters are grouped like the pre-activations they enter: ``theta_x = [W_ih | b_ih]``
+(G*H, I+1) multiplies ``[x_t; 1]`` and ``theta_h = [W_hh | b_hh]`` (G*H, H+1) multiplies
+``[h_{t-1}; 1]``, so the immediate term is ``(d s_t / d a) outer [x_t; 1]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import cells
+from .bptt import loss_forward_backward, validate_inputs
+from .models import Model
+
+
+@dataclass(frozen=True)
+class RTRLResult:
+    """What :func:`rtrl` computed.
+
+    Attributes
+    ----------
+    loss : float, the same mean loss as :func:`core.bptt`.
+    grads : dict, dL/dparam with the keys and shapes of ``model.state_dict()``.
+    memory_bytes : bytes of the arrays carried from step to step (sensitivities, the state
+        Jacobian, the immediate derivative, the state); independent of T.
+    state_size : n, the length of the state the sensitivities are taken of (H, or 2H for the LSTM).
+    recurrent_params : P, the number of parameters the sensitivities are taken with respect to.
+    nonfinite_step : first step whose state is NaN/inf, or None.
+    """
+
+    loss: float
+    grads: dict
+    memory_bytes: int
+    state_size: int
+    recurrent_params: int
+    nonfinite_step: int | None
+
+
+def state_size(cfg) -> int:
+    """n: the length of one layer's state (h, and c for the LSTM)."""
+    return 2 * cfg.hidden_size if cfg.arch == "lstm" else cfg.hidden_size
+
+
+def recurrent_params(cfg) -> int:
+    """P: parameters of one recurrent layer, G*H*(I + H + 2)."""
+    return cfg.gates * cfg.hidden_size * (cfg.input_size + cfg.hidden_size + 2)
+
+
+def memory_model(cfg, batch: int) -> int:
+    """Bytes :func:`rtrl` holds, from the shapes alone: two buffers of the (B, n, P) sensitivities,
+    the (B, n, n) state Jacobian, the (B, n, G*H) immediate derivative (two for the GRU, whose
+    input and recurrent sides differ) and the (B, n) state."""
+    n, P, GH = state_size(cfg), recurrent_params(cfg), cfg.gates * cfg.hidden_size
+    nD = 2 if cfg.arch == "gru" else 1
+    return int(batch * n * (2 * P + n + nD * GH + 1) * np.dtype(cfg.dtype).itemsize)
+
+
+def flops_model(cfg, T: int, batch: int) -> float:
+    """Multiply-adds of :func:`rtrl` over T steps: the product J_t S_{t-1} dominates (B n^2 P per step)."""
+    n, P = state_size(cfg), recurrent_params(cfg)
+    return float(T) * batch * (n * n * P + 3 * n * P)
+
+
+def _diag_blocks(vals):
+    """(B, n, G, H) with vals (B, G, H) on the diagonal of every gate block (n = H)."""
+    H = vals.shape[2]
+    return vals[:, None, :, :] * np.eye(H, dtype=vals.dtype)[None, :, None, :]
+
+
+def _step(arch, nonlinearity, a_x, s_prev, W_hh, b_hh):
+    """One step -> (state s_t (B, n), D_x, D_h (B, n, G*H) = d s_t / d a_x, d s_t / d a_h,
+    J (B, n, n) = d s_t / d s_{t-1})."""
+    B = a_x.shape[0]
+    H = W_hh.shape[1]
+    if arch == "rnn":
+        h, _ = cells.rnn_step_forward(a_x, s_prev, W_hh, b_hh, nonlinearity)
+        act = 1.0 - h * h if nonlinearity == "tanh" else (h > 0).astype(h.dtype)  # (B, H)
+        D = _diag_blocks(act[:, None, :]).reshape(B, H, H)
+        return h, D, D, act[:, :, None] * W_hh[None]
+    if arch == "lstm":
+        h_prev, c_prev = s_prev[:, :H], s_prev[:, H:]
+        h, c, (_, _, gates, tc, _, _, _) = cells.lstm_step_forward(a_x, h_prev, c_prev, W_hh, b_hh)
+        i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
+        dc = np.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), np.zeros_like(i)], axis=1)
+        do = o * (1 - tc * tc)  # (B, H): d h / d c
+        dh = dc * do[:, None, :]
+        dh[:, 3] = tc * o * (1 - o)
+        D = np.concatenate([_diag_blocks(dh), _diag_blocks(dc)], axis=1).reshape(B, 2 * H, 4 * H)
+        J = np.empty((B, 2 * H, 2 * H), a_x.dtype)
+        J[:, :, :H] = D @ W_hh  # through a_h = W_hh h_{t-1}
+        J[:, :, H:] = 0.0
+        ar = np.arange(H)
+        J[:, ar, H + ar] = do * f  # h_t <- c_{t-1}
+        J[:, H + ar, H + ar] = f  # c_t <- c_{t-1}
+        return np.concatenate([h, c], axis=1), D, D, J
+    h, (_, gates, hn, _) = cells.gru_step_forward(a_x, s_prev, W_hh, b_hh)
+    r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
+    dn = (1 - z) * (1 - n * n)  # (B, H): d h / d (n pre-activation)
+    dx = np.stack([dn * hn * r * (1 - r), (s_prev - n) * z * (1 - z), dn], axis=1)  # (B, 3, H)
+    dhh = dx.copy()
+    dhh[:, 2] *= r  # the n block's recurrent part is gated by r
+    D_x = _diag_blocks(dx).reshape(B, H, 3 * H)
+    D_h = _diag_blocks(dhh).reshape(B, H, 3 * H)
+    J = D_h @ W_hh
+    ar = np.arange(H)
+    J[:, ar, ar] += z  # h_t = ... + z h_{t-1}
+    return h, D_x, D_h, J
+
+
+def rtrl(model: Model, x, y, loss="mse", loss_on="all", truncate=None) -> RTRLResult:
+    """Exact gradients by real-time recurrent learning (forward-mode sensitivities).
+
+    Parameters
+    ----------
+    model : a one-layer :class:`core.RNN` (tanh or relu), :class:`core.LSTM` or :class:`core.GRU`.
+    x, y, loss, loss_on, truncate : as in :func:`core.bptt`; ``truncate=k`` drops the
+        dependence of s_t on s_{t-1} at t = k, 2k, ... (the same surrogate truncated BPTT differentiates).
+
+    Returns
+    -------
+    RTRLResult: the loss and gradients of :func:`core.bptt` (to rounding), with memory
+    independent of T.
+
+    .. math:: S_t = J_t S_{t-1} + D_t \\otimes [z_t; 1], \\quad
+              \\nabla_\\theta L = \\sum_t \\frac{\\partial L_t}{\\partial s_t} S_t
+    """
+    x, y = validate_inputs(model, x, y, loss, loss_on, truncate)
+    cfg, p = model.config, model.params
+    if cfg.num_layers != 1:
+        raise ValueError(f"num_layers must be 1 for rtrl (one recurrent layer), got {cfg.num_layers}")
+    T, B, I = x.shape
+    H, G, dtype = cfg.hidden_size, cfg.gates, x.dtype
+    n = state_size(cfg)
+    W_ih, W_hh, b_ih, b_hh = (p[f"{k}_l0"] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    W_o, b_o = p["readout.weight"], p["readout.bias"]
+    Sx = np.zeros((B, n, G * H * (I + 1)), dtype)  # d s / d [W_ih | b_ih]
+    Sh = np.zeros((B, n, G * H * (H + 1)), dtype)  # d s / d [W_hh | b_hh]
+    Sx_next, Sh_next = np.empty_like(Sx), np.empty_like(Sh)
+    s = np.zeros((B, n), dtype)
+    gx, gh = np.zeros(G * H * (I + 1), dtype), np.zeros(G * H * (H + 1), dtype)
+    dW_o, db_o = np.zeros_like(W_o), np.zeros_like(b_o)
+    ones = np.ones((B, 1), dtype)
+    value, held, bad = 0.0, 0, None
+    with np.errstate(all="ignore"):
+        a_x_all = x @ W_ih.T + b_ih  # (T, B, G*H); b_hh enters through a_h
+        for t in range(T):
+            zh = np.concatenate([s[:, :H], ones], axis=1)  # (B, H+1): [h_{t-1}; 1]
+            zx = np.concatenate([x[t], ones], axis=1)  # (B, I+1)
+            s, D_x, D_h, J = _step(cfg.arch, cfg.nonlinearity, a_x_all[t], s, W_hh, b_hh)
+            if bad is None and not np.all(np.isfinite(s)):
+                bad = t
+            if truncate is not None and t % truncate == 0 and t > 0:
+                Sx_next[...] = 0.0  # s_{t-1} detached: only the immediate term remains
+                Sh_next[...] = 0.0
+            else:
+                np.matmul(J, Sx, out=Sx_next)  # (B, n, n) @ (B, n, P_x): the O(n^2 P) step
+                np.matmul(J, Sh, out=Sh_next)
+            Sx_next.reshape(B, n, G * H, I + 1)[...] += D_x[..., None] * zx[:, None, None, :]
+            Sh_next.reshape(B, n, G * H, H + 1)[...] += D_h[..., None] * zh[:, None, None, :]
+            Sx, Sx_next, Sh, Sh_next = Sx_next, Sx, Sh_next, Sh
+            held = max(held, Sx.nbytes + Sx_next.nbytes + Sh.nbytes + Sh_next.nbytes + J.nbytes
+                       + D_h.nbytes + (D_x.nbytes if D_x is not D_h else 0) + s.nbytes)
+            if loss_on == "last" and t < T - 1:
+                continue
+            h = s[:, :H]
+            out = h @ W_o.T + b_o  # (B, O)
+            v, dout = loss_forward_backward(out, y[t] if loss_on == "all" else y, loss)
+            w = 1.0 / T if loss_on == "all" else 1.0  # the mean over steps
+            value += w * v
+            dout = w * dout
+            dW_o += dout.T @ h
+            db_o += dout.sum(axis=0)
+            ds = np.zeros((B, n), dtype)
+            ds[:, :H] = dout @ W_o  # dL_t / d h_t (c_t reaches the loss only through h_t)
+            gx += np.einsum("bn,bnp->p", ds, Sx)
+            gh += np.einsum("bn,bnp->p", ds, Sh)
+    gx, gh = gx.reshape(G * H, I + 1), gh.reshape(G * H, H + 1)
+    grads = {"weight_ih_l0": gx[:, :I].copy(), "weight_hh_l0": gh[:, :H].copy(),
+             "bias_ih_l0": gx[:, I].copy(), "bias_hh_l0": gh[:, H].copy(),
+             "readout.weight": dW_o, "readout.bias": db_o}
+    return RTRLResult(loss=float(value), grads=grads, memory_bytes=int(held), state_size=n,
+                      recurrent_params=recurrent_params(cfg), nonfinite_step=bad)
