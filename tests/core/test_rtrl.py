@@ -83,7 +83,7 @@ def test_rtrl_validates_like_bptt(rng):
 
 def test_rtrl_reports_exploding_state_as_data(rng):
     model = core.build("rnn", input_size=1, hidden_size=3, nonlinearity="relu", init="identity", scale=1e3)
-    x = np.full((60, 1, 1), 1e3)
-    res = core.rtrl(model, x, np.zeros((60, 1, 1)))
+    x = np.full((150, 1, 1), 1e3)
+    res = core.rtrl(model, x, np.zeros((150, 1, 1)))
     assert res.nonfinite_step is not None
     assert not np.isfinite(res.loss)
