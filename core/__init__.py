@@ -8,6 +8,7 @@ from .jacobians import (
     step_jacobian_singular_values,
     weight_singular_values,
 )
+from .checkpointing import CheckpointResult, checkpointed_bptt
 from .rtrl import RTRLResult, rtrl
 from .models import ARCHS, INITS, GRU, LSTM, RNN, Model, ModelConfig, build, param_shapes
 from .tasks import TASKS, Task, load_corpus, make_task
@@ -35,6 +36,7 @@ __all__ = [
     "RNN",
     "TASKS",
     "BPTTResult",
+    "CheckpointResult",
     "Model",
     "ModelConfig",
     "OptimizerState",
@@ -49,6 +51,7 @@ __all__ = [
     "bptt",
     "build",
     "build_model",
+    "checkpointed_bptt",
     "clip_grad_norm",
     "connectivity",
     "gamma_bound",

@@ -184,11 +184,9 @@ def _cache_bytes(cache):
     """Bytes of the arrays a layer cache holds for the backward pass (input excluded)."""
     total = cache.hs.nbytes
     for st in cache.steps:
-        if cache.arch == "rnn":
-            total += st.h.nbytes  # (h_prev is the previous h)
-        elif cache.arch == "lstm":
+        if cache.arch == "lstm":
             total += st.c_prev.nbytes + st.gates.nbytes + st.tanh_c.nbytes + st.aux.nbytes
-        else:
+        elif cache.arch == "gru":  # (an RNN step's cache holds only h_prev and h, both in hs)
             total += st.gates.nbytes + st.hn.nbytes
     return int(total)
 
