@@ -154,11 +154,11 @@ def rtrl(model: Model, x, y, loss="mse", loss_on="all", truncate=None) -> RTRLRe
     ones = np.ones((B, 1), dtype)
     value, held, bad = 0.0, 0, None
     with np.errstate(all="ignore"):
-        a_x_all = x @ W_ih.T + b_ih  # (T, B, G*H); b_hh enters through a_h
         for t in range(T):
             zh = np.concatenate([s[:, :H], ones], axis=1)  # (B, H+1): [h_{t-1}; 1]
             zx = np.concatenate([x[t], ones], axis=1)  # (B, I+1)
-            s, D_x, D_h, J = _step(cfg.arch, cfg.nonlinearity, a_x_all[t], s, W_hh, b_hh)
+            a_x = x[t] @ W_ih.T + b_ih  # (B, G*H); b_hh enters through a_h
+            s, D_x, D_h, J = _step(cfg.arch, cfg.nonlinearity, a_x, s, W_hh, b_hh)
             if bad is None and not np.all(np.isfinite(s)):
                 bad = t
             if truncate is not None and t % truncate == 0 and t > 0:
