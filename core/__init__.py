@@ -8,7 +8,7 @@ from .jacobians import (
     step_jacobian_singular_values,
     weight_singular_values,
 )
-from .checkpointing import CheckpointResult, checkpointed_bptt
+from .checkpointing import CheckpointResult, WindowResult, checkpointed_bptt, windowed_bptt
 from .rtrl import RTRLResult, rtrl
 from .models import ARCHS, INITS, GRU, LSTM, RNN, Model, ModelConfig, build, param_shapes
 from .tasks import TASKS, Task, load_corpus, make_task
@@ -46,6 +46,7 @@ __all__ = [
     "Task",
     "TrainConfig",
     "TrainResult",
+    "WindowResult",
     "__version__",
     "adam_step",
     "bptt",
@@ -72,4 +73,5 @@ __all__ = [
     "train_iter",
     "train_step",
     "weight_singular_values",
+    "windowed_bptt",
 ]

@@ -24,8 +24,9 @@ from math import comb
 import numpy as np
 
 from . import cells
-from .bptt import loss_forward_backward, validate_inputs
+from .bptt import _cache_bytes, layer_backward, layer_forward, loss_forward_backward, validate_inputs
 from .models import Model
+from .rtrl import flops_model as rtrl_flops
 
 
 @dataclass(frozen=True)
@@ -269,3 +270,92 @@ def checkpointed_bptt(model: Model, x, y, loss="mse", loss_on="all", truncate=No
     return CheckpointResult(loss=float(value), grads=grads, budget_states=budget_states, peak_states=peak,
                             forward_steps=T + advanced, recomputed_steps=advanced,
                             memory_bytes=int(peak * state_bytes(cfg, B) + leaf_bytes))
+
+
+# ----------------------------------------------------------------------------- truncated BPTT by windows
+@dataclass(frozen=True)
+class WindowResult:
+    """What :func:`windowed_bptt` computed: ``loss``, ``grads`` (those of ``core.bptt(...,
+    truncate=window)``), ``memory_bytes`` (one window's activations and outputs) and ``window``."""
+
+    loss: float
+    grads: dict
+    memory_bytes: int
+    window: int
+
+
+def window_memory_model(cfg, T: int, batch: int, window: int) -> int:
+    """Bytes :func:`windowed_bptt` holds: one window's activations and its (k, B, O) outputs."""
+    k = min(window, T)
+    return int(k * (step_bytes(cfg, batch) + batch * cfg.output_size * np.dtype(cfg.dtype).itemsize))
+
+
+def windowed_bptt(model: Model, x, y, loss="mse", loss_on="all", *, window: int) -> WindowResult:
+    """Truncated BPTT as it is run in practice: forward and backward one window of k steps at a
+    time, carrying only the state from one window to the next (detached), so memory is O(k)
+    instead of O(T). The gradients are those of ``core.bptt(model, x, y, truncate=k)``; with the
+    loss on the last step only, the windows before the last need no backward pass at all.
+    """
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window <= 0:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    x, y = validate_inputs(model, x, y, loss, loss_on)
+    cfg, p = model.config, model.params
+    T, B, _ = x.shape
+    L, H, dtype = cfg.num_layers, cfg.hidden_size, x.dtype
+    W_o, b_o = p["readout.weight"], p["readout.bias"]
+    zeros = np.zeros((B, H), dtype)
+    states = [(zeros, zeros if cfg.arch == "lstm" else None)] * L
+    grads = {k: np.zeros_like(v) for k, v in p.items()}
+    value, held = 0.0, 0
+    with np.errstate(all="ignore"):
+        for s in range(0, T, window):
+            e = min(s + window, T)
+            inp, caches, new = x[s:e], [], []
+            for l, (h0, c0) in enumerate(states):
+                inp, cache = layer_forward(cfg.arch, cfg.nonlinearity, inp, *_layer_params(p, l), h0, c0)
+                caches.append(cache)
+                new.append((inp[-1].copy(), None if cache[8] is None else cache[8].copy()))
+            states = new
+            out = inp @ W_o.T + b_o  # (k, B, O)
+            held = max(held, sum(_cache_bytes(c) for c in caches) + out.nbytes)
+            if loss_on == "last" and e < T:
+                continue  # no loss in this window and no gradient from later ones: nothing to do
+            if loss_on == "all":
+                v, dout = loss_forward_backward(out, y[s:e], loss)
+                value += v * (e - s) / T  # the mean over all T steps
+                dout *= (e - s) / T
+            else:
+                dout = np.zeros_like(out)
+                v, dout[-1] = loss_forward_backward(out[-1], y, loss)
+                value += v
+            n = e - s
+            grads["readout.weight"] += dout.reshape(n * B, -1).T @ inp.reshape(n * B, H)
+            grads["readout.bias"] += dout.sum(axis=(0, 1))
+            dh_local = dout @ W_o  # (k, B, H)
+            for l in range(L - 1, -1, -1):
+                dh_local, g, _ = layer_backward(dh_local, caches[l], need_dx=l > 0, consume=True)
+                for name, gi in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), g, strict=True):
+                    grads[f"{name}_l{l}"] += gi
+    return WindowResult(loss=float(value), grads=grads, memory_bytes=int(held), window=int(window))
+
+
+# ----------------------------------------------------------------------------- work models
+def step_work(cfg, batch: int) -> float:
+    """Multiply-adds of one forward step of every layer: B G H (I + H) per layer (plus the readout)."""
+    G, H = cfg.gates, cfg.hidden_size
+    per = sum(G * H * ((cfg.input_size if l == 0 else H) + H) for l in range(cfg.num_layers))
+    return float(batch * (per + H * cfg.output_size))
+
+
+def work_model(cfg, T: int, batch: int, method: str, budget_states: int | None = None) -> float:
+    """Multiply-adds of one gradient by ``method``: a backward step costs about two forward steps,
+    so BPTT does 3 T step-equivalents; ``"sqrt"`` (``checkpoint=True``) adds T recomputed steps,
+    ``"budget"`` adds F(T, budget - 1); ``"window"`` is BPTT's; ``"rtrl"`` is :func:`core.rtrl.flops_model`."""
+    if method == "rtrl":
+        return rtrl_flops(cfg, T, batch)
+    extra = {"bptt": 0, "window": 0, "sqrt": T}.get(method)
+    if method == "budget":
+        extra = recomputed_steps(T, budget_states - 1)
+    if extra is None:
+        raise ValueError(f"method must be one of bptt, window, sqrt, budget, rtrl; got {method!r}")
+    return (3 * T + extra) * step_work(cfg, batch)

@@ -95,3 +95,38 @@ def test_bad_budgets_are_refused_naming_the_field(kw, match, rng):
     model = core.build("rnn", input_size=2, hidden_size=3)
     with pytest.raises(ValueError, match=match):
         core.checkpointed_bptt(model, rng.standard_normal((5, 1, 2)), rng.standard_normal((5, 1, 1)), **kw)
+
+
+WINDOW_CASES = list(itertools.product(ARCHS, [1, 2], ["mse", "cross_entropy"], ["all", "last"], [1, 2, 4, 6, 9]))
+
+
+@pytest.mark.parametrize("arch_nl,layers,loss,loss_on,window", WINDOW_CASES,
+                         ids=[f"{a[0]}-{a[1]}-L{l}-{lo}-{on}-k{k}" for a, l, lo, on, k in WINDOW_CASES])
+def test_windowed_bptt_is_truncated_bptt(arch_nl, layers, loss, loss_on, window):
+    model, x, y = make_case(*arch_nl, layers, loss, loss_on)
+    ref = core.bptt(model, x, y, loss=loss, loss_on=loss_on, truncate=window)
+    res = core.windowed_bptt(model, x, y, loss=loss, loss_on=loss_on, window=window)
+    assert res.loss == pytest.approx(ref.loss, rel=1e-12)
+    assert_grads_equal(res.grads, ref.grads, rtol=1e-12)
+    B = x.shape[1]
+    assert res.memory_bytes == ck.window_memory_model(model.config, T, B, window)
+    assert res.memory_bytes <= ref.memory_bytes
+
+
+def test_windowed_bptt_names_a_bad_window(rng):
+    model = core.build("rnn", input_size=2, hidden_size=3)
+    with pytest.raises(ValueError, match="window"):
+        core.windowed_bptt(model, rng.standard_normal((5, 1, 2)), rng.standard_normal((5, 1, 1)), window=0)
+
+
+def test_work_models_count_the_recomputed_steps():
+    cfg = core.build("lstm", input_size=2, hidden_size=8, output_size=1).config
+    step = ck.step_work(cfg, 4)
+    assert step == 4 * (4 * 8 * (2 + 8) + 8)
+    assert ck.work_model(cfg, 100, 4, "bptt") == 300 * step
+    assert ck.work_model(cfg, 100, 4, "sqrt") == 400 * step
+    assert ck.work_model(cfg, 100, 4, "budget", 4) == (300 + ck.recomputed_steps(100, 3)) * step
+    from core.rtrl import flops_model
+    assert ck.work_model(cfg, 100, 4, "rtrl") == flops_model(cfg, 100, 4)
+    with pytest.raises(ValueError, match="method"):
+        ck.work_model(cfg, 100, 4, "magic")
