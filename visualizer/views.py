@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import compute, figures, heatmaps, payloads, series
+from . import compute, cost, cost_figures, figures, heatmaps, payloads, series
 
 
 def _no_note(keys) -> None:
@@ -167,6 +167,33 @@ product of Jacobians as in training, read as "how far back does the output still
         figure=heatmaps.connectivity_figure,
         series=series.connectivity_series,
         note=payloads.connectivity_note,
+    ),
+    View(
+        key="cost",
+        label="Cost",
+        title="The cost of BPTT: memory and time against T, and what truncation gives up",
+        caption=("Top: memory held and time for one gradient against the sequence length T, for full BPTT, truncated "
+                 "BPTT (run window by window), checkpointing (√T states, or a fixed budget of states, recomputing the "
+                 "rest) and real-time recurrent learning (RTRL, memory independent of T). Solid: measured; dashed: "
+                 "the method's cost model where measuring would take too long; dotted grey: growth laws. Bottom: how "
+                 "far the truncated gradient is from the full one for windows k, per architecture, and the memory "
+                 "each method holds against its gradient error: checkpointing and RTRL are exact (rounding level)."),
+        maths=r"""
+BPTT keeps every step's activations for the backward pass, so its memory grows as $O(T)$:
+$$\frac{\partial L}{\partial \theta} = \sum_{t} \frac{\partial L}{\partial s_t}\,
+\frac{\partial s_t}{\partial \theta}\Big|_{\text{step } t}, \qquad
+\frac{\partial L}{\partial s_{t}} = \frac{\partial L_t}{\partial s_t} + \frac{\partial L}{\partial s_{t+1}}J_{t+1}.$$
+**Truncation** with window $k$ drops $J_{t+1}$ at the window boundaries: memory $O(k)$, a biased gradient.
+**Checkpointing** stores $c$ states and recomputes the rest; with $c = \sqrt{T}$ about one extra forward
+pass, and with a budget of $c$ states the binomial schedule (Griewank's revolve; Gruslys et al. 2016) recomputes
+$F(T, c-1) = rT - \binom{c+r}{r-1}$ steps, $r$ the least integer with $\binom{c+r}{r} \ge T$. Exact.
+**RTRL** carries $S_t = \partial s_t/\partial\theta$ forward, $S_t = J_t S_{t-1} + \partial s_t/\partial\theta|_t$:
+memory $O(nP)$ whatever $T$, but $O(n^2 P)$ work per step for state size $n$ and $P$ parameters. Exact.
+""",
+        payload=cost.payload,
+        figure=cost_figures.cost_figure,
+        series=cost.series,
+        note=cost.note,
     ),
 )}
 GRAD_NORM = VIEWS["grad_norm"]  # view 1, above the tabs

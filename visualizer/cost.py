@@ -1,0 +1,379 @@
+"""The cost of BPTT: measured memory and time per gradient against T, and what truncation gives up.
+
+Two payloads for the "Cost" view, both from tested core functions:
+
+* :func:`sweep` times one gradient of the first chosen architecture by each method (full BPTT,
+  truncated BPTT run window by window, sqrt(T) checkpointing, binomial checkpointing under a
+  budget of states, RTRL) at log-spaced T up to the app's maximum. Memory is what each method
+  reports holding (tests check it equals the method's model). Timing stops for a method once its
+  next point would exceed its share of :data:`MEASURE_SECONDS` (estimated from its last measured
+  time scaled by the work model); the rest of its curve comes from that model, flagged as such.
+* :func:`tradeoff` compares, per architecture on the app's task, the truncated gradient for
+  windows k = 1..T (log-spaced, at most :data:`WINDOWS`) with the full one (cosine similarity,
+  relative error), and the exact methods' gradients with it.
+
+Both are memoized: a second visit of the tab recomputes nothing. Nothing here imports dash or plotly.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import core
+from core import checkpointing as ck
+from core.rtrl import flops_model as rtrl_flops
+from core.rtrl import memory_model as rtrl_memory
+
+from . import compute
+from .cache import memoize
+from .series import Series
+
+T_MIN, T_MAX = 4, 2000  # the sweep's range: a few steps to the app's longest sequence (urlstate.SPEC, tested)
+T_POINTS = 10  # log-spaced T values measured at most (the app's own T is added)
+MEASURE_SECONDS = 3.0  # wall time one sweep may spend timing, shared equally by the methods
+TRADEOFF_SECONDS = 3.0  # wall time the truncation comparison may spend per architecture (estimated)
+WINDOWS = 12  # windows k compared at most (log-spaced from 1 to T, the chosen window added)
+DEFAULT_WINDOW = 20  # the truncated method's window when the app's truncation is off
+BUDGET_STATES = 4  # the stored states of the budget method
+RTRL_FLOPS = 3e8  # multiply-adds RTRL may spend on the exactness check (first sequence, a prefix)
+METHODS = ("bptt", "window", "sqrt", "budget", "rtrl")
+
+
+@dataclass(frozen=True)
+class SweepKey:
+    """What the measured costs depend on: the model's shape, the batch, the window and the loss placement."""
+
+    arch: str
+    input_size: int
+    hidden: int
+    output_size: int
+    layers: int
+    batch: int
+    window: int
+    loss_on: str
+
+
+@dataclass(frozen=True, eq=False)
+class MethodCurve:
+    """One method's cost against T. ``measured[i]`` False: seconds[i] comes from the work model
+    (scaled from the last measured point) and memory[i] from the memory model."""
+
+    method: str
+    label: str
+    T: np.ndarray
+    memory: np.ndarray  # bytes
+    seconds: np.ndarray
+    measured: np.ndarray  # bool
+    recomputed: np.ndarray  # steps evaluated more than once
+
+
+@dataclass(frozen=True, eq=False)
+class Sweep:
+    """:func:`sweep`'s result: ``curves`` in :data:`METHODS` order (RTRL omitted for several layers)."""
+
+    key: SweepKey
+    name: str
+    curves: tuple
+
+
+def labels(window: int) -> dict:
+    """Legend label of each method."""
+    return {"bptt": "full BPTT", "window": f"truncated, k={window}", "sqrt": "checkpoint √T",
+            "budget": f"checkpoint, {BUDGET_STATES} states", "rtrl": "RTRL"}
+
+
+def t_grid() -> np.ndarray:
+    """The sweep's T values: log-spaced from T_MIN to T_MAX."""
+    return np.unique(np.round(np.geomspace(T_MIN, T_MAX, T_POINTS)).astype(int))
+
+
+def window_of(key) -> int:
+    """The truncated method's window: the app's truncation, or :data:`DEFAULT_WINDOW` when it is off."""
+    return int(key.truncate) if key.truncate else DEFAULT_WINDOW
+
+
+def sweep_key(key) -> SweepKey:
+    """The :class:`SweepKey` of a :class:`visualizer.compute.RunKey`."""
+    task = compute.get_task(key.data)
+    return SweepKey(key.arch, task.input_size, key.hidden, task.output_size, key.layers, key.data.batch,
+                    window_of(key), key.data.loss_on)
+
+
+def _model(key: SweepKey):
+    """A model of the key's shape (the costs do not depend on the weights' values)."""
+    return core.build(key.arch, input_size=key.input_size, hidden_size=key.hidden, output_size=key.output_size,
+                      num_layers=key.layers)
+
+
+def _run(method, model, x, y, loss_on, window):
+    """One gradient by ``method`` -> (memory_bytes, recomputed steps)."""
+    T = x.shape[0]
+    if method == "bptt":
+        return core.bptt(model, x, y, loss_on=loss_on).memory_bytes, 0
+    if method == "window":
+        return core.windowed_bptt(model, x, y, loss_on=loss_on, window=window).memory_bytes, 0
+    if method == "sqrt":
+        return core.bptt(model, x, y, loss_on=loss_on, checkpoint=True).memory_bytes, T
+    if method == "budget":
+        res = core.checkpointed_bptt(model, x, y, loss_on=loss_on, budget_states=BUDGET_STATES)
+        return res.memory_bytes, res.recomputed_steps
+    return core.rtrl(model, x, y, loss_on=loss_on).memory_bytes, 0
+
+
+def _timed(fn):
+    """(seconds of the fastest of a few calls adding up to >= 20 ms, the last result)."""
+    best, spent, out = math.inf, 0.0, None
+    for _ in range(5):
+        t0 = time.perf_counter()
+        out = fn()
+        dt = time.perf_counter() - t0
+        best, spent = min(best, dt), spent + dt
+        if spent >= 0.02:
+            break
+    return best, out
+
+
+def memory_model(method, cfg, T, B, window) -> int:
+    """The memory model of ``method`` (each equals what the method reports; see tests/core)."""
+    if method == "bptt":
+        return ck.bptt_memory_model(cfg, T, B)
+    if method == "window":
+        return ck.window_memory_model(cfg, T, B, window)
+    if method == "sqrt":
+        return ck.bptt_memory_model(cfg, T, B, checkpoint=True)
+    if method == "budget":
+        return ck.memory_model(cfg, T, B, BUDGET_STATES)
+    return rtrl_memory(cfg, B)
+
+
+def recomputed_model(method, T) -> int:
+    """Steps ``method`` evaluates more than once at length T."""
+    return {"sqrt": T, "budget": ck.recomputed_steps(T, BUDGET_STATES - 1)}.get(method, 0)
+
+
+def methods_for(layers: int) -> tuple:
+    """The methods the sweep shows (RTRL for one layer only)."""
+    return tuple(m for m in METHODS if m != "rtrl" or layers == 1)
+
+
+@memoize(maxsize=40)
+def method_curve(mkey) -> MethodCurve:
+    """Measure one method over :func:`t_grid` for ``mkey = (SweepKey, method)``, in increasing T, while
+    the time spent plus the next point's estimate (the last measured time scaled by the work model)
+    fits the method's share of :data:`MEASURE_SECONDS`; the remaining points come from the models."""
+    key, m = mkey
+    model = _model(key)
+    cfg, B = model.config, key.batch
+    share = MEASURE_SECONDS / len(methods_for(key.layers))
+    rng = np.random.default_rng(0)
+    grid = t_grid()
+    x_all = rng.standard_normal((grid[-1], B, key.input_size))
+    mem, sec, ok, rec = [], [], [], []
+    last, used = None, 0.0  # (T, seconds) of the last measured point; wall time spent
+    with np.errstate(all="ignore"):
+        for T in (int(t) for t in grid):
+            x = x_all[:T]
+            y = np.repeat(x[..., :1], key.output_size, axis=-1)
+            y = y if key.loss_on == "all" else y[-1]
+            work = ck.work_model(cfg, T, B, m, BUDGET_STATES)
+            if last is not None:
+                guess = last[1] * work / ck.work_model(cfg, last[0], B, m, BUDGET_STATES)
+            else:  # nothing measured yet: assume ~1e9 multiply-adds a second
+                guess = work / 1e9 if m == "rtrl" else None
+            if guess is None or used + guess <= share:
+                t0 = time.perf_counter()
+                s, (b, r) = _timed(lambda x=x, y=y: _run(m, model, x, y, key.loss_on, key.window))
+                used += time.perf_counter() - t0
+                last = (T, s)
+                mem.append(b), sec.append(s), ok.append(True), rec.append(r)
+            else:
+                mem.append(memory_model(m, cfg, T, B, key.window)), sec.append(guess)
+                ok.append(False), rec.append(recomputed_model(m, T))
+    ro = compute.read_only
+    return MethodCurve(m, labels(key.window)[m], ro(grid.copy()), ro(np.array(mem, float)), ro(np.array(sec, float)),
+                       ro(np.array(ok, bool)), ro(np.array(rec, float)))
+
+
+def sweep(key: SweepKey) -> Sweep:
+    """Every method's :func:`method_curve` (each memoized: changing the window re-measures only truncation)."""
+    return Sweep(key, compute.DISPLAY_NAMES[key.arch],
+                 tuple(method_curve((key, m)) for m in methods_for(key.layers)))
+
+
+# ----------------------------------------------------------------------------- what truncation gives up
+@dataclass(frozen=True, eq=False)
+class Tradeoff:
+    """One architecture on the app's task: truncated gradients against the full one, and the exact methods'."""
+
+    arch: str
+    name: str
+    T: int
+    windows: np.ndarray  # (K,) window lengths k
+    cosine: np.ndarray  # (K,) cosine similarity with the full gradient
+    rel_error: np.ndarray  # (K,) ||g_k - g|| / ||g||
+    window_memory: np.ndarray  # (K,) bytes truncated BPTT holds with window k
+    full_memory: int
+    exact: tuple  # (method, label, memory bytes, relative error, note) of the exact methods
+
+
+def agreement(g: dict, ref: dict) -> tuple[float, float]:
+    """(cosine similarity, relative error) of the flattened gradients ``g`` against ``ref``."""
+    a = np.concatenate([np.ravel(g[k]) for k in ref])
+    b = np.concatenate([np.ravel(ref[k]) for k in ref])
+    nb = np.linalg.norm(b)
+    if not (np.isfinite(nb) and nb > 0 and np.all(np.isfinite(a))):
+        return math.nan, math.nan
+    return float(a @ b / (np.linalg.norm(a) * nb)) if np.linalg.norm(a) > 0 else 0.0, float(np.linalg.norm(a - b) / nb)
+
+
+def windows_for(T: int, count: int, chosen: int | None) -> np.ndarray:
+    """Up to ``count`` log-spaced windows from 1 to T (the chosen one added)."""
+    ks = np.unique(np.round(np.geomspace(1, max(T, 1), max(count, 2))).astype(int))
+    if chosen and chosen <= T:
+        ks = np.unique(np.append(ks, chosen))
+    return ks
+
+
+@memoize(maxsize=12)
+def tradeoff(key) -> Tradeoff:
+    """Compare truncated, checkpointed and RTRL gradients with full BPTT's for a :class:`~visualizer.compute.RunKey`."""
+    task, model = compute.get_task(key.data), compute.get_model(key)
+    y, loss_on, _ = compute.targets(task, key.data.loss_on)
+    x, cfg = task.x, model.config
+    T, B = x.shape[:2]
+    with np.errstate(all="ignore"):
+        t0 = time.perf_counter()
+        full = core.bptt(model, x, y, loss=task.loss, loss_on=loss_on)
+        per_run = max(time.perf_counter() - t0, 1e-4)
+        count = int(min(WINDOWS, max(3, TRADEOFF_SECONDS // (2 * per_run))))
+        ks = windows_for(T, count, key.truncate)
+        cos, err = [], []
+        for k in ks:
+            res = core.windowed_bptt(model, x, y, loss=task.loss, loss_on=loss_on, window=int(k))
+            c, e = agreement(res.grads, full.grads)
+            cos.append(c), err.append(e)
+        c = math.ceil(math.sqrt(T))
+        # the exact methods cost ~3 full runs: on the first sequence only when that would exceed the budget
+        nb = B if 3 * per_run <= TRADEOFF_SECONDS else 1
+        xs, ys = x[:, :nb], (y[:, :nb] if loss_on == "all" else y[:nb])
+        ref = full.grads if nb == B else core.bptt(model, xs, ys, loss=task.loss, loss_on=loss_on).grads
+        where = "" if nb == B else ", checked on the first sequence"
+        res = core.checkpointed_bptt(model, xs, ys, loss=task.loss, loss_on=loss_on, budget_states=c)
+        exact = [("budget", f"checkpoint, {c} states", ck.memory_model(cfg, T, B, c), agreement(res.grads, ref)[1],
+                  f"recomputes {res.recomputed_steps} steps{where}")]
+        res = core.bptt(model, xs, ys, loss=task.loss, loss_on=loss_on, checkpoint=True)
+        exact.append(("sqrt", "checkpoint √T", ck.bptt_memory_model(cfg, T, B, True), agreement(res.grads, ref)[1],
+                      f"recomputes {T} steps{where}"))
+        if cfg.num_layers == 1:
+            exact.append(_rtrl_check(model, x, y, task.loss, loss_on))
+    return Tradeoff(key.arch, compute.DISPLAY_NAMES[key.arch], T, compute.read_only(ks),
+                    compute.read_only(np.array(cos)), compute.read_only(np.array(err)),
+                    compute.read_only(np.array([ck.window_memory_model(cfg, T, B, int(k)) for k in ks], float)),
+                    int(full.memory_bytes), tuple(exact))
+
+
+def _rtrl_check(model, x, y, loss, loss_on):
+    """RTRL's relative error against BPTT on the first sequence and the longest prefix of at most
+    :data:`RTRL_FLOPS` multiply-adds; its memory for the whole batch from its model."""
+    T, B = x.shape[:2]
+    cfg = model.config
+    Tp = int(max(2, min(T, RTRL_FLOPS // max(rtrl_flops(cfg, 1, 1), 1))))
+    xs = x[:Tp, :1]
+    ys = y[:Tp, :1] if loss_on == "all" else y[:1]  # "last": the prefix's last step is scored
+    ref = core.bptt(model, xs, ys, loss=loss, loss_on=loss_on)
+    res = core.rtrl(model, xs, ys, loss=loss, loss_on=loss_on)
+    where = "the first sequence" + (f", first {Tp} steps" if Tp < T else "")
+    return ("rtrl", "RTRL", rtrl_memory(cfg, B), agreement(res.grads, ref.grads)[1], f"checked on {where}")
+
+
+# ----------------------------------------------------------------------------- the view's payload, words, series
+@dataclass(frozen=True, eq=False)
+class CostPayload:
+    """The Cost view's data: the first architecture's :class:`Sweep` and every architecture's :class:`Tradeoff`."""
+
+    sweep: Sweep
+    tradeoffs: tuple
+    T_app: int  # the app's sequence length (marked on the top panels)
+
+
+def payload(keys) -> CostPayload | None:
+    """The Cost view's payload for a list of :class:`visualizer.compute.RunKey` (None if empty)."""
+    if not keys:
+        return None
+    return CostPayload(sweep(sweep_key(keys[0])), tuple(tradeoff(k) for k in keys), int(keys[0].data.seq_len))
+
+
+def _mib(b) -> str:
+    """Bytes as a short MiB/KiB figure."""
+    return f"{b / 2**20:.3g} MiB" if b >= 2**20 else f"{b / 2**10:.3g} KiB"
+
+
+def _at(curve, T):
+    """(memory, seconds, measured, recomputed) of ``curve`` at length T."""
+    i = int(np.flatnonzero(curve.T == T)[0])
+    return curve.memory[i], curve.seconds[i], bool(curve.measured[i]), int(curve.recomputed[i])
+
+
+def note(keys) -> str | None:
+    """Sentences for the caption, every number read from the payload the figure draws."""
+    pl = payload(keys)
+    if pl is None:
+        return None
+    sw, c = pl.sweep, {cv.method: cv for cv in pl.sweep.curves}
+    T = int(sw.curves[0].T[-1])
+    full, win, sq, bud = (_at(c[m], T) for m in ("bptt", "window", "sqrt", "budget"))
+    n_seg = -(-T // math.ceil(math.sqrt(T)))
+    out = [f"At T={T}, full BPTT holds {_mib(full[0])} for the {sw.name}; truncation to k={sw.key.window} holds "
+           f"{_mib(win[0])}; √T checkpointing ({n_seg} states) holds {_mib(sq[0])} and recomputes {sq[3]} steps; "
+           f"{BUDGET_STATES} states hold {_mib(bud[0])} and recompute {bud[3]} steps "
+           f"({bud[1] / full[1]:.2g}× full BPTT's time{'' if bud[2] and full[2] else ', partly from the cost model'})."]
+    if "rtrl" in c:
+        r = _at(c["rtrl"], T)
+        out.append(f"RTRL holds {_mib(r[0])} at every T (the sensitivities d s/d θ) but needs "
+                   f"{r[1] / full[1]:.3g}× full BPTT's time at T={T}"
+                   f"{' (measured)' if r[2] and full[2] else ' (from the cost model)'}.")
+    else:
+        out.append("RTRL is shown for one layer only.")
+    lines = []
+    for t in pl.tradeoffs:
+        bad = np.flatnonzero(~(t.rel_error <= 0.1))  # NaN counts as bad
+        k10 = "every k shown" if not bad.size else (
+            f"k ≥ {int(t.windows[bad[-1] + 1])}" if bad[-1] + 1 < t.windows.size else "no window shown")
+        worst_exact = max(e[3] for e in t.exact)
+        lines.append(f"{t.name}: relative error ≤ 10% from {k10} (cosine {t.cosine[0]:.3f} at k={int(t.windows[0])})"
+                     f", exact methods within {worst_exact:.1g}")
+    out.append("Truncation: " + "; ".join(lines) + ".")
+    measured = sum(int(cv.measured.sum()) for cv in sw.curves)
+    total = sum(cv.measured.size for cv in sw.curves)
+    out.append(f"Timings: {measured} of {total} points measured (one call each, the fastest of a few for short T; "
+               f"random inputs of this model's size, T at {len(sw.curves[0].T)} log-spaced lengths, cached); "
+               "dashed parts come from each method's cost model. "
+               f"Windows k: {len(pl.tradeoffs[0].windows)} log-spaced values.")
+    if keys[0].data.loss_on == "last":
+        out.append("With the loss on the last step only its window (the last T mod k steps, or k) gets gradient.")
+    return " ".join(out)
+
+
+def series(pl, keys) -> list:
+    """Export: each method's memory, seconds and measured flag over T; per architecture the
+    truncation curves and the exact methods' relative errors."""
+    if pl is None:
+        return []
+    sw, out = pl.sweep, []
+    for cv in sw.curves:
+        for q, vals in (("memory_bytes", cv.memory), ("seconds", cv.seconds), ("measured", cv.measured.astype(float)),
+                        ("recomputed_steps", cv.recomputed)):
+            out.append(Series("cost", sw.key.arch, sw.name, None, f"{cv.method}_{q}", np.asarray(vals, float), "T",
+                              np.asarray(cv.T)))
+    for t in pl.tradeoffs:
+        for q, vals in (("cosine", t.cosine), ("relative_error", t.rel_error), ("window_memory_bytes",
+                                                                                 t.window_memory)):
+            out.append(Series("cost", t.arch, t.name, None, f"truncated_{q}", np.asarray(vals, float), "k",
+                              np.asarray(t.windows)))
+        for method, _label, mem, err, _how in t.exact:
+            out.append(Series("cost", t.arch, t.name, None, f"{method}_relative_error", np.asarray(err, float)))
+            out.append(Series("cost", t.arch, t.name, None, f"{method}_memory_bytes", np.asarray(float(mem))))
+    return out
