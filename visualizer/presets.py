@@ -100,6 +100,18 @@ PRESETS = {p.key: p for p in (
         train_steps=300,
     ),
     Preset(
+        key="cost",
+        title="The cost of BPTT: memory, time, and what truncation gives up",
+        params=Params(arch=("rnn", "lstm", "gru"), seq_len=200, hidden=32, batch=8, task="copy", loss_on="all",
+                      init="orthogonal", scale=1.0, truncate=20, view="cost"),
+        explanation=(
+            "Full BPTT keeps every step's activations, so its memory grows in proportion to T, while truncation, "
+            "checkpointing and RTRL hold far less: read the top panels from left to right along T. Truncation pays "
+            "with a biased gradient: the orthogonal tanh RNN, whose gradient reaches far back, loses more of it at "
+            "k = 20 than the LSTM and GRU. Checkpointing pays with recomputed steps and RTRL with time growing as "
+            "n²P per step, and both give the exact gradient (bottom right, at rounding level)."),
+    ),
+    Preset(
         key="truncation",
         title="Truncated BPTT cuts the gradient at its window",
         params=Params(arch=("rnn", "lstm", "gru"), seq_len=100, hidden=32, task="adding", loss_on="last",

@@ -141,3 +141,24 @@ def test_clipping_rescues_the_exploding_run():
     config = training.train_config(replace(p, clip=None), "rnn-relu", steps)
     after = training.train_step(config, core.build_model(config), training.initial_state(config))
     assert np.linalg.norm(after.params["weight_hh_l0"], 2) == pytest.approx(1.9, abs=0.05)  # "from 1 to 1.9"
+
+
+def test_cost_preset_tells_its_story():
+    from visualizer import cost
+
+    p = presets.PRESETS["cost"].params
+    pl = cost.payload([compute.run_key(p, a) for a in p.arch])
+    curves = {c.method: c for c in pl.sweep.curves}
+    T = curves["bptt"].T
+    assert curves["bptt"].memory[-1] / curves["bptt"].memory[0] == pytest.approx(T[-1] / T[0], rel=0.05)  # O(T)
+    for m in ("window", "budget", "rtrl"):  # constant beyond the window
+        assert curves[m].memory[-1] == curves[m].memory[-2]
+    for m in ("window", "budget"):  # far less than full BPTT at the app's longest T
+        assert curves[m].memory[-1] < curves["bptt"].memory[-1] / 10
+    assert curves["sqrt"].memory[-1] < curves["bptt"].memory[-1] / 3  # it still holds the (T, B, O) outputs
+    by = {t.arch: t for t in pl.tradeoffs}
+    at20 = {a: float(t.rel_error[list(t.windows).index(20)]) for a, t in by.items()}
+    assert at20["rnn"] > at20["lstm"] and at20["rnn"] > at20["gru"]  # the RNN loses more at k = 20
+    for t in pl.tradeoffs:
+        assert all(e[3] < 1e-12 for e in t.exact)  # checkpointing and RTRL exact
+    assert curves["rtrl"].seconds[-1] > curves["bptt"].seconds[-1]

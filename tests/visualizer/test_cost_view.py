@@ -1,0 +1,144 @@
+"""The Cost view: its numbers come from the core methods, its memory from each method's model."""
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+import core
+from core import checkpointing as ck
+from core.rtrl import memory_model as rtrl_memory
+from visualizer import callbacks, compute, cost, cost_figures, export, urlstate, views
+from visualizer.plotstyle import decode
+
+SMALL = urlstate.Params(arch=("rnn", "lstm", "gru"), seq_len=30, hidden=4, batch=2, task="sine", loss_on="all",
+                        truncate=5, view="cost")
+
+
+@pytest.fixture(scope="module")
+def small():
+    keys = [compute.run_key(SMALL, a) for a in SMALL.arch]
+    return keys, cost.payload(keys)
+
+
+def test_the_sweep_spans_the_apps_sequence_lengths():
+    assert cost.T_MIN == 4 and urlstate.SPEC["seq_len"][2] == cost.T_MAX
+    grid = cost.t_grid()
+    assert grid[0] == cost.T_MIN and grid[-1] == cost.T_MAX and len(grid) <= cost.T_POINTS
+
+
+def test_every_point_is_the_methods_memory_model(small):
+    _keys, pl = small
+    key = pl.sweep.key
+    cfg = cost._model(key).config
+    assert [c.method for c in pl.sweep.curves] == list(cost.METHODS)
+    for c in pl.sweep.curves:
+        assert c.measured[0]  # the shortest sequence is always measured
+        for T, mem, rec in zip(c.T, c.memory, c.recomputed, strict=True):
+            assert mem == cost.memory_model(c.method, cfg, int(T), key.batch, key.window), (c.method, T)
+            assert rec == cost.recomputed_model(c.method, int(T))
+    bptt = pl.sweep.curves[0]
+    assert bptt.memory[-1] == ck.bptt_memory_model(cfg, cost.T_MAX, key.batch)
+    assert pl.sweep.curves[-1].memory[0] == rtrl_memory(cfg, key.batch)
+
+
+def test_unmeasured_times_continue_the_last_measured_one_by_the_work_model(monkeypatch):
+    monkeypatch.setattr(cost, "MEASURE_SECONDS", 0.0)
+    key = cost.SweepKey("lstm", 1, 8, 1, 1, 2, 5, "all")
+    cost.method_curve.cache_clear()
+    try:
+        full = cost.method_curve((key, "bptt"))
+        rtrl = cost.method_curve((key, "rtrl"))
+    finally:
+        cost.method_curve.cache_clear()
+    assert full.measured.tolist() == [True] + [False] * (len(full.T) - 1)
+    cfg = cost._model(key).config
+    w = [ck.work_model(cfg, int(T), 2, "bptt") for T in full.T]
+    np.testing.assert_allclose(full.seconds[1:], full.seconds[0] * np.array(w[1:]) / w[0], rtol=1e-12)
+    assert not rtrl.measured.any()  # even its first point would exceed a zero budget: all from the model
+    from core.rtrl import flops_model
+    np.testing.assert_allclose(rtrl.seconds, [flops_model(cfg, int(T), 2) / 1e9 for T in rtrl.T], rtol=1e-12)
+
+
+def test_truncation_numbers_are_the_cores(small):
+    keys, pl = small
+    for key, t in zip(keys, pl.tradeoffs, strict=True):
+        task, model = compute.get_task(key.data), compute.get_model(key)
+        y, loss_on, _ = compute.targets(task, key.data.loss_on)
+        full = core.bptt(model, task.x, y, loss=task.loss, loss_on=loss_on)
+        assert 5 in t.windows  # the app's window is among those compared
+        i = list(t.windows).index(5)
+        trunc = core.bptt(model, task.x, y, loss=task.loss, loss_on=loss_on, truncate=5)
+        a = np.concatenate([trunc.grads[k].ravel() for k in full.grads])
+        b = np.concatenate([full.grads[k].ravel() for k in full.grads])
+        assert t.rel_error[i] == pytest.approx(np.linalg.norm(a - b) / np.linalg.norm(b), rel=1e-9)
+        assert t.cosine[i] == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), rel=1e-9)
+        assert t.rel_error[0] > 1e-3 and t.rel_error[-1] < 1e-12  # k = 1 is biased, k = T is full BPTT
+        assert np.all((t.cosine > -1 - 1e-12) & (t.cosine < 1 + 1e-12))
+        assert {e[0] for e in t.exact} == {"budget", "sqrt", "rtrl"}
+        for _method, _label, mem, err, _how in t.exact:
+            assert err < 1e-12 and mem > 0
+        assert t.full_memory == ck.bptt_memory_model(model.config, 30, 2)
+
+
+def test_agreement_of_identical_and_opposite_gradients():
+    g = {"a": np.array([1.0, 2.0]), "b": np.array([[3.0]])}
+    assert cost.agreement(g, g) == (pytest.approx(1.0), 0.0)
+    neg = {k: -v for k, v in g.items()}
+    c, e = cost.agreement(neg, g)
+    assert c == pytest.approx(-1.0) and e == pytest.approx(2.0)
+    zero = {k: np.zeros_like(v) for k, v in g.items()}
+    c, e = cost.agreement(g, zero)
+    assert np.isnan(c) and np.isnan(e)  # no reference direction: not a number to show
+
+
+def test_the_figure_draws_the_payloads_numbers(small):
+    _keys, pl = small
+    fig = cost_figures.cost_figure(pl)
+    go.Figure(fig)
+    measured = [t for t in fig["data"] if t.get("meta") == "measured" and t["yaxis"] == "y"]
+    assert len(measured) == len(pl.sweep.curves)
+    for trace, c in zip(measured, pl.sweep.curves, strict=True):
+        np.testing.assert_array_equal(decode(trace["y"]), c.memory[c.measured] / 2**20)
+        np.testing.assert_array_equal(decode(trace["x"]), c.T[c.measured])
+    model = [t for t in fig["data"] if t.get("meta") == "model"]
+    assert all("cost model" in t["name"] and t["line"]["dash"] == "dash" for t in model)
+    errors = [t for t in fig["data"] if t.get("meta") == "rel-error"]
+    for trace, t in zip(errors, pl.tradeoffs, strict=True):
+        np.testing.assert_array_equal(decode(trace["customdata"]), t.rel_error)
+    refs = {t["name"] for t in fig["data"] if t.get("meta") == "reference"}
+    assert {"O(T)", "O(√T)", "O(1)"} <= refs
+
+
+def test_the_caption_reads_its_numbers_from_the_payload(small):
+    keys, pl = small
+    text = cost.note(keys)
+    full = pl.sweep.curves[0]
+    assert cost._mib(full.memory[-1]) in text
+    bud = pl.sweep.curves[3]
+    assert f"recompute {int(bud.recomputed[-1])} steps" in text
+    assert f"{ck.recomputed_steps(cost.T_MAX, cost.BUDGET_STATES - 1)} steps" in text
+    for t in pl.tradeoffs:
+        assert f"{t.name}: relative error" in text and f"cosine {t.cosine[0]:.3f}" in text
+
+
+def test_several_layers_leave_rtrl_out_and_say_so():
+    p = urlstate.Params(arch=("gru",), seq_len=10, hidden=3, batch=1, layers=2, task="sine", loss_on="all",
+                        view="cost")
+    keys = [compute.run_key(p, "gru")]
+    pl = cost.payload(keys)
+    assert "rtrl" not in {c.method for c in pl.sweep.curves}
+    assert "rtrl" not in {e[0] for e in pl.tradeoffs[0].exact}
+    assert "RTRL is shown for one layer only" in cost.note(keys)
+    go.Figure(cost_figures.cost_figure(pl))
+
+
+def test_the_tab_the_exports_and_the_report_carry_the_view(small):
+    params = SMALL
+    fig, caption = callbacks.view(callbacks.store_data(params), "cost")
+    assert caption.startswith(views.VIEWS["cost"].caption) and "Timings:" in caption
+    assert any(t.get("meta") == "frontier" for t in fig["data"])
+    series = export.view_series(params)
+    names = {s.quantity for s in series if s.view == "cost"}
+    assert {"bptt_memory_bytes", "rtrl_seconds", "truncated_relative_error", "budget_relative_error"} <= names
+    assert "cost" in export.to_csv(series)
+    assert views.VIEWS["cost"].title in export.report(params)
+    assert cost.payload([]) is None and cost.note([]) is None and cost.series(None, []) == []
