@@ -217,6 +217,8 @@ class Tradeoff:
     window_memory: np.ndarray  # (K,) bytes truncated BPTT holds with window k
     full_memory: int
     exact: tuple  # (method, label, memory bytes, relative error, note) of the exact methods
+    sequences: int  # how many of the batch's sequences the gradients were compared on
+    T_full: int  # the app's T (``T`` is the steps compared, fewer when one full sequence is too slow)
 
 
 def agreement(g: dict, ref: dict) -> tuple[float, float]:
@@ -237,42 +239,58 @@ def windows_for(T: int, count: int, chosen: int | None) -> np.ndarray:
     return ks
 
 
+def _first(x, y, loss_on, nb, steps=None):
+    """The first ``nb`` sequences (and first ``steps`` steps) of (x, y); with the loss on the last step
+    the prefix's last step is scored against the sequence's target."""
+    return x[:steps, :nb], (y[:steps, :nb] if loss_on == "all" else y[:nb])
+
+
+RUNS = 8  # BPTT-run equivalents of the comparison besides the windows: full, checkpointing (~5), sqrt (~2)
+
+
 @memoize(maxsize=12)
 def tradeoff(key) -> Tradeoff:
-    """Compare truncated, checkpointed and RTRL gradients with full BPTT's for a :class:`~visualizer.compute.RunKey`."""
+    """Compare truncated, checkpointed and RTRL gradients with full BPTT's for a :class:`~visualizer.compute.RunKey`.
+
+    A truncated run costs about one BPTT run, the exact methods about :data:`RUNS`. One BPTT run on the
+    first sequence is timed first; then the comparisons use all B sequences, or the first ``nb``, and as
+    many windows (3 to :data:`WINDOWS`) as fit :data:`TRADEOFF_SECONDS` by that estimate. When even one
+    sequence with 3 windows would not fit, they use the first ``steps`` < T steps of one sequence."""
     task, model = compute.get_task(key.data), compute.get_model(key)
     y, loss_on, _ = compute.targets(task, key.data.loss_on)
-    x, cfg = task.x, model.config
-    T, B = x.shape[:2]
+    cfg = model.config
+    T, B = task.x.shape[:2]
+    kw = dict(loss=task.loss, loss_on=loss_on)
     with np.errstate(all="ignore"):
         t0 = time.perf_counter()
-        full = core.bptt(model, x, y, loss=task.loss, loss_on=loss_on)
-        per_run = max(time.perf_counter() - t0, 1e-4)
-        count = int(min(WINDOWS, max(3, TRADEOFF_SECONDS // (2 * per_run))))
-        ks = windows_for(T, count, key.truncate)
+        core.bptt(model, *_first(task.x, y, loss_on, 1), **kw)
+        per_seq = max(time.perf_counter() - t0, 1e-5)  # one BPTT run on one sequence (an overestimate per sequence)
+        steps = T if per_seq * (RUNS + 3) <= TRADEOFF_SECONDS else max(2, int(T * TRADEOFF_SECONDS
+                                                                              / (per_seq * (RUNS + 3))))
+        nb = int(min(B, max(1, TRADEOFF_SECONDS // (per_seq * (RUNS + 3)))))
+        count = int(min(WINDOWS, max(3, TRADEOFF_SECONDS // (per_seq * nb) - RUNS)))
+        x, yy = _first(task.x, y, loss_on, nb, steps)
+        full = core.bptt(model, x, yy, **kw)
+        ks = windows_for(steps, count, key.truncate)
         cos, err = [], []
         for k in ks:
-            res = core.windowed_bptt(model, x, y, loss=task.loss, loss_on=loss_on, window=int(k))
-            c, e = agreement(res.grads, full.grads)
+            c, e = agreement(core.windowed_bptt(model, x, yy, window=int(k), **kw).grads, full.grads)
             cos.append(c), err.append(e)
-        c = math.ceil(math.sqrt(T))
-        # the exact methods cost ~3 full runs: on the first sequence only when that would exceed the budget
-        nb = B if 3 * per_run <= TRADEOFF_SECONDS else 1
-        xs, ys = x[:, :nb], (y[:, :nb] if loss_on == "all" else y[:nb])
-        ref = full.grads if nb == B else core.bptt(model, xs, ys, loss=task.loss, loss_on=loss_on).grads
-        where = "" if nb == B else ", checked on the first sequence"
-        res = core.checkpointed_bptt(model, xs, ys, loss=task.loss, loss_on=loss_on, budget_states=c)
-        exact = [("budget", f"checkpoint, {c} states", ck.memory_model(cfg, T, B, c), agreement(res.grads, ref)[1],
-                  f"recomputes {res.recomputed_steps} steps{where}")]
-        res = core.bptt(model, xs, ys, loss=task.loss, loss_on=loss_on, checkpoint=True)
-        exact.append(("sqrt", "checkpoint √T", ck.bptt_memory_model(cfg, T, B, True), agreement(res.grads, ref)[1],
-                      f"recomputes {T} steps{where}"))
-        if cfg.num_layers == 1:
-            exact.append(_rtrl_check(model, x, y, task.loss, loss_on))
-    return Tradeoff(key.arch, compute.DISPLAY_NAMES[key.arch], T, compute.read_only(ks),
+        where = "" if nb == B else f", on the first {nb} of {B} sequences"
+        where += "" if steps == T else f", first {steps} steps"
+        c = math.ceil(math.sqrt(steps))
+        res = core.checkpointed_bptt(model, x, yy, budget_states=c, **kw)
+        exact = [("budget", f"checkpoint, {c} states", ck.memory_model(cfg, T, B, c),
+                  agreement(res.grads, full.grads)[1], f"recomputes {res.recomputed_steps} steps{where}")]
+        res = core.bptt(model, x, yy, checkpoint=True, **kw)
+        exact.append(("sqrt", "checkpoint √T", ck.bptt_memory_model(cfg, T, B, True),
+                      agreement(res.grads, full.grads)[1], f"recomputes {steps} steps{where}"))
+        if cfg.num_layers == 1 and rtrl_flops(cfg, 2, 1) <= RTRL_FLOPS:
+            exact.append(_rtrl_check(model, task.x, y, task.loss, loss_on))
+    return Tradeoff(key.arch, compute.DISPLAY_NAMES[key.arch], steps, compute.read_only(ks),
                     compute.read_only(np.array(cos)), compute.read_only(np.array(err)),
                     compute.read_only(np.array([ck.window_memory_model(cfg, T, B, int(k)) for k in ks], float)),
-                    int(full.memory_bytes), tuple(exact))
+                    ck.bptt_memory_model(cfg, T, B), tuple(exact), nb, T)
 
 
 def _rtrl_check(model, x, y, loss, loss_on):
@@ -280,7 +298,7 @@ def _rtrl_check(model, x, y, loss, loss_on):
     :data:`RTRL_FLOPS` multiply-adds; its memory for the whole batch from its model."""
     T, B = x.shape[:2]
     cfg = model.config
-    Tp = int(max(2, min(T, RTRL_FLOPS // max(rtrl_flops(cfg, 1, 1), 1))))
+    Tp = int(max(2, min(T, RTRL_FLOPS // rtrl_flops(cfg, 1, 1))))  # the caller checked that 2 steps fit
     xs = x[:Tp, :1]
     ys = y[:Tp, :1] if loss_on == "all" else y[:1]  # "last": the prefix's last step is scored
     ref = core.bptt(model, xs, ys, loss=loss, loss_on=loss_on)
@@ -307,8 +325,11 @@ def payload(keys) -> CostPayload | None:
 
 
 def _mib(b) -> str:
-    """Bytes as a short MiB/KiB figure."""
-    return f"{b / 2**20:.3g} MiB" if b >= 2**20 else f"{b / 2**10:.3g} KiB"
+    """Bytes as a short GiB/MiB/KiB figure."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20)):
+        if b >= size:
+            return f"{b / size:.3g} {unit}"
+    return f"{b / 2**10:.3g} KiB"
 
 
 def _at(curve, T):
@@ -352,6 +373,17 @@ def note(keys) -> str | None:
                f"random inputs of this model's size, T at {len(sw.curves[0].T)} log-spaced lengths, cached); "
                "dashed parts come from each method's cost model. "
                f"Windows k: {len(pl.tradeoffs[0].windows)} log-spaced values.")
+    fewer = [f"{t.name} on the first {t.sequences} of {keys[0].data.batch} sequences"
+             + ("" if t.T_full == t.T else f" and their first {t.T} steps")
+             for t in pl.tradeoffs if t.sequences < keys[0].data.batch or t.T_full > t.T]
+    if fewer:
+        out.append("To fit the time bound the gradients are compared " + ", ".join(fewer) + ".")
+    rtrl_where = [f"{t.name} {e[4]}" for t in pl.tradeoffs for e in t.exact if e[0] == "rtrl"]
+    if rtrl_where:
+        out.append("RTRL's error: " + "; ".join(rtrl_where) + ".")
+    if "rtrl" in c and len(rtrl_where) < len(pl.tradeoffs):
+        out.append("RTRL's error is not checked where two of its steps on one sequence exceed "
+                   f"{RTRL_FLOPS:.0e} multiply-adds.")
     if keys[0].data.loss_on == "last":
         out.append("With the loss on the last step only its window (the last T mod k steps, or k) gets gradient.")
     return " ".join(out)
