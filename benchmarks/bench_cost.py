@@ -1,8 +1,8 @@
 """Time and memory of one gradient: full BPTT, sqrt(T) checkpointing, a budget of states, and RTRL.
 
-For each architecture, T and H prints the wall time of one call, the bytes the method reports
-holding (``memory_bytes``) and the peak traced by tracemalloc (everything NumPy allocated during
-the call, in a second run). RTRL is skipped where its cost model exceeds ``--rtrl-flops``.
+For each architecture, T and H prints the wall time of one call (the fastest of ``--repeat``), the
+bytes the method reports holding (``memory_bytes``) and the peak traced by tracemalloc (everything
+NumPy allocated during the call, in a separate traced run). RTRL is skipped where its cost model exceeds ``--rtrl-flops``.
 
     python benchmarks/bench_cost.py [-T 50 200 1000] [-H 16 64] [-B 8] [--archs lstm gru rnn]
 """
@@ -19,11 +19,13 @@ from core.rtrl import flops_model
 from core.rtrl import memory_model as rtrl_memory_model
 
 
-def measure(fn):
-    """(seconds, result, tracemalloc peak bytes): timed without tracing, then traced once."""
-    t0 = time.perf_counter()
-    res = fn()
-    dt = time.perf_counter() - t0
+def measure(fn, repeat):
+    """(fastest of ``repeat`` untraced calls in seconds, result, tracemalloc peak bytes of one traced call)."""
+    dt = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        res = fn()
+        dt = min(dt, time.perf_counter() - t0)
     tracemalloc.start()
     fn()
     peak = tracemalloc.get_traced_memory()[1]
@@ -37,6 +39,7 @@ def main():
     ap.add_argument("-H", type=int, nargs="+", default=[16, 64])
     ap.add_argument("-B", type=int, default=8)
     ap.add_argument("--archs", nargs="+", default=["rnn", "lstm", "gru"])
+    ap.add_argument("--repeat", type=int, default=3, help="time the fastest of this many calls")
     ap.add_argument("--rtrl-flops", type=float, default=3e10, help="skip RTRL above this many multiply-adds")
     a = ap.parse_args()
     rng = np.random.default_rng(0)
@@ -57,7 +60,7 @@ def main():
                     runs.append(("rtrl", core.rtrl, {}))
                 ref = None
                 for name, fn, kw in runs:
-                    dt, res, peak = measure(functools.partial(fn, model, x, y, **kw))
+                    dt, res, peak = measure(functools.partial(fn, model, x, y, **kw), a.repeat)
                     if ref is None:
                         ref = res.grads
                     diff = max(np.max(np.abs(res.grads[k] - ref[k])) / max(np.max(np.abs(ref[k])), 1e-300)
