@@ -2,7 +2,8 @@
 
 For each architecture, T and H prints the wall time of one call (the fastest of ``--repeat``), the
 bytes the method reports holding (``memory_bytes``) and the peak traced by tracemalloc (everything
-NumPy allocated during the call, in a separate traced run). RTRL is skipped where its cost model exceeds ``--rtrl-flops``.
+NumPy allocated during the call, in a separate traced run). RTRL is skipped where its cost model
+exceeds ``--rtrl-flops``.
 
     python benchmarks/bench_cost.py [-T 50 200 1000] [-H 16 64] [-B 8] [--archs lstm gru rnn]
 """
