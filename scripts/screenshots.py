@@ -26,7 +26,7 @@ SCENES = {
     "spectra": ("?arch=rnn,lstm,gru&seq_len=100&hidden=32&init=orthogonal&scale=1&task=adding&view=spectra",
                 1600, 1000),
     "connectivity": ("?arch=rnn,lstm,gru&seq_len=60&hidden=32&task=sine&loss_on=all&view=connectivity", 1600, 1000),
-    "cost": ("?arch=rnn,lstm,gru&seq_len=200&hidden=32&task=adding&truncate=20&view=cost", 1600, 1400),
+    "cost": ("?preset=cost", 1600, 1400),
 }
 
 WAIT_JS = """
