@@ -245,6 +245,7 @@ def _first(x, y, loss_on, nb, steps=None):
     return x[:steps, :nb], (y[:steps, :nb] if loss_on == "all" else y[:nb])
 
 
+PROBE_STEPS = 50  # steps of the timed probe run the comparison's cost is estimated from
 RUNS = 8  # BPTT-run equivalents of the comparison besides the windows: full, checkpointing (~5), sqrt (~2)
 
 
@@ -252,19 +253,21 @@ RUNS = 8  # BPTT-run equivalents of the comparison besides the windows: full, ch
 def tradeoff(key) -> Tradeoff:
     """Compare truncated, checkpointed and RTRL gradients with full BPTT's for a :class:`~visualizer.compute.RunKey`.
 
-    A truncated run costs about one BPTT run, the exact methods about :data:`RUNS`. One BPTT run on the
-    first sequence is timed first; then the comparisons use all B sequences, or the first ``nb``, and as
-    many windows (3 to :data:`WINDOWS`) as fit :data:`TRADEOFF_SECONDS` by that estimate. When even one
-    sequence with 3 windows would not fit, they use the first ``steps`` < T steps of one sequence."""
+    A truncated run costs about one BPTT run, the exact methods about :data:`RUNS`. One BPTT run on
+    the first sequence is estimated first (from a timed run of its first :data:`PROBE_STEPS` steps);
+    then the comparisons use all B sequences, or the first ``nb``, and as many windows (3 to
+    :data:`WINDOWS`) as fit :data:`TRADEOFF_SECONDS` by that estimate. When even one sequence with
+    3 windows would not fit, they use the first ``steps`` < T steps of one sequence."""
     task, model = compute.get_task(key.data), compute.get_model(key)
     y, loss_on, _ = compute.targets(task, key.data.loss_on)
     cfg = model.config
     T, B = task.x.shape[:2]
     kw = dict(loss=task.loss, loss_on=loss_on)
     with np.errstate(all="ignore"):
+        probe = min(T, PROBE_STEPS)
         t0 = time.perf_counter()
-        core.bptt(model, *_first(task.x, y, loss_on, 1), **kw)
-        per_seq = max(time.perf_counter() - t0, 1e-5)  # one BPTT run on one sequence (an overestimate per sequence)
+        core.bptt(model, *_first(task.x, y, loss_on, 1, probe), **kw)
+        per_seq = max(time.perf_counter() - t0, 1e-5) * T / probe  # one BPTT run on one whole sequence, estimated
         steps = T if per_seq * (RUNS + 3) <= TRADEOFF_SECONDS else max(2, int(T * TRADEOFF_SECONDS
                                                                               / (per_seq * (RUNS + 3))))
         nb = int(min(B, max(1, TRADEOFF_SECONDS // (per_seq * (RUNS + 3)))))
