@@ -3,8 +3,8 @@
 Two payloads for the "Cost" view, both from tested core functions:
 
 * :func:`sweep` times one gradient of the first chosen architecture by each method (full BPTT,
-  truncated BPTT run window by window, sqrt(T) checkpointing, binomial checkpointing under a
-  budget of states, RTRL) at log-spaced T up to the app's maximum. Memory is what each method
+  truncated BPTT run window by window, binomial checkpointing with ceil(sqrt(T)) states and with a
+  fixed budget of states, RTRL) at log-spaced T up to the app's maximum. Memory is what each method
   reports holding (tests check it equals the method's model). Timing stops for a method once its
   next point would exceed its share of :data:`MEASURE_SECONDS` (estimated from its last measured
   time scaled by the work model); the rest of its curve comes from that model, flagged as such.
@@ -81,7 +81,7 @@ class Sweep:
 
 def labels(window: int) -> dict:
     """Legend label of each method."""
-    return {"bptt": "full BPTT", "window": f"truncated, k={window}", "sqrt": "checkpoint √T",
+    return {"bptt": "full BPTT", "window": f"truncated, k={window}", "sqrt": "checkpoint, √T states",
             "budget": f"checkpoint, {BUDGET_STATES} states", "rtrl": "RTRL"}
 
 
@@ -115,10 +115,8 @@ def _run(method, model, x, y, loss_on, window):
         return core.bptt(model, x, y, loss_on=loss_on).memory_bytes, 0
     if method == "window":
         return core.windowed_bptt(model, x, y, loss_on=loss_on, window=window).memory_bytes, 0
-    if method == "sqrt":
-        return core.bptt(model, x, y, loss_on=loss_on, checkpoint=True).memory_bytes, T
-    if method == "budget":
-        res = core.checkpointed_bptt(model, x, y, loss_on=loss_on, budget_states=BUDGET_STATES)
+    if method in ("sqrt", "budget"):
+        res = core.checkpointed_bptt(model, x, y, loss_on=loss_on, budget_states=states_of(method, T))
         return res.memory_bytes, res.recomputed_steps
     return core.rtrl(model, x, y, loss_on=loss_on).memory_bytes, 0
 
@@ -142,16 +140,26 @@ def memory_model(method, cfg, T, B, window) -> int:
         return ck.bptt_memory_model(cfg, T, B)
     if method == "window":
         return ck.window_memory_model(cfg, T, B, window)
-    if method == "sqrt":
-        return ck.bptt_memory_model(cfg, T, B, checkpoint=True)
-    if method == "budget":
-        return ck.memory_model(cfg, T, B, BUDGET_STATES)
+    if method in ("sqrt", "budget"):
+        return ck.memory_model(cfg, T, B, states_of(method, T))
     return rtrl_memory(cfg, B)
 
 
 def recomputed_model(method, T) -> int:
     """Steps ``method`` evaluates more than once at length T."""
-    return {"sqrt": T, "budget": ck.recomputed_steps(T, BUDGET_STATES - 1)}.get(method, 0)
+    return ck.recomputed_steps(T, states_of(method, T) - 1) if method in ("sqrt", "budget") else 0
+
+
+def states_of(method, T) -> int:
+    """Stored states of a checkpointing method at length T: ceil(sqrt(T)), or :data:`BUDGET_STATES`."""
+    return math.ceil(math.sqrt(T)) if method == "sqrt" else BUDGET_STATES
+
+
+def work_of(method, cfg, T, B) -> float:
+    """The work model of ``method`` (see :func:`core.checkpointing.work_model`)."""
+    if method in ("sqrt", "budget"):
+        return ck.work_model(cfg, T, B, "budget", states_of(method, T))
+    return ck.work_model(cfg, T, B, method)
 
 
 def methods_for(layers: int) -> tuple:
@@ -178,9 +186,9 @@ def method_curve(mkey) -> MethodCurve:
             x = x_all[:T]
             y = np.repeat(x[..., :1], key.output_size, axis=-1)
             y = y if key.loss_on == "all" else y[-1]
-            work = ck.work_model(cfg, T, B, m, BUDGET_STATES)
+            work = work_of(m, cfg, T, B)
             if last is not None:
-                guess = last[1] * work / ck.work_model(cfg, last[0], B, m, BUDGET_STATES)
+                guess = last[1] * work / work_of(m, cfg, last[0], B)
             else:  # nothing measured yet: assume ~1e9 multiply-adds a second
                 guess = work / 1e9 if m == "rtrl" else None
             if guess is None or used + guess <= share:
@@ -286,7 +294,7 @@ def tradeoff(key) -> Tradeoff:
         exact = [("budget", f"checkpoint, {c} states", ck.memory_model(cfg, T, B, c),
                   agreement(res.grads, full.grads)[1], f"recomputes {res.recomputed_steps} steps{where}")]
         res = core.bptt(model, x, yy, checkpoint=True, **kw)
-        exact.append(("sqrt", "checkpoint √T", ck.bptt_memory_model(cfg, T, B, True),
+        exact.append(("sqrt", "√T segments", ck.bptt_memory_model(cfg, T, B, True),
                       agreement(res.grads, full.grads)[1], f"recomputes {steps} steps{where}"))
         if cfg.num_layers == 1 and rtrl_flops(cfg, 2, 1) <= RTRL_FLOPS:
             exact.append(_rtrl_check(model, task.x, y, task.loss, loss_on))
@@ -349,9 +357,9 @@ def note(keys) -> str | None:
     sw, c = pl.sweep, {cv.method: cv for cv in pl.sweep.curves}
     T = int(sw.curves[0].T[-1])
     full, win, sq, bud = (_at(c[m], T) for m in ("bptt", "window", "sqrt", "budget"))
-    n_seg = -(-T // math.ceil(math.sqrt(T)))
+    c_sqrt = states_of("sqrt", T)
     out = [f"At T={T}, full BPTT holds {_mib(full[0])} for the {sw.name}; truncation to k={sw.key.window} holds "
-           f"{_mib(win[0])}; √T checkpointing ({n_seg} states) holds {_mib(sq[0])} and recomputes {sq[3]} steps; "
+           f"{_mib(win[0])}; checkpointing with {c_sqrt} states holds {_mib(sq[0])} and recomputes {sq[3]} steps; "
            f"{BUDGET_STATES} states hold {_mib(bud[0])} and recompute {bud[3]} steps "
            f"({bud[1] / full[1]:.2g}× full BPTT's time{'' if bud[2] and full[2] else ', partly from the cost model'})."]
     if "rtrl" in c:

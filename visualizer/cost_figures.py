@@ -150,5 +150,5 @@ def _exact_label(payload, method) -> str:
     """Legend text of an exact method's marker, from the first architecture's entry."""
     for _m, label, *_ in (e for e in payload.tradeoffs[0].exact if e[0] == method):
         return label + " (exact)"
-    return {"budget": "checkpoint (exact)", "sqrt": "checkpoint √T (exact)", "rtrl": "RTRL (exact)"}[method]
+    return {"budget": "checkpoint (exact)", "sqrt": "√T segments (exact)", "rtrl": "RTRL (exact)"}[method]
 

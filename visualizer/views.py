@@ -183,10 +183,14 @@ BPTT keeps every step's activations for the backward pass, so its memory grows a
 $$\frac{\partial L}{\partial \theta} = \sum_{t} \frac{\partial L}{\partial s_t}\,
 \frac{\partial s_t}{\partial \theta}\Big|_{\text{step } t}, \qquad
 \frac{\partial L}{\partial s_{t}} = \frac{\partial L_t}{\partial s_t} + \frac{\partial L}{\partial s_{t+1}}J_{t+1}.$$
+
 **Truncation** with window $k$ drops $J_{t+1}$ at the window boundaries: memory $O(k)$, a biased gradient.
-**Checkpointing** stores $c$ states and recomputes the rest; with $c = \sqrt{T}$ about one extra forward
-pass, and with a budget of $c$ states the binomial schedule (Griewank's revolve; Gruslys et al. 2016) recomputes
-$F(T, c-1) = rT - \binom{c+r}{r-1}$ steps, $r$ the least integer with $\binom{c+r}{r} \ge T$. Exact.
+
+**Checkpointing** stores $c$ states and recomputes the rest. With a budget of $c$ states the binomial
+schedule (Griewank's revolve; Gruslys et al. 2016) recomputes the fewest steps,
+$F(T, c-1) = rT - \binom{c+r}{r-1}$, $r$ the least integer with $\binom{c+r}{r} \ge T$: memory $O(c)$,
+exact gradients; $c = \lceil\sqrt{T}\,\rceil$ gives memory $O(\sqrt{T})$.
+
 **RTRL** carries $S_t = \partial s_t/\partial\theta$ forward, $S_t = J_t S_{t-1} + \partial s_t/\partial\theta|_t$:
 memory $O(nP)$ whatever $T$, but $O(n^2 P)$ work per step for state size $n$ and $P$ parameters. Exact.
 """,

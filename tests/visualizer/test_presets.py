@@ -153,9 +153,8 @@ def test_cost_preset_tells_its_story():
     assert curves["bptt"].memory[-1] / curves["bptt"].memory[0] == pytest.approx(T[-1] / T[0], rel=0.05)  # O(T)
     for m in ("window", "budget", "rtrl"):  # constant beyond the window
         assert curves[m].memory[-1] == curves[m].memory[-2]
-    for m in ("window", "budget"):  # far less than full BPTT at the app's longest T
+    for m in ("window", "sqrt", "budget"):  # far less than full BPTT at the app's longest T
         assert curves[m].memory[-1] < curves["bptt"].memory[-1] / 10
-    assert curves["sqrt"].memory[-1] < curves["bptt"].memory[-1] / 3  # it still holds the (T, B, O) outputs
     by = {t.arch: t for t in pl.tradeoffs}
     at20 = {a: float(t.rel_error[list(t.windows).index(20)]) for a, t in by.items()}
     assert at20["rnn"] > at20["lstm"] and at20["rnn"] > at20["gru"]  # the RNN loses more at k = 20
