@@ -382,7 +382,8 @@ def note(keys) -> str | None:
     total = sum(cv.measured.size for cv in sw.curves)
     out.append(f"Timings: {measured} of {total} points measured (the fastest of up to five calls; "
                f"random inputs of this model's size, T at {len(sw.curves[0].T)} log-spaced lengths, cached); "
-               "dashed parts come from each method's cost model. "
+               "dashed parts come from each method's cost model; wall-clock times on a server shared with other "
+               "requests vary from run to run. "
                f"Windows k: {len(pl.tradeoffs[0].windows)} log-spaced values.")
     fewer = [f"{t.name} on the first {t.sequences} of {keys[0].data.batch} sequences"
              + ("" if t.T_full == t.T else f" and their first {t.T} steps")
