@@ -371,7 +371,10 @@ def note(keys) -> str | None:
         out.append("RTRL is shown for one layer only.")
     lines = []
     for t in pl.tradeoffs:
-        bad = np.flatnonzero(~(t.rel_error <= 0.1))  # NaN counts as bad
+        if not np.all(np.isfinite(t.rel_error)):
+            lines.append(f"{t.name}: its gradients overflowed (inf/NaN), so there is no error to show")
+            continue
+        bad = np.flatnonzero(~(t.rel_error <= 0.1))
         k10 = "every k shown" if not bad.size else (
             f"k ≥ {int(t.windows[bad[-1] + 1])}" if bad[-1] + 1 < t.windows.size else "no window shown")
         worst_exact = max(e[3] for e in t.exact)

@@ -84,7 +84,7 @@ def cost_figure(payload, height=900) -> dict:
     for t in payload.tradeoffs:
         color, group = COLORS[t.arch], t.arch
         ks = np.asarray(t.windows, float)
-        err = np.where(np.asarray(t.rel_error) > 0, t.rel_error, bottom)  # exactly 0 drawn at the bottom
+        err = np.where(np.asarray(t.rel_error) == 0, bottom, t.rel_error)  # exactly 0 at the bottom; NaN a gap
         data.append(dict(type="scatter", x=arr(ks), y=arr(err), name=t.name, legendgroup=group, meta="rel-error",
                          mode="lines+markers", line=dict(color=color, width=3), marker=dict(size=8, color=color),
                          customdata=arr(np.asarray(t.rel_error, float)), xaxis="x3", yaxis="y3",
@@ -102,6 +102,8 @@ def cost_figure(payload, height=900) -> dict:
                          marker=dict(symbol="circle-open", size=13, color=color, line=dict(width=2.5)),
                          hovertemplate=f"{t.name} full BPTT: %{{x:.4g}} MiB, the reference (error 0)<extra></extra>"))
         for method, label, mem, e, how in t.exact:
+            if not np.isfinite(e):
+                continue  # no finite reference gradient: nothing to place
             ye = e if e > 0 else bottom
             data.append(dict(type="scatter", x=[mem / MIB], y=[ye], mode="markers", name=label, legendgroup=method,
                              showlegend=False, xaxis="x5", yaxis="y5", meta="frontier-exact",

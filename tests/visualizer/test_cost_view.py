@@ -142,3 +142,19 @@ def test_the_tab_the_exports_and_the_report_carry_the_view(small):
     assert "cost" in export.to_csv(series)
     assert views.VIEWS["cost"].title in export.report(params)
     assert cost.payload([]) is None and cost.note([]) is None and cost.series(None, []) == []
+
+
+def test_an_exploding_network_is_data_not_a_crash():
+    p = urlstate.Params(arch=("rnn-relu", "gru"), seq_len=300, hidden=8, batch=2, task="adding",
+                        init="identity", scale=3.0, view="cost")
+    keys = [compute.run_key(p, a) for a in p.arch]
+    pl = cost.payload(keys)
+    relu = pl.tradeoffs[0]
+    assert not np.all(np.isfinite(relu.rel_error))
+    fig = cost_figures.cost_figure(pl)
+    go.Figure(fig)
+    trace = next(t for t in fig["data"] if t.get("meta") == "rel-error" and t["name"] == "RNN-relu")
+    drawn = decode(trace["y"])
+    assert np.all(np.isnan(drawn[np.isnan(relu.rel_error)]))  # a gap, never a point at the bottom
+    assert "RNN-relu: its gradients overflowed" in cost.note(keys)
+    assert np.all(np.isfinite(pl.tradeoffs[1].rel_error))
