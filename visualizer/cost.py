@@ -29,7 +29,6 @@ from core.rtrl import memory_model as rtrl_memory
 
 from . import compute
 from .cache import memoize
-from .series import Series
 
 T_MIN, T_MAX = 4, 2000  # the sweep's range: a few steps to the app's longest sequence (urlstate.SPEC, tested)
 T_POINTS = 10  # log-spaced T values measured at most (the app's own T is added)
@@ -402,25 +401,3 @@ def note(keys) -> str | None:
     if keys[0].data.loss_on == "last":
         out.append("With the loss on the last step only its window (the last T mod k steps, or k) gets gradient.")
     return " ".join(out)
-
-
-def series(pl, keys) -> list:
-    """Export: each method's memory, seconds and measured flag over T; per architecture the
-    truncation curves and the exact methods' relative errors."""
-    if pl is None:
-        return []
-    sw, out = pl.sweep, []
-    for cv in sw.curves:
-        for q, vals in (("memory_bytes", cv.memory), ("seconds", cv.seconds), ("measured", cv.measured.astype(float)),
-                        ("recomputed_steps", cv.recomputed)):
-            out.append(Series("cost", sw.key.arch, sw.name, None, f"{cv.method}_{q}", np.asarray(vals, float), "T",
-                              np.asarray(cv.T)))
-    for t in pl.tradeoffs:
-        for q, vals in (("cosine", t.cosine), ("relative_error", t.rel_error), ("window_memory_bytes",
-                                                                                 t.window_memory)):
-            out.append(Series("cost", t.arch, t.name, None, f"truncated_{q}", np.asarray(vals, float), "k",
-                              np.asarray(t.windows)))
-        for method, _label, mem, err, _how in t.exact:
-            out.append(Series("cost", t.arch, t.name, None, f"{method}_relative_error", np.asarray(err, float)))
-            out.append(Series("cost", t.arch, t.name, None, f"{method}_memory_bytes", np.asarray(float(mem))))
-    return out

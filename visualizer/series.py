@@ -101,3 +101,25 @@ def connectivity_series(items, keys) -> list[Series]:
         out.append(Series("connectivity", it["arch"], it["name"], None, q, it["values"], "s", np.asarray(it["ticks"]),
                           "t", np.asarray(it["row_ticks"])))
     return out
+
+
+def cost_series(pl, keys) -> list[Series]:
+    """The Cost view: each method's memory, seconds, measured flag and recomputed steps over T (first
+    architecture); per architecture the truncation curves and the exact methods' error and memory."""
+    if pl is None:
+        return []
+    sw, out = pl.sweep, []
+    for cv in sw.curves:
+        for q, vals in (("memory_bytes", cv.memory), ("seconds", cv.seconds), ("measured", cv.measured.astype(float)),
+                        ("recomputed_steps", cv.recomputed)):
+            out.append(Series("cost", sw.key.arch, sw.name, None, f"{cv.method}_{q}", np.asarray(vals, float), "T",
+                              np.asarray(cv.T)))
+    for t in pl.tradeoffs:
+        for q, vals in (("cosine", t.cosine), ("relative_error", t.rel_error), ("window_memory_bytes",
+                                                                                 t.window_memory)):
+            out.append(Series("cost", t.arch, t.name, None, f"truncated_{q}", np.asarray(vals, float), "k",
+                              np.asarray(t.windows)))
+        for method, _label, mem, err, _how in t.exact:
+            out.append(Series("cost", t.arch, t.name, None, f"{method}_relative_error", np.asarray(err, float)))
+            out.append(Series("cost", t.arch, t.name, None, f"{method}_memory_bytes", np.asarray(float(mem))))
+    return out

@@ -196,7 +196,7 @@ memory $O(nP)$ whatever $T$, but $O(n^2 P)$ work per step for state size $n$ and
 """,
         payload=cost.payload,
         figure=cost_figures.cost_figure,
-        series=cost.series,
+        series=series.cost_series,
         note=cost.note,
     ),
 )}

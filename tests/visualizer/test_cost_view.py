@@ -6,7 +6,7 @@ import pytest
 import core
 from core import checkpointing as ck
 from core.rtrl import memory_model as rtrl_memory
-from visualizer import callbacks, compute, cost, cost_figures, export, urlstate, views
+from visualizer import callbacks, compute, cost, cost_figures, export, series, urlstate, views
 from visualizer.plotstyle import decode
 
 SMALL = urlstate.Params(arch=("rnn", "lstm", "gru"), seq_len=30, hidden=4, batch=2, task="sine", loss_on="all",
@@ -15,8 +15,14 @@ SMALL = urlstate.Params(arch=("rnn", "lstm", "gru"), seq_len=30, hidden=4, batch
 
 @pytest.fixture(scope="module")
 def small():
+    """The payload of SMALL, with time bounds that a loaded machine cannot reach (whole batch, every window)."""
     keys = [compute.run_key(SMALL, a) for a in SMALL.arch]
-    return keys, cost.payload(keys)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cost, "TRADEOFF_SECONDS", 1e6)
+        cost.tradeoff.cache_clear()
+        pl = cost.payload(keys)
+    yield keys, pl
+    cost.tradeoff.cache_clear()
 
 
 def test_the_sweep_spans_the_apps_sequence_lengths():
@@ -77,6 +83,8 @@ def test_truncation_numbers_are_the_cores(small):
         for _method, _label, mem, err, _how in t.exact:
             assert err < 1e-12 and mem > 0
         assert t.full_memory == ck.bptt_memory_model(model.config, 30, 2)
+        assert t.sequences == 2 and t.T == 30  # the whole batch and sequence
+        np.testing.assert_array_equal(t.windows, cost.windows_for(30, cost.WINDOWS, 5))
 
 
 def test_agreement_of_identical_and_opposite_gradients():
@@ -136,12 +144,12 @@ def test_the_tab_the_exports_and_the_report_carry_the_view(small):
     fig, caption = callbacks.view(callbacks.store_data(params), "cost")
     assert caption.startswith(views.VIEWS["cost"].caption) and "Timings:" in caption
     assert any(t.get("meta") == "frontier" for t in fig["data"])
-    series = export.view_series(params)
-    names = {s.quantity for s in series if s.view == "cost"}
+    exported = export.view_series(params)
+    names = {s.quantity for s in exported if s.view == "cost"}
     assert {"bptt_memory_bytes", "rtrl_seconds", "truncated_relative_error", "budget_relative_error"} <= names
-    assert "cost" in export.to_csv(series)
+    assert "cost" in export.to_csv(exported)
     assert views.VIEWS["cost"].title in export.report(params)
-    assert cost.payload([]) is None and cost.note([]) is None and cost.series(None, []) == []
+    assert cost.payload([]) is None and cost.note([]) is None and series.cost_series(None, []) == []
 
 
 def test_an_exploding_network_is_data_not_a_crash():
@@ -158,3 +166,24 @@ def test_an_exploding_network_is_data_not_a_crash():
     assert np.all(np.isnan(drawn[np.isnan(relu.rel_error)]))  # a gap, never a point at the bottom
     assert "RNN-relu: its gradients overflowed" in cost.note(keys)
     assert np.all(np.isfinite(pl.tradeoffs[1].rel_error))
+
+
+def test_a_tight_time_bound_compares_fewer_sequences_and_steps_and_says_so(monkeypatch):
+    p = urlstate.Params(arch=("lstm",), seq_len=400, hidden=8, batch=4, task="sine", loss_on="all", view="cost")
+    keys = [compute.run_key(p, "lstm")]
+    monkeypatch.setattr(cost, "TRADEOFF_SECONDS", 1e-6)
+    cost.tradeoff.cache_clear()
+    try:
+        t = cost.tradeoff(keys[0])
+        text = cost.note(keys)
+    finally:
+        cost.tradeoff.cache_clear()
+    assert t.sequences == 1 and t.T == 2 and t.T_full == 400 and len(t.windows) == 2  # k = 1, 2 of 2 steps
+    assert "on the first 1 of 4 sequences and their first 2 steps" in text
+    assert all(e[3] < 1e-12 for e in t.exact)
+
+
+def test_windows_are_log_spaced_and_include_the_chosen_one():
+    np.testing.assert_array_equal(cost.windows_for(100, 3, None), [1, 10, 100])
+    np.testing.assert_array_equal(cost.windows_for(100, 3, 7), [1, 7, 10, 100])
+    np.testing.assert_array_equal(cost.windows_for(100, 3, 500), [1, 10, 100])  # beyond T: not a window
