@@ -95,9 +95,9 @@ def window_of(key) -> int:
 
 
 def sweep_key(key) -> SweepKey:
-    """The :class:`SweepKey` of a :class:`visualizer.compute.RunKey`."""
-    task = compute.get_task(key.data)
-    return SweepKey(key.arch, task.input_size, key.hidden, task.output_size, key.layers, key.data.batch,
+    """The :class:`SweepKey` of a :class:`visualizer.compute.RunKey` or :class:`~visualizer.compute.ModelRun`."""
+    cfg = compute.model_of(key).config
+    return SweepKey(key.arch, cfg.input_size, key.hidden, cfg.output_size, key.layers, key.data.batch,
                     window_of(key), key.data.loss_on)
 
 
@@ -258,14 +258,15 @@ RUNS = 8  # BPTT-run equivalents of the comparison besides the windows: full, ch
 
 @memoize(maxsize=12)
 def tradeoff(key) -> Tradeoff:
-    """Compare truncated, checkpointed and RTRL gradients with full BPTT's for a :class:`~visualizer.compute.RunKey`.
+    """Compare truncated, checkpointed and RTRL gradients with full BPTT's for a :class:`~visualizer.compute.RunKey`
+    (or a given model's :class:`~visualizer.compute.ModelRun`).
 
     A truncated run costs about one BPTT run, the exact methods about :data:`RUNS`. One BPTT run on
     the first sequence is estimated first (from a timed run of its first :data:`PROBE_STEPS` steps);
     then the comparisons use all B sequences, or the first ``nb``, and as many windows (3 to
     :data:`WINDOWS`) as fit :data:`TRADEOFF_SECONDS` by that estimate. When even one sequence with
     3 windows would not fit, they use the first ``steps`` < T steps of one sequence."""
-    task, model = compute.get_task(key.data), compute.get_model(key)
+    task, model = compute.task_of(key), compute.model_of(key)
     y, loss_on, _ = compute.targets(task, key.data.loss_on)
     cfg = model.config
     T, B = task.x.shape[:2]

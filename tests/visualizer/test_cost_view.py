@@ -187,3 +187,14 @@ def test_windows_are_log_spaced_and_include_the_chosen_one():
     np.testing.assert_array_equal(cost.windows_for(100, 3, None), [1, 10, 100])
     np.testing.assert_array_equal(cost.windows_for(100, 3, 7), [1, 7, 10, 100])
     np.testing.assert_array_equal(cost.windows_for(100, 3, 500), [1, 10, 100])  # beyond T: not a window
+
+
+def test_the_view_for_a_given_model_in_a_notebook():
+    from visualizer import notebook
+
+    model = core.GRU(input_size=2, hidden_size=3, output_size=1)
+    x = np.random.default_rng(0).standard_normal((16, 2, 2))
+    fig = notebook.figure("cost", model, x)
+    assert any(t.meta == "frontier" for t in fig.data)
+    exported = notebook.series("cost", model, x)
+    assert {s.arch for s in exported} == {"gru"}
