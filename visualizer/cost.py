@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -207,7 +207,8 @@ def method_curve(mkey) -> MethodCurve:
 def sweep(key: SweepKey) -> Sweep:
     """Every method's :func:`method_curve` (each memoized: changing the window re-measures only truncation)."""
     return Sweep(key, compute.DISPLAY_NAMES[key.arch],
-                 tuple(method_curve((key, m)) for m in methods_for(key.layers)))
+                 tuple(method_curve((key if m == "window" else replace(key, window=0), m))
+                       for m in methods_for(key.layers)))
 
 
 # ----------------------------------------------------------------------------- what truncation gives up

@@ -198,3 +198,13 @@ def test_the_view_for_a_given_model_in_a_notebook():
     assert any(t.meta == "frontier" for t in fig.data)
     exported = notebook.series("cost", model, x)
     assert {s.arch for s in exported} == {"gru"}
+
+
+def test_a_new_window_re_measures_only_the_truncated_curve(monkeypatch):
+    monkeypatch.setattr(cost, "MEASURE_SECONDS", 0.0)
+    key = cost.SweepKey("rnn", 1, 3, 1, 1, 1, 5, "all")
+    a = cost.sweep(key)
+    b = cost.sweep(cost.SweepKey("rnn", 1, 3, 1, 1, 1, 7, "all"))
+    for ca, cb in zip(a.curves, b.curves, strict=True):
+        assert (ca is cb) == (ca.method != "window")
+    assert b.curves[1].label == "truncated, k=7"
