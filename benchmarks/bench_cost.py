@@ -1,4 +1,5 @@
-"""Time and memory of one gradient: full BPTT, sqrt(T) checkpointing, a budget of states, and RTRL.
+"""Time and memory of one gradient: full BPTT, sqrt(T) checkpointing, budgets of states, truncation by
+windows (k=20, a different gradient) and RTRL.
 
 For each architecture, T and H prints the wall time of one call (the fastest of ``--repeat``), the
 bytes the method reports holding (``memory_bytes``) and the peak traced by tracemalloc (everything
@@ -56,7 +57,8 @@ def main():
                 c = int(np.ceil(np.sqrt(T)))
                 runs = [("bptt", core.bptt, {}), ("bptt sqrt ckpt", core.bptt, {"checkpoint": True}),
                         (f"budget {c}", core.checkpointed_bptt, {"budget_states": c}),
-                        ("budget 4", core.checkpointed_bptt, {"budget_states": 4})]
+                        ("budget 4", core.checkpointed_bptt, {"budget_states": 4}),
+                        ("window 20", core.windowed_bptt, {"window": 20})]
                 if flops_model(model.config, T, a.B) <= a.rtrl_flops:
                     runs.append(("rtrl", core.rtrl, {}))
                 ref = None
