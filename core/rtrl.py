@@ -53,24 +53,38 @@ def state_size(cfg) -> int:
     return 2 * cfg.hidden_size if cfg.arch == "lstm" else cfg.hidden_size
 
 
+def _layer_params(cfg) -> list[int]:
+    """P_l: parameters of each recurrent layer, G*H*(I_l + H + 2) (I_l = H above the first)."""
+    G, H = cfg.gates, cfg.hidden_size
+    return [G * H * ((cfg.input_size if l == 0 else H) + H + 2) for l in range(cfg.num_layers)]
+
+
 def recurrent_params(cfg) -> int:
-    """P: parameters of one recurrent layer, G*H*(I + H + 2)."""
-    return cfg.gates * cfg.hidden_size * (cfg.input_size + cfg.hidden_size + 2)
+    """P: parameters of all recurrent layers, sum over layers of G*H*(I_l + H + 2)."""
+    return sum(_layer_params(cfg))
 
 
 def memory_model(cfg, batch: int) -> int:
-    """Bytes :func:`rtrl` holds, from the shapes alone: two buffers of the (B, n, P) sensitivities,
-    the (B, n, n) state Jacobian, the (B, n, G*H) immediate derivative (two for the GRU, whose
-    input and recurrent sides differ) and the (B, n) state."""
-    n, P, GH = state_size(cfg), recurrent_params(cfg), cfg.gates * cfg.hidden_size
+    """Bytes :func:`rtrl` holds, from the shapes alone: two buffers of the sensitivities of every
+    layer's state to the parameters of it and of the layers below (B, n, P_l' each), every layer's
+    (B, n) state, and the largest per-layer working set: the (B, n, n) state Jacobian, the (B, n, G*H)
+    immediate derivative (two for the GRU, whose input and recurrent sides differ) and, above the
+    first layer, the (B, n, H) derivative through the layer's input."""
+    n, H, GH = state_size(cfg), cfg.hidden_size, cfg.gates * cfg.hidden_size
+    P = _layer_params(cfg)
     nD = 2 if cfg.arch == "gru" else 1
-    return int(batch * n * (2 * P + n + nD * GH + 1) * np.dtype(cfg.dtype).itemsize)
+    sens = sum(2 * sum(P[: l + 1]) for l in range(cfg.num_layers))
+    work = n + nD * GH + (H if cfg.num_layers > 1 else 0)
+    return int(batch * n * (sens + cfg.num_layers + work) * np.dtype(cfg.dtype).itemsize)
 
 
 def flops_model(cfg, T: int, batch: int) -> float:
-    """Multiply-adds of :func:`rtrl` over T steps: the product J_t S_{t-1} dominates (B n^2 P per step)."""
-    n, P = state_size(cfg), recurrent_params(cfg)
-    return float(T) * batch * (n * n * P + 3 * n * P)
+    """Multiply-adds of :func:`rtrl` over T steps: the products J_t S_{t-1} dominate, B n^2 P_l' for
+    every layer l and every layer l' <= l; the sensitivities reaching layer l through its input add
+    B n H P_l' for l' < l."""
+    n, H, P = state_size(cfg), cfg.hidden_size, _layer_params(cfg)
+    per = sum(n * n * sum(P[: l + 1]) + n * H * sum(P[:l]) + 3 * n * P[l] for l in range(cfg.num_layers))
+    return float(T) * batch * per
 
 
 def _diag_blocks(vals):
@@ -124,7 +138,8 @@ def rtrl(model: Model, x, y, loss="mse", loss_on="all", truncate=None) -> RTRLRe
 
     Parameters
     ----------
-    model : a one-layer :class:`core.RNN` (tanh or relu), :class:`core.LSTM` or :class:`core.GRU`.
+    model : :class:`core.RNN` (tanh or relu), :class:`core.LSTM` or :class:`core.GRU`, any number of layers
+        (layer l's state carries its sensitivity to the parameters of layers 0..l).
     x, y, loss, loss_on, truncate : as in :func:`core.bptt`; ``truncate=k`` drops the
         dependence of s_t on s_{t-1} at t = k, 2k, ... (the same surrogate truncated BPTT differentiates).
 
@@ -138,43 +153,54 @@ def rtrl(model: Model, x, y, loss="mse", loss_on="all", truncate=None) -> RTRLRe
     """
     x, y = validate_inputs(model, x, y, loss, loss_on, truncate)
     cfg, p = model.config, model.params
-    if cfg.num_layers != 1:
-        raise ValueError(f"num_layers must be 1 for rtrl (one recurrent layer), got {cfg.num_layers}")
     T, B, I = x.shape
-    H, G, dtype = cfg.hidden_size, cfg.gates, x.dtype
-    n = state_size(cfg)
-    W_ih, W_hh, b_ih, b_hh = (p[f"{k}_l0"] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    L, H, dtype = cfg.num_layers, cfg.hidden_size, x.dtype
+    n, GH = state_size(cfg), cfg.gates * cfg.hidden_size
+    W = [tuple(p[f"{k}_l{l}"] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")) for l in range(L)]
+    In = [I] + [H] * (L - 1)  # each layer's input size
     W_o, b_o = p["readout.weight"], p["readout.bias"]
-    Sx = np.zeros((B, n, G * H * (I + 1)), dtype)  # d s / d [W_ih | b_ih]
-    Sh = np.zeros((B, n, G * H * (H + 1)), dtype)  # d s / d [W_hh | b_hh]
-    Sx_next, Sh_next = np.empty_like(Sx), np.empty_like(Sh)
-    s = np.zeros((B, n), dtype)
-    gx, gh = np.zeros(G * H * (I + 1), dtype), np.zeros(G * H * (H + 1), dtype)
+    # S[l][m] = (d s^l / d [W_ih^m | b_ih^m], d s^l / d [W_hh^m | b_hh^m]) for m <= l, and a second buffer
+    S = [[(np.zeros((B, n, GH * (In[m] + 1)), dtype), np.zeros((B, n, GH * (H + 1)), dtype)) for m in range(l + 1)]
+         for l in range(L)]
+    S_next = [[(np.empty_like(a), np.empty_like(b)) for a, b in row] for row in S]
+    s = [np.zeros((B, n), dtype) for _ in range(L)]
+    g = [[np.zeros(GH * (In[m] + 1), dtype), np.zeros(GH * (H + 1), dtype)] for m in range(L)]
     dW_o, db_o = np.zeros_like(W_o), np.zeros_like(b_o)
     ones = np.ones((B, 1), dtype)
+    sens = sum(a.nbytes + b.nbytes for rows in (S, S_next) for row in rows for a, b in row)
     value, held, bad = 0.0, 0, None
     with np.errstate(all="ignore"):
         for t in range(T):
-            zh = np.concatenate([s[:, :H], ones], axis=1)  # (B, H+1): [h_{t-1}; 1]
-            zx = np.concatenate([x[t], ones], axis=1)  # (B, I+1)
-            a_x = x[t] @ W_ih.T + b_ih  # (B, G*H); b_hh enters through a_h
-            s, D_x, D_h, J = _step(cfg.arch, cfg.nonlinearity, a_x, s, W_hh, b_hh)
-            if bad is None and not np.all(np.isfinite(s)):
-                bad = t
-            if truncate is not None and t % truncate == 0 and t > 0:
-                Sx_next[...] = 0.0  # s_{t-1} detached: only the immediate term remains
-                Sh_next[...] = 0.0
-            else:
-                np.matmul(J, Sx, out=Sx_next)  # (B, n, n) @ (B, n, P_x): the O(n^2 P) step
-                np.matmul(J, Sh, out=Sh_next)
-            Sx_next.reshape(B, n, G * H, I + 1)[...] += D_x[..., None] * zx[:, None, None, :]
-            Sh_next.reshape(B, n, G * H, H + 1)[...] += D_h[..., None] * zh[:, None, None, :]
-            Sx, Sx_next, Sh, Sh_next = Sx_next, Sx, Sh_next, Sh
-            held = max(held, Sx.nbytes + Sx_next.nbytes + Sh.nbytes + Sh_next.nbytes + J.nbytes
-                       + D_h.nbytes + (D_x.nbytes if D_x is not D_h else 0) + s.nbytes)
+            detach = truncate is not None and t % truncate == 0 and t > 0  # s_{t-1} detached
+            inp = x[t]
+            for l in range(L):
+                W_ih, W_hh, b_ih, b_hh = W[l]
+                zx = np.concatenate([inp, ones], axis=1)  # (B, I_l + 1)
+                zh = np.concatenate([s[l][:, :H], ones], axis=1)  # (B, H + 1): [h_{t-1}; 1]
+                a_x = inp @ W_ih.T + b_ih  # (B, G*H); b_hh enters through a_h
+                s[l], D_x, D_h, J = _step(cfg.arch, cfg.nonlinearity, a_x, s[l], W_hh, b_hh)
+                M = D_x @ W_ih if l > 0 else None  # (B, n, H): d s^l_t / d h^{l-1}_t, the layer's input
+                for m in range(l + 1):
+                    for k in range(2):
+                        new = S_next[l][m][k]
+                        if detach:
+                            new[...] = 0.0  # only the terms of step t remain
+                        else:
+                            np.matmul(J, S[l][m][k], out=new)  # (B, n, n) @ (B, n, P): the O(n^2 P) step
+                        if m < l:  # through the input h^{l-1}_t, whose sensitivity is already at step t
+                            new += M @ S[l - 1][m][k][:, :H, :]
+                    if m == l:  # the immediate terms: D outer [z; 1]
+                        S_next[l][l][0].reshape(B, n, GH, In[l] + 1)[...] += D_x[..., None] * zx[:, None, None, :]
+                        S_next[l][l][1].reshape(B, n, GH, H + 1)[...] += D_h[..., None] * zh[:, None, None, :]
+                S[l], S_next[l] = S_next[l], S[l]
+                work = J.nbytes + D_h.nbytes + (D_x.nbytes if D_x is not D_h else 0) + (M.nbytes if l else 0)
+                held = max(held, sens + sum(a.nbytes for a in s) + work)
+                if bad is None and not np.all(np.isfinite(s[l])):
+                    bad = t
+                inp = s[l][:, :H]
             if loss_on == "last" and t < T - 1:
                 continue
-            h = s[:, :H]
+            h = inp
             out = h @ W_o.T + b_o  # (B, O)
             v, dout = loss_forward_backward(out, y[t] if loss_on == "all" else y, loss)
             w = 1.0 / T if loss_on == "all" else 1.0  # the mean over steps
@@ -182,13 +208,15 @@ def rtrl(model: Model, x, y, loss="mse", loss_on="all", truncate=None) -> RTRLRe
             dout = w * dout
             dW_o += dout.T @ h
             db_o += dout.sum(axis=0)
-            ds = np.zeros((B, n), dtype)
-            ds[:, :H] = dout @ W_o  # dL_t / d h_t (c_t reaches the loss only through h_t)
-            gx += np.einsum("bn,bnp->p", ds, Sx)
-            gh += np.einsum("bn,bnp->p", ds, Sh)
-    gx, gh = gx.reshape(G * H, I + 1), gh.reshape(G * H, H + 1)
-    grads = {"weight_ih_l0": gx[:, :I].copy(), "weight_hh_l0": gh[:, :H].copy(),
-             "bias_ih_l0": gx[:, I].copy(), "bias_hh_l0": gh[:, H].copy(),
-             "readout.weight": dW_o, "readout.bias": db_o}
+            ds = dout @ W_o  # (B, H): dL_t / d h_t of the top layer (c_t reaches the loss only through h_t)
+            for m in range(L):
+                for k in range(2):
+                    g[m][k] += np.einsum("bh,bhp->p", ds, S[L - 1][m][k][:, :H, :])
+    grads = {}
+    for m in range(L):
+        gx, gh = g[m][0].reshape(GH, In[m] + 1), g[m][1].reshape(GH, H + 1)
+        grads.update({f"weight_ih_l{m}": gx[:, : In[m]].copy(), f"weight_hh_l{m}": gh[:, :H].copy(),
+                      f"bias_ih_l{m}": gx[:, In[m]].copy(), f"bias_hh_l{m}": gh[:, H].copy()})
+    grads.update({"readout.weight": dW_o, "readout.bias": db_o})
     return RTRLResult(loss=float(value), grads=grads, memory_bytes=int(held), state_size=n,
                       recurrent_params=recurrent_params(cfg), nonfinite_step=bad)

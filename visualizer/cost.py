@@ -71,7 +71,7 @@ class MethodCurve:
 
 @dataclass(frozen=True, eq=False)
 class Sweep:
-    """:func:`sweep`'s result: ``curves`` in :data:`METHODS` order (RTRL omitted for several layers)."""
+    """:func:`sweep`'s result: ``curves`` in :data:`METHODS` order."""
 
     key: SweepKey
     name: str
@@ -162,8 +162,8 @@ def work_of(method, cfg, T, B) -> float:
 
 
 def methods_for(layers: int) -> tuple:
-    """The methods the sweep shows (RTRL for one layer only)."""
-    return tuple(m for m in METHODS if m != "rtrl" or layers == 1)
+    """The methods the sweep shows (all of them, whatever the number of layers)."""
+    return METHODS
 
 
 @memoize(maxsize=40)
@@ -297,7 +297,7 @@ def tradeoff(key) -> Tradeoff:
         res = core.bptt(model, x, yy, checkpoint=True, **kw)
         exact.append(("sqrt", "√T segments", ck.bptt_memory_model(cfg, T, B, True),
                       agreement(res.grads, full.grads)[1], f"recomputes {steps} steps{where}"))
-        if cfg.num_layers == 1 and rtrl_flops(cfg, 2, 1) <= RTRL_FLOPS:
+        if rtrl_flops(cfg, 2, 1) <= RTRL_FLOPS:
             exact.append(_rtrl_check(model, task.x, y, task.loss, loss_on))
     return Tradeoff(key.arch, compute.DISPLAY_NAMES[key.arch], steps, compute.read_only(ks),
                     compute.read_only(np.array(cos)), compute.read_only(np.array(err)),
@@ -363,13 +363,10 @@ def note(keys) -> str | None:
            f"{_mib(win[0])}; checkpointing with {c_sqrt} states holds {_mib(sq[0])} and recomputes {sq[3]} steps; "
            f"{BUDGET_STATES} states hold {_mib(bud[0])} and recompute {bud[3]} steps "
            f"({bud[1] / full[1]:.2g}× full BPTT's time{'' if bud[2] and full[2] else ', partly from the cost model'})."]
-    if "rtrl" in c:
-        r = _at(c["rtrl"], T)
-        out.append(f"RTRL holds {_mib(r[0])} at every T (the sensitivities d s/d θ) but needs "
-                   f"{r[1] / full[1]:.3g}× full BPTT's time at T={T}"
-                   f"{' (measured)' if r[2] and full[2] else ' (from the cost model)'}.")
-    else:
-        out.append("RTRL is shown for one layer only.")
+    r = _at(c["rtrl"], T)
+    out.append(f"RTRL holds {_mib(r[0])} at every T (the sensitivities d s/d θ) but needs "
+               f"{r[1] / full[1]:.3g}× full BPTT's time at T={T}"
+               f"{' (measured)' if r[2] and full[2] else ' (from the cost model)'}.")
     lines = []
     for t in pl.tradeoffs:
         if not np.all(np.isfinite(t.rel_error)):
@@ -397,7 +394,7 @@ def note(keys) -> str | None:
     rtrl_where = [f"{t.name} {e[4]}" for t in pl.tradeoffs for e in t.exact if e[0] == "rtrl"]
     if rtrl_where:
         out.append("RTRL's error: " + "; ".join(rtrl_where) + ".")
-    if "rtrl" in c and len(rtrl_where) < len(pl.tradeoffs):
+    if len(rtrl_where) < len(pl.tradeoffs):
         out.append("RTRL's error is not checked where two of its steps on one sequence exceed "
                    f"{RTRL_FLOPS:.0e} multiply-adds.")
     if keys[0].data.loss_on == "last":

@@ -9,8 +9,8 @@ from core.rtrl import memory_model
 from tests.core import reference
 from tests.core.test_bptt import ARCHS, EPS, assert_close, boundary_states, make_case
 
-CASES = list(itertools.product(ARCHS, ["mse", "cross_entropy"], ["all", "last"], [None, 2]))
-IDS = [f"{a[0]}-{a[1]}-{lo}-{on}-trunc{tr}" for a, lo, on, tr in CASES]
+CASES = list(itertools.product(ARCHS, [1, 2], ["mse", "cross_entropy"], ["all", "last"], [None, 2]))
+IDS = [f"{a[0]}-{a[1]}-L{l}-{lo}-{on}-trunc{tr}" for a, l, lo, on, tr in CASES]
 
 
 def assert_grads_equal(a, b, rtol=1e-10):
@@ -21,9 +21,9 @@ def assert_grads_equal(a, b, rtol=1e-10):
         assert np.max(np.abs(a[k] - b[k])) / scale < rtol, k
 
 
-@pytest.mark.parametrize("arch_nl,loss,loss_on,truncate", CASES, ids=IDS)
-def test_rtrl_equals_bptt(arch_nl, loss, loss_on, truncate):
-    model, x, y = make_case(*arch_nl, 1, loss, loss_on)
+@pytest.mark.parametrize("arch_nl,layers,loss,loss_on,truncate", CASES, ids=IDS)
+def test_rtrl_equals_bptt(arch_nl, layers, loss, loss_on, truncate):
+    model, x, y = make_case(*arch_nl, layers, loss, loss_on)
     ref = core.bptt(model, x, y, loss=loss, loss_on=loss_on, truncate=truncate)
     res = core.rtrl(model, x, y, loss=loss, loss_on=loss_on, truncate=truncate)
     assert res.loss == pytest.approx(ref.loss, rel=1e-12)
@@ -31,9 +31,9 @@ def test_rtrl_equals_bptt(arch_nl, loss, loss_on, truncate):
 
 
 @pytest.mark.parametrize("arch_nl", ARCHS, ids=[f"{a}-{n}" for a, n in ARCHS])
-@pytest.mark.parametrize("truncate", [None, 2])
-def test_rtrl_matches_finite_differences(arch_nl, truncate):
-    model, x, y = make_case(*arch_nl, 1, "mse", "all")
+@pytest.mark.parametrize("layers,truncate", [(1, None), (1, 2), (2, None)])
+def test_rtrl_matches_finite_differences(arch_nl, layers, truncate):
+    model, x, y = make_case(*arch_nl, layers, "mse", "all")
     res = core.rtrl(model, x, y, truncate=truncate)
     bnd = boundary_states(model, x, y, "mse", "all", truncate)
     for name, param in model.params.items():
@@ -50,8 +50,9 @@ def test_rtrl_matches_finite_differences(arch_nl, truncate):
 
 
 @pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
-def test_rtrl_memory_is_its_model_and_independent_of_T(arch, rng):
-    model = core.build(arch, input_size=2, hidden_size=5, output_size=1)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_rtrl_memory_is_its_model_and_independent_of_T(arch, layers, rng):
+    model = core.build(arch, input_size=2, hidden_size=5, output_size=1, num_layers=layers)
     sizes = []
     for T in (3, 30):
         x = rng.standard_normal((T, 4, 2))
@@ -61,16 +62,11 @@ def test_rtrl_memory_is_its_model_and_independent_of_T(arch, rng):
     assert sizes[0] == sizes[1]
     n = 10 if arch == "lstm" else 5
     assert res.state_size == n
-    P = model.config.gates * 5 * (2 + 5 + 2)
-    assert res.recurrent_params == P
-    # two (B, n, P) sensitivity buffers dominate
-    assert res.memory_bytes >= 2 * 4 * n * P * 8
-
-
-def test_rtrl_refuses_more_than_one_layer(rng):
-    model = core.build("gru", input_size=2, hidden_size=3, num_layers=2)
-    with pytest.raises(ValueError, match="num_layers"):
-        core.rtrl(model, rng.standard_normal((4, 1, 2)), rng.standard_normal((4, 1, 1)))
+    G = model.config.gates
+    P = [G * 5 * (2 + 5 + 2), G * 5 * (5 + 5 + 2)][:layers]
+    assert res.recurrent_params == sum(P)
+    # two buffers of every layer's (B, n, P_m) sensitivities to its own and lower layers' parameters dominate
+    assert res.memory_bytes >= 2 * 4 * n * 8 * sum(sum(P[: l + 1]) for l in range(layers))
 
 
 def test_rtrl_validates_like_bptt(rng):

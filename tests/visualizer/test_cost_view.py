@@ -128,14 +128,14 @@ def test_the_caption_reads_its_numbers_from_the_payload(small):
         assert f"{t.name}: relative error" in text and f"cosine {t.cosine[0]:.3f}" in text
 
 
-def test_several_layers_leave_rtrl_out_and_say_so():
+def test_several_layers_have_every_method():
     p = urlstate.Params(arch=("gru",), seq_len=10, hidden=3, batch=1, layers=2, task="sine", loss_on="all",
                         view="cost")
     keys = [compute.run_key(p, "gru")]
     pl = cost.payload(keys)
-    assert "rtrl" not in {c.method for c in pl.sweep.curves}
-    assert "rtrl" not in {e[0] for e in pl.tradeoffs[0].exact}
-    assert "RTRL is shown for one layer only" in cost.note(keys)
+    assert [c.method for c in pl.sweep.curves] == list(cost.METHODS)
+    rtrl = next(e for e in pl.tradeoffs[0].exact if e[0] == "rtrl")
+    assert rtrl[3] < 1e-12 and rtrl[2] == rtrl_memory(compute.model_of(keys[0]).config, 1)
     go.Figure(cost_figures.cost_figure(pl))
 
 
