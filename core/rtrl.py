@@ -12,7 +12,9 @@ state Jacobian with S). Compare BPTT: memory O(T) and work O(P) per step.
 
 The parameters are grouped like the pre-activations they enter: ``theta_x = [W_ih | b_ih]``
 (G*H, I+1) multiplies ``[x_t; 1]`` and ``theta_h = [W_hh | b_hh]`` (G*H, H+1) multiplies
-``[h_{t-1}; 1]``, so the immediate term is ``(d s_t / d a) outer [x_t; 1]``.
+``[h_{t-1}; 1]``, so the immediate term is ``(d s_t / d a) outer [x_t; 1]``. With several layers,
+layer l's state also depends on the lower layers' parameters through its input h^{l-1}_t, whose
+sensitivity is already known at step t: ``S^{l,m}_t = J^l_t S^{l,m}_{t-1} + (d s^l_t / d h^{l-1}_t) S^{l-1,m}_t``.
 """
 from __future__ import annotations
 
