@@ -24,6 +24,7 @@ from math import comb
 import numpy as np
 
 from . import cells
+from .checks import check_positive_int, is_int
 from .bptt import _cache_bytes, layer_backward, layer_forward, loss_forward_backward, validate_inputs
 from .models import Model
 from .rtrl import flops_model as rtrl_flops
@@ -155,7 +156,7 @@ def _advance(model, x, t0, t1, states):
     return states
 
 
-_KEPT = {"rnn": (1,), "lstm": (1, 2, 3, 5, 6), "gru": (1, 2)}  # cache entries beyond h_prev and W_hh
+_KEPT = {"rnn": ("h",), "lstm": ("c_prev", "gates", "tanh_c", "aux", "h"), "gru": ("gates", "hn")}  # beyond h_prev
 
 
 def _activation_bytes(arch, caches):
@@ -163,7 +164,7 @@ def _activation_bytes(arch, caches):
     and W_hh, plus the new h where the cache does not hold it (GRU)."""
     total = 0
     for _inp, cache, h in caches:
-        total += sum(cache[i].nbytes for i in _KEPT[arch]) + (h.nbytes if arch == "gru" else 0)
+        total += sum(getattr(cache, f).nbytes for f in _KEPT[arch]) + (h.nbytes if arch == "gru" else 0)
     return total
 
 
@@ -201,15 +202,15 @@ def checkpointed_bptt(model: Model, x, y, loss="mse", loss_on="all", truncate=No
     if (budget_states is None) == (budget_bytes is None):
         raise ValueError("give exactly one of budget_states and budget_bytes")
     if budget_bytes is not None:
-        if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, (int, np.integer)):
+        if not is_int(budget_bytes):
             raise ValueError(f"budget_bytes must be an integer, got {budget_bytes!r}")
         budget_states = states_for_bytes(cfg, B, int(budget_bytes))
         if budget_states < 1:
             need = state_bytes(cfg, B) + step_bytes(cfg, B)
             raise ValueError(f"budget_bytes must be at least {need} (one state and one step's activations) "
                              f"for this model and batch, got {budget_bytes}")
-    elif isinstance(budget_states, bool) or not isinstance(budget_states, (int, np.integer)) or budget_states < 1:
-        raise ValueError(f"budget_states must be a positive integer, got {budget_states!r}")
+    else:
+        check_positive_int("budget_states", budget_states)
     budget_states = int(budget_states)
     L, H, dtype = cfg.num_layers, cfg.hidden_size, x.dtype
     W_o, b_o = p["readout.weight"], p["readout.bias"]
@@ -263,7 +264,7 @@ def checkpointed_bptt(model: Model, x, y, loss="mse", loss_on="all", truncate=No
                         dc_next[l] = None if dc_next[l] is None else np.zeros_like(dc_next[l])
                     W_ih = p[f"weight_ih_l{l}"]
                     grads[f"weight_ih_l{l}"] += da_x.T @ inp_l
-                    grads[f"weight_hh_l{l}"] += da_h.T @ cache[0]  # cache[0] is h_{t-1}
+                    grads[f"weight_hh_l{l}"] += da_h.T @ cache.h_prev
                     grads[f"bias_ih_l{l}"] += da_x.sum(axis=0)
                     grads[f"bias_hh_l{l}"] += da_h.sum(axis=0)
                     dh_local = da_x @ W_ih
@@ -296,8 +297,7 @@ def windowed_bptt(model: Model, x, y, loss="mse", loss_on="all", *, window: int)
     instead of O(T). The gradients are those of ``core.bptt(model, x, y, truncate=k)``; with the
     loss on the last step only, the windows before the last need no backward pass at all.
     """
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window <= 0:
-        raise ValueError(f"window must be a positive integer, got {window!r}")
+    check_positive_int("window", window)
     x, y = validate_inputs(model, x, y, loss, loss_on)
     cfg, p = model.config, model.params
     T, B, _ = x.shape
@@ -314,7 +314,7 @@ def windowed_bptt(model: Model, x, y, loss="mse", loss_on="all", *, window: int)
             for l, (h0, c0) in enumerate(states):
                 inp, cache = layer_forward(cfg.arch, cfg.nonlinearity, inp, *_layer_params(p, l), h0, c0)
                 caches.append(cache)
-                new.append((inp[-1].copy(), None if cache[8] is None else cache[8].copy()))
+                new.append((inp[-1].copy(), None if cache.c_last is None else cache.c_last.copy()))
             states = new
             out = inp @ W_o.T + b_o  # (k, B, O)
             held = max(held, sum(_cache_bytes(c) for c in caches) + out.nbytes)

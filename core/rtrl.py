@@ -107,7 +107,8 @@ def _step(arch, nonlinearity, a_x, s_prev, W_hh, b_hh):
         return h, D, D, act[:, :, None] * W_hh[None]
     if arch == "lstm":
         h_prev, c_prev = s_prev[:, :H], s_prev[:, H:]
-        h, c, (_, _, gates, tc, _, _, _) = cells.lstm_step_forward(a_x, h_prev, c_prev, W_hh, b_hh)
+        h, c, cache = cells.lstm_step_forward(a_x, h_prev, c_prev, W_hh, b_hh)
+        gates, tc = cache.gates, cache.tanh_c
         i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
         dc = np.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), np.zeros_like(i)], axis=1)
         do = o * (1 - tc * tc)  # (B, H): d h / d c
@@ -121,7 +122,8 @@ def _step(arch, nonlinearity, a_x, s_prev, W_hh, b_hh):
         J[:, ar, H + ar] = do * f  # h_t <- c_{t-1}
         J[:, H + ar, H + ar] = f  # c_t <- c_{t-1}
         return np.concatenate([h, c], axis=1), D, D, J
-    h, (_, gates, hn, _) = cells.gru_step_forward(a_x, s_prev, W_hh, b_hh)
+    h, cache = cells.gru_step_forward(a_x, s_prev, W_hh, b_hh)
+    gates, hn = cache.gates, cache.hn
     r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
     dn = (1 - z) * (1 - n * n)  # (B, H): d h / d (n pre-activation)
     dx = np.stack([dn * hn * r * (1 - r), (s_prev - n) * z * (1 - z), dn], axis=1)  # (B, 3, H)
