@@ -51,6 +51,8 @@ def clamp_steps(steps) -> int:
     """Training steps as an int in [1, MAX_STEPS] (DEFAULT_STEPS for anything unreadable)."""
     try:
         value = float(steps)
+    except OverflowError:  # an integer too large for a float
+        return MAX_STEPS if steps > 0 else 1
     except (TypeError, ValueError):
         return DEFAULT_STEPS
     if not math.isfinite(value):

@@ -8,6 +8,7 @@ each such correction yields one human message naming the field. Nothing here rai
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from urllib.parse import parse_qsl, quote
 
@@ -96,27 +97,51 @@ TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off", "")
 
 
+MAX_SHOWN = 40  # characters of a user's value quoted in a message
+MAX_ARCH_NAMES = 16  # arch names examined per request; the rest are ignored with one message
+MAX_NAMED = 3  # unknown names (arch or parameter) listed in one message
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
 def _fmt(v) -> str:
-    """Short text for a number or value in a message or a URL."""
+    """Short text for a number or value in a message or a URL (huge integers by their digit count)."""
     if isinstance(v, float):
         return f"{v:g}"
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**15:
+        digits = len(str(abs(v))) if v.bit_length() < 14000 else "many"
+        return f"a {digits}-digit{' negative' if v < 0 else ''} number"
     return str(v)
 
 
+def shown(raw) -> str:
+    """A bounded quote of any value a browser sent, for a message: never the whole of a huge
+    string, never the repr of a (maybe deeply nested) container."""
+    if isinstance(raw, str):
+        return repr(raw[:MAX_SHOWN] + ("…" if len(raw) > MAX_SHOWN else ""))
+    if raw is None or isinstance(raw, (bool, float)):
+        return repr(raw)
+    if isinstance(raw, int):
+        return _fmt(raw)
+    return f"a {type(raw).__name__}"
+
+
 def _to_number(raw):
-    """float from a number or numeric string; None if it is not one (bools and NaN/inf too)."""
+    """A finite int or float from a number or numeric string; None if it is not one (bools and
+    NaN/inf too). Integers stay exact whatever their size (never converted to float)."""
     if isinstance(raw, bool):
         return None
-    if isinstance(raw, (int, float)):
-        value = float(raw)
-    elif isinstance(raw, str):
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            return None
-    else:
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float):
+        return raw if math.isfinite(raw) else None
+    if not isinstance(raw, str) or len(raw) > 4000:
         return None
-    return value if math.isfinite(value) else None
+    text = raw.strip()
+    try:
+        value = int(text) if _INTEGER.fullmatch(text) else float(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, int) or math.isfinite(value) else None
 
 
 def _check_number(name, raw, kind, low, high):
@@ -127,28 +152,27 @@ def _check_number(name, raw, kind, low, high):
         return None, None
     value = _to_number(raw)
     if value is None:
-        shown = "empty" if raw is None or raw == "" else f"not a finite number ({str(raw)[:40]!r})"
-        return default, f"{name} is {shown}; using {_fmt(default) if default is not None else 'none'}."
-    if kind.endswith("int"):
-        if value != int(value):
-            rounded = round(value)
-            clamped = min(max(rounded, low), high)
-            return clamped, f"{name}={_fmt(value)} is not a whole number; using {clamped}."
-        value = int(value)
-    if value < low:
+        what = "empty" if raw is None or raw == "" else f"not a finite number ({shown(raw)})"
+        return default, f"{name} is {what}; using {_fmt(default) if default is not None else 'none'}."
+    if value < low:  # exact comparisons: a 400-digit integer is never converted to float
         return low, f"{name}={_fmt(value)} is below the minimum {_fmt(low)}; using {_fmt(low)}."
     if value > high:
         return high, f"{name}={_fmt(value)} is above the maximum {_fmt(high)}; using {_fmt(high)}."
-    return value, None
+    if kind.endswith("int"):
+        if value != int(value):
+            clamped = min(max(round(value), low), high)
+            return clamped, f"{name}={_fmt(value)} is not a whole number; using {clamped}."
+        return int(value), None
+    return float(value), None
 
 
 def _check_choice(name, raw, choices):
     """(value, message or None) for a one-of-choices field."""
     default = getattr(DEFAULTS, name)
-    key = str(raw).strip().lower() if raw is not None else ""
+    key = raw.strip().lower() if isinstance(raw, str) else ""
     if key in choices:
         return key, None
-    return default, f"{name}={str(raw)[:40]!r} is not one of {', '.join(choices)}; using {default}."
+    return default, f"{name}={shown(raw)} is not one of {', '.join(choices)}; using {default}."
 
 
 def _check_bool(name, raw):
@@ -157,35 +181,43 @@ def _check_bool(name, raw):
         return raw, None
     if isinstance(raw, (list, tuple)):  # a dcc.Checklist with one option
         return bool(raw), None
-    key = str(raw).strip().lower() if raw is not None else ""
+    key = raw.strip().lower() if isinstance(raw, str) else str(raw) if isinstance(raw, int) and abs(raw) < 10 else "?"
     if key in TRUE_WORDS:
         return True, None
     if key in FALSE_WORDS:
         return False, None
     default = getattr(DEFAULTS, name)
-    return default, f"{name}={str(raw)[:40]!r} is not true/false; using {str(default).lower()}."
+    return default, f"{name}={shown(raw)} is not true/false; using {str(default).lower()}."
 
 
 def _check_arch(raw, allow_empty):
-    """(tuple of archs in canonical order, messages). Unknown names are dropped with a message."""
+    """(tuple of archs in canonical order, messages). Unknown names are dropped with one message
+    (at most MAX_ARCH_NAMES names are examined, at most MAX_NAMED distinct unknown ones listed)."""
     if raw is None:
         items = []
     elif isinstance(raw, str):
-        items = raw.split(",")
+        items = raw.split(",", MAX_ARCH_NAMES)
     elif isinstance(raw, (list, tuple)):
-        items = list(raw)
+        items = list(raw[: MAX_ARCH_NAMES + 1])
     else:
         items = [raw]
-    chosen, messages = set(), []
-    for item in items:
-        key = str(item).strip().lower()
-        if not key:
+    chosen, unknown, messages = set(), [], []
+    for item in items[:MAX_ARCH_NAMES]:
+        key = item.strip().lower() if isinstance(item, str) else None
+        if key == "":
             continue
         key = ARCH_ALIASES.get(key, key)
         if key in ARCH_CHOICES:
             chosen.add(key)
-        else:
-            messages.append(f"arch {str(item)[:40]!r} is unknown (choose from {', '.join(ARCH_CHOICES)}); ignored.")
+        elif shown(item) not in unknown:
+            unknown.append(shown(item))
+    if unknown:
+        listed = ", ".join(unknown[:MAX_NAMED]) + (f" and {len(unknown) - MAX_NAMED} more" if len(unknown) > MAX_NAMED
+                                                  else "")
+        messages.append(f"arch {listed} {'is' if len(unknown) == 1 else 'are'} unknown "
+                        f"(choose from {', '.join(ARCH_CHOICES)}); ignored.")
+    if len(items) > MAX_ARCH_NAMES:
+        messages.append(f"arch lists more than {MAX_ARCH_NAMES} names; the rest are ignored.")
     archs = tuple(a for a in ARCH_CHOICES if a in chosen)
     if not archs and not allow_empty:
         messages.append(f"no valid architecture given; using {','.join(DEFAULTS.arch)}.")
@@ -237,9 +269,11 @@ def validate(values: dict, allow_empty_arch: bool = False) -> tuple[Params, list
         out[name] = value
         if msg:
             messages.append(msg)
-    for key in values:
-        if key not in SPEC:
-            messages.append(f"unknown parameter {str(key)[:40]!r} ignored.")
+    unknown = [shown(key) for key in values if key not in SPEC]
+    if unknown:
+        listed = ", ".join(unknown[:MAX_NAMED]) + (f" and {len(unknown) - MAX_NAMED} more" if len(unknown) > MAX_NAMED
+                                                  else "")
+        messages.append(f"unknown parameter{'s' if len(unknown) > 1 else ''} {listed} ignored.")
     params, msg = _cap_work(replace(DEFAULTS, **out))
     if msg:
         messages.append(msg)
