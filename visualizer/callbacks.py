@@ -111,6 +111,7 @@ def overview(store, upload=None):
     view1 = views.GRAD_NORM
     try:
         payload = view1.payload(_keys(params))
+        uploaded, upload_note = classroom.flow_of_upload(params, *(upload or (None, None)))
     except EXPECTED_ERRORS as e:
         return [message_figure(str(e)), [], []]
     except Exception as e:  # keep serving; the message names the problem
@@ -119,7 +120,6 @@ def overview(store, upload=None):
     flows = list(payload.flows)
     banner = [html.Div(line, className="banner-line") for line in payloads.explosion_messages(flows)]
     note = next((f.loss_note for f in flows if f.loss_note), None)
-    uploaded, upload_note = classroom.flow_of_upload(params, *(upload or (None, None)))
     if uploaded:
         payload = replace(payload, flows=(*payload.flows, uploaded))
     info = info_children(flows, note) + ([html.Span(upload_note, className="info-item note")] if upload_note else [])

@@ -13,7 +13,6 @@ the text; ``?<name>_hide=1`` hides one control or card, as TensorFlow Playground
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_up
 import core
 
 from . import compute, export, ids, presets, weights
+from .cache import memoize
 from .urlstate import SPEC, TRUE_WORDS, Params, query_pairs
 
 log = logging.getLogger(__name__)
@@ -156,12 +156,15 @@ def uploaded_flow(model: core.Model, params: Params) -> UploadedFlow:
 
     The current task if the model's sizes fit it, else the first task that fits (with the same
     seq_len, batch and seed), else standard-normal inputs scored by MSE against 0 at the last step.
+    Batch, then seq_len, are lowered when the run would exceed the work cap
+    (:func:`visualizer.weights.run_size`; the note says so).
     """
     c = model.config
+    T, B, size_note = weights.run_size(c, params.seq_len, params.batch)
     fits = weights.matching_tasks(c)
     task_name = params.task if params.task in fits else (fits[0] if fits else None)
     if task_name is not None:
-        task = core.make_task(task_name, params.seq_len, params.batch, seed=params.seed)
+        task = core.make_task(task_name, T, B, seed=params.seed)
         y = task.y[-1] if (params.loss_on == "last" and task.loss_on == "all") else task.y
         loss_on = "last" if (params.loss_on == "last" and task.loss_on == "all") else task.loss_on
         x, loss = task.x, task.loss
@@ -169,12 +172,21 @@ def uploaded_flow(model: core.Model, params: Params) -> UploadedFlow:
                                              f" (its sizes do not fit {params.task})")
     else:
         rng = np.random.default_rng(params.seed)
-        x = rng.standard_normal((params.seq_len, params.batch, c.input_size))
-        y, loss, loss_on = np.zeros((params.batch, c.output_size)), "mse", "last"
+        x = rng.standard_normal((T, B, c.input_size))
+        y, loss, loss_on = np.zeros((B, c.output_size)), "mse", "last"
         note = f"on random inputs (input size {c.input_size} fits no task)"
-    res = core.bptt(model, x, y, loss=loss, loss_on=loss_on, truncate=params.truncate)
+    truncate = params.truncate if params.truncate is not None and params.truncate < T else None
+    res = core.bptt(model, x, y, loss=loss, loss_on=loss_on, truncate=truncate)
     arch = "rnn-relu" if c.arch == "rnn" and c.nonlinearity == "relu" else c.arch
-    return UploadedFlow(arch, f"your {compute.DISPLAY_NAMES[arch]}", res.hidden_grad_norms, note)
+    return UploadedFlow(arch, f"your {compute.DISPLAY_NAMES[arch]}", res.hidden_grad_norms,
+                        note + (f", {size_note}" if size_note else ""))
+
+
+@memoize(maxsize=32, max_bytes=64 * 1024 * 1024, key=lambda job: job[0])
+def _cached_flow(job) -> UploadedFlow:
+    """:func:`uploaded_flow` of job = (key, model, params), computed once per key."""
+    _, model, params = job
+    return uploaded_flow(model, params)
 
 
 def upload_weights(contents, filename):
@@ -185,21 +197,29 @@ def upload_weights(contents, filename):
         up = weights.load_weights(contents, filename)
     except weights.WeightsError as e:
         return f"Rejected: {e}", "upload-status error", None
-    digest = hashlib.sha256(contents.encode() if isinstance(contents, str) else bytes(contents)).hexdigest()[:16]
-    name = filename or "upload"
+    name = str(filename or "upload")[:120]
     return (f"Loaded {name}: {up.summary}.", "upload-status ok",
-            {"filename": name, "summary": up.summary, "arch": up.arch, "sha": digest})
+            {"filename": name, "summary": up.summary, "arch": up.arch, "sha": up.digest[:16]})
 
 
 def flow_of_upload(params: Params, meta, pending):
-    """(:class:`UploadedFlow` or None, a note for the info line or None) for a checked upload."""
+    """(:class:`UploadedFlow` or None, a note for the info line or None) for a checked upload.
+
+    The upload is checked once (cached by its digest, :func:`visualizer.weights.load_weights`)
+    and its run once per setting it depends on; any failure becomes the note."""
     if not isinstance(meta, dict) or not isinstance(pending, dict):
         return None, None
     try:
-        flow = uploaded_flow(weights.load_weights(pending.get("contents")).model, params)
-    except (weights.WeightsError, ValueError) as e:
+        up = weights.load_weights(pending.get("contents"))
+        key = (up.digest, params.task, params.seq_len, params.batch, params.seed, params.loss_on, params.truncate)
+        flow = _cached_flow((key, up.model, params))
+    except (weights.WeightsError, ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
         return None, f"Your uploaded model cannot run here: {e}"
-    return flow, f"Dashed: {meta.get('filename', 'upload')} ({meta.get('summary', '')}), run {flow.note}."
+    except Exception as e:  # keep serving; the note names the problem
+        log.exception("the uploaded model failed to run")
+        return None, f"Your uploaded model cannot run here ({type(e).__name__})."
+    name, summary = str(meta.get("filename", "upload"))[:120], str(meta.get("summary", ""))[:300]
+    return flow, f"Dashed: {name} ({summary}), run {flow.note}."
 
 
 def mark_uploaded(fig):

@@ -11,121 +11,52 @@ Architecture, hidden size, layers, input and output sizes are read off the shape
 ``"rnn-relu"``, ``"lstm"``, ``"gru"``). One common prefix such as ``rnn.`` on the recurrent keys
 is accepted.
 
-Safety: the bytes stay in memory (``io.BytesIO``; nothing is written to disk), the size is
-limited before decoding, the zip's uncompressed size and member count are checked before
-loading, arrays load with ``allow_pickle=False``, and every problem raises
+Safety: the bytes stay in memory (nothing is written to disk) and are read by
+:mod:`visualizer.npz`, which bounds every size before allocating; the model's sizes are read
+from the arrays' headers and checked against the app's maxima before any weight is decoded;
+an upload is checked once per process (cached by its SHA-256); every problem raises
 :class:`WeightsError` with a message naming the key and what is wrong.
 """
 from __future__ import annotations
 
-import base64
-import binascii
+import hashlib
 import io
 import re
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 import core
 
-MAX_BYTES = 20 * 1024 * 1024  # the uploaded file
-MAX_UNCOMPRESSED = 4 * MAX_BYTES  # the arrays inside it, all together
-MAX_MEMBERS = 200
-ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-NPY_MAGIC = b"\x93NUMPY"
+from .cache import memoize
+from .npz import MAX_BYTES, WeightsError, decode_upload, read_headers, read_npz
+from .urlstate import SPEC, WORK_CAP
+
+MAX_HIDDEN, MAX_LAYERS = SPEC["hidden"][2], SPEC["layers"][2]  # the app's maxima apply to uploads too
+MAX_IO = 256  # input and output sizes
+IO_CAP = 8_000_000  # seq_len x batch x (input + output) numbers for one run of an uploaded model
+CACHE_BYTES = 256 * 1024 * 1024  # checked uploads kept per process
 GATES_TO_ARCH = {1: "rnn", 3: "gru", 4: "lstm"}
 ARCH_NAMES = {"rnn": ("rnn", "tanh"), "rnn-tanh": ("rnn", "tanh"), "rnn-relu": ("rnn", "relu"),
               "lstm": ("lstm", "tanh"), "gru": ("gru", "tanh")}
 _KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)$")
 
 
-class WeightsError(ValueError):
-    """An uploaded weights file that cannot be used; the message says why."""
-
-
 @dataclass(frozen=True, eq=False)
 class Uploaded:
-    """A checked upload: the core ``model`` and a one-line ``summary`` of what was found."""
+    """A checked upload: the core ``model``, a one-line ``summary`` of what was found and the
+    ``digest`` (SHA-256) of the upload it was read from."""
 
     model: core.Model
     summary: str
     filename: str | None = None
+    digest: str = ""
 
     @property
     def arch(self) -> str:
         """``"rnn"``, ``"rnn-relu"``, ``"lstm"`` or ``"gru"`` (the app's names)."""
         c = self.model.config
         return "rnn-relu" if c.arch == "rnn" and c.nonlinearity == "relu" else c.arch
-
-
-def _mb(n: int) -> str:
-    """Bytes as megabytes for a message."""
-    return f"{n / 1024 / 1024:.1f} MB"
-
-
-def decode_upload(contents) -> bytes:
-    """The file bytes of a ``dcc.Upload`` ``contents`` string (``data:...;base64,...``) or of bytes.
-
-    The size limit is checked on the base64 text before decoding.
-    """
-    if isinstance(contents, (bytes, bytearray)):
-        data = bytes(contents)
-    elif isinstance(contents, str):
-        _, sep, b64 = contents.partition(",")
-        b64 = b64 if sep else contents
-        if len(b64) * 3 // 4 > MAX_BYTES + 3:
-            raise WeightsError(f"The file is larger than the {_mb(MAX_BYTES)} limit "
-                               f"(about {_mb(len(b64) * 3 // 4)}).")
-        try:
-            data = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
-            raise WeightsError("The upload could not be read (it is not valid base64 data).") from None
-    else:
-        raise WeightsError("No file was uploaded.")
-    if len(data) > MAX_BYTES:
-        raise WeightsError(f"The file is {_mb(len(data))}, larger than the {_mb(MAX_BYTES)} limit.")
-    return data
-
-
-def read_npz(data: bytes) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` file held in memory, checked for size and pickled objects."""
-    if len(data) > MAX_BYTES:
-        raise WeightsError(f"The file is {_mb(len(data))}, larger than the {_mb(MAX_BYTES)} limit.")
-    if data.startswith(NPY_MAGIC):
-        raise WeightsError("This is a single .npy array, not an .npz: save the state dict with "
-                           "np.savez('model.npz', **state_dict).")
-    if not data.startswith(ZIP_MAGIC):
-        raise WeightsError("This is not an .npz file (an .npz is a zip archive of .npy arrays, "
-                           "written by np.savez).")
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            infos = zf.infolist()
-            if len(infos) > MAX_MEMBERS:
-                raise WeightsError(f"The .npz holds {len(infos)} arrays; at most {MAX_MEMBERS} are accepted.")
-            total = sum(i.file_size for i in infos)
-            if total > MAX_UNCOMPRESSED:
-                raise WeightsError(f"The arrays unpack to {_mb(total)}, more than the {_mb(MAX_UNCOMPRESSED)} limit.")
-            bad = [i.filename for i in infos if not i.filename.endswith(".npy")]
-            if bad:
-                raise WeightsError(f"The .npz contains {bad[0]!r}, which is not a .npy array.")
-        arrays = {}
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            for name in z.files:
-                try:
-                    arrays[name] = z[name]
-                except ValueError as e:
-                    if "pickle" in str(e).lower() or "object" in str(e).lower():
-                        raise WeightsError(f"Array {name!r} holds Python objects (pickled data), which are "
-                                           f"never loaded; save plain numeric arrays.") from None
-                    raise WeightsError(f"Array {name!r} could not be read: {e}") from None
-    except WeightsError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise WeightsError(f"The .npz file is damaged and could not be read ({type(e).__name__}: {e}).") from None
-    if not arrays:
-        raise WeightsError("The .npz file is empty.")
-    return arrays
 
 
 def _strip_prefix(state: dict) -> tuple[dict, str]:
@@ -225,8 +156,68 @@ def _check_finite(state: dict) -> None:
                                f"value{'s' if bad.sum() > 1 else ''}); weights must be finite.")
 
 
+def _check_bounds(config: core.ModelConfig) -> None:
+    """Raise WeightsError when the model is larger than the app's maxima (hidden, layers, sizes)."""
+    for what, value, top in (("hidden size H", config.hidden_size, MAX_HIDDEN),
+                             ("number of layers", config.num_layers, MAX_LAYERS),
+                             ("input size", config.input_size, MAX_IO), ("output size", config.output_size, MAX_IO)):
+        if value > top:
+            raise WeightsError(f"The model's {what} is {value:,}; this app accepts at most {top} "
+                               f"(the same limit as its controls, so every view stays within the work cap).")
+
+
+def digest(contents) -> str:
+    """SHA-256 (hex) of an upload's ``contents`` (a ``dcc.Upload`` string or bytes)."""
+    data = contents.encode("utf-8", "surrogatepass") if isinstance(contents, str) else bytes(contents)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _state_specs(data: bytes) -> tuple[dict, str]:
+    """(headers of the arrays with the decoded ``arch`` entry, prefix removed): no weight is decoded."""
+    specs = read_headers(data)
+    if "arch" in specs:
+        spec = specs["arch"]
+        if spec.dtype.kind not in "US" or spec.size != 1:
+            raise WeightsError(f"Entry 'arch' must be a string such as 'rnn-relu', got an array of {spec.dtype} "
+                               f"with shape {str(spec.shape)[:40]}.")
+        specs["arch"] = read_npz(data, ["arch"])["arch"]
+    return _strip_prefix(specs)
+
+
+@memoize(maxsize=16, max_bytes=CACHE_BYTES, key=lambda blob: blob[0])
+def _checked(blob) -> Uploaded | str:
+    """The checked upload of ``blob`` = (digest, contents), or the message why not (both cached:
+    each upload is decoded and checked once per process)."""
+    key, contents = blob
+    try:
+        data = decode_upload(contents)
+        specs, prefix = _state_specs(data)
+        config = infer_config(specs)  # from the headers alone ...
+        _check_bounds(config)  # ... so an over-size model is refused before its arrays are decoded
+        state, _ = _strip_prefix(read_npz(data))
+        _check_finite(state)
+    except WeightsError as e:
+        return str(e)
+    model = core.build(config.arch, input_size=config.input_size, hidden_size=config.hidden_size,
+                       output_size=config.output_size, num_layers=config.num_layers,
+                       nonlinearity=config.nonlinearity)
+    try:
+        model.load_state_dict({k: v for k, v in state.items() if k != "arch"})
+    except ValueError as e:  # the checks above should make this unreachable
+        return str(e)
+    name = config.name if config.arch != "rnn" else ("RNN-relu" if config.nonlinearity == "relu" else "RNN (tanh)")
+    summary = (f"{name}, {config.num_layers} layer{'s' if config.num_layers > 1 else ''}, H={config.hidden_size}, "
+               f"input {config.input_size}, output {config.output_size}, {model.num_parameters():,} parameters"
+               + (f" (prefix {prefix!r} removed)" if prefix else ""))
+    return Uploaded(model=model, summary=summary, digest=key)
+
+
 def load_weights(contents, filename: str | None = None) -> Uploaded:
     """Check an upload (``dcc.Upload`` contents or raw bytes) and build its core model.
+
+    The work is bounded before anything is decoded (size, members, headers, the model's sizes
+    against the app's maxima) and done once per upload: the result, or the message, is cached
+    by the upload's SHA-256.
 
     Raises
     ------
@@ -234,21 +225,30 @@ def load_weights(contents, filename: str | None = None) -> Uploaded:
     """
     if filename is not None and not str(filename).lower().endswith(".npz"):
         raise WeightsError(f"{str(filename)[:80]!r} is not an .npz file; save the state dict with np.savez.")
-    state, prefix = _strip_prefix(read_npz(decode_upload(contents)))
-    config = infer_config(state)
-    _check_finite(state)
-    model = core.build(config.arch, input_size=config.input_size, hidden_size=config.hidden_size,
-                       output_size=config.output_size, num_layers=config.num_layers,
-                       nonlinearity=config.nonlinearity)
-    try:
-        model.load_state_dict({k: v for k, v in state.items() if k != "arch"})
-    except ValueError as e:  # the checks above should make this unreachable
-        raise WeightsError(str(e)) from None
-    name = config.name if config.arch != "rnn" else ("RNN-relu" if config.nonlinearity == "relu" else "RNN (tanh)")
-    summary = (f"{name}, {config.num_layers} layer{'s' if config.num_layers > 1 else ''}, H={config.hidden_size}, "
-               f"input {config.input_size}, output {config.output_size}, {model.num_parameters():,} parameters"
-               + (f" (prefix {prefix!r} removed)" if prefix else ""))
-    return Uploaded(model=model, summary=summary, filename=filename)
+    if not isinstance(contents, (str, bytes, bytearray)) or len(contents) > 4 * MAX_BYTES // 3 + 1024:
+        decode_upload(contents)  # raises its message (no file, too large) without hashing
+    checked = _checked((digest(contents), contents))
+    if isinstance(checked, str):
+        raise WeightsError(checked)
+    return replace(checked, filename=filename)
+
+
+def run_size(config: core.ModelConfig, seq_len: int, batch: int) -> tuple[int, int, str | None]:
+    """(seq_len, batch, note or None) for one run of an uploaded model: batch, then seq_len,
+    lowered until seq_len x batch x layers x H^2 fits the work cap and seq_len x batch x
+    (input + output) fits IO_CAP (the note says so)."""
+    per_step = max(config.num_layers * config.hidden_size ** 2, 1)
+    per_io = config.input_size + config.output_size
+
+    def fits(t, b):
+        return t * b * per_step <= WORK_CAP and t * b * per_io <= IO_CAP
+    T, B = int(seq_len), int(batch)
+    if fits(T, B):
+        return T, B, None
+    B = max(1, min(B, WORK_CAP // (T * per_step), IO_CAP // (T * per_io)))
+    if not fits(T, B):
+        T = max(1, min(T, WORK_CAP // (B * per_step), IO_CAP // (B * per_io)))
+    return T, B, f"run with batch={B}, seq_len={T} to stay within the server's work cap"
 
 
 def to_npz_bytes(model: core.Model) -> bytes:

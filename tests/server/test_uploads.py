@@ -14,6 +14,7 @@ import pytest
 
 import core
 from visualizer import weights
+from visualizer.npz import MAX_UNCOMPRESSED
 from visualizer.weights import WeightsError, load_weights
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -88,8 +89,8 @@ def test_zip_bomb_is_rejected_before_unpacking():
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         header = io.BytesIO()
         np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
-                                                      "shape": (weights.MAX_UNCOMPRESSED // 8 + 1,)})
-        zf.writestr("weight_hh_l0.npy", header.getvalue() + bytes(weights.MAX_UNCOMPRESSED + 8))
+                                                      "shape": (MAX_UNCOMPRESSED // 8 + 1,)})
+        zf.writestr("weight_hh_l0.npy", header.getvalue() + bytes(MAX_UNCOMPRESSED + 8))
     assert len(buf.getvalue()) < weights.MAX_BYTES
     assert "limit" in rejected(as_upload(buf.getvalue()))
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import core
+from visualizer import npz as npz_reader
 from visualizer import weights
 
 FIXTURE = Path(__file__).parent.parent / "core" / "data" / "torch_trained.npz"
@@ -85,7 +86,7 @@ def test_round_trip_with_arch_entry_and_prefix():
 
 
 def test_over_size_is_rejected_before_decoding(monkeypatch):
-    monkeypatch.setattr(weights, "MAX_BYTES", 1000)
+    monkeypatch.setattr(npz_reader, "MAX_BYTES", 1000)
     reject("data:application/octet-stream;base64," + "A" * 2000, "larger than", "limit")
     reject(b"PK\x03\x04" + bytes(1200), "larger than", "limit")
 
@@ -112,7 +113,7 @@ def test_zip_with_other_members_or_too_large_content(monkeypatch):
     reject(upload(buf.getvalue()), "'run.sh'", "not a .npy")
     bomb = io.BytesIO()
     np.savez_compressed(bomb, weight_hh_l0=np.zeros((3000, 3000)))  # 72 MB of zeros, a few kB packed
-    monkeypatch.setattr(weights, "MAX_UNCOMPRESSED", 10 * 2**20)
+    monkeypatch.setattr(npz_reader, "MAX_UNCOMPRESSED", 10 * 2**20)
     reject(upload(bomb.getvalue()), "unpack to", "limit")
 
 
