@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dash import Dash
 
-from . import callbacks, jobs, layout
+from . import callbacks, envelope, jobs, layout
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -26,6 +26,7 @@ def create_app(**dash_kwargs) -> Dash:
     app = Dash(__name__, **options)
     app.layout = layout.build_layout
     callbacks.register(app)
+    envelope.install(app)
     return app
 
 

@@ -21,11 +21,12 @@ snapshots, so traffic stays small.
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from . import jobs, limits, training
+from . import figures, jobs, limits, training, training_stores
 from .training_figures import evolution_figure, flow_figure, progress_figure
 from .urlstate import Params
 
@@ -188,25 +189,30 @@ def job_error(exc):
 # ----------------------------------------------------------------------------- drawing
 def draw_live(progress):
     """The newest snapshot from one progress payload, and the loss / gradient-norm figure when
-    the payload carries the histories (a few times a second)."""
-    if not isinstance(progress, dict) or "archs" not in progress:
+    the payload carries the histories (a few times a second). A forged payload draws what it
+    holds that is readable (:func:`visualizer.training_stores.clean_progress`), else nothing."""
+    progress = training_stores.clean_progress(progress)
+    if progress is None:
         return no_update, no_update
-    losses = progress_figure(progress["archs"]) if progress.get("full", True) else no_update
-    return losses, flow_figure(progress.get("live") or [])
+    try:
+        losses = progress_figure(progress["archs"]) if progress["full"] else no_update
+        return losses, flow_figure(progress["live"])
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
+        log.warning("progress payload not drawable: %s", str(e)[:200])
+        return no_update, no_update
 
 
 def snapshot_steps(record) -> list[int]:
     """The recorded training steps (union over architectures), sorted."""
-    if not isinstance(record, dict):
-        return []
-    return sorted({int(s["step"]) for snaps in (record.get("snaps") or {}).values() for s in snaps})
+    snaps = training_stores.clean_record(record)["snaps"]
+    return sorted({s["step"] for items in snaps.values() for s in items})
 
 
 def at_step(record, step: int) -> list[dict]:
     """Per architecture, the newest recorded snapshot at or before ``step``."""
     out = []
-    for snaps in (record.get("snaps") or {}).values():
-        before = [s for s in snaps if int(s["step"]) <= step]
+    for snaps in training_stores.clean_record(record)["snaps"].values():
+        before = [s for s in snaps if s["step"] <= step]
         if before:
             out.append(before[-1])
     return out
@@ -214,18 +220,20 @@ def at_step(record, step: int) -> list[dict]:
 
 def draw_snapshot(step, token, record):
     """The three figures at training step ``step`` (the newest snapshot at or before it; empty
-    figures without a record)."""
+    figures without a record). A forged record draws what it holds that is readable."""
+    record = training_stores.clean_record(record)
     steps = snapshot_steps(record)
     if not steps:
         return progress_figure({}), flow_figure([]), evolution_figure({})
+    step = step if isinstance(step, (int, float)) and not isinstance(step, bool) and math.isfinite(step) else steps[-1]
+    step = int(max(steps[0], min(step, steps[-1])))
     try:
-        step = int(step)
-    except (TypeError, ValueError):
-        step = steps[-1]
-    step = max(steps[0], min(step, steps[-1]))
-    snaps = at_step(record, step)
-    return (progress_figure(record.get("archs") or {}, selected_step=step), flow_figure(snaps),
-            evolution_figure(record.get("snaps") or {}, selected_step=step))
+        return (progress_figure(record["archs"], selected_step=step), flow_figure(at_step(record, step)),
+                evolution_figure(record["snaps"], selected_step=step))
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
+        log.warning("training record not drawable: %s", str(e)[:200])
+        message = figures.message_figure("This training record cannot be drawn.")
+        return message, message, message
 
 
 MERGE_JS = """
