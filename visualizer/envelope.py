@@ -4,7 +4,7 @@ not a request the page could have made.
 
 - Size: ``MAX_CONTENT_LENGTH`` = :data:`MAX_REQUEST_BYTES` (an upload at its limit, base64,
   plus the rest of the page's state); larger bodies get 413 before they are read.
-- Shape: a JSON object whose ``output`` is a callback of this app, whose ``inputs`` and
+- Shape: a JSON object whose ``output`` is a server-side callback of this app, whose ``inputs`` and
   ``state`` list exactly that callback's ids and properties in order, whose ``outputs`` match
   ``output``, and whose ``changedPropIds`` is a short list of strings.
 - Depth: values nested at most :data:`MAX_DEPTH` levels (the app's stores use six);
@@ -97,6 +97,8 @@ def check(body, callback_map) -> None:
     if not isinstance(output, str) or output not in callback_map:
         raise Refused(f"unknown callback output {_short(output)}.")
     cb = callback_map[output]
+    if not callable(cb.get("callback")):
+        raise Refused(f"{_short(output)} is computed in the browser, not on the server.")
     _check_items("inputs", body.get("inputs"), cb.get("inputs", []))
     _check_items("state", body.get("state", []), cb.get("state", []))
     if not cb.get("no_output"):
