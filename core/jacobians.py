@@ -303,8 +303,8 @@ def _checked_top_singular_value(P, U, bad):
     return s, U
 
 
-def _product_norms(lin_at, T, B, n, J):
-    """J[t] = ||A_{T-1} ... A_{t+1}||_2 for t = T-2 .. 0 (see :func:`jacobian_norms`); ``lin_at(t)``
+def _product_norms(lin_at, T, B, n, J, stop=0):
+    """J[t] = ||A_{T-1} ... A_{t+1}||_2 for t = T-2 .. stop (see :func:`jacobian_norms`); ``lin_at(t)``
     gives step t's factored Jacobian. Compression (:func:`_compress`) is undone by a restart
     from the first compressed step, without compression, if the dropped part ever grows to
     _GUARD_RTOL of the kept one."""
@@ -313,7 +313,7 @@ def _product_norms(lin_at, T, B, n, J):
     bad = np.zeros(B, bool)
     U = _start_basis(B, n)
     Z, saved, compress, resumed, t = None, None, True, False, T - 2
-    while t >= 0:
+    while t >= stop:
         if not resumed:
             lin = lin_at(t + 1)
             P = lin.right_mul(P)
@@ -344,13 +344,18 @@ def _product_norms(lin_at, T, B, n, J):
         t -= 1
 
 
-def jacobian_norms(model: Model, x) -> np.ndarray:
+def jacobian_norms(model: Model, x, lags=None, layers=None) -> np.ndarray:
     """Spectral norm of the state Jacobian from every step to the last one.
 
     Parameters
     ----------
     model : :class:`core.RNN`, :class:`core.LSTM` or :class:`core.GRU`.
     x : (T, B, input_size) inputs (finite).
+    lags : None for every step, or an int K >= 0: only the steps t >= T-1-K are computed
+        (the products of at most K step Jacobians; the cost is proportional to K), the
+        earlier entries are NaN.
+    layers : None for every layer, or layer indices: only those are computed, the others are NaN
+        (the forward pass still runs through every layer).
 
     Returns
     -------
@@ -382,16 +387,44 @@ def jacobian_norms(model: Model, x) -> np.ndarray:
     cfg = model.config
     T, B, _ = x.shape
     n = _state_size(model)
-    J = np.empty((cfg.num_layers, T, B))
+    stop = _check_lags(lags, T)
+    chosen = _check_layers(layers, cfg.num_layers)
+    J = np.full((cfg.num_layers, T, B), np.nan)
     with np.errstate(all="ignore"):
         for l, cache in enumerate(_layers(model, x, _params64(model))):
+            if l not in chosen:
+                continue
             J[l, T - 1] = 1.0
             _product_norms(
-                lambda t, c=cache: _step_lin(cfg.arch, cfg.nonlinearity, c.steps[t], c.W_hh, True), T, B, n, J[l])
+                lambda t, c=cache: _step_lin(cfg.arch, cfg.nonlinearity, c.steps[t], c.W_hh, True), T, B, n, J[l], stop)
+            if l == max(chosen):
+                break
     return J
 
 
-def step_jacobian_singular_values(model: Model, x, batch_index=0, steps=None) -> np.ndarray:
+def _check_lags(lags, T) -> int:
+    """The first step computed for ``lags`` (None: 0); ValueError naming the argument."""
+    if lags is None:
+        return 0
+    if isinstance(lags, bool) or not isinstance(lags, (int, np.integer)) or lags < 0:
+        raise ValueError(f"lags must be None or an integer >= 0, got {lags!r}")
+    return max(0, T - 1 - int(lags))
+
+
+def _check_layers(layers, L) -> set:
+    """The set of layer indices for ``layers`` (None: all); ValueError naming the argument."""
+    if layers is None:
+        return set(range(L))
+    try:
+        chosen = {int(i) for i in layers}
+    except (TypeError, ValueError):
+        raise ValueError(f"layers must be None or layer indices in [0, {L}), got {layers!r}") from None
+    if not chosen or min(chosen) < 0 or max(chosen) >= L:
+        raise ValueError(f"layers must be None or layer indices in [0, {L}), got {layers!r}")
+    return chosen
+
+
+def step_jacobian_singular_values(model: Model, x, batch_index=0, steps=None, layers=None) -> np.ndarray:
     """All singular values of every one-step state Jacobian, for one batch element.
 
     Parameters
@@ -401,6 +434,7 @@ def step_jacobian_singular_values(model: Model, x, batch_index=0, steps=None) ->
     batch_index : int in [0, B), the sequence to analyse.
     steps : None for every step, or increasing step indices in [0, T) to analyse only those
         (the forward pass still runs over the whole sequence).
+    layers : None for every layer, or layer indices to analyse only those (the others are NaN).
 
     Returns
     -------
@@ -419,10 +453,14 @@ def step_jacobian_singular_values(model: Model, x, batch_index=0, steps=None) ->
     cfg = model.config
     T = x.shape[0]
     which = check_steps(steps, T)
-    sv = np.empty((cfg.num_layers, len(which), _state_size(model)))
+    chosen = _check_layers(layers, cfg.num_layers)
+    sv = np.full((cfg.num_layers, len(which), _state_size(model)), np.nan)
     with np.errstate(all="ignore"):
         for l, cache in enumerate(_layers(model, x[:, b:b + 1], _params64(model))):
-            sv[l] = _step_singular_values(cfg.arch, cfg.nonlinearity, cache.steps, cache.W_hh, which=which)[:, 0]
+            if l in chosen:
+                sv[l] = _step_singular_values(cfg.arch, cfg.nonlinearity, cache.steps, cache.W_hh, which=which)[:, 0]
+            if l == max(chosen):
+                break
     return sv
 
 
@@ -469,13 +507,16 @@ def gamma_bound(model: Model) -> float:
     return 1.0
 
 
-def gate_products(model: Model, x) -> np.ndarray:
+def gate_products(model: Model, x, lags=None, layers=None) -> np.ndarray:
     """Fraction of the state carried from step t to the last step: why gating helps.
 
     Parameters
     ----------
     model : :class:`core.RNN`, :class:`core.LSTM` or :class:`core.GRU`.
     x : (T, B, input_size) inputs.
+    lags : None for every step, or an int K >= 0: only the steps t >= T-1-K are computed, the
+        earlier entries are NaN (for the RNN the cost is proportional to K).
+    layers : None for every layer, or layer indices: only those are computed, the others are NaN.
 
     Returns
     -------
@@ -501,18 +542,24 @@ def gate_products(model: Model, x) -> np.ndarray:
     cfg = model.config
     T, B, _ = x.shape
     H = cfg.hidden_size
-    G = np.empty((cfg.num_layers, T, B))
+    stop = _check_lags(lags, T)
+    chosen = _check_layers(layers, cfg.num_layers)
+    G = np.full((cfg.num_layers, T, B), np.nan)
     with np.errstate(all="ignore"):
         for l, cache in enumerate(_layers(model, x, _params64(model))):
+            if l not in chosen:
+                continue
             steps = cache.steps
             G[l, T - 1] = 1.0
-            if cfg.arch == "rnn":  # log ||A_s||_2 for s = T-1 .. 1, summed
-                log_norm = np.log(_step_norms(cfg.nonlinearity, steps, cache.W_hh, first=1))
-                G[l, :T - 1] = np.exp(np.cumsum(log_norm[::-1], axis=0)[::-1])
+            if cfg.arch == "rnn":  # log ||A_s||_2 for s = T-1 .. stop+1, summed
+                log_norm = np.log(_step_norms(cfg.nonlinearity, steps, cache.W_hh, first=stop + 1))
+                G[l, stop:T - 1] = np.exp(np.cumsum(log_norm[::-1], axis=0)[::-1])
             elif T > 1:
                 gate = np.stack([st.gates[:, H:2 * H] for st in steps[1:]])  # f (LSTM) or z (GRU)
                 kept = np.cumprod(gate[::-1], axis=0)[::-1]  # (T-1, B, H): prod_{s=t+1}^{T-1}
-                G[l, :T - 1] = np.mean(kept, axis=2)
+                G[l, stop:T - 1] = np.mean(kept, axis=2)[stop:]
+            if l == max(chosen):
+                break
     return G
 
 

@@ -468,3 +468,36 @@ def test_step_singular_values_on_chosen_steps_equal_the_full_rows(arch):
     for bad in ([], [3, 3], [5, 2], [-1], [20], [1.5], "all"):
         with pytest.raises(ValueError, match="steps"):
             core.step_jacobian_singular_values(m, x, steps=bad)
+
+
+@pytest.mark.parametrize("arch_nl,layers", CASES, ids=IDS)
+def test_lags_and_layers_compute_exactly_that_part(rng, arch_nl, layers):
+    """Products of at most K step Jacobians, of chosen layers: the same numbers as the full
+    computation there, NaN elsewhere (the views use this to bound their work)."""
+    model, x = make_case(rng, *arch_nl, layers, T=12)
+    for fn in (core.jacobian_norms, core.gate_products):
+        full = fn(model, x)
+        for K, chosen in ((0, None), (3, None), (11, [layers - 1]), (50, [0])):
+            part = fn(model, x, lags=K, layers=chosen)
+            rows = range(layers) if chosen is None else chosen
+            start = max(0, 12 - 1 - K)
+            for l in range(layers):
+                if l in rows:
+                    np.testing.assert_allclose(part[l, start:], full[l, start:], rtol=1e-12, atol=0)
+                    assert np.all(np.isnan(part[l, :start]))
+                else:
+                    assert np.all(np.isnan(part[l]))
+    full = core.step_jacobian_singular_values(model, x, batch_index=1)
+    top = core.step_jacobian_singular_values(model, x, batch_index=1, layers=[layers - 1])
+    np.testing.assert_allclose(top[-1], full[-1], rtol=1e-12, atol=0)
+    assert np.all(np.isnan(top[:-1]))
+
+
+@pytest.mark.parametrize("kwargs, match", [({"lags": -1}, "lags"), ({"lags": 1.5}, "lags"), ({"lags": True}, "lags"),
+                                           ({"layers": [2]}, "layers"), ({"layers": []}, "layers"),
+                                           ({"layers": "x"}, "layers")])
+def test_bad_lags_and_layers_raise_value_error_naming_them(rng, kwargs, match):
+    model, x = make_case(rng, "rnn", "tanh", 2, T=5)
+    for fn in (core.jacobian_norms, core.gate_products):
+        with pytest.raises(ValueError, match=match):
+            fn(model, x, **kwargs)
