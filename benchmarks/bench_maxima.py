@@ -6,8 +6,9 @@ architectures; the work cap then lowers batch to 1). Each view runs cold in its 
 
     python benchmarks/bench_maxima.py [--timeout 120] [--views jacobian,gates] [--query '?hidden=256']
 
-Prints one line per view: wall seconds (payload + figure + caption note), the caption's note,
-peak RSS, and the bytes the memo caches hold afterwards.
+Prints the validated settings, then one line per view: wall and CPU seconds (payload + figure +
+caption note), peak RSS, the bytes the memo caches hold afterwards and the caption's note. On a
+shared machine the CPU seconds are the steadier number.
 """
 from __future__ import annotations
 
@@ -29,14 +30,14 @@ def run_one(view: str, query: str) -> dict:
 
     params, messages = parse_query(query)
     v = views.VIEWS[view]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     keys = [compute.run_key(params, a) for a in params.arch]
     payload = v.payload(keys)
     figure = v.figure(payload)
     note = v.note(keys)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     cached = sum(getattr(fn, "cache_bytes", lambda: 0)() for fn in vars(compute).values() if callable(fn))
-    return {"view": view, "seconds": round(seconds, 2), "note": note, "messages": messages,
+    return {"view": view, "seconds": round(seconds, 2), "cpu": round(cpu, 2), "note": note, "messages": messages,
             "figure_kb": round(len(json.dumps(figure, default=str)) / 1024),
             "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "cache_mb": round(cached / 2**20, 1)}
@@ -53,6 +54,11 @@ def main():
         print(json.dumps(run_one(a.child, a.query)))
         return
     print(f"settings {a.query} (load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores)")
+    from visualizer.urlstate import parse_query
+
+    params, messages = parse_query(a.query)
+    print(f"validated: seq_len={params.seq_len} batch={params.batch} hidden={params.hidden} layers={params.layers} "
+          f"arch={','.join(params.arch)}" + (f"; {' '.join(messages)}" if messages else ""))
     for view in a.views.split(","):
         t0 = time.perf_counter()
         try:
@@ -65,8 +71,8 @@ def main():
             print(f"{view:13s} failed after {time.perf_counter() - t0:.1f} s: {out.stderr.strip()[-300:]}")
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{view:13s} {r['seconds']:7.2f} s  RSS {r['rss_mb']:5d} MB  caches {r['cache_mb']:6.1f} MB  "
-              f"figure {r['figure_kb']:5d} kB  note: {r['note']}")
+        print(f"{view:13s} {r['seconds']:7.2f} s (CPU {r['cpu']:6.2f} s)  RSS {r['rss_mb']:5d} MB  "
+              f"caches {r['cache_mb']:6.1f} MB  figure {r['figure_kb']:5d} kB  note: {r['note']}")
 
 
 if __name__ == "__main__":

@@ -464,12 +464,13 @@ def step_jacobian_singular_values(model: Model, x, batch_index=0, steps=None, la
     return sv
 
 
-def weight_singular_values(model: Model) -> np.ndarray:
+def weight_singular_values(model: Model, layers=None) -> np.ndarray:
     """Singular values of each layer's recurrent weight matrix.
 
     Parameters
     ----------
     model : :class:`core.RNN`, :class:`core.LSTM` or :class:`core.GRU`.
+    layers : None for every layer, or layer indices: only those are decomposed, the others are NaN.
 
     Returns
     -------
@@ -479,8 +480,10 @@ def weight_singular_values(model: Model) -> np.ndarray:
     .. math:: \\|\\partial h_t / \\partial h_{t-1}\\|_2 \\le \\gamma\\, \\sigma_1(W_{hh})
     """
     check_model(model)
+    chosen = _check_layers(layers, model.config.num_layers)
     p = _params64(model)
-    return np.stack([np.linalg.svd(p[f"weight_hh_l{l}"], compute_uv=False)
+    H = model.config.hidden_size
+    return np.stack([np.linalg.svd(p[f"weight_hh_l{l}"], compute_uv=False) if l in chosen else np.full(H, np.nan)
                      for l in range(model.config.num_layers)])
 
 
@@ -563,7 +566,7 @@ def gate_products(model: Model, x, lags=None, layers=None) -> np.ndarray:
     return G
 
 
-def connectivity(model: Model, x, batch_index=0, outputs=None) -> np.ndarray:
+def connectivity(model: Model, x, batch_index=0, outputs=None, lags=None) -> np.ndarray:
     """Distill-style connectivity: how strongly the output at step t depends on the input at s.
 
     Parameters
@@ -574,6 +577,9 @@ def connectivity(model: Model, x, batch_index=0, outputs=None) -> np.ndarray:
     outputs : None for every output step, or increasing output steps in [0, T) (rows of C): the
         cost is proportional to how many there are (a view that bins T outputs into k rows can
         ask for one output per bin).
+    lags : None for every input step, or an int K >= 0: only the input steps s >= T-1-K are
+        computed (the sweep back over s stops there; the cost is proportional to K + 1), the
+        earlier columns are NaN.
 
     Returns
     -------
@@ -602,13 +608,14 @@ def connectivity(model: Model, x, batch_index=0, outputs=None) -> np.ndarray:
     O, H = W_o.shape
     n = _state_size(model)
     out_t = np.array(check_steps(outputs, T, "outputs"))
+    first = _check_lags(lags, T)
     K = len(out_t)
     C = np.full((K, T), np.nan)
     with np.errstate(all="ignore"):
         layers = list(_layers(model, x[:, b:b + 1], p))
         lam = [np.zeros((1, K * O, n)) for _ in range(L)]  # row j*O + o: cotangent of y_{out_t[j]}[o]
         E = np.zeros(K, np.int64)  # exponent of row block j, shared by all layers
-        for s in range(T - 1, -1, -1):
+        for s in range(T - 1, first - 1, -1):
             j0 = int(np.searchsorted(out_t, s))  # rows j >= j0 are outputs at steps >= s
             if j0 == K:
                 continue

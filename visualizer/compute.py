@@ -15,6 +15,14 @@ import numpy as np
 
 import core
 
+from .budget import (
+    CONNECTIVITY_SIDE,
+    SPECTRA_STEPS,
+    connectivity_plan,
+    gates_plan,
+    jacobian_plan,
+    spectra_count,
+)
 from .cache import memoize
 
 DISPLAY_NAMES = {"rnn": "RNN", "rnn-relu": "RNN-relu", "lstm": "LSTM", "gru": "GRU"}
@@ -54,7 +62,7 @@ class RunKey:
     truncate: int | None
 
 
-@memoize(maxsize=16)
+@memoize(maxsize=16, max_bytes=64 * 2**20)
 def get_task(key: DataKey):
     """The task batch for ``key``; ValueError naming the task and length for impossible settings."""
     try:
@@ -100,7 +108,7 @@ def run_key(params, arch: str) -> RunKey:
                   seed=params.seed, data=data_key(params), truncate=truncate)
 
 
-@memoize(maxsize=16)
+@memoize(maxsize=16, max_bytes=256 * 2**20)
 def get_model(key: RunKey):
     """The initialised model of ``key``."""
     task = get_task(key.data)
@@ -195,7 +203,7 @@ class GradFlow:
     loss_note: str | None
 
 
-@memoize(maxsize=24)
+@memoize(maxsize=24, max_bytes=256 * 2**20)
 def grad_flow(key: RunKey) -> GradFlow:
     """Run :func:`core.bptt` for ``key`` and keep what the views need."""
     task, model = task_of(key), model_of(key)
@@ -209,10 +217,11 @@ def grad_flow(key: RunKey) -> GradFlow:
                     sigma_max=float(weight_spectra(key)[-1][0]), loss_note=note)
 
 
-@memoize(maxsize=24)
+@memoize(maxsize=24, max_bytes=16 * 2**20)
 def weight_spectra(key: RunKey) -> np.ndarray:
-    """(L, n) singular values of W_hh per layer, descending (:func:`core.weight_singular_values`)."""
-    return read_only(core.weight_singular_values(model_of(key)))
+    """(L, n) singular values of W_hh, descending, top layer only (the others NaN;
+    :func:`core.weight_singular_values`)."""
+    return read_only(core.weight_singular_values(model_of(key), layers=[key.layers - 1]))
 
 
 @memoize(maxsize=24)
@@ -221,87 +230,81 @@ def gamma_threshold(key: RunKey) -> float:
     return 1.0 / float(core.gamma_bound(model_of(key)))
 
 
-JACOBIAN_WORK = 4e9  # T * n^3 * sequences per architecture for the Jacobian-product views
-
-
 def jacobian_batch(key: RunKey) -> int:
-    """How many sequences the Jacobian-product views analyse: all B while T n^3 B stays under
-    JACOBIAN_WORK (n = H, or 2H for the LSTM's [h; c]), else fewer, at least 1."""
-    n = key.hidden * (2 if key.arch == "lstm" else 1)
-    per_sequence = key.data.seq_len * float(n) ** 3 * key.layers
-    return int(min(key.data.batch, max(1, JACOBIAN_WORK // per_sequence)))
+    """How many sequences the Jacobian-product views analyse (:func:`visualizer.budget.jacobian_plan`)."""
+    return jacobian_plan(key)[0]
 
 
-@memoize(maxsize=12)
+@memoize(maxsize=12, max_bytes=64 * 2**20)
 def jacobian_norms(key: RunKey) -> np.ndarray:
-    """(L, T, B') ||ds_{T-1}/ds_t|| for the first B' = :func:`jacobian_batch` sequences
+    """(L, T, B') ||ds_{T-1}/ds_t|| for the first B' sequences of :func:`visualizer.budget.jacobian_plan`,
+    top layer only (the others NaN), and only for the last ``lags`` steps when the plan says so
     (:func:`core.jacobian_norms`)."""
     task = task_of(key)
+    B, lags = jacobian_plan(key)
     with np.errstate(all="ignore"):
-        return read_only(core.jacobian_norms(model_of(key), task.x[:, : jacobian_batch(key)]))
+        return read_only(core.jacobian_norms(model_of(key), task.x[:, :B], lags=lags, layers=[key.layers - 1]))
 
 
-SPECTRA_STEPS = 200  # one-step Jacobians analysed at most (evenly spaced, always the last step) ...
-SPECTRA_MIN_STEPS = 25  # ... and at least (when T allows), whatever their size
-SPECTRA_WORK = 100 * 256.0 ** 3  # steps * n^3 * layers budget per architecture (one full SVD per step)
-
-
-def spectra_steps(T: int, n: int = 0, layers: int = 1) -> np.ndarray:
-    """The step indices whose one-step Jacobian spectra are computed: all, or an evenly spaced
-    subset (always the first and last step) of at most SPECTRA_STEPS, fewer for large state
-    sizes n (full SVDs cost n^3: SPECTRA_WORK / (n^3 layers), but at least SPECTRA_MIN_STEPS)."""
-    count = SPECTRA_STEPS
-    if n:
-        count = int(min(SPECTRA_STEPS, max(SPECTRA_MIN_STEPS, SPECTRA_WORK // (float(n) ** 3 * layers))))
+def spectra_steps(T: int, count: int = SPECTRA_STEPS) -> np.ndarray:
+    """The step indices whose one-step Jacobian spectra are computed: all, or ``count`` evenly
+    spaced ones (always the first and last step)."""
     if count >= T:
         return np.arange(T)
     return np.unique(np.linspace(0, T - 1, count).round().astype(int))
 
 
 def key_spectra_steps(key: RunKey) -> np.ndarray:
-    """:func:`spectra_steps` for ``key``'s sequence length, state size and layers."""
-    return spectra_steps(key.data.seq_len, key.hidden * (2 if key.arch == "lstm" else 1), key.layers)
+    """:func:`spectra_steps` for ``key`` (as many as :func:`visualizer.budget.spectra_count` allows)."""
+    return spectra_steps(key.data.seq_len, spectra_count(key))
 
 
-@memoize(maxsize=12)
+@memoize(maxsize=12, max_bytes=64 * 2**20)
 def step_spectra(key: RunKey) -> np.ndarray:
-    """(L, len(key_spectra_steps(key)), n) singular values of the one-step Jacobians at
-    :func:`key_spectra_steps`, sequence 0 (:func:`core.step_jacobian_singular_values`)."""
+    """(L, len(key_spectra_steps(key)), n) singular values of the top layer's one-step Jacobians at
+    :func:`key_spectra_steps`, sequence 0 (other layers NaN; :func:`core.step_jacobian_singular_values`)."""
     task = task_of(key)
     steps = key_spectra_steps(key)
     with np.errstate(all="ignore"):
-        return read_only(core.step_jacobian_singular_values(model_of(key), task.x, batch_index=0, steps=steps))
+        return read_only(core.step_jacobian_singular_values(model_of(key), task.x, batch_index=0, steps=steps,
+                                                            layers=[key.layers - 1]))
 
 
-@memoize(maxsize=12)
+@memoize(maxsize=12, max_bytes=64 * 2**20)
 def gate_products(key: RunKey) -> np.ndarray:
-    """(L, T, B) product of forget / carry gates; for the RNN, of step Jacobian norms over the
-    first :func:`jacobian_batch` sequences (:func:`core.gate_products`)."""
+    """(L, T, B') product of forget / carry gates; for the RNN, of step Jacobian norms over the
+    sequences and steps of :func:`visualizer.budget.gates_plan`; top layer only (:func:`core.gate_products`)."""
     task = task_of(key)
-    B = jacobian_batch(key) if key.arch.startswith("rnn") else key.data.batch
+    B, lags = gates_plan(key)
     with np.errstate(all="ignore"):
-        return read_only(core.gate_products(model_of(key), task.x[:, :B]))
+        return read_only(core.gate_products(model_of(key), task.x[:, :B], lags=lags, layers=[key.layers - 1]))
 
 
-CONNECTIVITY_SIDE = 250  # the connectivity view computes at most this many output rows
+def connectivity_rows(T: int, side: int = CONNECTIVITY_SIDE, first: int = 0) -> np.ndarray:
+    """Output steps (rows) the connectivity view computes among steps ``first`` .. T-1: all when
+    there are at most ``side``, else the last step of each of ``side``-or-fewer bins of k
+    consecutive steps (so T - 1 is always in; the cost of :func:`core.connectivity` is
+    proportional to the number of rows)."""
+    k = max(1, -(-(T - first) // side))
+    return np.minimum(np.arange(first + k - 1, T + k - 1, k), T - 1)
 
 
-def connectivity_rows(T: int) -> np.ndarray:
-    """Output steps (rows) the connectivity view computes: all when T <= CONNECTIVITY_SIDE, else
-    the last step of each of CONNECTIVITY_SIDE-or-fewer bins of k consecutive steps (so T - 1 is
-    always in; the cost of :func:`core.connectivity` is proportional to the number of rows)."""
-    k = max(1, -(-T // CONNECTIVITY_SIDE))
-    return np.minimum(np.arange(k - 1, T + k - 1, k), T - 1)
+def key_connectivity_rows(key: RunKey) -> tuple[np.ndarray, int | None]:
+    """(output rows, input lags or None) the connectivity view computes for ``key``
+    (:func:`visualizer.budget.connectivity_plan`)."""
+    T = key.data.seq_len
+    lags, side = connectivity_plan(key, model_of(key).config.output_size)
+    return connectivity_rows(T, side, 0 if lags is None else T - 1 - lags), lags
 
 
-@memoize(maxsize=12)
+@memoize(maxsize=12, max_bytes=64 * 2**20)
 def connectivity(key: RunKey) -> np.ndarray:
-    """(len(connectivity_rows(T)), T) ||dy_t/dx_s|| for sequence 0 at the output steps
-    :func:`connectivity_rows` (:func:`core.connectivity`)."""
+    """(len(rows), T) ||dy_t/dx_s|| for sequence 0 at the output steps and input lags of
+    :func:`key_connectivity_rows` (earlier input steps NaN; :func:`core.connectivity`)."""
     task = task_of(key)
-    rows = connectivity_rows(task.x.shape[0])
+    rows, lags = key_connectivity_rows(key)
     with np.errstate(all="ignore"):
-        return read_only(core.connectivity(model_of(key), task.x, batch_index=0, outputs=rows))
+        return read_only(core.connectivity(model_of(key), task.x, batch_index=0, outputs=rows, lags=lags))
 
 
 def strict_floats(a):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import compute
+from .budget import gates_plan, jacobian_plan
 from .compute import DISPLAY_NAMES
 
 
@@ -97,13 +98,22 @@ def verdict(name: str, sigma: float, threshold: float) -> str:
 
 
 def connectivity_note(keys) -> str | None:
-    """A sentence when the connectivity view samples output rows and bins input columns."""
+    """A sentence when the connectivity view samples output rows or input steps (within its time
+    budget, :func:`visualizer.budget.connectivity_plan`) or bins input columns for display."""
+    parts = []
+    for key in keys:
+        rows, lags = compute.key_connectivity_rows(key)
+        T, k = key.data.seq_len, (int(rows[1] - rows[0]) if len(rows) > 1 else 1)
+        what = [f"one output step in {k}"] if k > 1 else []
+        what += [f"input steps from {T - 1 - lags} on"] if lags is not None else []
+        if what:
+            parts.append(f"{DISPLAY_NAMES[key.arch]}: {' and '.join(what)}")
     T = max((k.data.seq_len for k in keys), default=0)
-    k = max(1, -(-T // compute.CONNECTIVITY_SIDE))
-    if k == 1:
-        return None
-    return (f"At this length each row is one output step in {k} (the last of each group of {k}), and each "
-            f"column the largest value over {k} consecutive input steps.")
+    cols = max(1, -(-T // compute.CONNECTIVITY_SIDE))
+    sentences = [f"At this size the map is computed for {'; '.join(parts)}."] if parts else []
+    if cols > 1:
+        sentences.append(f"Each column is the largest value over {cols} consecutive input steps.")
+    return " ".join(sentences) or None
 
 
 def spectra_note(keys) -> str | None:
@@ -116,26 +126,30 @@ def spectra_note(keys) -> str | None:
     return f"At this size the step spectra are computed at evenly spaced steps ({listed}; each costs a full SVD, n³)."
 
 
-def _fewer_sequences_note(keys) -> str | None:
-    """A sentence when the Jacobian products of ``keys`` use fewer sequences than the batch."""
-    pairs = [(compute.jacobian_batch(k), k.data.batch) for k in keys]
-    fewer = sorted({(b, total) for b, total in pairs if b < total})
-    if not fewer:
+def _plan_note(keys, plan) -> str | None:
+    """A sentence when ``plan`` (sequences, lags) of some of ``keys`` covers less than the batch."""
+    parts = []
+    for key in keys:
+        B, lags = plan(key)
+        if lags is not None:
+            parts.append(f"{DISPLAY_NAMES[key.arch]}: the last {lags} of {key.data.seq_len} steps of "
+                         f"the first sequence")
+        elif key.data.batch > B:
+            parts.append(f"{DISPLAY_NAMES[key.arch]}: the first {B} of {key.data.batch} sequences")
+    if not parts:
         return None
-    used = ", ".join(str(b) for b, _ in fewer)
-    return (f"At this size the Jacobian products use the first {used} of the {fewer[0][1]} sequences "
-            f"(their cost grows like T·n³).")
+    return f"At this size the Jacobian products use {'; '.join(parts)} (their cost grows like T·n³)."
 
 
 def jacobian_note(keys) -> str | None:
-    """A sentence when the Jacobian view analyses fewer sequences than the batch."""
-    return _fewer_sequences_note(keys)
+    """A sentence when the Jacobian view analyses fewer sequences or steps than the batch has."""
+    return _plan_note(keys, jacobian_plan)
 
 
 def gates_note(keys) -> str | None:
-    """A sentence when the gating view's plain-RNN Jacobian products use fewer sequences than the batch
-    (gate products of the LSTM and GRU are cheap: all sequences)."""
-    return _fewer_sequences_note([k for k in keys if k.arch.startswith("rnn")])
+    """A sentence when the gating view's plain-RNN Jacobian products use fewer sequences or steps
+    (gate products of the LSTM and GRU are cheap: all of them)."""
+    return _plan_note([k for k in keys if k.arch.startswith("rnn")], gates_plan)
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,14 +172,16 @@ def jacobian_items(keys) -> list[dict]:
     Pascanu et al.'s verdict (the bound does not apply to gated cells, which say so)."""
     items = []
     for key in keys:
+        B, lags = jacobian_plan(key)
+        shown = key.data.seq_len if lags is None else lags + 1  # lags 0 .. lags
         s = batch_summary(compute.jacobian_norms(key)[-1])  # (T,) each
-        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "band": compute.jacobian_batch(key) > 1,
-                "sequences": compute.jacobian_batch(key),
-                **{k: v[::-1] for k, v in s.items()}, "reference": None, "sigma": None, "verdict": None}
+        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "band": B > 1, "sequences": B, "lags": lags,
+                **{k: v[::-1][:shown] for k, v in s.items()}, "reference": None, "sigma": None, "verdict": None}
         sigma, thr = float(compute.weight_spectra(key)[-1][0]), compute.gamma_threshold(key)
         item.update(sigma=sigma, threshold=thr)
         if key.arch.startswith("rnn"):  # the sigma_1 bound holds for plain RNNs only
-            item.update(reference=reference_slope(sigma, len(s["median"])), verdict=verdict(item["name"], sigma, thr))
+            item.update(reference=reference_slope(sigma, len(item["median"])),
+                        verdict=verdict(item["name"], sigma, thr))
         else:
             item["verdict"] = f"{item['name']}: σ₁(W_hh) = {sigma:.3g}, but gates add a path around W_hh: no bound"
         items.append(item)
@@ -219,5 +235,5 @@ def connectivity_items(keys) -> list[dict]:
         binned, k = bin_max(c, compute.CONNECTIVITY_SIDE, axis=1)
         items.append({"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "values": binned,
                       "log10": safe_log10(binned), "ticks": np.arange(0, c.shape[1], k)[: binned.shape[1]],
-                      "row_ticks": compute.connectivity_rows(c.shape[1]), "bin": k})
+                      "row_ticks": compute.key_connectivity_rows(key)[0], "bin": k})
     return items

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from urllib.parse import parse_qsl, quote
 
 from . import views
+from .budget import GATE_BLOCKS, VIEW_SECONDS, VIEW_WORK_CAP
 
 ARCH_CHOICES = ("rnn", "rnn-relu", "lstm", "gru")
 ARCH_ALIASES = {"rnn-tanh": "rnn", "rnn_tanh": "rnn", "tanh": "rnn", "rnn_relu": "rnn-relu",
@@ -26,6 +27,8 @@ VIEW_CHOICES = views.TAB_KEYS  # the tabbed views, in tab order
 
 # Work cap: seq_len * batch * layers * hidden^2 per architecture (T=1000, H=256, B=16, L=2 fits).
 WORK_CAP = 2_200_000_000
+# ... and over the chosen architectures, weighted by their gate blocks, VIEW_WORK_CAP: what core.bptt
+# does in about VIEW_SECONDS on the reference machine (see visualizer.budget).
 
 
 @dataclass(frozen=True)
@@ -233,15 +236,28 @@ def work(params, batch: int | None = None, seq_len: int | None = None) -> int:
     return int(T) * int(B) * int(params.layers) * int(params.hidden) ** 2
 
 
+def view_work(p: Params) -> int:
+    """:func:`work` times the gate blocks summed over the chosen architectures (1 for the RNNs, 3 for
+    the GRU, 4 for the LSTM): the multiply-adds of view 1's BPTT runs."""
+    return work(p) * sum(GATE_BLOCKS[a] for a in p.arch)
+
+
 def _cap_work(p: Params):
-    """(params, message or None): lower batch, then seq_len, until the work fits WORK_CAP."""
-    if work(p) <= WORK_CAP:
+    """(params, message or None): lower batch, then seq_len, until the work per architecture fits
+    WORK_CAP and the work of all of them fits VIEW_WORK_CAP."""
+    blocks = max(1, sum(GATE_BLOCKS[a] for a in p.arch))
+    most = min(WORK_CAP, VIEW_WORK_CAP // blocks) // work(p, batch=1, seq_len=1)  # largest seq_len x batch
+    if p.seq_len * p.batch <= most:
         return p, None
     old = p
-    p = replace(p, batch=min(p.batch, max(1, WORK_CAP // work(p, batch=1))))
-    if work(p) > WORK_CAP:
-        p = replace(p, seq_len=max(1, WORK_CAP // work(p, seq_len=1)))
-    return p, (f"seq_len x batch x layers x hidden^2 = {work(old):,} is over the limit {WORK_CAP:,}; "
+    p = replace(p, batch=max(1, min(p.batch, most // p.seq_len)))
+    if p.seq_len * p.batch > most:
+        p = replace(p, seq_len=max(1, most // p.batch))
+    if work(old) > WORK_CAP and view_work(old) <= VIEW_WORK_CAP:
+        return p, (f"seq_len x batch x layers x hidden^2 = {work(old):,} is over the limit {WORK_CAP:,}; "
+                   f"using batch={p.batch}, seq_len={p.seq_len}.")
+    return p, (f"seq_len x batch x layers x hidden^2 x gate blocks of {', '.join(old.arch)} = {view_work(old):,} "
+               f"is over the limit {VIEW_WORK_CAP:,} (about {VIEW_SECONDS:g} s of computation per view); "
                f"using batch={p.batch}, seq_len={p.seq_len}.")
 
 

@@ -30,11 +30,13 @@ import core
 
 from .cache import memoize
 from .npz import MAX_BYTES, WeightsError, decode_upload, read_headers, read_npz
-from .urlstate import SPEC, WORK_CAP
+from .budget import GATE_BLOCKS, VIEW_WORK_CAP
+from .urlstate import SPEC
 
 MAX_HIDDEN, MAX_LAYERS = SPEC["hidden"][2], SPEC["layers"][2]  # the app's maxima apply to uploads too
 MAX_IO = 256  # input and output sizes
 IO_CAP = 8_000_000  # seq_len x batch x (input + output) numbers for one run of an uploaded model
+UPLOAD_WORK_CAP = VIEW_WORK_CAP // 4  # an uploaded model runs next to up to four others in view 1
 CACHE_BYTES = 256 * 1024 * 1024  # checked uploads kept per process
 GATES_TO_ARCH = {1: "rnn", 3: "gru", 4: "lstm"}
 ARCH_NAMES = {"rnn": ("rnn", "tanh"), "rnn-tanh": ("rnn", "tanh"), "rnn-relu": ("rnn", "relu"),
@@ -235,19 +237,19 @@ def load_weights(contents, filename: str | None = None) -> Uploaded:
 
 def run_size(config: core.ModelConfig, seq_len: int, batch: int) -> tuple[int, int, str | None]:
     """(seq_len, batch, note or None) for one run of an uploaded model: batch, then seq_len,
-    lowered until seq_len x batch x layers x H^2 fits the work cap and seq_len x batch x
-    (input + output) fits IO_CAP (the note says so)."""
-    per_step = max(config.num_layers * config.hidden_size ** 2, 1)
+    lowered until seq_len x batch x layers x H^2 x gate blocks fits an architecture's share of
+    the view work cap and seq_len x batch x (input + output) fits IO_CAP (the note says so)."""
+    per_step = max(config.num_layers * config.hidden_size ** 2 * GATE_BLOCKS[config.arch], 1)
     per_io = config.input_size + config.output_size
 
     def fits(t, b):
-        return t * b * per_step <= WORK_CAP and t * b * per_io <= IO_CAP
+        return t * b * per_step <= UPLOAD_WORK_CAP and t * b * per_io <= IO_CAP
     T, B = int(seq_len), int(batch)
     if fits(T, B):
         return T, B, None
-    B = max(1, min(B, WORK_CAP // (T * per_step), IO_CAP // (T * per_io)))
+    B = max(1, min(B, UPLOAD_WORK_CAP // (T * per_step), IO_CAP // (T * per_io)))
     if not fits(T, B):
-        T = max(1, min(T, WORK_CAP // (B * per_step), IO_CAP // (B * per_io)))
+        T = max(1, min(T, UPLOAD_WORK_CAP // (B * per_step), IO_CAP // (B * per_io)))
     return T, B, f"run with batch={B}, seq_len={T} to stay within the server's work cap"
 
 

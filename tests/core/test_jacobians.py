@@ -487,6 +487,16 @@ def test_lags_and_layers_compute_exactly_that_part(rng, arch_nl, layers):
                     assert np.all(np.isnan(part[l, :start]))
                 else:
                     assert np.all(np.isnan(part[l]))
+    full = core.connectivity(model, x, batch_index=1)
+    for K, rows in ((0, None), (4, [5, 9, 11]), (30, [2, 11])):
+        part = core.connectivity(model, x, batch_index=1, outputs=rows, lags=K)
+        ref = full if rows is None else full[rows]
+        start = max(0, 12 - 1 - K)
+        np.testing.assert_allclose(part[:, start:], ref[:, start:], rtol=1e-12, atol=0)
+        assert np.all(np.isnan(part[:, :start]))
+    top = core.weight_singular_values(model, layers=[layers - 1])
+    np.testing.assert_allclose(top[-1], core.weight_singular_values(model)[-1], rtol=1e-12, atol=0)
+    assert np.all(np.isnan(top[:-1]))
     full = core.step_jacobian_singular_values(model, x, batch_index=1)
     top = core.step_jacobian_singular_values(model, x, batch_index=1, layers=[layers - 1])
     np.testing.assert_allclose(top[-1], full[-1], rtol=1e-12, atol=0)

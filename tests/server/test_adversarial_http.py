@@ -272,3 +272,67 @@ def test_forged_pending_upload_stores(pending):
     output = next(k for k in SERVER_SIDE if k.startswith("..weights-upload-status.children"))
     status, answer = post(valid_body(output, {"weights-pending-store.data": pending}))
     assert status in (200, 204), answer[:300]
+
+
+def test_gunicorn_answers_an_oversized_post_413_without_reading_it(procs):
+    """The report's 200 MB POST: refused from its Content-Length, the worker never reads it."""
+    import requests
+
+    import socket
+    from urllib.parse import urlsplit
+
+    _proc, base = procs.gunicorn(workers=1, threads=2)
+    host = urlsplit(base)
+    with socket.create_connection((host.hostname, host.port), timeout=30) as sock:
+        sock.sendall(f"POST {URL} HTTP/1.1\r\nHost: {host.netloc}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {200 * 2**20}\r\n\r\n".encode() + b"[0" * 50_000)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    ok = requests.post(base + URL, json=valid_body("preset-explanation.children"), timeout=30)
+    assert ok.status_code == 200  # the worker is still serving
+    huge_id = valid_body("preset-explanation.children") | {"output": "x." * 3_000_000}
+    r = requests.post(base + URL, json=huge_id, timeout=60)
+    assert r.status_code == 400 and len(r.content) < REFUSAL_BYTES
+    log = _proc.log.read_text()
+    assert "x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x" not in log
+
+
+@pytest.mark.parametrize("tab", [["heatmap"], {"a": 1}, 10**400, None, "x" * 10_000])
+def test_the_maths_panel_with_a_forged_tab(tab):
+    output = "view-maths-body.children"
+    body = valid_body(output, {"view-maths-summary.n_clicks": 1, "view-tabs.value": tab})
+    status, _ = post(body)
+    assert status in (200, 204)
+
+
+@pytest.mark.parametrize("progress", [
+    {"archs": {"rnn": {"losses": [1, "x", {"a": 1}, 10**400], "grad_norms": "abc", "clip": "big",
+                       "baseline": -1, "clipped": [0, 5, "z"], "steps": 10**400}}, "live": [{"arch": "rnn"}]},
+    {"archs": {"lstm": {"losses": [[1, 2], [3]]}}, "live": [{"arch": "lstm", "step": 3, "hidden": [[1, 2], [3]]}]},
+    {"archs": [], "live": {}}, {"archs": {"gru": None}, "full": "no", "live": [{"arch": "gru", "step": "5"}]},
+])
+def test_live_training_figures_with_a_forged_progress_store(progress):
+    output = next(k for k in SERVER_SIDE if k.startswith("..train-progress-graph.figure")
+                  and APP.callback_map[k]["inputs"][0]["id"] == "train-progress-store")
+    status, answer = post(valid_body(output, {"train-progress-store.data": progress}))
+    assert status in (200, 204), answer[:300]
+
+
+@pytest.mark.parametrize("record", [
+    {"archs": {"rnn": {"losses": [0.5, 0.4]}}, "snaps": {"rnn": [{"step": 1, "hidden": [[1.0, 2.0]]},
+                                                                 {"step": 2, "hidden": [[1.0, 2.0, 3.0]]}]}},
+    {"snaps": {"rnn": [{"step": 10**400, "hidden": [[1]]}, {"step": -3, "hidden": 5}]}},
+    {"snaps": {"lstm": [{"step": i, "hidden": [[float(i)] * 3]} for i in range(5000)]}},
+    {"archs": {"gru": {"clip": 0, "baseline": "inf"}}, "snaps": {"gru": "all"}},
+])
+def test_training_snapshot_figures_with_a_forged_record_store(record):
+    output = next(k for k in SERVER_SIDE if k.startswith("..train-progress-graph.figure")
+                  and APP.callback_map[k]["inputs"][0]["id"] == "train-snapshot-slider")
+    status, answer = post(valid_body(output, {"train-snapshot-slider.value": 3, "train-record-store.data": record}))
+    assert status in (200, 204), answer[:300]
+    assert len(answer) < ANSWER_BYTES

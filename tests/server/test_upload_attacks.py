@@ -16,7 +16,7 @@ import pytest
 import core
 from visualizer import callbacks, classroom, weights
 from visualizer.npz import MAX_MEMBERS, MAX_UNCOMPRESSED
-from visualizer.urlstate import WORK_CAP, Params
+from visualizer.urlstate import Params
 from visualizer.weights import WeightsError, load_weights
 
 
@@ -197,7 +197,7 @@ def test_a_failing_uploaded_run_is_a_note_in_view_one(monkeypatch):
 def test_the_uploaded_run_is_capped_by_the_work_cap():
     m = core.build("lstm", input_size=2, hidden_size=512, output_size=1, num_layers=4, seed=0)
     T, B, note = weights.run_size(m.config, 2000, 64)
-    assert T * B * 4 * 512**2 <= WORK_CAP and B == 1 and "batch=1" in note
+    assert T * B * 4 * 512**2 * 4 <= weights.UPLOAD_WORK_CAP and B == 1 and "batch=1" in note
     assert weights.run_size(m.config, 10, 2) == (10, 2, None)
     wide = core.build("rnn", input_size=weights.MAX_IO, hidden_size=1, output_size=weights.MAX_IO, seed=0)
     T, B, note = weights.run_size(wide.config, 2000, 64)

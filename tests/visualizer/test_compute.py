@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import core
-from visualizer import compute, payloads
+from visualizer import budget, compute, payloads
 from visualizer.cache import memoize
-from visualizer.urlstate import Params
+from visualizer.urlstate import Params, parse_query, view_work
 
 
 @pytest.fixture
@@ -172,8 +172,54 @@ def test_sequence_note_only_when_fewer_sequences_are_used():
     small = [compute.run_key(Params(), a) for a in ("rnn", "lstm")]
     assert payloads.jacobian_note(small) is None
     big = [compute.run_key(Params(seq_len=1000, hidden=256), a) for a in ("rnn", "lstm", "gru")]
-    assert "first 1" in payloads.jacobian_note(big)
+    note = payloads.jacobian_note(big)
+    for key in big:
+        B, lags = budget.jacobian_plan(key)
+        assert B == 1 and 1 <= lags < 1000  # below one sequence: the last `lags` steps of the first
+        assert f"{compute.DISPLAY_NAMES[key.arch]}: the last {lags} of 1000 steps" in note
     assert payloads.gates_note([big[1]]) is None  # LSTM gates are cheap: all sequences
+
+
+def test_below_one_sequence_the_jacobian_view_shows_the_computed_lags():
+    p = Params(arch=("rnn",), seq_len=600, hidden=300, batch=2)
+    key = compute.run_key(p, "rnn")
+    B, lags = budget.jacobian_plan(key)
+    assert B == 1 and lags is not None and lags < 599
+    item = payloads.jacobian_items([key])[0]
+    assert item["median"].shape == (lags + 1,) and item["lags"] == lags and len(item["reference"]) == lags + 1
+    direct = core.jacobian_norms(compute.get_model(key), compute.get_task(key.data).x[:, :1])[-1, :, 0]
+    np.testing.assert_allclose(item["median"], direct[::-1][: lags + 1], rtol=1e-9)
+
+
+def test_each_plan_fits_the_time_budget_at_the_maxima():
+    """The documented maxima, after validation: every view's predicted work fits its share."""
+    params, messages = parse_query("?arch=rnn,rnn-relu,lstm,gru&seq_len=2000&hidden=512&layers=4&batch=64")
+    assert any("about 3 s of computation" in m for m in messages)
+    assert view_work(params) <= budget.VIEW_WORK_CAP
+    for key in [compute.run_key(params, a) for a in params.arch]:
+        seconds, n, T, lin = budget.view_seconds(key), budget.state_size(key), key.data.seq_len, budget.lin_seconds(key)
+        B, lags = budget.jacobian_plan(key)
+        assert B * (lags or T) * (lin + n**3 / budget.GEMM_RATE) <= seconds or lags == 1
+        B, lags = budget.gates_plan(key)
+        if key.arch.startswith("rnn"):
+            assert B * (lags or T) * key.hidden**3 / budget.EIG_RATE <= seconds
+        steps = budget.spectra_count(key)
+        assert steps == 2 or steps * (lin + n**3 / budget.SVD_RATE) <= seconds  # at least the first and last step
+        rows, lags = compute.key_connectivity_rows(key)
+        width = T if lags is None else lags + 1
+        cost = width * key.layers * (2 * lin + budget.STEP_SECONDS + len(rows) * n**2 / budget.CONNECTIVITY_RATE / 2)
+        assert cost <= seconds or (len(rows) <= 2 and width == 1)
+
+
+def test_connectivity_within_a_window_of_input_steps_says_so():
+    p = Params(arch=("lstm",), seq_len=1000, hidden=400, layers=3, batch=1)
+    key = compute.run_key(p, "lstm")
+    rows, lags = compute.key_connectivity_rows(key)
+    assert lags is not None and lags < 999 and rows[0] >= 999 - lags and rows[-1] == 999
+    item = payloads.connectivity_items([key])[0]
+    assert np.all(np.isnan(item["values"][:, : (999 - lags) // item["bin"]]))
+    assert np.all(np.isfinite(item["values"][-1, -(lags // item["bin"]):]))
+    assert f"input steps from {999 - lags} on" in payloads.connectivity_note([key])
 
 
 def test_long_sequences_analyse_evenly_spaced_step_spectra():
@@ -194,11 +240,12 @@ def test_step_spectra_of_large_states_use_fewer_steps_and_say_so():
     p = Params(arch=("rnn", "lstm", "gru"), seq_len=1000, hidden=256, batch=1)
     keys = [compute.run_key(p, a) for a in p.arch]
     counts = [len(compute.key_spectra_steps(k)) for k in keys]
-    assert counts == [100, compute.SPECTRA_MIN_STEPS, 100]  # n = 256, 512 (LSTM's [h; c]), 256
+    assert 2 <= counts[1] < counts[0] <= compute.SPECTRA_STEPS  # n = 512 (LSTM's [h; c]) costs more than 256
+    assert counts == [budget.spectra_count(k) for k in keys]
     t = compute.key_spectra_steps(keys[1])
     assert t[0] == 0 and t[-1] == 999 and np.all(np.diff(t) > 0)
     note = payloads.spectra_note(keys)
-    assert "RNN 100" in note and "LSTM 25" in note and "GRU 100" in note
+    assert f"RNN {counts[0]}" in note and f"LSTM {counts[1]}" in note and f"GRU {counts[2]}" in note
     small = [compute.run_key(Params(seq_len=100, hidden=32), a) for a in ("rnn", "lstm")]
     assert [len(compute.key_spectra_steps(k)) for k in small] == [100, 100]
     assert payloads.spectra_note(small) is None

@@ -4,8 +4,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visualizer.urlstate import (ARCH_CHOICES, DEFAULTS, INIT_CHOICES, SPEC, TASK_CHOICES, VIEW_CHOICES, WORK_CAP, work,
-                                 Params, parse_query, to_query, validate)
+from dataclasses import replace
+
+from visualizer.budget import VIEW_WORK_CAP
+from visualizer.urlstate import (ARCH_CHOICES, DEFAULTS, INIT_CHOICES, SPEC, TASK_CHOICES, VIEW_CHOICES, WORK_CAP,
+                                 Params, parse_query, to_query, validate, view_work, work)
 
 
 def test_defaults_round_trip_without_messages():
@@ -98,11 +101,23 @@ def test_malformed_queries_never_raise():
 
 
 def test_work_cap_lowers_batch_then_seq_len():
-    params, messages = validate({"seq_len": 2000, "hidden": 512, "layers": 4, "batch": 64})
+    params, messages = validate({"arch": "rnn", "seq_len": 2000, "hidden": 512, "layers": 4, "batch": 64})
     assert params.seq_len * params.batch * params.layers * params.hidden ** 2 <= WORK_CAP
     assert params.hidden == 512 and params.layers == 4
     assert any("over the limit" in m for m in messages)
     assert params.batch == 1 and params.seq_len == 2000  # lowering the batch was enough
+
+
+def test_view_work_cap_counts_gate_blocks_of_every_architecture():
+    """Three architectures (1 + 4 + 3 gate blocks) at the maxima: view 1's BPTT runs must fit
+    VIEW_WORK_CAP, so the batch goes to 1 and then the sequence is shortened, with a message."""
+    params, messages = validate({"arch": "rnn,lstm,gru", "seq_len": 2000, "hidden": 512, "layers": 4, "batch": 64})
+    assert view_work(params) == work(params) * 8 <= VIEW_WORK_CAP
+    assert view_work(replace(params, seq_len=params.seq_len + 1)) > VIEW_WORK_CAP
+    assert params.batch == 1 and params.seq_len < 2000 and params.hidden == 512 and params.layers == 4
+    assert any("gate blocks" in m and f"seq_len={params.seq_len}" in m for m in messages)
+    small, messages = validate({"arch": "rnn,lstm,gru", "seq_len": 100, "hidden": 32})
+    assert small.batch == DEFAULTS.batch and messages == []
 
 
 def test_work_is_seq_len_batch_layers_hidden_squared():

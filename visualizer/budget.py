@@ -1,0 +1,107 @@
+"""How much each view may compute: a cost model in seconds, so every request answers in time.
+
+A view request should answer within :data:`VIEW_SECONDS` on the reference machine (2 cores,
+shared by a class); each architecture gets a quarter of it (up to four are drawn at once). The
+rates below were measured there, on one core under load (``benchmarks/bench_maxima.py``). They
+predict the seconds of each piece of work from the sizes, so that
+
+- the settings are clamped (batch, then seq_len) until view 1's BPTT runs fit
+  (:data:`VIEW_WORK_CAP`, applied by :mod:`visualizer.urlstate`);
+- the Jacobian and gating views analyse fewer sequences, and below one sequence only the last
+  ``lags`` steps of the first (:func:`jacobian_plan`, :func:`gates_plan`);
+- the spectra view computes fewer step SVDs (:func:`spectra_count`) and the connectivity view
+  fewer output rows, then only the last input steps (:func:`connectivity_plan`).
+
+Each view's caption says what was computed. Keys are :class:`visualizer.compute.RunKey`.
+Nothing here imports the rest of the app.
+"""
+from __future__ import annotations
+
+VIEW_SECONDS = 3.0
+ARCH_SECONDS = VIEW_SECONDS / 4
+GATE_BLOCKS = {"rnn": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}
+VIEW_WORK_CAP = 3_200_000_000  # T B L G H^2 over the chosen architectures: view 1's BPTT runs
+FORWARD_RATE = 2.2e9  # G H^2 per second: one forward step of one layer and sequence (input projection included)
+STEP_SECONDS = 5e-5  # Python overhead per step and layer
+LIN_RATE = 1.5e9  # G H^2 per second: a gated cell's step Jacobian (the plain RNN's is factored: free)
+GEMM_RATE = 6e9  # n^3 per second: one step of a Jacobian product (with its power iteration)
+EIG_RATE = 5e9  # n^3 per second: a plain RNN's step Jacobian norm (A A^T and eigvalsh)
+SVD_RATE = 3.5e9  # n^3 per second: a full SVD
+CONNECTIVITY_RATE = 1e10  # rows x O x n^2 per second and step of the connectivity sweep
+MIN_SECONDS = 0.1  # what a view may always spend after its fixed work
+SPECTRA_STEPS = 200  # one-step Jacobians analysed at most by the spectra view
+CONNECTIVITY_SIDE = 250  # output rows (and displayed input columns) of the connectivity view at most
+
+
+def state_size(key) -> int:
+    """n: H, or 2H for the LSTM's [h; c]."""
+    return key.hidden * (2 if key.arch == "lstm" else 1)
+
+
+def _gh2(key) -> float:
+    """G H^2: the multiply-adds of one step of one layer and sequence."""
+    return GATE_BLOCKS[key.arch] * float(key.hidden) ** 2
+
+
+def lin_seconds(key) -> float:
+    """Seconds to build one step Jacobian of one layer and sequence."""
+    return 0.0 if key.arch.startswith("rnn") else _gh2(key) / LIN_RATE
+
+
+def fixed_seconds(key) -> float:
+    """Seconds every derived view spends on ``key`` before its own work: the forward pass over
+    the batch and the singular values of the top layer's W_hh (a (G H, H) SVD)."""
+    d = key.data
+    forward = d.seq_len * key.layers * (d.batch * _gh2(key) / FORWARD_RATE + STEP_SECONDS)
+    return forward + _gh2(key) * key.hidden / SVD_RATE
+
+
+def view_seconds(key) -> float:
+    """Seconds ``key``'s share of a view may spend on its own work after :func:`fixed_seconds`."""
+    return max(MIN_SECONDS, ARCH_SECONDS - fixed_seconds(key))
+
+
+def _fit(per_step: float, key, setup: float = 0.0) -> tuple[int, int | None]:
+    """(sequences, lags or None) whose work (``setup`` seconds, then ``per_step`` per step and
+    sequence) fits :func:`view_seconds`: all sequences while whole ones fit, else fewer, and below
+    one sequence only the last ``lags`` steps of the first (at least one)."""
+    T, B, seconds = key.data.seq_len, key.data.batch, view_seconds(key) - setup
+    fitting = int(min(B, seconds // max(per_step * T, 1e-12)))
+    if fitting >= 1:
+        return fitting, None
+    return 1, int(min(T - 1, max(1, seconds // max(per_step, 1e-12))))
+
+
+def jacobian_plan(key) -> tuple[int, int | None]:
+    """(sequences, lags or None) of the Jacobian-products view (top layer: per step and sequence
+    one step Jacobian and one n^3 product; a full SVD while the product's top singular values are
+    still clustered, at its first steps)."""
+    n3 = float(state_size(key)) ** 3
+    return _fit(lin_seconds(key) + n3 / GEMM_RATE, key, setup=n3 / SVD_RATE)
+
+
+def gates_plan(key) -> tuple[int, int | None]:
+    """(sequences, lags or None) of the gating view: for the plain RNN one n^3 step norm per step
+    and sequence; the LSTM's and GRU's gate products are cheap (all of them)."""
+    if not key.arch.startswith("rnn"):
+        return key.data.batch, None
+    return _fit(float(key.hidden) ** 3 / EIG_RATE, key)
+
+
+def spectra_count(key) -> int:
+    """How many one-step Jacobians (top layer, first sequence) the spectra view decomposes: one
+    full SVD each, at most SPECTRA_STEPS, at least the first and last step."""
+    per_step = lin_seconds(key) + float(state_size(key)) ** 3 / SVD_RATE
+    return int(min(SPECTRA_STEPS, key.data.seq_len, max(2, view_seconds(key) // per_step)))
+
+
+def connectivity_plan(key, outputs: int) -> tuple[int | None, int]:
+    """(lags or None, rows) of the connectivity view for a readout of ``outputs`` units: every
+    input step while the sweep back through time fits with at least two output rows, else only
+    the last ``lags`` input steps; then as many output rows as fit (at most CONNECTIVITY_SIDE)."""
+    T, seconds = key.data.seq_len, view_seconds(key)
+    per_step = key.layers * (2 * lin_seconds(key) + STEP_SECONDS)  # each input step, every layer
+    per_row = key.layers * outputs * float(state_size(key)) ** 2 / CONNECTIVITY_RATE / 2  # each row and step
+    width = T if T * (per_step + 2 * per_row) <= seconds else int(max(1, seconds // (per_step + 2 * per_row)))
+    rows = int(min(CONNECTIVITY_SIDE, width, max(2, (seconds - width * per_step) // max(width * per_row, 1e-12))))
+    return (None if width >= T else width - 1), max(1, rows)
