@@ -225,8 +225,9 @@ def draw_snapshot(step, token, record):
     steps = snapshot_steps(record)
     if not steps:
         return progress_figure({}), flow_figure([]), evolution_figure({})
-    step = step if isinstance(step, (int, float)) and not isinstance(step, bool) and math.isfinite(step) else steps[-1]
-    step = int(max(steps[0], min(step, steps[-1])))
+    readable = isinstance(step, int) or (isinstance(step, float) and math.isfinite(step))
+    step = step if readable and not isinstance(step, bool) else steps[-1]
+    step = int(max(steps[0], min(step, steps[-1])))  # exact for integers of any size
     try:
         return (progress_figure(record["archs"], selected_step=step), flow_figure(at_step(record, step)),
                 evolution_figure(record["snaps"], selected_step=step))

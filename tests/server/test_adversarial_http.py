@@ -333,6 +333,8 @@ def test_live_training_figures_with_a_forged_progress_store(progress):
 def test_training_snapshot_figures_with_a_forged_record_store(record):
     output = next(k for k in SERVER_SIDE if k.startswith("..train-progress-graph.figure")
                   and APP.callback_map[k]["inputs"][0]["id"] == "train-snapshot-slider")
-    status, answer = post(valid_body(output, {"train-snapshot-slider.value": 3, "train-record-store.data": record}))
-    assert status in (200, 204), answer[:300]
-    assert len(answer) < ANSWER_BYTES
+    for step in (3, 10**400, -(10**400), float("nan"), "7", None, [1]):
+        values = {"train-snapshot-slider.value": step, "train-record-store.data": record}
+        status, answer = post(valid_body(output, values))
+        assert status in (200, 204), answer[:300]
+        assert len(answer) < ANSWER_BYTES
