@@ -62,6 +62,28 @@ def check_steps(steps, T, name="steps") -> list[int]:
     return [int(t) for t in idx]
 
 
+def check_lags(lags, T) -> int:
+    """The first step t computed for ``lags`` = K (t >= T-1-K; None: every step, 0)."""
+    if lags is None:
+        return 0
+    if not is_int(lags) or lags < 0:
+        raise ValueError(f"lags must be None or an integer >= 0, got {lags!r}")
+    return max(0, T - 1 - int(lags))
+
+
+def check_layers(layers, L) -> set[int]:
+    """The set of layer indices in ``layers`` (None: all L), each in [0, L)."""
+    if layers is None:
+        return set(range(L))
+    try:
+        chosen = {int(i) for i in layers}
+    except (TypeError, ValueError):
+        raise ValueError(f"layers must be None or layer indices in [0, {L}), got {layers!r}") from None
+    if not chosen or min(chosen) < 0 or max(chosen) >= L:
+        raise ValueError(f"layers must be None or layer indices in [0, {L}), got {layers!r}")
+    return chosen
+
+
 def check_sequence(x, input_size) -> np.ndarray:
     """``x`` as an array of finite reals of shape (T, B, input_size) with T, B > 0."""
     x = np.asarray(x)

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .bptt import layer_forward
-from .checks import check_index, check_sequence, check_steps
+from .checks import check_index, check_lags, check_layers, check_sequence, check_steps
 from .models import Model, check_model
 
 _SUBSPACE = 16  # vectors in the block power iteration
@@ -387,8 +387,8 @@ def jacobian_norms(model: Model, x, lags=None, layers=None) -> np.ndarray:
     cfg = model.config
     T, B, _ = x.shape
     n = _state_size(model)
-    stop = _check_lags(lags, T)
-    chosen = _check_layers(layers, cfg.num_layers)
+    stop = check_lags(lags, T)
+    chosen = check_layers(layers, cfg.num_layers)
     J = np.full((cfg.num_layers, T, B), np.nan)
     with np.errstate(all="ignore"):
         for l, cache in enumerate(_layers(model, x, _params64(model))):
@@ -400,28 +400,6 @@ def jacobian_norms(model: Model, x, lags=None, layers=None) -> np.ndarray:
             if l == max(chosen):
                 break
     return J
-
-
-def _check_lags(lags, T) -> int:
-    """The first step computed for ``lags`` (None: 0); ValueError naming the argument."""
-    if lags is None:
-        return 0
-    if isinstance(lags, bool) or not isinstance(lags, (int, np.integer)) or lags < 0:
-        raise ValueError(f"lags must be None or an integer >= 0, got {lags!r}")
-    return max(0, T - 1 - int(lags))
-
-
-def _check_layers(layers, L) -> set:
-    """The set of layer indices for ``layers`` (None: all); ValueError naming the argument."""
-    if layers is None:
-        return set(range(L))
-    try:
-        chosen = {int(i) for i in layers}
-    except (TypeError, ValueError):
-        raise ValueError(f"layers must be None or layer indices in [0, {L}), got {layers!r}") from None
-    if not chosen or min(chosen) < 0 or max(chosen) >= L:
-        raise ValueError(f"layers must be None or layer indices in [0, {L}), got {layers!r}")
-    return chosen
 
 
 def step_jacobian_singular_values(model: Model, x, batch_index=0, steps=None, layers=None) -> np.ndarray:
@@ -453,7 +431,7 @@ def step_jacobian_singular_values(model: Model, x, batch_index=0, steps=None, la
     cfg = model.config
     T = x.shape[0]
     which = check_steps(steps, T)
-    chosen = _check_layers(layers, cfg.num_layers)
+    chosen = check_layers(layers, cfg.num_layers)
     sv = np.full((cfg.num_layers, len(which), _state_size(model)), np.nan)
     with np.errstate(all="ignore"):
         for l, cache in enumerate(_layers(model, x[:, b:b + 1], _params64(model))):
@@ -480,7 +458,7 @@ def weight_singular_values(model: Model, layers=None) -> np.ndarray:
     .. math:: \\|\\partial h_t / \\partial h_{t-1}\\|_2 \\le \\gamma\\, \\sigma_1(W_{hh})
     """
     check_model(model)
-    chosen = _check_layers(layers, model.config.num_layers)
+    chosen = check_layers(layers, model.config.num_layers)
     p = _params64(model)
     H = model.config.hidden_size
     return np.stack([np.linalg.svd(p[f"weight_hh_l{l}"], compute_uv=False) if l in chosen else np.full(H, np.nan)
@@ -545,8 +523,8 @@ def gate_products(model: Model, x, lags=None, layers=None) -> np.ndarray:
     cfg = model.config
     T, B, _ = x.shape
     H = cfg.hidden_size
-    stop = _check_lags(lags, T)
-    chosen = _check_layers(layers, cfg.num_layers)
+    stop = check_lags(lags, T)
+    chosen = check_layers(layers, cfg.num_layers)
     G = np.full((cfg.num_layers, T, B), np.nan)
     with np.errstate(all="ignore"):
         for l, cache in enumerate(_layers(model, x, _params64(model))):
@@ -608,7 +586,7 @@ def connectivity(model: Model, x, batch_index=0, outputs=None, lags=None) -> np.
     O, H = W_o.shape
     n = _state_size(model)
     out_t = np.array(check_steps(outputs, T, "outputs"))
-    first = _check_lags(lags, T)
+    first = check_lags(lags, T)
     K = len(out_t)
     C = np.full((K, T), np.nan)
     with np.errstate(all="ignore"):

@@ -34,6 +34,10 @@ def test_predicates(value, is_int, is_number, is_real):
     (checks.check_steps, ([0, 5], 5, "outputs"), "outputs must be increasing integers in [0, 5), got [0, 5]"),
     (checks.check_steps, ([], 5), "steps must be increasing integers in [0, 5), got []"),
     (checks.check_steps, ([0.0, 1.0], 5), "steps must be increasing integers in [0, 5), got [0.0, 1.0]"),
+    (checks.check_lags, (-1, 5), "lags must be None or an integer >= 0, got -1"),
+    (checks.check_lags, (True, 5), "lags must be None or an integer >= 0, got True"),
+    (checks.check_layers, ([2], 2), "layers must be None or layer indices in [0, 2), got [2]"),
+    (checks.check_layers, ([], 2), "layers must be None or layer indices in [0, 2), got []"),
     (checks.check_sequence, (np.zeros((2, 3)), 4), "x must have shape (T, B, 4) with T, B > 0, got (2, 3)"),
     (checks.check_sequence, (np.zeros((0, 1, 4)), 4), "x must have shape (T, B, 4) with T, B > 0, got (0, 1, 4)"),
     (checks.check_sequence, (np.zeros((2, 1, 4), bool), 4), "x must hold real numbers, got dtype bool"),
@@ -51,5 +55,7 @@ def test_checks_accept_and_convert():
     assert checks.check_index("batch_index", np.int64(3), 4) == 3
     assert checks.check_steps(None, 3) == [0, 1, 2]
     assert checks.check_steps(np.array([0, 2]), 3) == [0, 2]
+    assert checks.check_lags(None, 5) == 0 and checks.check_lags(2, 5) == 2 and checks.check_lags(np.int64(9), 5) == 0
+    assert checks.check_layers(None, 3) == {0, 1, 2} and checks.check_layers((np.int64(1),), 3) == {1}
     x = checks.check_sequence([[[1, 2]]], 2)
     assert isinstance(x, np.ndarray) and x.shape == (1, 1, 2)
