@@ -21,6 +21,7 @@ import sys
 import time
 
 MAXIMA = "?arch=rnn,rnn-relu,lstm,gru&seq_len=2000&hidden=512&layers=4&batch=64"
+VIEW_KEYS = ("grad_norm", "heatmap", "jacobian", "spectra", "gates", "connectivity", "cost")
 
 
 def run_one(view: str, query: str) -> dict:
@@ -46,7 +47,7 @@ def run_one(view: str, query: str) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--timeout", type=float, default=120.0)
-    ap.add_argument("--views", default="grad_norm,heatmap,jacobian,spectra,gates,connectivity")
+    ap.add_argument("--views", default=",".join(VIEW_KEYS))
     ap.add_argument("--query", default=MAXIMA)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
