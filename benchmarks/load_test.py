@@ -309,7 +309,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-requests", type=int, default=0, help="gunicorn worker recycling (0: never, as serve)")
     parser.add_argument("--job-workers", type=int, default=2, help="Celery worker processes (--backend celery)")
     parser.add_argument("--no-training", dest="training", action="store_false", help="no training students")
-    parser.add_argument("--app", default="tests.server.fullapp:server",
+    parser.add_argument("--app", default="visualizer.app:server",
                         help="WSGI app (default: the whole app with its training panel)")
     parser.add_argument("--log", default=None, help="keep gunicorn's log in this file")
     parser.add_argument("--url", default=None, help="use a server already running on 127.0.0.1 instead")

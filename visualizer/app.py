@@ -27,6 +27,19 @@ def create_app(**dash_kwargs) -> Dash:
     app.layout = layout.build_layout
     callbacks.register(app)
     envelope.install(app)
+    return finish_setup(app)
+
+
+def finish_setup(app: Dash) -> Dash:
+    """Run the setup Dash would do on the first request (``Dash._setup_server``: the bundles it
+    serves, the cancel callbacks) now, in one thread, before the app serves anything.
+
+    Dash marks that setup done before doing it, so under a threaded server (gunicorn
+    ``--threads``) a request arriving meanwhile skipped it and got a 500 for Dash's own bundles:
+    the page stayed on "Loading..." (plotly/dash issue 3971). Call it after the last callback
+    is registered.
+    """
+    app._setup_server()
     return app
 
 

@@ -21,6 +21,7 @@ requests wait for a new worker to boot: the load test saw them time out).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import os
 import shlex
@@ -123,8 +124,21 @@ def warning_for(host: str, port: int) -> str | None:
             "(there is no login). Use it only on a network you trust, e.g. your classroom's.")
 
 
-def main(argv=None, exec_fn=os.execvp) -> int:
-    """Print the URL (and a warning for non-loopback hosts), then replace this process with gunicorn."""
+MISSING_SERVER = ("bpttlab serve needs {missing}, which {verb} not installed. Install the server extra: "
+                  "pip install 'bpttlab[server]' (from a clone: pip install '.[server]'); "
+                  "or run the single-user app with: bpttlab")
+
+
+def missing_server_packages(find_spec=importlib.util.find_spec) -> list[str]:
+    """The packages ``bpttlab serve`` needs that are not installed (gunicorn; celery and redis
+    when ``BPTTLAB_REDIS_URL`` is set; diskcache, psutil and multiprocess otherwise)."""
+    names = ["gunicorn", *(["celery", "redis"] if jobs.redis_url() else ["diskcache", "psutil", "multiprocess"])]
+    return [n for n in names if find_spec(n) is None]
+
+
+def main(argv=None, exec_fn=os.execvp, find_spec=importlib.util.find_spec) -> int:
+    """Print the URL (and a warning for non-loopback hosts), then replace this process with gunicorn.
+    Without the server extra: a message naming what to install, and exit status 1."""
     args = parse_args(argv)
     command = [sys.executable, "-m", "gunicorn", *gunicorn_args(args)]
     if args.redis:
@@ -134,6 +148,11 @@ def main(argv=None, exec_fn=os.execvp) -> int:
         prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         print(prefix + " " + shlex.join(["gunicorn", *gunicorn_args(args)]))
         return 0
+    missing = missing_server_packages(find_spec)
+    if missing:
+        print(MISSING_SERVER.format(missing=", ".join(missing), verb="is" if len(missing) == 1 else "are"),
+              file=sys.stderr, flush=True)
+        return 1
     warning = warning_for(args.host, args.port)
     if warning:
         print(warning, file=sys.stderr, flush=True)

@@ -74,6 +74,7 @@ def create_app() -> Dash:
                  State(LR, "value"), State(STEPS, "value"), State(PACE, "value"), State(limits.USER_STORE, "data"),
                  background=True, progress=[Output(PROGRESS, "children")], cancel=[Input(CANCEL, "n_clicks")],
                  prevent_initial_call=True, interval=200, on_error=job_error)(train_job)
+    app._setup_server()  # before serving, as visualizer.app.finish_setup does
     return app
 
 

@@ -26,19 +26,15 @@ def stack(tmp_path_factory):
 
     if not shutil.which("redis-server"):
         pytest.skip("redis-server is not installed (.ci/run installs it)")
-    try:
-        import tests.server.fullapp  # noqa: F401
-    except ImportError as e:
-        pytest.skip(f"no app with a training panel yet ({e})")
     folder = tmp_path_factory.mktemp("stack")
     redis = RedisServer(folder).start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPTTLAB_")}
     env.update(BPTTLAB_CACHE_DIR=str(folder / "cache"), PYTHONPATH=str(Procs.root()), PYTHONUNBUFFERED="1",
-               BPTTLAB_REDIS_URL=redis.url, BPTTLAB_APP="tests.server.fullapp")
+               BPTTLAB_REDIS_URL=redis.url, BPTTLAB_APP="visualizer.app")
     procs = Procs(folder, env)
     try:
         procs.celery_worker(concurrency=2)
-        _, base = procs.gunicorn("tests.server.fullapp:server")
+        _, base = procs.gunicorn("visualizer.app:server")
         yield base, redis
     finally:
         procs.close()

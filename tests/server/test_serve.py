@@ -118,3 +118,22 @@ def test_serve_starts_gunicorn_with_two_workers(server_env, tmp_path):
         assert "open http://127.0.0.1:" in (tmp_path / "serve.log").read_text()
     finally:
         stop(proc)
+
+
+def test_without_the_server_extra_a_message_names_what_to_install(capsys):
+    calls = []
+    missing = {"gunicorn"}
+    code = serve.main([], exec_fn=fake_exec(calls), find_spec=lambda name: None if name in missing else object())
+    out = capsys.readouterr()
+    assert code == 1 and not calls
+    assert "gunicorn" in out.err and "pip install 'bpttlab[server]'" in out.err
+    assert "http://" not in out.out  # no URL for a server that never starts
+
+
+def test_bpttlab_serve_without_gunicorn_exits_with_the_message(server_env):
+    blocked = "import sys; sys.modules['gunicorn'] = None; from visualizer.cli import main; sys.exit(main(['serve']))"
+    done = subprocess.run([sys.executable, "-c", blocked], cwd=ROOT, env=server_env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert "gunicorn" in done.stderr and "[server]" in done.stderr
+    assert "http://" not in done.stdout and "Traceback" not in done.stderr
