@@ -19,7 +19,7 @@ import socket
 import statistics
 import time
 
-from visualizer import training
+from visualizer import ids, training
 from visualizer.urlstate import Params
 
 
@@ -76,16 +76,16 @@ def browser(steps: int) -> dict:
     try:
         driver.get(f"http://127.0.0.1:{port}/")
         deadline = time.time() + 30
-        plot_ready = f"return !!document.querySelector('#{training_ui.FLOW_GRAPH} .js-plotly-plot')"
+        plot_ready = f"return !!document.querySelector('#{ids.TRAIN_FLOW_GRAPH} .js-plotly-plot')"
         while not driver.execute_script(plot_ready):
             if time.time() > deadline:
                 raise RuntimeError("the page did not load")
             time.sleep(0.1)
         time.sleep(1.0)
-        driver.execute_script(COUNTER_JS % training_ui.FLOW_GRAPH)
-        driver.find_element("id", training_ui.PLAY).click()
+        driver.execute_script(COUNTER_JS % ids.TRAIN_FLOW_GRAPH)
+        driver.find_element("id", ids.TRAIN_PLAY).click()
         t0 = time.time()
-        while "(done)" not in driver.find_element("id", training_ui.STATUS_LINE).text:
+        while "(done)" not in driver.find_element("id", ids.TRAIN_STATUS_LINE).text:
             if time.time() - t0 > 600:
                 raise RuntimeError("the run did not finish")
             time.sleep(0.2)

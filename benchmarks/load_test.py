@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -219,6 +220,7 @@ def start_servers(args, folder: Path):
     """gunicorn (and for --backend celery a redis-server and a Celery worker); returns (procs, base)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPTTLAB_")}
     env.update(BPTTLAB_CACHE_DIR=str(folder / "cache"), PYTHONPATH=str(ROOT), BPTTLAB_APP=args.app.split(":")[0],
+               BPTTLAB_SECRET_KEY=secrets.token_hex(32),
                **{k: v for k, v in SERVER_ENV.items() if k not in env})  # as `bpttlab serve` does
     procs = []
     if args.backend == "celery":

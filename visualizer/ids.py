@@ -27,7 +27,7 @@ OPTIMIZER = "optimizer-dropdown"
 LR = "lr-input"
 SEED = "seed-input"
 MATCH = "match-params-checklist"
-STEPS = "train-steps-input"  # in the training card (visualizer.training_ui.STEPS)
+STEPS = "train-steps-input"  # in the training card (visualizer.training_ui)
 VIEW = "view-tabs"
 
 GRAD_GRAPH = "grad-norm-graph"
@@ -68,3 +68,28 @@ UPLOAD_LIMITS = "weights-limits-store"  # constants of the browser-side size che
 WEIGHTS_STORE = "weights-store"  # the checked upload's summary
 PRESENT_TOGGLE = "present-toggle"
 PRESENT_EXIT = "present-exit"
+
+# the browser's random id (visualizer.limits) and the rule it follows, for assets/identity.js
+USER_STORE = "user-id-store"
+USER_RULES = "user-id-rules"
+
+# the live-training card (visualizer.training_ui; its browser code is assets/training.js)
+TRAIN_PANEL = "train-panel"
+TRAIN_PLAY = "train-play"
+TRAIN_PAUSE = "train-pause"
+TRAIN_STEP = "train-step"
+TRAIN_RESET = "train-reset"
+TRAIN_BAR = "train-progress-bar"
+TRAIN_STATUS_LINE = "train-status-line"
+TRAIN_MESSAGE = "train-message"
+TRAIN_PROGRESS_GRAPH = "train-progress-graph"
+TRAIN_FLOW_GRAPH = "train-flow-graph"
+TRAIN_EVOLUTION_GRAPH = "train-evolution-graph"
+TRAIN_SLIDER = "train-snapshot-slider"
+TRAIN_PROGRESS = "train-progress-store"
+TRAIN_RESULT = "train-result-store"
+TRAIN_RECORD = "train-record-store"
+TRAIN_STATUS = "train-status-store"
+TRAIN_CHECKPOINT = "train-checkpoint-store"
+TRAIN_VIEW_TOKEN = "train-view-token"
+TRAIN_CONSTANTS = "train-constants"  # numbers assets/training.js needs (redraw interval, step range)

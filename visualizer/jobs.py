@@ -1,66 +1,51 @@
-"""Where Dash background callbacks run, and whether they can run right now.
+"""Where Dash background callbacks (training) run, who may start one, and what a page learns about it.
 
-Default (one user, nothing to install): a ``DiskcacheManager`` on a cache folder in the system's
-temporary directory (``BPTTLAB_CACHE_DIR`` overrides it). For a class on one server: set
-``BPTTLAB_REDIS_URL`` (e.g. ``redis://127.0.0.1:6379/0``) and start a Celery worker::
+Default (one user, nothing to install): a ``DiskcacheManager`` on the private cache folder
+(:mod:`visualizer.storage`); each job is a process of this machine. For a class: set
+``BPTTLAB_REDIS_URL``, ``BPTTLAB_SECRET_KEY`` and start Celery workers
+(``celery -A visualizer.celery_worker worker``); jobs then queue in Redis and run on any worker.
 
-    BPTTLAB_REDIS_URL=redis://127.0.0.1:6379/0 celery -A visualizer.celery_worker worker -c 2 -l info
+The managers here differ from Dash's, all for serving a class (on one machine or several):
 
-Background jobs then run on Celery with Redis as broker and result store.
-
-The managers returned here differ from Dash's in three ways, all for serving a class:
-
-- one manager (and one Celery app) per process, so the tasks Dash registers are the ones the
-  Celery worker (which imports the app, see :mod:`visualizer.celery_worker`) knows;
-- the handle-signing secret comes from ``BPTTLAB_SECRET_KEY`` or a file in the cache folder,
-  shared by every gunicorn worker, instead of from Redis (a page load never touches Redis, so
-  quick views keep working while Redis is down);
-- Redis being unreachable never hangs a request: starting a job first pings Redis with a short
-  timeout and raises :class:`JobsUnavailable` (a callback's ``on_error`` shows its message); a
-  job whose Redis vanished while it ran ends with that message instead of a stuck progress bar.
+- every start of a job is its own job: the cache key Dash derives from the callback's inputs
+  gets a random part, so two tabs with the same settings never share (or kill) a job;
+- the web server that receives a start admits it (:func:`visualizer.limits.admit`: per-user cap,
+  cluster capacity) *before* it is queued, under a lease that is the job's identity (the Celery
+  task id); a refused start shows the reason through the callback's ``on_error``;
+- while a job waits in the Celery queue, its progress output reads ``{"queued": n}`` (position n);
+- a job whose worker died (its lease stopped being renewed, or Celery reports the worker lost)
+  ends with :data:`LOST_WORKER`, so the page says so and ▶ Train resumes from its checkpoint;
+- one signing secret for every process (``BPTTLAB_SECRET_KEY``, required with Redis), so any
+  request of a page may reach any web server;
+- the diskcache manager only ever signals job processes it started itself (recorded with their
+  start time in the cache), never a pid taken from a request;
+- Redis being unreachable never hangs a request: a job start pings it with a short timeout and
+  fails with :data:`~visualizer.cluster.UNAVAILABLE`; polls of a job whose Redis vanished end it
+  with :data:`LOST`.
 """
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import logging
 import os
-import secrets
-import tempfile
-import time
-from pathlib import Path
+import uuid
 
 from dash import CeleryManager, DiskcacheManager
+from dash._callback_context import context_value
+
+from . import cluster, leases, limits, storage
+from .cluster import UNAVAILABLE, JobsUnavailable
 
 log = logging.getLogger(__name__)
 
-REDIS_ENV = "BPTTLAB_REDIS_URL"
-CACHE_ENV = "BPTTLAB_CACHE_DIR"
-SECRET_ENV = "BPTTLAB_SECRET_KEY"
-TIME_LIMIT_ENV = "BPTTLAB_JOB_TIME_LIMIT"
-DEFAULT_TIME_LIMIT = 120.0  # seconds of work per background job (see visualizer.limits)
-HEALTH_TIMEOUT = 0.5  # seconds to connect to / hear from Redis before calling it down
-HEALTH_TTL = 1.0  # seconds a health verdict is reused within one process
 JOB_NICENESS = 10  # background jobs yield the CPU to the page's quick views
-
-UNAVAILABLE = ("Background jobs are unavailable right now: the job queue (Redis) does not answer. "
-               "The plots keep working; try again in a moment.")
+MAX_PROGRESS_OUTPUTS = 16  # a queued job's progress value is repeated for up to this many progress outputs
+LEASE_KEY = "bpttlab_lease"  # the job's lease, carried to the job in Dash's callback context
 LOST = ("Background jobs are unavailable: the job queue (Redis) stopped answering while this job ran. "
         "Its result is lost; start it again when the queue is back.")
-
-
-CURRENT_JOB: contextvars.ContextVar = contextvars.ContextVar("bpttlab_job", default=None)
-
-
-class JobsUnavailable(RuntimeError):
-    """Background jobs cannot start now (Redis unreachable). ``str(e)`` is the user's message."""
-
-
-def current_job_id() -> str | None:
-    """The handle of the background job running this code (Celery task id or diskcache process
-    id, the value Dash's cancel terminates), None outside a job."""
-    return CURRENT_JOB.get()
+LOST_WORKER = ("This training job was lost: the worker running it stopped. ▶ Train resumes it from the last "
+               "checkpoint this page received.")
 
 
 def lower_priority(niceness: int = JOB_NICENESS) -> None:
@@ -73,164 +58,77 @@ def lower_priority(niceness: int = JOB_NICENESS) -> None:
         pass
 
 
-def _with_job_id(fn, job_id):
-    """``fn`` running with :data:`CURRENT_JOB` set to ``job_id()`` (same name, so Dash's keys hold),
-    at low CPU priority (the job runs in its own process: a diskcache child or a Celery worker)."""
-    @functools.wraps(fn)
+def _in_lease(fn):
+    """``fn`` run as the job of the lease its web server admitted (read from Dash's callback
+    context, set in :data:`visualizer.limits.CURRENT_LEASE`), at low CPU priority."""
+    @functools.wraps(fn)  # same name, so Dash's keys hold
     def run(*args, **kwargs):
         lower_priority()
-        token = CURRENT_JOB.set(job_id())
+        token = limits.CURRENT_LEASE.set((context_value.get() or {}).get(LEASE_KEY))
         try:
             return fn(*args, **kwargs)
         finally:
-            CURRENT_JOB.reset(token)
+            limits.CURRENT_LEASE.reset(token)
     return run
 
 
-def _celery_task_id():
-    """The id of the Celery task being executed."""
-    from celery import current_task
+def _admit(context) -> str:
+    """Admit the job start of ``context`` (Dash's callback context); its new lease, carried to the job.
+    Raises :class:`visualizer.limits.LimitReached` or :class:`JobsUnavailable` with the user's message."""
+    lease = limits.new_lease()
+    message = limits.admit(limits.user_id_in(context), lease)
+    if message == UNAVAILABLE:
+        raise JobsUnavailable(message)
+    if message:
+        raise limits.LimitReached(message)
+    context[LEASE_KEY] = lease
+    return lease
 
-    return getattr(getattr(current_task, "request", None), "id", None)
 
-
-def _process_id():
-    """This process's id as a string (a diskcache job is a process)."""
-    return str(os.getpid())
-
-
-def _release_lease(job) -> None:
-    """Free the job slot held by ``job`` (cancelled or finished): see :mod:`visualizer.limits`."""
-    if job is None:
-        return
-    from . import limits
-
+def _release(lease) -> None:
+    """Give the lease back (cancelled or ended); errors only logged."""
     try:
-        limits.slots().release(str(job))
+        leases.slots().release(str(lease))
     except (JobsUnavailable, OSError):
-        log.warning("could not release the job slot of %s", job)
+        log.warning("could not release the lease of job %s", lease)
 
 
-def redis_url() -> str | None:
-    """The Redis URL from the environment, or None for the embedded default."""
-    url = os.environ.get(REDIS_ENV, "").strip()
-    return url or None
+def _lost(message: str) -> dict:
+    """A background-callback result that makes Dash call the callback's ``on_error`` with ``message``."""
+    return {"background_callback_error": {"msg": message, "tb": ""}}
 
 
-def time_limit() -> float:
-    """Seconds one background job may work (``BPTTLAB_JOB_TIME_LIMIT``, default 120)."""
-    try:
-        value = float(os.environ.get(TIME_LIMIT_ENV, DEFAULT_TIME_LIMIT))
-    except ValueError:
-        return DEFAULT_TIME_LIMIT
-    return value if 0 < value < 86400 else DEFAULT_TIME_LIMIT
+class UniqueKeys:
+    """Every job start gets its own cache key (Dash's own key is a hash of the inputs only)."""
+
+    def build_cache_key(self, fn, args, cache_args_to_ignore, triggered):
+        return f"{super().build_cache_key(fn, args, cache_args_to_ignore, triggered)}-{uuid.uuid4().hex}"
 
 
-def cache_dir() -> Path:
-    """The folder of the diskcache, the job-slot file and the signing secret (created, mode 0700)."""
-    folder = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "bpttlab-cache")
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return folder
-
-
-def shared_secret() -> bytes:
-    """Secret that signs background-job handles: ``BPTTLAB_SECRET_KEY``, else a random key kept in
-    the cache folder (created once, then read by every worker process of this machine)."""
-    env = os.environ.get(SECRET_ENV, "").strip()
-    if env:
-        return env.encode()
-    path = cache_dir() / "signing-secret"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another process may be writing it right now
-            data = path.read_bytes().strip()
-            if data:
-                return data
-            time.sleep(0.01)
-        raise RuntimeError(f"{path} is empty; delete it and restart") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_hex(32).encode())
-    return path.read_bytes().strip()
-
-
-# ----------------------------------------------------------------------------- Redis / Celery
-def redis_client(url: str, timeout: float = HEALTH_TIMEOUT):
-    """A redis-py client for ``url`` that gives up after ``timeout`` seconds."""
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                retry_on_timeout=False, health_check_interval=0)
-
-
-def connection_errors() -> tuple:
-    """Exception types meaning "Redis / the broker is not reachable"."""
-    import kombu.exceptions
-    import redis.exceptions
-
-    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError,
-            kombu.exceptions.OperationalError, ConnectionError, TimeoutError, OSError)
-
-
-def _ping(url: str, timeout: float) -> bool:
-    """True if Redis at ``url`` answers PING within ``timeout`` seconds."""
-    client = redis_client(url, timeout)
-    try:
-        return bool(client.ping())
-    except connection_errors():
-        return False
-    except Exception:  # auth errors, bad URL: not usable either
-        log.exception("Redis health check failed for %s", url)
-        return False
-    finally:
-        client.close()
-
-
-_health: dict = {}  # url -> (monotonic time, verdict); a per-process memo, not shared state
-
-
-def redis_healthy(url: str | None = None, timeout: float = HEALTH_TIMEOUT, max_age: float = HEALTH_TTL) -> bool:
-    """Whether Redis answers (reusing a verdict younger than ``max_age`` seconds)."""
-    url = url or redis_url()
-    if not url:
-        return False
-    now = time.monotonic()
-    seen = _health.get(url)
-    if seen is not None and now - seen[0] < max_age:
-        return seen[1]
-    verdict = _ping(url, timeout)
-    _health[url] = (time.monotonic(), verdict)
-    return verdict
-
-
-def jobs_available() -> tuple[bool, str | None]:
-    """(True, None) if background jobs can start now, else (False, the user's message)."""
-    if redis_url() is None or redis_healthy():
-        return True, None
-    return False, UNAVAILABLE
-
-
+# ----------------------------------------------------------------------------- Celery
 @functools.cache
 def celery_app(url: str | None = None):
     """The Celery app of this process for ``url`` (default ``BPTTLAB_REDIS_URL``), created once.
 
     Broker and result store are the same Redis; every socket operation times out quickly and a
-    publish is never retried, so a Redis outage turns into an error instead of a hang; results
-    are polled, never subscribed to (:mod:`visualizer.celery_backend`), so nothing needs a
-    restart after an outage. The hard Celery time limit backs up the cooperative one of
-    :mod:`visualizer.limits`.
+    publish is never retried, so an outage is an error, not a hang; results are polled, never
+    subscribed to (:mod:`visualizer.celery_backend`). Jobs are short: a worker takes one job per
+    free slot and acknowledges it when it ends (``acks_late``, no prefetch), so a killed worker
+    leaves no job it had merely reserved, and its running jobs come back after the visibility
+    timeout (a little over the time limit) to find their lease gone and end at once.
     """
-    url = url or redis_url()
+    url = url or cluster.redis_url()
     if not url:
-        raise ValueError(f"set {REDIS_ENV} to use Celery")
+        raise ValueError(f"set {cluster.REDIS_ENV} to use Celery")
     from celery import Celery
 
-    limit = time_limit()
+    limit = limits.time_limit()
     app = Celery("bpttlab", broker=url, backend=f"visualizer.celery_backend:PollingRedisBackend+{url}")
     app.conf.update(
         broker_connection_timeout=2,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"socket_timeout": 5, "socket_connect_timeout": 2, "visibility_timeout": 3600},
+        broker_transport_options={"socket_timeout": 5, "socket_connect_timeout": 2,
+                                  "visibility_timeout": int(limit + 90)},
         redis_socket_timeout=5,
         redis_socket_connect_timeout=2,
         redis_retry_on_timeout=False,
@@ -239,115 +137,178 @@ def celery_app(url: str | None = None):
         task_publish_retry=False,
         task_soft_time_limit=limit + 15,
         task_time_limit=limit + 30,
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,
+        task_track_started=True,
         result_expires=3600,
         worker_prefetch_multiplier=1,
+        worker_disable_prefetch=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
     )
     return app
 
 
-def make_celery(url: str):
-    """A Celery app using ``url`` as broker and result backend (the per-process one)."""
-    return celery_app(url)
+class SafeCeleryManager(UniqueKeys, CeleryManager):
+    """Dash's ``CeleryManager`` with admission, queue positions, lost-worker reports and fast
+    failure while Redis is down (see the module docstring). The job handle is the lease."""
 
-
-# ----------------------------------------------------------------------------- managers
-class SafeCeleryManager(CeleryManager):
-    """Dash's ``CeleryManager`` that fails fast with :class:`JobsUnavailable` when Redis is down."""
+    def __init__(self, celery_app_):
+        super().__init__(celery_app_)
+        self.url = celery_app_.conf.broker_url
 
     def get_or_create_signing_secret(self, generate):
-        return shared_secret()
+        return storage.shared_secret(self.url, cluster.REDIS_ENV)
 
     def make_job_fn(self, fn, progress, key=None):
-        return super().make_job_fn(_with_job_id(fn, _celery_task_id), progress, key)
+        return super().make_job_fn(_in_lease(fn), progress, key)
 
     def call_job_fn(self, key, job_fn, args, context):
-        if not redis_healthy(self.handle.conf.broker_url):
+        if not cluster.redis_healthy(self.url):
             raise JobsUnavailable(UNAVAILABLE)
+        lease = _admit(context)
         try:
-            return super().call_job_fn(key, job_fn, args, context)
-        except connection_errors() as e:
-            _health.pop(self.handle.conf.broker_url, None)
+            backend = self.handle.backend
+            backend.set(f"{key}-lease", lease)
+            backend.expire(f"{key}-lease", int(limits.QUEUE_WAIT + limits.time_limit() + 120))
+            job_fn.apply_async(args=(key, self._make_progress_key(key), args, context), task_id=lease)
+        except cluster.connection_errors() as e:
+            cluster.forget_health(self.url)
+            _release(lease)
             raise JobsUnavailable(UNAVAILABLE) from e
+        return lease
 
     def terminate_job(self, job):
+        if job is None:
+            return
         try:
             super().terminate_job(job)
-        except connection_errors():
+        except cluster.connection_errors():
             log.warning("could not cancel job %s: Redis unreachable", job)
-        _release_lease(job)
+        _release(job)
+
+    def _status(self, job) -> str | None:
+        """Celery's state of ``job`` (PENDING, STARTED, SUCCESS, FAILURE, ...)."""
+        return self.get_task(job).status
 
     def job_running(self, job):
         try:
-            return super().job_running(job)
-        except connection_errors():
+            return super().job_running(job) and leases.slots().state(str(job)) != "lost"
+        except (*cluster.connection_errors(), JobsUnavailable):
             return False
 
     def get_progress(self, key):
         try:
-            return super().get_progress(key)
-        except connection_errors():
+            progress = super().get_progress(key)
+            if progress is not None:
+                return progress
+            lease = self.handle.backend.get(f"{key}-lease")
+            lease = lease.decode() if isinstance(lease, bytes) else lease
+            position = leases.slots().position(lease) if lease else None
+            # Dash reads one value per progress output, and asks only callbacks that have some
+            return [{"queued": position}] * MAX_PROGRESS_OUTPUTS if position else None
+        except (*cluster.connection_errors(), JobsUnavailable):
             return None
 
     def result_ready(self, key):
         try:
             return super().result_ready(key)
-        except connection_errors():
+        except cluster.connection_errors():
             return True  # the result is an error message, see get_result
 
     def get_result(self, key, job):
         try:
-            return super().get_result(key, job)
-        except connection_errors():
-            return {"background_callback_error": {"msg": LOST, "tb": ""}}
+            value = super().get_result(key, job)
+            if value is self.UNDEFINED and job is not None:
+                state = leases.slots().state(str(job))
+                if state == "lost" or (state != "done" and self._status(job) == "FAILURE"):
+                    _release(job)
+                    return _lost(LOST_WORKER)
+            return value
+        except (*cluster.connection_errors(), JobsUnavailable):
+            return _lost(LOST)
 
     def get_updated_props(self, key):
         try:
             return super().get_updated_props(key)
-        except connection_errors():
+        except cluster.connection_errors():
             return {}
 
 
-class SharedDiskcacheManager(DiskcacheManager):
-    """Dash's ``DiskcacheManager`` with the signing secret of :func:`shared_secret`, job slots
-    freed when a job is cancelled, and a job process that ends between two checks treated as
-    ended (Dash's own checks race with it and raise ``NoSuchProcess``)."""
+# ----------------------------------------------------------------------------- diskcache
+class SharedDiskcacheManager(UniqueKeys, DiskcacheManager):
+    """Dash's ``DiskcacheManager`` with admission, the signing secret of :mod:`visualizer.storage`,
+    lost-job reports, and signals only to job processes this server started (recorded in the
+    cache with their start time, so a reused pid is not mistaken for one)."""
 
     def get_or_create_signing_secret(self, generate):
-        return shared_secret()
+        return storage.shared_secret()
 
     def make_job_fn(self, fn, progress, key=None):
-        return super().make_job_fn(_with_job_id(fn, _process_id), progress, key)
+        return super().make_job_fn(_in_lease(fn), progress, key)
+
+    def call_job_fn(self, key, job_fn, args, context):
+        import psutil
+
+        lease = _admit(context)
+        try:
+            pid = super().call_job_fn(key, job_fn, args, context)
+            created = psutil.Process(pid).create_time()
+        except (OSError, psutil.Error):
+            _release(lease)
+            raise
+        self.handle.set(f"bpttlab-job:{pid}", {"lease": lease, "created": created}, expire=86400)
+        return pid
+
+    def _started_here(self, job):
+        """``(psutil.Process, record)`` if ``job`` is a live job process this server started, else None."""
+        import psutil
+
+        try:
+            record = self.handle.get(f"bpttlab-job:{int(job)}")
+            if not isinstance(record, dict):
+                return None
+            proc = psutil.Process(int(job))
+            return (proc, record) if abs(proc.create_time() - record["created"]) < 1e-3 else None
+        except (ValueError, TypeError, OverflowError, psutil.Error):
+            return None
 
     def terminate_job(self, job):
         import psutil
 
-        with contextlib.suppress(psutil.NoSuchProcess):
-            super().terminate_job(job)
-        _release_lease(job)
+        found = self._started_here(job)
+        if found is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                super().terminate_job(job)
+        with contextlib.suppress(ValueError, TypeError, OverflowError):
+            record = self.handle.pop(f"bpttlab-job:{int(job)}", None)
+            if isinstance(record, dict):
+                _release(record["lease"])
 
     def job_running(self, job):
-        import psutil
-
-        try:
-            return super().job_running(job)
-        except psutil.NoSuchProcess:
-            return False
+        found = self._started_here(job)
+        return found is not None and found[0].status() != "zombie"
 
     def terminate_unhealthy_job(self, job):
-        import psutil
+        return False  # job processes end by themselves; a cancel ends them through terminate_job
 
-        try:
-            return super().terminate_unhealthy_job(job)
-        except psutil.NoSuchProcess:
-            return False
+    def get_result(self, key, job):
+        value = super().get_result(key, job)
+        if value is self.UNDEFINED and job is not None and not self.job_running(job):
+            with contextlib.suppress(ValueError, TypeError, OverflowError):
+                record = self.handle.get(f"bpttlab-job:{int(job)}")
+                if isinstance(record, dict) and leases.slots().state(record["lease"]) != "done":
+                    _release(record["lease"])
+                    return _lost(LOST_WORKER.replace("the worker running it", "its process"))
+        return value
 
 
+# ----------------------------------------------------------------------------- the process's manager
 @functools.cache
 def _manager(url: str | None, folder: str):
     """One manager per (Redis URL, cache folder) and process."""
     if url:
+        storage.require_cluster_secret(url, cluster.REDIS_ENV)
         return SafeCeleryManager(celery_app(url))
     import diskcache
 
@@ -356,20 +317,49 @@ def _manager(url: str | None, folder: str):
 
 def background_manager():
     """The background-callback manager of this process (Celery if ``BPTTLAB_REDIS_URL`` is set,
-    else diskcache); the same object on every call with the same settings."""
-    url = redis_url()
-    return _manager(url, "" if url else str(cache_dir()))
+    else diskcache); the same object on every call with the same settings. Raises
+    :class:`visualizer.storage.UnsafeStorage` (the message says what to fix) without a shared
+    secret on Redis, or with a cache folder that is not private."""
+    url = cluster.redis_url()
+    return _manager(url, "" if url else str(storage.cache_dir()))
+
+
+def check_cluster(verify=cluster.verify_config) -> str | None:
+    """At a process's start with Redis: check that its settings and secret are the cluster's.
+
+    Raises :class:`visualizer.storage.UnsafeStorage` without ``BPTTLAB_SECRET_KEY`` and
+    :class:`visualizer.cluster.ConfigMismatch` when settings differ. Returns a warning (Redis
+    not reachable now: not checked) or None.
+    """
+    url = cluster.redis_url()
+    if not url:
+        return None
+    secret = storage.require_cluster_secret(url, cluster.REDIS_ENV)
+    client = cluster.redis_client(url, timeout=2.0)
+    try:
+        verify(client, limits.cluster_settings(limits.Limits.from_env(), secret))
+    except cluster.connection_errors():
+        return f"Redis at {url} does not answer now: the cluster's settings were not checked."
+    finally:
+        client.close()
+    return None
 
 
 def error_message(exc: BaseException) -> str:
     """The user's message for an exception raised by a background job or while starting one."""
-    if isinstance(exc, JobsUnavailable):
+    if isinstance(exc, (JobsUnavailable, limits.LimitReached)):
         return str(exc)
     text = str(exc)
-    if LOST in text:
-        return LOST
-    if isinstance(exc, connection_errors()):
+    for known in (LOST, LOST_WORKER, UNAVAILABLE):
+        if known in text:
+            return known
+    if "WorkerLostError" in text or "Worker exited prematurely" in text:
+        return LOST_WORKER
+    if isinstance(exc, cluster.connection_errors()):
         return UNAVAILABLE
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     first = first.removeprefix("An error occurred inside a background callback: ")  # Dash's wrapper
+    for message in (limits.GONE,):
+        if first.startswith(message[:40]):
+            return message
     return f"The job failed: {first[:300]}"

@@ -1,74 +1,70 @@
-"""Limits that keep one server fair for a whole class: work per request, jobs per user and in
-total, time per job; and the random per-browser id the per-user limits count by.
+"""Limits that keep one server (or a cluster) fair for a whole class: work per request, training
+jobs per user and in total, time per job; and the random per-browser id the per-user limit counts by.
 
 - Work per request: ``seq_len x batch x layers x hidden^2`` per architecture, capped at
-  :data:`WORK_CAP` (the views clamp to it, see :mod:`visualizer.urlstate`); a training run adds a
-  factor ``steps`` and is capped at :data:`TRAIN_WORK_CAP`.
-- Concurrent background jobs: at most ``per_user`` per browser and ``total`` on the server. The
-  counts are shared by every gunicorn and Celery worker: in Redis when ``BPTTLAB_REDIS_URL`` is
-  set, else in a lock-protected file in the cache folder. A slot is a lease that expires after
-  the job's time limit (plus a margin), so a killed or cancelled job never keeps its slot.
+  :data:`~visualizer.urlstate.WORK_CAP` (the views clamp to it); a training run adds a factor
+  ``steps`` and is capped at :data:`TRAIN_WORK_CAP`.
+- Jobs: every start of a job gets its own lease (a random id), taken by the web server that
+  receives the start, *before* the job is queued (:func:`admit`): at most ``per_user`` jobs per
+  browser (running or waiting) and a total cap. With Celery + Redis the total is the capacity of
+  the live workers (the sum of their ``-c``, see :mod:`visualizer.cluster`) plus ``queue`` jobs
+  waiting, so every machine added adds capacity; without Redis it is ``total`` jobs on this
+  machine. Leases live in Redis when ``BPTTLAB_REDIS_URL`` is set, else in a lock-protected file
+  of the private cache folder (:mod:`visualizer.storage`).
+- A running job renews its lease every second or so (:meth:`JobSlot.touch`); a lease not renewed
+  for :data:`HEARTBEAT_TTL` seconds expires, so a killed job frees its slot within seconds and the
+  page that polls it learns it was lost (:func:`lease_state`).
 - Time per job: ``BPTTLAB_JOB_TIME_LIMIT`` seconds (default 120), checked cooperatively by
-  :meth:`JobSlot.expired` (the job stops and shows what it has) and enforced hard by Celery.
+  :meth:`JobSlot.expired` (the job stops and shows what it has), enforced hard by Celery.
 
-Settings: ``BPTTLAB_MAX_JOBS_PER_USER`` (default 1), ``BPTTLAB_MAX_JOBS`` (default: the number
-of CPU cores, at least 2). Jobs run at low CPU priority (:func:`visualizer.jobs.lower_priority`).
+Settings: ``BPTTLAB_MAX_JOBS_PER_USER`` (default 1), ``BPTTLAB_MAX_JOBS`` (without Redis; default:
+the number of CPU cores, at least 2), ``BPTTLAB_MAX_QUEUED`` (with Redis; default 20),
+``BPTTLAB_JOB_TIME_LIMIT``. With Redis, every process checks at start that its settings are the
+cluster's (:func:`cluster_settings`, :func:`visualizer.cluster.verify_config`).
 
-The user id lives in the browser (``dcc.Store(storage_type="local")``, filled by a clientside
-callback with 128 random bits). It is NOT authentication: anyone can send any id. It only
-keeps one student from taking every job slot by accident.
-
-Use in a background callback::
-
-    msg = limits.training_message(params, steps) or limits.admission_message(user_id)
-    if msg: return <show msg>
-    with limits.job_slot(user_id) as slot:       # raises LimitReached / JobsUnavailable
-        for snap in core.train_iter(config):
-            if slot.expired(): break              # time limit: stop, show what we have
-            slot.touch(); set_progress(...)
+The user id lives in the browser (``dcc.Store(storage_type="local")``, filled by
+``assets/identity.js`` with 128 random bits). It is NOT authentication: anyone can send any id.
+It only keeps one student from taking every job slot by accident.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
+import contextvars
 import os
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from dash import Input, Output, State, dcc
+from dash import ClientsideFunction, Input, Output, State, dcc, html
 
-from . import jobs
+from . import cluster, ids
+from .leases import HEARTBEAT_TTL, START_TTL, slots
 from .urlstate import WORK_CAP, work
 
-USER_STORE = "user-id-store"
 ANONYMOUS = "anonymous"
+USER_ID_PATTERN = "^[A-Za-z0-9_-]{8,64}$"  # also the browser's check (assets/identity.js reads it from a store)
+_USER_ID = re.compile(USER_ID_PATTERN)
 TRAIN_WORK_CAP = 20 * WORK_CAP  # steps x seq_len x batch x layers x hidden^2, per architecture (~1 min)
-LEASE_MARGIN = 30.0  # seconds a slot outlives its job's time limit before it is reclaimed
-_USER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+TIME_LIMIT_ENV = "BPTTLAB_JOB_TIME_LIMIT"
+DEFAULT_TIME_LIMIT = 120.0  # seconds of work per background job
+TOUCH_EVERY = 1.0  # seconds between two renewals by a running job
+QUEUE_WAIT = 900.0  # seconds an admitted job may wait in the Celery queue before its lease is dropped
+
+CURRENT_LEASE: contextvars.ContextVar = contextvars.ContextVar("bpttlab_lease", default=None)
 
 
 class LimitReached(RuntimeError):
     """A cap was hit; ``str(e)`` is the user's message."""
 
 
-@dataclass(frozen=True)
-class Limits:
-    """The caps in force (see the module docstring)."""
-
-    per_user: int = 1
-    total: int = max(2, os.cpu_count() or 2)
-    time_limit: float = jobs.DEFAULT_TIME_LIMIT
-    work_cap: int = WORK_CAP
-    train_work_cap: int = TRAIN_WORK_CAP
-
-    @classmethod
-    def from_env(cls) -> Limits:
-        """Limits from ``BPTTLAB_MAX_JOBS_PER_USER``, ``BPTTLAB_MAX_JOBS``, ``BPTTLAB_JOB_TIME_LIMIT``."""
-        return cls(per_user=_env_int("BPTTLAB_MAX_JOBS_PER_USER", cls.per_user),
-                   total=_env_int("BPTTLAB_MAX_JOBS", cls.total), time_limit=jobs.time_limit())
+def time_limit() -> float:
+    """Seconds one background job may work (``BPTTLAB_JOB_TIME_LIMIT``, default 120)."""
+    try:
+        value = float(os.environ.get(TIME_LIMIT_ENV, DEFAULT_TIME_LIMIT))
+    except ValueError:
+        return DEFAULT_TIME_LIMIT
+    return value if 0 < value < 86400 else DEFAULT_TIME_LIMIT
 
 
 def _env_int(name: str, default: int) -> int:
@@ -80,17 +76,34 @@ def _env_int(name: str, default: int) -> int:
     return value if value >= 1 else default
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The caps in force (see the module docstring)."""
+
+    per_user: int = 1
+    total: int = max(2, os.cpu_count() or 2)
+    queue: int = 20
+    time_limit: float = DEFAULT_TIME_LIMIT
+    work_cap: int = WORK_CAP
+    train_work_cap: int = TRAIN_WORK_CAP
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """Limits from ``BPTTLAB_MAX_JOBS_PER_USER``, ``BPTTLAB_MAX_JOBS``, ``BPTTLAB_MAX_QUEUED``,
+        ``BPTTLAB_JOB_TIME_LIMIT``."""
+        return cls(per_user=_env_int("BPTTLAB_MAX_JOBS_PER_USER", cls.per_user),
+                   total=_env_int("BPTTLAB_MAX_JOBS", cls.total), queue=_env_int("BPTTLAB_MAX_QUEUED", cls.queue),
+                   time_limit=time_limit())
+
+
+def cluster_settings(limits: Limits, secret: bytes) -> dict:
+    """What every process sharing one Redis must agree on (the secret only as a fingerprint;
+    ``total`` is per machine and not part of it)."""
+    settings = {k: v for k, v in asdict(limits).items() if k != "total"}
+    return {**settings, "secret": cluster.fingerprint(secret)}
+
+
 # ----------------------------------------------------------------------------- work caps
-def request_message(params, limits: Limits | None = None) -> str | None:
-    """None if one view request for ``params`` fits the work cap, else the message."""
-    cap = (limits or Limits()).work_cap
-    w = work(params)
-    if w <= cap:
-        return None
-    return (f"This configuration is too large for the server: seq_len x batch x layers x hidden^2 = {w:,} "
-            f"is over the limit {cap:,}. Lower seq_len, batch or hidden.")
-
-
 def training_message(params, steps: int, batch: int | None = None, limits: Limits | None = None) -> str | None:
     """None if a training run of ``steps`` steps (batch ``batch``, default ``params.batch``) fits
     the training cap, else the message naming the fields to lower."""
@@ -111,27 +124,27 @@ def clean_user_id(raw) -> str:
     return ANONYMOUS
 
 
-def user_store() -> dcc.Store:
-    """The browser-local store holding this browser's random id (put it in the layout)."""
-    return dcc.Store(id=USER_STORE, storage_type="local")
+def user_id_in(context) -> str:
+    """The browser's id among a callback's inputs and states (``context`` as Dash hands it to a
+    background job: ``inputs_list``, ``states_list``), cleaned; ``"anonymous"`` if absent."""
+    for group in ("inputs_list", "states_list"):
+        for item in (context or {}).get(group) or []:
+            if isinstance(item, dict) and item.get("id") == ids.USER_STORE and item.get("property") == "data":
+                return clean_user_id(item.get("value"))
+    return ANONYMOUS
 
 
-ASSIGN_USER_JS = """
-function(ts, current) {
-    if (typeof current === 'string' && /^[A-Za-z0-9_-]{8,64}$/.test(current)) {
-        return window.dash_clientside.no_update;
-    }
-    var bytes = new Uint8Array(16);
-    window.crypto.getRandomValues(bytes);
-    return Array.from(bytes, function(b) { return ('0' + b.toString(16)).slice(-2); }).join('');
-}
-"""
+def user_store() -> html.Div:
+    """The browser-local store of this browser's random id, and the rule it must follow (put it in the layout)."""
+    return html.Div([dcc.Store(id=ids.USER_STORE, storage_type="local"),
+                     dcc.Store(id=ids.USER_RULES, data={"pattern": USER_ID_PATTERN})], hidden=True)
 
 
 def register_identity(app) -> None:
-    """Give every browser a random id in :data:`USER_STORE` (kept in localStorage)."""
-    app.clientside_callback(ASSIGN_USER_JS, Output(USER_STORE, "data"),
-                            Input(USER_STORE, "modified_timestamp"), State(USER_STORE, "data"))
+    """Give every browser a random id in ``ids.USER_STORE`` (kept in localStorage; ``assets/identity.js``)."""
+    app.clientside_callback(ClientsideFunction("bpttlab_identity", "assign"), Output(ids.USER_STORE, "data"),
+                            Input(ids.USER_STORE, "modified_timestamp"), State(ids.USER_STORE, "data"),
+                            State(ids.USER_RULES, "data"))
 
 
 def new_user_id() -> str:
@@ -139,202 +152,77 @@ def new_user_id() -> str:
     return secrets.token_hex(16)
 
 
-# ----------------------------------------------------------------------------- job slots
-class RedisSlots:
-    """Job leases in Redis: sorted sets (member job id, score expiry time) for the server and per
-    user, and a hash job -> user; changed atomically by Lua scripts."""
-
-    ACQUIRE = """
-    local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-    for _, j in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do redis.call('HDEL', KEYS[3], j) end
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-    if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 1 end
-    if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 2 end
-    redis.call('ZADD', KEYS[1], now + ttl, ARGV[3])
-    redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
-    redis.call('HSET', KEYS[3], ARGV[3], ARGV[6])
-    redis.call('EXPIRE', KEYS[2], math.ceil(ttl) + 60)
-    return 0
-    """
-    RELEASE = """
-    local user = redis.call('HGET', KEYS[2], ARGV[1])
-    redis.call('ZREM', KEYS[1], ARGV[1])
-    redis.call('HDEL', KEYS[2], ARGV[1])
-    if user then redis.call('ZREM', ARGV[2] .. user, ARGV[1]) end
-    return 0
-    """
-
-    def __init__(self, url: str, prefix: str = "bpttlab:jobs"):
-        self.client = jobs.redis_client(url, timeout=2.0)
-        self.prefix = prefix
-
-    def _call(self, fn, *args):
-        try:
-            return fn(*args)
-        except jobs.connection_errors() as e:
-            raise jobs.JobsUnavailable(jobs.UNAVAILABLE) from e
-
-    def _user_key(self, user):
-        return f"{self.prefix}:user:{user}"
-
-    def acquire(self, user: str, job: str, ttl: float, limits: Limits) -> int:
-        """0 if the lease was taken, 1 if the server is full, 2 if the user is at their cap."""
-        keys = [f"{self.prefix}:all", self._user_key(user), f"{self.prefix}:owner"]
-        return int(self._call(self.client.eval, self.ACQUIRE, 3, *keys, time.time(), ttl, job,
-                              limits.total, limits.per_user, user))
-
-    def touch(self, user: str, job: str, ttl: float) -> None:
-        """Extend the lease of ``job`` by ``ttl`` seconds from now (only if it is still held)."""
-        until = time.time() + ttl
-        for key in (f"{self.prefix}:all", self._user_key(user)):
-            self._call(self.client.zadd, key, {job: until}, False, True)  # xx: only if present
-
-    def release(self, job: str) -> None:
-        """Give the lease of ``job`` back (no-op if it is not held)."""
-        self._call(self.client.eval, self.RELEASE, 2, f"{self.prefix}:all", f"{self.prefix}:owner",
-                   job, f"{self.prefix}:user:")
-
-    def counts(self, user: str) -> tuple[int, int]:
-        """(running jobs on the server, running jobs of ``user``)."""
-        now = time.time()
-        total, mine = (self._call(self.client.zcount, key, now, "+inf")
-                       for key in (f"{self.prefix}:all", self._user_key(user)))
-        return int(total), int(mine)
+def new_lease() -> str:
+    """A new job identity."""
+    return secrets.token_hex(16)
 
 
-def _owner_alive(job: str) -> bool:
-    """False if ``job`` names a process of this machine that no longer exists (a diskcache job is
-    its process id; a direct caller ``direct-<pid>-...``): its lease is free at once."""
-    text = job.split("-")[1] if job.startswith("direct-") else job
-    if not text.isdigit():
-        return True
-    try:
-        os.kill(int(text), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
+# ----------------------------------------------------------------------------- admission
+NO_WORKER = ("No training worker is running right now, so training cannot start (the plots keep working). "
+             "The teacher starts one with: celery -A visualizer.celery_worker worker")
 
 
-class FileSlots:
-    """Job leases in a JSON file of the cache folder, changed under an exclusive ``flock``
-    (shared by every process on this machine)."""
-
-    def __init__(self, folder=None):
-        folder = folder or jobs.cache_dir()
-        self.path = os.path.join(folder, "job-slots.json")
-        self.lock_path = os.path.join(folder, "job-slots.lock")
-
-    @contextlib.contextmanager
-    def _table(self):
-        """The live leases {job: [user, expiry]} under the lock; written back on exit."""
-        with open(self.lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                try:
-                    with open(self.path) as f:
-                        table = json.load(f)
-                    table = table if isinstance(table, dict) else {}
-                except (OSError, ValueError):
-                    table = {}
-                now = time.time()
-                table = {j: v for j, v in table.items()
-                         if isinstance(v, list) and len(v) == 2 and isinstance(v[1], (int, float)) and v[1] > now
-                         and _owner_alive(j)}
-                yield table
-                tmp = f"{self.path}.{os.getpid()}.tmp"
-                with open(tmp, "w") as f:
-                    json.dump(table, f)
-                os.replace(tmp, self.path)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def acquire(self, user: str, job: str, ttl: float, limits: Limits) -> int:
-        """0 if the lease was taken, 1 if the server is full, 2 if the user is at their cap."""
-        with self._table() as table:
-            if len(table) >= limits.total:
-                return 1
-            if sum(1 for u, _ in table.values() if u == user) >= limits.per_user:
-                return 2
-            table[job] = [user, time.time() + ttl]
-            return 0
-
-    def touch(self, user: str, job: str, ttl: float) -> None:
-        """Extend the lease of ``job`` by ``ttl`` seconds from now."""
-        with self._table() as table:
-            if job in table:
-                table[job] = [user, time.time() + ttl]
-
-    def release(self, job: str) -> None:
-        """Give the lease of ``job`` back (no-op if it is not held)."""
-        with self._table() as table:
-            table.pop(job, None)
-
-    def counts(self, user: str) -> tuple[int, int]:
-        """(running jobs on the server, running jobs of ``user``)."""
-        with self._table() as table:
-            return len(table), sum(1 for u, _ in table.values() if u == user)
-
-
-def slots():
-    """The job-slot store of this configuration (Redis if configured, else the cache-folder file)."""
-    url = jobs.redis_url()
-    return RedisSlots(url) if url else FileSlots()
-
-
-def _cap_message(code: int, limits: Limits) -> str:
-    """The message for an acquire result of 1 (server full) or 2 (user at cap)."""
-    if code == 1:
+def _cap_message(code: int, limits: Limits, capacity: int | None) -> str:
+    """The message for an admission result of 1 (full) or 2 (user at cap)."""
+    if code == 2:
+        return (f"You already have {limits.per_user} training job{'s' if limits.per_user > 1 else ''} running or "
+                "waiting (the limit per user). Wait for it to finish or cancel it.")
+    if capacity is None:
         return (f"The server is busy: {limits.total} training jobs are running (the limit). "
                 "Try again when one finishes.")
-    return (f"You already have {limits.per_user} training job{'s' if limits.per_user > 1 else ''} running "
-            "(the limit per user). Wait for it to finish or cancel it.")
+    return (f"The server is busy: {capacity} training jobs are running and {limits.queue} are waiting (the limit). "
+            "Try again in a minute.")
 
 
-def admission_message(user_id, limits: Limits | None = None) -> str | None:
-    """None if ``user_id`` could start a job now, else why not (Redis down, server full, user at cap).
-    A quick check for the page; :func:`job_slot` decides for real."""
+def admit(user_id, lease: str, limits: Limits | None = None, store=None) -> str | None:
+    """Admit a job start of ``user_id`` under ``lease`` (on the web server, before the job is queued).
+
+    None if admitted (the lease is held), else the user's message: Redis down, no worker, the
+    cluster full, the user at their cap.
+    """
     limits = limits or Limits.from_env()
-    ok, message = jobs.jobs_available()
+    ok, message = cluster.jobs_available()
     if not ok:
         return message
     user = clean_user_id(user_id)
+    queued = cluster.redis_url() is not None
     try:
-        total, mine = slots().counts(user)
-    except jobs.JobsUnavailable as e:
+        store = store or slots()
+        capacity = store.capacity() if queued else None
+        if queued and capacity == 0:
+            return NO_WORKER
+        cap = capacity + limits.queue if queued else limits.total
+        code = store.admit(user, lease, QUEUE_WAIT if queued else START_TTL, cap, limits.per_user)
+    except cluster.JobsUnavailable as e:
         return str(e)
-    if total >= limits.total:
-        return _cap_message(1, limits)
-    if mine >= limits.per_user:
-        return _cap_message(2, limits)
-    return None
+    return _cap_message(code, limits, capacity) if code else None
 
 
 class JobSlot:
-    """A held job slot: its deadline and lease (see :func:`job_slot`)."""
+    """A running job's lease: its deadline and its renewals (see :func:`job_slot`)."""
 
-    def __init__(self, store, user: str, job: str, limits: Limits):
-        self.store, self.user, self.job, self.limits = store, user, job, limits
-        self.started = time.monotonic()
+    def __init__(self, store, user: str, lease: str, limits: Limits, clock=time.monotonic):
+        self.store, self.user, self.lease, self.limits, self.clock = store, user, lease, limits, clock
+        self.started = clock()
         self.deadline = self.started + limits.time_limit
+        self.renewed = self.started
 
     def expired(self) -> bool:
         """True once the job has used its time limit."""
-        return time.monotonic() >= self.deadline
+        return self.clock() >= self.deadline
 
     def elapsed(self) -> float:
-        """Seconds since the slot was taken."""
-        return time.monotonic() - self.started
+        """Seconds since the job started."""
+        return self.clock() - self.started
 
     def touch(self) -> None:
-        """Keep the lease alive (call it now and then; cheap, errors ignored)."""
-        with contextlib.suppress(jobs.JobsUnavailable, OSError):
-            self.store.touch(self.user, self.job, self._ttl())
-
-    def _ttl(self) -> float:
-        return max(0.0, self.deadline - time.monotonic()) + LEASE_MARGIN
+        """Renew the lease (at most every :data:`TOUCH_EVERY` seconds; cheap, errors ignored)."""
+        now = self.clock()
+        if now - self.renewed < TOUCH_EVERY:
+            return
+        self.renewed = now
+        with contextlib.suppress(cluster.JobsUnavailable, OSError):
+            self.store.touch(self.user, self.lease, HEARTBEAT_TTL)
 
     def time_message(self) -> str:
         """The note shown when a job stopped at its time limit."""
@@ -342,24 +230,34 @@ class JobSlot:
                 "showing the results so far.")
 
 
+GONE = ("This job was cancelled, or waited in the queue longer than allowed, before it could start. "
+        "Press ▶ Train to start it again.")
+
+
 @contextlib.contextmanager
 def job_slot(user_id, limits: Limits | None = None, store=None):
-    """Hold one job slot of ``user_id`` for the ``with`` block.
+    """Run the ``with`` block as the job of a lease; yields a :class:`JobSlot`.
 
-    Raises :class:`LimitReached` (message for the user) when the server or the user is at the
-    cap, :class:`visualizer.jobs.JobsUnavailable` when Redis is down. The slot is released on
-    exit; if the process is killed instead, its lease expires after the time limit plus
-    :data:`LEASE_MARGIN` seconds.
+    Inside a background job the web server already admitted it (:data:`CURRENT_LEASE` names
+    the lease): the lease turns from queued to running, or :class:`LimitReached` (:data:`GONE`)
+    if it was dropped meanwhile. Called directly (no lease), it admits first and raises
+    :class:`LimitReached` at a cap, :class:`~visualizer.cluster.JobsUnavailable` when Redis is
+    down. The lease is released on exit; if the process is killed instead, it expires after
+    :data:`HEARTBEAT_TTL` seconds.
     """
     limits = limits or Limits.from_env()
     store = store or slots()
     user = clean_user_id(user_id)
-    job = jobs.current_job_id() or f"direct-{os.getpid()}-{secrets.token_hex(8)}"
-    code = store.acquire(user, job, limits.time_limit + LEASE_MARGIN, limits)
-    if code:
-        raise LimitReached(_cap_message(code, limits))
+    lease = CURRENT_LEASE.get()
+    if lease is None:
+        lease = f"direct-{os.getpid()}-{new_lease()}"
+        code = store.admit(user, lease, START_TTL, limits.total, limits.per_user)
+        if code:
+            raise LimitReached(_cap_message(code, limits, None))
+    if not store.start(lease, HEARTBEAT_TTL):
+        raise LimitReached(GONE)
     try:
-        yield JobSlot(store, user, job, limits)
+        yield JobSlot(store, user, lease, limits)
     finally:
-        with contextlib.suppress(jobs.JobsUnavailable, OSError):
-            store.release(job)
+        with contextlib.suppress(cluster.JobsUnavailable, OSError):
+            store.release(lease)

@@ -27,7 +27,7 @@ import os
 import shlex
 import sys
 
-from . import jobs
+from . import cluster, jobs, storage
 from .training_ui import POLL_ENV, POLL_RANGE
 
 WSGI_APP = "visualizer.app:server"
@@ -60,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="recycle a worker after about this many requests (default 0: never; the app's caches "
                              "are bounded, and a recycle under load costs a worker's boot and its queued requests)")
     parser.add_argument("--redis", metavar="URL", default=None,
-                        help=f"Redis URL for background jobs on Celery (sets {jobs.REDIS_ENV}; "
+                        help=f"Redis URL for background jobs on Celery (sets {cluster.REDIS_ENV}; "
                              "start `celery -A visualizer.celery_worker worker` too)")
     parser.add_argument("--poll-ms", type=int, default=CLASS_POLL_MS,
                         help=f"how often a browser asks for training progress, in ms (default {CLASS_POLL_MS}; "
@@ -132,7 +132,7 @@ MISSING_SERVER = ("bpttlab serve needs {missing}, which {verb} not installed. In
 def missing_server_packages(find_spec=importlib.util.find_spec) -> list[str]:
     """The packages ``bpttlab serve`` needs that are not installed (gunicorn; celery and redis
     when ``BPTTLAB_REDIS_URL`` is set; diskcache, psutil and multiprocess otherwise)."""
-    names = ["gunicorn", *(["celery", "redis"] if jobs.redis_url() else ["diskcache", "psutil", "multiprocess"])]
+    names = ["gunicorn", *(["celery", "redis"] if cluster.redis_url() else ["diskcache", "psutil", "multiprocess"])]
     return [n for n in names if find_spec(n) is None]
 
 
@@ -142,9 +142,9 @@ def main(argv=None, exec_fn=os.execvp, find_spec=importlib.util.find_spec) -> in
     args = parse_args(argv)
     command = [sys.executable, "-m", "gunicorn", *gunicorn_args(args)]
     if args.redis:
-        os.environ[jobs.REDIS_ENV] = args.redis
+        os.environ[cluster.REDIS_ENV] = args.redis
     if args.print_command:
-        env = {**SERVER_ENV, POLL_ENV: str(args.poll_ms), **({jobs.REDIS_ENV: args.redis} if args.redis else {})}
+        env = {**SERVER_ENV, POLL_ENV: str(args.poll_ms), **({cluster.REDIS_ENV: args.redis} if args.redis else {})}
         prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         print(prefix + " " + shlex.join(["gunicorn", *gunicorn_args(args)]))
         return 0
@@ -153,12 +153,21 @@ def main(argv=None, exec_fn=os.execvp, find_spec=importlib.util.find_spec) -> in
         print(MISSING_SERVER.format(missing=", ".join(missing), verb="is" if len(missing) == 1 else "are"),
               file=sys.stderr, flush=True)
         return 1
+    try:  # the private cache folder; with Redis, the shared secret and the cluster's settings
+        if cluster.redis_url() is None:
+            storage.shared_secret()
+        note = jobs.check_cluster()
+    except (storage.UnsafeStorage, cluster.ConfigMismatch) as e:
+        print(f"bpttlab serve: {e}", file=sys.stderr, flush=True)
+        return 1
+    if note:
+        print(f"bpttlab serve: {note}", file=sys.stderr, flush=True)
     warning = warning_for(args.host, args.port)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     shown = f"[{shown}]" if ":" in shown else shown
-    backend = f"Celery + Redis ({jobs.redis_url()})" if jobs.redis_url() else "embedded diskcache"
+    backend = f"Celery + Redis ({cluster.redis_url()})" if cluster.redis_url() else "embedded diskcache"
     print(f"bpttlab serve: {args.workers} workers x {args.threads} threads, background jobs on {backend}; "
           f"open http://{shown}:{args.port}/ (Ctrl+C to stop)", flush=True)
     for name, value in SERVER_ENV.items():

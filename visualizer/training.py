@@ -202,6 +202,37 @@ def encode_checkpoint(states: dict) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _npy_fits(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """True if the zip member is an ``.npy`` whose header (plain dtype, shape) describes exactly the
+    bytes it holds: checked before numpy allocates what a header declares."""
+    try:
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                return False
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _fortran, dtype = read(f, max_header_size=4096)
+            header = f.tell()
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, TypeError, SyntaxError):
+        return False
+    if dtype.hasobject or not all(isinstance(n, int) and n >= 0 for n in shape):
+        return False
+    return math.prod(shape) * dtype.itemsize == info.file_size - header
+
+
+def steps_message(raw) -> str | None:
+    """None if ``raw`` is a whole number of steps in [1, MAX_STEPS], else a note saying what
+    :func:`clamp_steps` used instead."""
+    try:
+        ok = not isinstance(raw, bool) and float(raw) == int(float(raw)) and 1 <= int(float(raw)) <= MAX_STEPS
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if ok:
+        return None
+    shown = repr(raw) if len(repr(raw)) <= 20 else repr(raw)[:17] + "..."
+    return f"steps: {shown} is not a whole number from 1 to {MAX_STEPS}; trained {clamp_steps(raw)} steps."
+
+
 def decode_checkpoint(text, configs: dict) -> dict | None:
     """The states of :func:`encode_checkpoint`, checked against ``configs``; None if unusable.
 
@@ -216,7 +247,8 @@ def decode_checkpoint(text, configs: dict) -> dict | None:
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
             infos = zf.infolist()
             if (len(infos) > CHECKPOINT_MAX_MEMBERS or sum(i.file_size for i in infos) > len(raw)
-                    or any(i.compress_type != zipfile.ZIP_STORED for i in infos)):
+                    or any(i.compress_type != zipfile.ZIP_STORED for i in infos)
+                    or not all(_npy_fits(zf, i) for i in infos)):
                 return None
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -145,7 +146,7 @@ def server_env(tmp_path):
     """Environment for child servers: a private cache folder, the repo on the path, no Redis."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPTTLAB_")}
     env.update(BPTTLAB_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
-               **{k: v for k, v in SERVER_ENV.items() if k not in env})
+               BPTTLAB_SECRET_KEY=secrets.token_hex(32), **{k: v for k, v in SERVER_ENV.items() if k not in env})
     return env
 
 

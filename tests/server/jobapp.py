@@ -14,7 +14,7 @@ import time
 from dash import Dash, Input, Output, State, dcc, html
 
 import core
-from visualizer import jobs, limits
+from visualizer import ids, jobs, limits
 
 START, CANCEL, RESULT, PROGRESS, LR, STEPS, PACE, QUICK_IN, QUICK_OUT = (
     "start", "cancel", "result", "progress", "lr", "steps", "pace", "quick-in", "quick-out")
@@ -71,7 +71,7 @@ def create_app() -> Dash:
     limits.register_identity(app)
     app.callback(Output(QUICK_OUT, "children"), Input(QUICK_IN, "value"))(quick)
     app.callback(Output(RESULT, "children"), Input(START, "n_clicks"),
-                 State(LR, "value"), State(STEPS, "value"), State(PACE, "value"), State(limits.USER_STORE, "data"),
+                 State(LR, "value"), State(STEPS, "value"), State(PACE, "value"), State(ids.USER_STORE, "data"),
                  background=True, progress=[Output(PROGRESS, "children")], cancel=[Input(CANCEL, "n_clicks")],
                  prevent_initial_call=True, interval=200, on_error=job_error)(train_job)
     app._setup_server()  # before serving, as visualizer.app.finish_setup does

@@ -6,13 +6,14 @@ One server stack for the module (starting a Celery worker and gunicorn costs sec
 from __future__ import annotations
 
 import os
+import secrets
 
 import pytest
 import requests
 
 from tests.server.conftest import Procs, RedisServer, wait_until
 from tests.server.dash_http import DashSession
-from visualizer import jobs, limits
+from visualizer import ids, jobs, limits
 
 pytestmark = pytest.mark.slow
 PLAY, PAUSE, STEPS = "train-play", "train-pause", "train-steps-input"
@@ -30,7 +31,8 @@ def stack(tmp_path_factory):
     redis = RedisServer(folder).start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPTTLAB_")}
     env.update(BPTTLAB_CACHE_DIR=str(folder / "cache"), PYTHONPATH=str(Procs.root()), PYTHONUNBUFFERED="1",
-               BPTTLAB_REDIS_URL=redis.url, BPTTLAB_APP="visualizer.app")
+               BPTTLAB_REDIS_URL=redis.url, BPTTLAB_APP="visualizer.app",
+               BPTTLAB_SECRET_KEY=secrets.token_hex(32))
     procs = Procs(folder, env)
     try:
         procs.celery_worker(concurrency=2)
@@ -44,7 +46,7 @@ def stack(tmp_path_factory):
 def page(base, search=""):
     """A loaded page (initial callbacks done) with a fresh user id."""
     s = DashSession(base, requests.Session()).load(search)
-    s.props[(limits.USER_STORE, "data")] = limits.new_user_id()
+    s.props[(ids.USER_STORE, "data")] = limits.new_user_id()
     return s
 
 

@@ -4,13 +4,14 @@ back, training works again, without restarting anything."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import time
 
 import pytest
 
 from tests.server.conftest import Procs, RedisServer
-from visualizer import jobs
+from visualizer import cluster, jobs, storage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 PLAY, MESSAGE, STATUS_LINE = "#train-play", "#train-message", "#train-status-line"
@@ -23,11 +24,13 @@ def celery_app_in_browser(tmp_path, monkeypatch, dash_duo):
         pytest.skip("redis-server is not installed (.ci/run installs it)")
     redis = RedisServer(tmp_path).start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPTTLAB_")}
+    secret = secrets.token_hex(32)
     env.update(BPTTLAB_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(Procs.root()), PYTHONUNBUFFERED="1",
-               BPTTLAB_REDIS_URL=redis.url)
+               BPTTLAB_REDIS_URL=redis.url, BPTTLAB_SECRET_KEY=secret)
     procs = Procs(tmp_path, env)
-    monkeypatch.setenv(jobs.REDIS_ENV, redis.url)
-    monkeypatch.setenv(jobs.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(cluster.REDIS_ENV, redis.url)
+    monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(storage.SECRET_ENV, secret)
     try:
         from visualizer.app import create_app
 

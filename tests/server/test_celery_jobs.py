@@ -8,7 +8,7 @@ import pytest
 
 from tests.server import jobapp
 from tests.server.dash_http import DashSession
-from visualizer import limits
+from visualizer import ids, limits
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def stack(procs, redis_url):
 def session(base, http, **values):
     """A loaded page with a user id and the given job inputs."""
     s = DashSession(base, http).load()
-    s.props[(limits.USER_STORE, "data")] = values.pop("user", limits.new_user_id())
+    s.props[(ids.USER_STORE, "data")] = values.pop("user", limits.new_user_id())
     for key, value in values.items():
         s.props[(key, "value")] = value
     return s

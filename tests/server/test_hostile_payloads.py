@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import core
-from visualizer import training, training_ui, weights
+from visualizer import ids, training, training_ui, weights
 from visualizer.urlstate import Params
 
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None,
@@ -84,7 +84,7 @@ def test_a_checkpoint_with_an_unknown_zip_version():
        checkpoint=st.one_of(st.none(), st.text(max_size=10), st.dictionaries(
            st.sampled_from(["run", "data", "step"]), st.one_of(st.none(), st.text(max_size=5)), max_size=3)),
        steps=st.one_of(st.none(), st.integers(-10**9, 10**9), st.floats(), st.text(max_size=6)),
-       trigger=st.sampled_from([training_ui.PLAY, training_ui.STEP, None, "x"]))
+       trigger=st.sampled_from([ids.TRAIN_PLAY, ids.TRAIN_STEP, None, "x"]))
 def test_any_training_plan(status, checkpoint, steps, trigger):
     """Where a job would start and stop, for any status / checkpoint / steps a client sends."""
     try:

@@ -10,7 +10,7 @@ from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
 from tests.visualizer.clock import Clock
-from visualizer import presets, training, training_ui
+from visualizer import ids, presets, training, training_ui
 from visualizer.training_figures import evolution_figure, flow_figure, progress_figure
 from visualizer.urlstate import Params
 
@@ -41,20 +41,20 @@ def named(fig):
 def test_plan_new_continue_and_step():
     steps, key = 40, training.run_key(SMALL, 40)
     every = training.record_every(steps)
-    fresh = training_ui.plan(training_ui.PLAY, SMALL, steps, None, None)
+    fresh = training_ui.plan(ids.TRAIN_PLAY, SMALL, steps, None, None)
     assert fresh == {"start": 0, "target": 40, "run_id": None, "checkpoint": None}
     status = {"run": "r1", "key": key, "step": 13, "done": False}
     ckpt = {"run": "r1", "step": 10, "data": "abc"}
-    assert training_ui.plan(training_ui.PLAY, SMALL, steps, status, ckpt) == \
+    assert training_ui.plan(ids.TRAIN_PLAY, SMALL, steps, status, ckpt) == \
         {"start": 13, "target": 40, "run_id": "r1", "checkpoint": "abc"}
-    assert training_ui.plan(training_ui.STEP, SMALL, steps, status, ckpt)["target"] == (13 // every + 1) * every
-    assert training_ui.plan(training_ui.PLAY, SMALL, steps, status, {**ckpt, "run": "other"})["checkpoint"] is None
-    assert training_ui.plan(training_ui.PLAY, replace(SMALL, lr=0.5), steps, status, ckpt)["start"] == 0
-    assert training_ui.plan(training_ui.PLAY, SMALL, steps, {**status, "done": True}, ckpt)["start"] == 0
+    assert training_ui.plan(ids.TRAIN_STEP, SMALL, steps, status, ckpt)["target"] == (13 // every + 1) * every
+    assert training_ui.plan(ids.TRAIN_PLAY, SMALL, steps, status, {**ckpt, "run": "other"})["checkpoint"] is None
+    assert training_ui.plan(ids.TRAIN_PLAY, replace(SMALL, lr=0.5), steps, status, ckpt)["start"] == 0
+    assert training_ui.plan(ids.TRAIN_PLAY, SMALL, steps, {**status, "done": True}, ckpt)["start"] == 0
 
 
 def test_train_job_runs_in_a_slot_and_reports_progress():
-    context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{training_ui.PLAY}.n_clicks", "value": 1}]))
+    context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{ids.TRAIN_PLAY}.n_clicks", "value": 1}]))
     progress = []
     out = training_ui.train_job(progress.append, 1, 0, SMALL.to_dict(), 8, None, None, "user-abcdef12")
     assert out["status"] == "done" and out["note"] is None

@@ -1,0 +1,41 @@
+// The page survives a server worker that dies mid-request: a request to the app's own endpoints
+// (/_dash-...) that fails on the network (connection reset) or with 502/503/504 is sent again, up to
+// RETRIES times with a growing pause. Callbacks are functions of their inputs, so resending is safe;
+// a job start is admitted again (its first admission, if any, is released when its lease expires).
+(function (root) {
+    "use strict";
+    var RETRIES = 3;
+    var PAUSE_MS = [250, 750, 2000];
+    var RETRY_STATUS = [502, 503, 504];
+
+    function isAppRequest(input) {
+        var url = typeof input === "string" ? input : (input && input.url) || "";
+        return url.indexOf("/_dash-") !== -1;
+    }
+
+    function withRetries(fetchFn, sleep) {
+        return function (input, init) {
+            if (!isAppRequest(input)) { return fetchFn(input, init); }
+            var attempt = 0;
+            function again() {
+                return fetchFn(input, init).then(function (response) {
+                    if (RETRY_STATUS.indexOf(response.status) === -1 || attempt >= RETRIES) { return response; }
+                    return sleep(PAUSE_MS[attempt++]).then(again);
+                }, function (error) {
+                    if (attempt >= RETRIES || (error && error.name === "AbortError")) { throw error; }
+                    return sleep(PAUSE_MS[attempt++]).then(again);
+                });
+            }
+            return again();
+        };
+    }
+
+    function sleep(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+
+    root.bpttlabRetry = {withRetries: withRetries, isAppRequest: isAppRequest, RETRIES: RETRIES};
+    if (typeof root.fetch === "function" && !root.fetch.bpttlabRetries) {
+        var wrapped = withRetries(root.fetch.bind(root), sleep);
+        wrapped.bpttlabRetries = true;
+        root.fetch = wrapped;
+    }
+})(typeof window !== "undefined" ? window : globalThis);

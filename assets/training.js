@@ -1,0 +1,102 @@
+// The live-training card's browser side (visualizer.training_ui): it merges the job's progress and
+// result payloads into the stores the figures are drawn from. Its numbers (redraw interval, step range)
+// come from Python through the store train-constants, so none is copied here.
+(function (root) {
+    "use strict";
+    var OUTPUTS = 10;  // record, status, checkpoint, slider max, slider value, marks, bar, status line, message, view token
+
+    function noUpdates() {
+        var nu = root.dash_clientside.no_update;
+        return Array.from({length: OUTPUTS}, function () { return nu; });
+    }
+
+    // One payload (progress while the job runs, or its final result) -> the ten outputs.
+    function merge(p, record, final, running, constants, now) {
+        var nu = root.dash_clientside.no_update;
+        if (!p || (record && record.dropped)) { return noUpdates(); }
+        var out = noUpdates();
+        if (p.error) {
+            out[7] = record && record.step ? "Step " + record.step + " (stopped)." : "Not started.";
+            out[8] = p.error;
+            return out;
+        }
+        if (p.queued) {
+            out[7] = "Queued (position " + p.queued + "): waiting for a free training slot…";
+            return out;
+        }
+        if (!p.archs) { return out; }
+        var same = !!(record && record.run === p.run);
+        var snaps = Object.assign({}, same ? record.snaps : {});
+        (p.snaps || []).forEach(function (s) {
+            var list = (snaps[s.arch] || []).slice();
+            if (!list.some(function (x) { return x.step === s.step; })) {
+                list.push(s);
+                list.sort(function (a, b) { return a.step - b.step; });
+            }
+            snaps[s.arch] = list;
+        });
+        var archs = {};
+        Object.keys(p.archs).forEach(function (a) {
+            archs[a] = Object.assign({}, (same && record.archs && record.archs[a]) || {}, p.archs[a]);
+        });
+        var hist = Object.keys(p.archs).map(function (a) { return p.archs[a]; });
+        var step = Math.max.apply(null, [0].concat(hist.map(function (h) { return h.step; })));
+        var total = hist.length ? hist[0].steps : 0;
+        var done = p.status === "done";
+        var rec = {run: p.run, key: p.key, every: p.every, archs: archs, snaps: snaps, status: p.status, step: step};
+        var all = {};
+        Object.keys(snaps).forEach(function (a) { snaps[a].forEach(function (s) { all[s.step] = true; }); });
+        var steps = Object.keys(all).map(Number).sort(function (a, b) { return a - b; });
+        var status = {run: p.run, key: p.key, step: step, done: done, status: p.status};
+        var ckpt = p.checkpoint ? {run: p.run, step: p.checkpoint.step, data: p.checkpoint.data} : nu;
+        var every = p.every || 1;
+        var marks = {};
+        marks[every] = String(every);
+        marks[total] = String(total);
+        var losses = hist.map(function (h) {
+            var shown = typeof h.loss === "number" ? h.loss.toPrecision(3) : h.loss;
+            return h.name + " " + (h.diverged ? "diverged" : "loss " + shown);
+        }).join(" · ");
+        var clipped = hist.reduce(function (n, h) { return n + (h.n_clipped || 0); }, 0);
+        var state = final ? (done ? "done" : "paused") : (running ? "training" : "paused");
+        var text = "Step " + step + " / " + total + " (" + state + ") · " + losses + (clipped ? " · " + clipped + " clipped" : "");
+        var top = steps.length ? Math.ceil(steps[steps.length - 1] / every) * every : every;
+        var redraw = final || !record || !same || !record.drawn || now - record.drawn > constants.redraw_ms;
+        rec.drawn = redraw ? now : record.drawn;
+        return [rec, status, ckpt, top, redraw ? top : nu, marks, String(step), text, p.note || "",
+                redraw ? {t: now, live: !final} : nu];
+    }
+
+    root.dash_clientside = Object.assign({}, root.dash_clientside);
+    root.dash_clientside.bpttlab_training = {
+        merge: merge,
+        // a progress payload of the running job (Pause enabled = the job runs)
+        merge_progress: function (p, record, pauseDisabled, constants) {
+            return merge(p, record, false, !pauseDisabled, constants || {}, Date.now());
+        },
+        // the job's final result
+        merge_result: function (p, record, constants) {
+            return merge(p, record, true, false, constants || {}, Date.now());
+        },
+        // Reset: forget the run; late progress of the cancelled job is ignored until the next start
+        reset: function () {
+            return [{dropped: true}, null, null, 1, 1, {}, "0", "Ready.", "", {t: Date.now()}];
+        },
+        // a new start accepts payloads again
+        start: function (play, step, record) {
+            return (record && record.dropped) ? null : root.dash_clientside.no_update;
+        },
+        // a job that ended without a result (Pause cancelled it): the status line says so
+        stopped: function (pauseDisabled, text) {
+            if (!pauseDisabled || typeof text !== "string") { return root.dash_clientside.no_update; }
+            return text.replace("(training)", "(paused)").replace(/^Queued.*$/, "Ready.");
+        },
+        // the number of steps typed -> progress bar maximum, slider step and minimum
+        steps_range: function (steps, constants) {
+            var n = Math.round(Number(steps));
+            n = n >= 1 ? Math.min(n, constants.max_steps) : constants.default_steps;
+            var every = Math.max(1, Math.ceil(n / constants.max_recorded));
+            return [String(n), every, every];
+        }
+    };
+})(typeof window !== "undefined" ? window : globalThis);
