@@ -168,11 +168,9 @@ class SafeCeleryManager(UniqueKeys, CeleryManager):
             raise JobsUnavailable(UNAVAILABLE)
         lease = _admit(context)
         try:
-            backend = self.handle.backend
-            backend.set(f"{key}-lease", lease)
-            backend.expire(f"{key}-lease", int(limits.QUEUE_WAIT + limits.time_limit() + 120))
+            leases.slots().remember(key, lease, limits.QUEUE_WAIT + limits.time_limit() + 120)
             job_fn.apply_async(args=(key, self._make_progress_key(key), args, context), task_id=lease)
-        except cluster.connection_errors() as e:
+        except (*cluster.connection_errors(), JobsUnavailable) as e:
             cluster.forget_health(self.url)
             _release(lease)
             raise JobsUnavailable(UNAVAILABLE) from e
@@ -202,8 +200,7 @@ class SafeCeleryManager(UniqueKeys, CeleryManager):
             progress = super().get_progress(key)
             if progress is not None:
                 return progress
-            lease = self.handle.backend.get(f"{key}-lease")
-            lease = lease.decode() if isinstance(lease, bytes) else lease
+            lease = leases.slots().lease_of(key)
             position = leases.slots().position(lease) if lease else None
             # Dash reads one value per progress output, and asks only callbacks that have some
             return [{"queued": position}] * MAX_PROGRESS_OUTPUTS if position else None

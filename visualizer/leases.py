@@ -112,6 +112,14 @@ class RedisSlots:
             return "queued" if queued is not None else "running"
         return "done" if done else "lost"
 
+    def remember(self, key: str, lease: str, ttl: float) -> None:
+        """Note that the job started under Dash's cache key ``key`` has ``lease`` (for its polls)."""
+        cluster.call(self.client.set, f"{self.prefix}:key:{key}", lease, ex=int(ttl))
+
+    def lease_of(self, key: str) -> str | None:
+        """The lease noted for ``key``, else None."""
+        return cluster.call(self.client.get, f"{self.prefix}:key:{key}")
+
     def position(self, lease: str) -> int | None:
         """1 for the next job to start, 2 for the one after, ...; None if ``lease`` is not queued."""
         rank = cluster.call(self.client.zrank, self.keys[2], lease)
