@@ -15,6 +15,13 @@ latency percentiles per kind of request (aim: p95 <= 1 s), the RSS of every serv
 start and at end.
 
     python benchmarks/load_test.py [--users 50] [--duration 60] [--workers 2] [--backend diskcache|celery]
+    python benchmarks/load_test.py --kill-worker-at 30        # one gunicorn worker SIGKILLed mid-run
+    python benchmarks/load_test.py --cluster-workers 2 --job-workers 1 --workers 1   # two "machines"
+
+A student resends a request whose connection was lost (or that got 502/503/504), as the page's
+``assets/retry.js`` does (``--no-retry``: not); lost attempts are counted apart from failures.
+``--cluster-workers K`` runs two web servers behind a round-robin balancer, K Celery workers and
+Redis (``benchmarks/local_cluster.py``), and reports training throughput in jobs per minute.
 
 Loopback only; every loop is bounded by the duration; the servers it starts are stopped at the end.
 ``benchmarks/locustfile.py`` drives the same students with locust instead.
@@ -44,6 +51,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import psutil  # noqa: E402
 import requests  # noqa: E402
 
+from local_cluster import LocalCluster  # noqa: E402
 from students import control_changes  # noqa: E402
 from tests.server.dash_http import DashSession  # noqa: E402
 from visualizer.serve import SERVER_ENV, gunicorn_args, parse_args as serve_args  # noqa: E402
@@ -56,16 +64,22 @@ class Recorder:
         self.lock = threading.Lock()
         self.rows = []
 
-    def add(self, kind, seconds, ok, detail="", output=""):
+    def add(self, kind, seconds, ok, detail="", output="", start=0.0):
         with self.lock:
-            self.rows.append((kind, seconds, ok, detail, output))
+            self.rows.append((kind, seconds, ok, detail, output, start))
+
+
+RETRY_STATUS = (502, 503, 504)
+RETRY_PAUSES = (0.25, 0.75, 2.0)  # as assets/retry.js: the page resends after a lost connection
 
 
 class TimedHTTP:
-    """A requests.Session that records every request's latency and outcome."""
+    """A requests.Session that records every request's latency and outcome; with ``retry``, a
+    request that loses its connection (or gets 502/503/504) is resent as the page's
+    ``assets/retry.js`` does, and each attempt is recorded (kind ``retried`` for the lost ones)."""
 
-    def __init__(self, recorder: Recorder):
-        self.session, self.recorder = requests.Session(), recorder
+    def __init__(self, recorder: Recorder, retry: bool = False):
+        self.session, self.recorder, self.retry = requests.Session(), recorder, retry
 
     def _kind(self, method, url, body):
         if "_dash-update-component" not in url:
@@ -79,16 +93,27 @@ class TimedHTTP:
     def request(self, method, url, **kwargs):
         kind = self._kind(method, url, kwargs.get("json"))
         output = (kwargs.get("json") or {}).get("output", "")
-        t0 = time.perf_counter()
-        try:
-            r = self.session.request(method, url, **kwargs)
-        except requests.RequestException as e:
-            self.recorder.add(kind, time.perf_counter() - t0, False, f"{type(e).__name__} {output[:60]}", output)
-            raise
-        ok = r.status_code in (200, 204)
-        self.recorder.add(kind, time.perf_counter() - t0, ok, "" if ok else f"HTTP {r.status_code} {output[:60]}",
-                          output)
-        return r
+        for attempt in range(len(RETRY_PAUSES) + 1):
+            last = attempt == len(RETRY_PAUSES) or not self.retry
+            t0, start = time.perf_counter(), time.monotonic()
+            try:
+                r = self.session.request(method, url, **kwargs)
+            except requests.RequestException as e:
+                self.recorder.add(kind if last else "retried", time.perf_counter() - t0, False,
+                                  f"{type(e).__name__} {output[:60]}", output, start)
+                if last:
+                    raise
+                time.sleep(RETRY_PAUSES[attempt])
+                continue
+            if r.status_code in RETRY_STATUS and not last:
+                self.recorder.add("retried", time.perf_counter() - t0, False, f"HTTP {r.status_code}", output, start)
+                time.sleep(RETRY_PAUSES[attempt])
+                continue
+            ok = r.status_code in (200, 204)
+            self.recorder.add(kind, time.perf_counter() - t0, ok, "" if ok else f"HTTP {r.status_code} {output[:60]}",
+                              output, start)
+            return r
+        raise AssertionError("unreachable")
 
     def get(self, url, **kwargs):
         return self.request("GET", url, **kwargs)
@@ -97,10 +122,10 @@ class TimedHTTP:
         return self.request("POST", url, **kwargs)
 
 
-def student(base, seconds, seed, recorder, stop_at):
+def student(base, seconds, seed, recorder, stop_at, retry=False):
     """Load the page, then change a control every 1-3 s until ``stop_at``."""
     rng = random.Random(seed)
-    http = TimedHTTP(recorder)
+    http = TimedHTTP(recorder, retry)
     try:
         time.sleep(rng.uniform(0, 3))  # students do not all arrive in the same millisecond
         s = DashSession(base, http, timeout=30).load()
@@ -120,10 +145,10 @@ def student(base, seconds, seed, recorder, stop_at):
         http.session.close()
 
 
-def trainer(base, seed, recorder, stop_at, outcomes):
+def trainer(base, seed, recorder, stop_at, outcomes, retry=False):
     """A second tab of a student: start a training run, poll it to its end, wait, start another."""
     rng = random.Random(seed)
-    http = TimedHTTP(recorder)
+    http = TimedHTTP(recorder, retry)
     try:
         time.sleep(rng.uniform(0, 10))
         s = DashSession(base, http, timeout=30).load()
@@ -144,18 +169,32 @@ def trainer(base, seed, recorder, stop_at, outcomes):
                     outcomes.append((f"refused: {result['error'][:70]}", time.monotonic() - t0))
                 else:
                     outcomes.append(("done", time.monotonic() - t0))
+                    time.sleep(rng.uniform(3, 8))  # a student looks at the result before training again
+                    continue
             except TimeoutError:
                 outcomes.append(("still running at the end", time.monotonic() - t0))
                 break
             except Exception as e:
                 outcomes.append((f"error {type(e).__name__}", time.monotonic() - t0))
-            time.sleep(rng.uniform(3, 8))
+            time.sleep(rng.uniform(1, 3))  # refused (busy, or queue full): try again soon
     except StopIteration:
         outcomes.append(("no background callback in this app", 0.0))
     except Exception as e:
         recorder.add("trainer error", 0.0, False, f"{type(e).__name__}: {e}"[:200])
     finally:
         http.session.close()
+
+
+def kill_a_worker(pids, when, args):
+    """At ``when``, SIGKILL one gunicorn worker of the first server (gunicorn starts a new one)."""
+    time.sleep(max(0.0, when - time.monotonic()))
+    for p in server_processes(pids):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if "gunicorn" in " ".join(p.cmdline()) and p.pid not in pids and p.ppid() in pids:
+                args.killed_at = time.monotonic()
+                os.kill(p.pid, signal.SIGKILL)
+                print(f"killed gunicorn worker {p.pid}", flush=True)
+                return
 
 
 def free_port() -> int:
@@ -268,17 +307,24 @@ def percentile(values, q):
 
 def report(recorder, outcomes, mem_start, mem_end, args, elapsed):
     rows = recorder.rows
-    failed = [r for r in rows if not r[2]]
+    failed = [r for r in rows if not r[2] and r[0] != "retried"]
+    retried = [r for r in rows if r[0] == "retried"]
     print(f"\n{args.users} students ({args.users // 5 if args.training else 0} also training), {elapsed:.0f} s, "
           f"gunicorn {args.workers} workers x {args.threads} threads, jobs on {args.backend}, app {args.app}")
-    print(f"requests: {len(rows)}   failed: {len(failed)}")
+    print(f"requests: {len(rows) - len(retried)}   failed: {len(failed)}"
+          + (f"   lost and resent by the page: {len(retried)}" if retried else ""))
+    if args.kill_worker_at is not None and getattr(args, "killed_at", None) is not None:
+        inflight = [r for r in retried if r[5] <= args.killed_at]
+        print(f"one gunicorn worker SIGKILLed at {args.kill_worker_at:.0f} s: {len(inflight)} requests in flight on it "
+              f"lost their connection and were resent ({len(retried) - len(inflight)} later attempts lost too); "
+              f"requests that failed for the page: {len(failed)}")
     causes = {}
-    for kind, seconds, _, detail, _ in failed:
+    for kind, seconds, _, detail, *_ in failed:
         causes.setdefault(f"{kind}: {detail}", []).append(seconds)
     for cause, times in sorted(causes.items(), key=lambda kv: -len(kv[1]))[:8]:
         print(f"  {len(times):4d} x {cause} (after {statistics.median(times):.2f} s median)")
     slow = {}
-    for kind, seconds, ok, _, output in rows:
+    for kind, seconds, ok, _, output, *_ in rows:
         if ok and kind == "POST callback":
             slow.setdefault(output, []).append(seconds)
     print("slowest callbacks (p95 ms, count):",
@@ -296,6 +342,7 @@ def report(recorder, outcomes, mem_start, mem_end, args, elapsed):
         print(f"training runs: {len(outcomes)} ({len(done)} finished"
               + (f", median {statistics.median(done):.1f} s start to result" if done else "") + "); "
               + ", ".join(sorted({o for o, _ in outcomes if o != 'done'})))
+        print(f"throughput: {len(done) / elapsed * 60:.1f} training jobs per minute")
     print(f"server RSS: start {mem_start[0]:.0f} MB in {mem_start[1]} processes, "
           f"end {mem_end[0]:.0f} MB in {mem_end[1]} processes; gunicorn master + workers "
           f"{mem_start[2]:.0f} -> {mem_end[2]:.0f} MB")
@@ -315,6 +362,13 @@ def main(argv=None) -> int:
                         help="WSGI app (default: the whole app with its training panel)")
     parser.add_argument("--log", default=None, help="keep gunicorn's log in this file")
     parser.add_argument("--url", default=None, help="use a server already running on 127.0.0.1 instead")
+    parser.add_argument("--kill-worker-at", type=float, default=None, metavar="SECONDS",
+                        help="SIGKILL one gunicorn worker this many seconds into the run")
+    parser.add_argument("--no-retry", dest="retry", action="store_false",
+                        help="students do not resend a request whose connection was lost (the page does)")
+    parser.add_argument("--cluster-workers", type=int, default=0, metavar="K",
+                        help="instead: two web servers (--workers each) behind a round-robin balancer, "
+                             "K Celery workers (-c --job-workers each), one Redis (benchmarks/local_cluster.py)")
     args = parser.parse_args(argv)
     args.users = max(1, min(args.users, 200))
     args.duration = max(5.0, min(args.duration, 600.0))
@@ -327,6 +381,12 @@ def main(argv=None) -> int:
                 parser.error("--url must be a loopback address")
             base = args.url.rstrip("/")
             pids = []
+        elif args.cluster_workers:
+            cluster = LocalCluster(folder, web=2, workers=args.cluster_workers, web_workers=args.workers,
+                                   concurrency=args.job_workers).start()
+            procs, base = cluster.procs, cluster.base
+            pids = [p.pid for p in procs if p.name.startswith(("web", "worker"))]
+            args.backend = f"Celery, {args.cluster_workers} workers x {args.job_workers}, 2 web servers, balancer"
         else:
             procs, base = start_servers(args, folder)
             pids = [p.pid for p in procs if p.args[0] != shutil.which("redis-server")]
@@ -338,13 +398,16 @@ def main(argv=None) -> int:
         recorder, outcomes = Recorder(), []
         t0 = time.monotonic()
         stop_at = t0 + args.duration
-        threads = [threading.Thread(target=student, args=(base, args.duration, i, recorder, stop_at), daemon=True)
-                   for i in range(args.users)]
+        threads = [threading.Thread(target=student, args=(base, args.duration, i, recorder, stop_at, args.retry),
+                                    daemon=True) for i in range(args.users)]
         if args.training:
             threads += [
-                threading.Thread(target=trainer, args=(base, 10_000 + i, recorder, stop_at, outcomes), daemon=True)
+                threading.Thread(target=trainer, args=(base, 10_000 + i, recorder, stop_at, outcomes, args.retry),
+                                 daemon=True)
                 for i in range(args.users // 5)
             ]
+        if args.kill_worker_at is not None:
+            threading.Thread(target=kill_a_worker, args=(pids, t0 + args.kill_worker_at, args), daemon=True).start()
         for t in threads:
             t.start()
         samples = []  # gunicorn master + workers RSS every 10 s: caches fill, then it levels off
