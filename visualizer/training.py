@@ -230,7 +230,8 @@ def steps_message(raw) -> str | None:
     if ok:
         return None
     shown = repr(raw) if len(repr(raw)) <= 20 else repr(raw)[:17] + "..."
-    return f"steps: {shown} is not a whole number from 1 to {MAX_STEPS}; trained {clamp_steps(raw)} steps."
+    n = clamp_steps(raw)
+    return f"steps: {shown} is not a whole number from 1 to {MAX_STEPS}; trained {n} step{'s' if n != 1 else ''}."
 
 
 def decode_checkpoint(text, configs: dict) -> dict | None:
