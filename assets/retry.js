@@ -17,17 +17,31 @@
         return function (input, init) {
             if (!isAppRequest(input)) { return fetchFn(input, init); }
             var attempt = 0;
+            function retry(error) {
+                if (attempt >= RETRIES || (error && error.name === "AbortError")) { throw error; }
+                return sleep(PAUSE_MS[attempt++]).then(again);
+            }
             function again() {
                 return fetchFn(input, init).then(function (response) {
-                    if (RETRY_STATUS.indexOf(response.status) === -1 || attempt >= RETRIES) { return response; }
-                    return sleep(PAUSE_MS[attempt++]).then(again);
-                }, function (error) {
-                    if (attempt >= RETRIES || (error && error.name === "AbortError")) { throw error; }
-                    return sleep(PAUSE_MS[attempt++]).then(again);
-                });
+                    if (RETRY_STATUS.indexOf(response.status) !== -1 && attempt < RETRIES) {
+                        return sleep(PAUSE_MS[attempt++]).then(again);
+                    }
+                    return whole(response);
+                }).catch(retry);
             }
             return again();
         };
+    }
+
+    // The response with its body read to the end: a connection cut after the headers fails here
+    // (and is retried) instead of in the renderer.
+    function whole(response) {
+        if (typeof response.arrayBuffer !== "function" || typeof root.Response !== "function") { return response; }
+        return response.arrayBuffer().then(function (body) {
+            var empty = response.status === 204 || response.status === 304;
+            return new root.Response(empty ? null : body, {status: response.status, statusText: response.statusText,
+                                                          headers: response.headers});
+        });
     }
 
     function sleep(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }

@@ -70,6 +70,17 @@ class Recorder:
 
 
 RETRY_STATUS = (502, 503, 504)
+
+
+def _is_json(response) -> bool:
+    """True if the body parses as JSON."""
+    try:
+        response.json()
+    except ValueError:
+        return False
+    return True
+
+
 RETRY_PAUSES = (0.25, 0.75, 2.0)  # as assets/retry.js: the page resends after a lost connection
 
 
@@ -105,8 +116,10 @@ class TimedHTTP:
                     raise
                 time.sleep(RETRY_PAUSES[attempt])
                 continue
-            if r.status_code in RETRY_STATUS and not last:
-                self.recorder.add("retried", time.perf_counter() - t0, False, f"HTTP {r.status_code}", output, start)
+            cut = r.status_code == 200 and method == "POST" and not _is_json(r)  # connection cut mid-body
+            if (r.status_code in RETRY_STATUS or cut) and not last:
+                self.recorder.add("retried", time.perf_counter() - t0, False, "cut" if cut else f"HTTP {r.status_code}",
+                                  output, start)
                 time.sleep(RETRY_PAUSES[attempt])
                 continue
             ok = r.status_code in (200, 204)

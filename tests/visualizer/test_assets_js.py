@@ -145,12 +145,14 @@ const fs = require("fs"), vm = require("vm");
 const [file, script] = process.argv.slice(1);
 const outcomes = JSON.parse(script);
 let calls = 0;
-const window = {setTimeout: (f) => f(), Promise};
+const window = {setTimeout: (f) => f(), Promise, Response};
 vm.createContext(window);
 vm.runInContext("var window = this;", window);
 vm.runInContext(fs.readFileSync(file, "utf8"), window);
 const fake = (url) => { const o = outcomes[Math.min(calls++, outcomes.length - 1)];
-    return o === "reset" ? Promise.reject(new TypeError("Failed to fetch")) : Promise.resolve({status: o}); };
+    if (o === "reset") { return Promise.reject(new TypeError("Failed to fetch")); }
+    if (o === "cut") { return Promise.resolve({status: 200, arrayBuffer: () => Promise.reject(new TypeError("cut"))}); }
+    return Promise.resolve(new Response(o === 204 ? null : "{}", {status: o})); };
 const fetch = window.bpttlabRetry.withRetries(fake, () => Promise.resolve());
 const url = process.argv[3];
 fetch(url, {method: "POST"}).then(r => console.log(JSON.stringify({status: r.status, calls})),
@@ -163,6 +165,8 @@ fetch(url, {method: "POST"}).then(r => console.log(JSON.stringify({status: r.sta
     ([502, 503, 200], "/_dash-update-component", {"status": 200, "calls": 3}),
     (["reset"] * 9, "/_dash-update-component", {"error": "TypeError: Failed to fetch", "calls": 4}),
     ([500, 200], "/_dash-update-component", {"status": 500, "calls": 1}),  # an answer is an answer
+    (["cut", 200], "/_dash-update-component", {"status": 200, "calls": 2}),  # the body was cut off
+    ([204], "/_dash-update-component", {"status": 204, "calls": 1}),
     (["reset", 200], "/elsewhere", {"error": "TypeError: Failed to fetch", "calls": 1}),
 ])
 def test_app_requests_are_retried_after_a_lost_connection(outcomes, url, expected):
