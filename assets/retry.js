@@ -1,7 +1,8 @@
 // The page survives a server worker that dies mid-request: a request to the app's own endpoints
 // (/_dash-...) that fails on the network (connection reset) or with 502/503/504 is sent again, up to
-// RETRIES times with a growing pause. Callbacks are functions of their inputs, so resending is safe;
-// a job start is admitted again (its first admission, if any, is released when its lease expires).
+// RETRIES times with a growing pause. Callbacks are functions of their inputs, so resending is safe.
+// One exception: a training start whose first attempt had already queued its job meets the per-user
+// limit when resent, and the page says so (that job runs to its end or time limit unseen).
 (function (root) {
     "use strict";
     var RETRIES = 3;

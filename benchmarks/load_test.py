@@ -158,7 +158,7 @@ def student(base, seconds, seed, recorder, stop_at, retry=False):
         http.session.close()
 
 
-def trainer(base, seed, recorder, stop_at, outcomes, retry=False):
+def trainer(base, seed, recorder, stop_at, outcomes, retry=False, steps=None):
     """A second tab of a student: start a training run, poll it to its end, wait, start another."""
     rng = random.Random(seed)
     http = TimedHTTP(recorder, retry)
@@ -166,6 +166,8 @@ def trainer(base, seed, recorder, stop_at, outcomes, retry=False):
         time.sleep(rng.uniform(0, 10))
         s = DashSession(base, http, timeout=30).load()
         s.props[("user-id-store", "data")] = f"loadtest-{seed:04d}-{rng.getrandbits(64):016x}"
+        if steps:
+            s.props[("train-steps-input", "value")] = steps
         dep = next(d for d in s.deps if d.get("background"))
         trigger = dep["inputs"][0]
         while time.monotonic() < stop_at - 5:
@@ -375,6 +377,8 @@ def main(argv=None) -> int:
                         help="WSGI app (default: the whole app with its training panel)")
     parser.add_argument("--log", default=None, help="keep gunicorn's log in this file")
     parser.add_argument("--url", default=None, help="use a server already running on 127.0.0.1 instead")
+    parser.add_argument("--train-steps", type=int, default=None,
+                        help="steps of each training run (default: the page's)")
     parser.add_argument("--kill-worker-at", type=float, default=None, metavar="SECONDS",
                         help="SIGKILL one gunicorn worker this many seconds into the run")
     parser.add_argument("--no-retry", dest="retry", action="store_false",
@@ -415,8 +419,8 @@ def main(argv=None) -> int:
                                     daemon=True) for i in range(args.users)]
         if args.training:
             threads += [
-                threading.Thread(target=trainer, args=(base, 10_000 + i, recorder, stop_at, outcomes, args.retry),
-                                 daemon=True)
+                threading.Thread(target=trainer, args=(base, 10_000 + i, recorder, stop_at, outcomes, args.retry,
+                                                       args.train_steps), daemon=True)
                 for i in range(args.users // 5)
             ]
         if args.kill_worker_at is not None:
