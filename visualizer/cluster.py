@@ -128,10 +128,12 @@ def call(fn, *args, **kwargs):
 
 # ----------------------------------------------------------------------------- worker capacity
 def announce_worker(client, name: str, slots: int, ttl: float = WORKER_TTL) -> None:
-    """Say that worker ``name`` runs ``slots`` jobs at once, for the next ``ttl`` seconds."""
+    """Say that worker ``name`` runs ``slots`` jobs at once, for the next ``ttl`` seconds (and keep
+    the cluster's settings alive while it runs)."""
     pipe = client.pipeline()
     pipe.zadd(f"{PREFIX}:workers", {name: time.time() + ttl})
     pipe.hset(f"{PREFIX}:worker-slots", name, int(slots))
+    pipe.expire(f"{PREFIX}:config", CONFIG_TTL)  # a running worker keeps the settings it was checked against
     pipe.execute()
 
 
