@@ -8,8 +8,11 @@
 
 (``python -m visualizer.serve --print-command`` prints the exact command for your options.)
 Background jobs use the embedded diskcache by default; for a class set ``BPTTLAB_REDIS_URL``
-(or ``--redis``) and start a Celery worker (``celery -A visualizer.celery_worker worker``, see
-:mod:`visualizer.celery_worker`). Browsers ask for a running training's progress every 300 ms
+(or ``--redis``) and ``BPTTLAB_SECRET_KEY`` and start a Celery worker
+(``celery -A visualizer.celery_worker worker``, see :mod:`visualizer.celery_worker`). Before
+gunicorn starts, the command checks what it needs and stops with a message (exit status 1) if
+something is missing: gunicorn (the server extra), a private cache folder, with Redis the shared
+secret and settings that agree with the other machines'. Browsers ask for a running training's progress every 300 ms
 (``--poll-ms``; the single-user ``bpttlab`` asks every 50 ms).
 
 The host is 127.0.0.1 (this computer only) unless you choose otherwise: ``--host 0.0.0.0``
