@@ -97,7 +97,7 @@ def test_a_bad_polling_variable_falls_back_to_the_default(raw, monkeypatch, capl
 
 
 def test_redis_option_is_printed_as_the_environment_variable(capsys, monkeypatch):
-    monkeypatch.delenv("BPTTLAB_REDIS_URL", raising=False)
+    monkeypatch.setenv("BPTTLAB_REDIS_URL", "")  # serve.main sets it: restored after the test
     serve.main(["--redis", "redis://127.0.0.1:6379/0", "--print-command"])
     words = shlex.split(capsys.readouterr().out.strip())
     assert "BPTTLAB_REDIS_URL=redis://127.0.0.1:6379/0" in words[: words.index("gunicorn")]
@@ -137,3 +137,25 @@ def test_bpttlab_serve_without_gunicorn_exits_with_the_message(server_env):
     assert done.returncode == 1
     assert "gunicorn" in done.stderr and "[server]" in done.stderr
     assert "http://" not in done.stdout and "Traceback" not in done.stderr
+
+
+def test_with_redis_but_no_shared_secret_serve_refuses_before_printing_the_url(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("BPTTLAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("BPTTLAB_SECRET_KEY", raising=False)
+    monkeypatch.setenv("BPTTLAB_REDIS_URL", "")  # serve.main sets it: restored after the test
+    calls = []
+    code = serve.main(["--redis", f"redis://127.0.0.1:{free_port()}/0"], exec_fn=fake_exec(calls))
+    out = capsys.readouterr()
+    assert code == 1 and not calls and "http://" not in out.out
+    assert "BPTTLAB_SECRET_KEY is not set" in out.err and "secrets.token_hex" in out.err
+
+
+def test_an_unsafe_cache_folder_stops_serve_with_the_fix(capsys, monkeypatch, tmp_path):
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    folder.chmod(0o777)
+    monkeypatch.setenv("BPTTLAB_CACHE_DIR", str(folder))
+    monkeypatch.delenv("BPTTLAB_REDIS_URL", raising=False)
+    calls = []
+    assert serve.main([], exec_fn=fake_exec(calls)) == 1 and not calls
+    assert "chmod 700" in capsys.readouterr().err
