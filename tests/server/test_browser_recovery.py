@@ -46,7 +46,7 @@ def test_the_page_recovers_when_its_worker_dies_mid_request(procs, dash_br):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (drawn(driver, ids.GRAD_GRAPH) and drawn(driver, ids.VIEW_GRAPH)):
         time.sleep(0.5)
-    assert drawn(driver, ids.GRAD_GRAPH) == 3, "the gradient plot was not drawn after the worker died"
+    assert drawn(driver, ids.GRAD_GRAPH) >= 3, "the gradient plot was not drawn after the worker died"  # 3 archs
     assert drawn(driver, ids.VIEW_GRAPH)
     # the lost connections themselves are logged by the browser ("Failed to load resource"); nothing else
     assert [e for e in dash_br.get_logs() if "Failed to load resource" not in e.get("message", "")] == []
