@@ -7,7 +7,7 @@ from dash.testing import errors
 from dash.testing.wait import until
 
 from visualizer.app import create_app
-from visualizer import training, training_ui as ui
+from visualizer import ids, training
 from visualizer.urlstate import Params, to_query
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +27,7 @@ def names(dash_duo, graph_id):
 
 
 def status(dash_duo) -> str:
-    return dash_duo.find_element(f"#{ui.STATUS_LINE}").text
+    return dash_duo.find_element(f"#{ids.TRAIN_STATUS_LINE}").text
 
 
 def step_of(text: str) -> int:
@@ -51,58 +51,58 @@ def click(dash_duo, id_):
 def test_training_starts_pauses_steps_resumes_resets_and_cancels(dash_duo):
     dash_duo.start_server(create_app())
     dash_duo.wait_for_page(url=dash_duo.server_url + "/" + to_query(PARAMS))
-    box = dash_duo.find_element(f"#{ui.STEPS}")
+    box = dash_duo.find_element(f"#{ids.STEPS}")
     box.clear()
     box.send_keys(f"{STEPS}\t")
-    wait(dash_duo, lambda: dash_duo.find_element(f"#{ui.BAR}").get_attribute("max") == str(STEPS), 10)
+    wait(dash_duo, lambda: dash_duo.find_element(f"#{ids.TRAIN_BAR}").get_attribute("max") == str(STEPS), 10)
 
     # start: progress arrives while the job runs
-    click(dash_duo, ui.PLAY)
+    click(dash_duo, ids.TRAIN_PLAY)
     wait(dash_duo, lambda: "(training)" in status(dash_duo) and step_of(status(dash_duo)) > 0, 60)
-    wait(dash_duo, lambda: names(dash_duo, ui.PROGRESS_GRAPH) == ["RNN", "LSTM"], 30)
-    wait(dash_duo, lambda: names(dash_duo, ui.FLOW_GRAPH) == ["RNN", "LSTM"], 30)
+    wait(dash_duo, lambda: names(dash_duo, ids.TRAIN_PROGRESS_GRAPH) == ["RNN", "LSTM"], 30)
+    wait(dash_duo, lambda: names(dash_duo, ids.TRAIN_FLOW_GRAPH) == ["RNN", "LSTM"], 30)
     first = step_of(status(dash_duo))
     wait(dash_duo, lambda: step_of(status(dash_duo)) > first, 30)
-    assert not dash_duo.find_element(f"#{ui.PLAY}").is_enabled()  # running
-    assert int(float(dash_duo.find_element(f"#{ui.BAR}").get_attribute("value"))) > 0
+    assert not dash_duo.find_element(f"#{ids.TRAIN_PLAY}").is_enabled()  # running
+    assert int(float(dash_duo.find_element(f"#{ids.TRAIN_BAR}").get_attribute("value"))) > 0
 
     # pause: the job is cancelled and the step stops moving
-    click(dash_duo, ui.PAUSE)
+    click(dash_duo, ids.TRAIN_PAUSE)
     wait(dash_duo, lambda: "(paused)" in status(dash_duo), 10)
-    wait(dash_duo, lambda: dash_duo.find_element(f"#{ui.PLAY}").is_enabled(), 10)
+    wait(dash_duo, lambda: dash_duo.find_element(f"#{ids.TRAIN_PLAY}").is_enabled(), 10)
     paused = step_of(status(dash_duo))
     time.sleep(2)
     assert step_of(status(dash_duo)) == paused < STEPS
 
     # step: exactly one more recorded snapshot, then it stops again
     every = training.record_every(STEPS)
-    click(dash_duo, ui.STEP)
+    click(dash_duo, ids.TRAIN_STEP)
     target = (paused // every + 1) * every
     wait(dash_duo, lambda: step_of(status(dash_duo)) == target and "(paused)" in status(dash_duo), 60)
 
     # resume to the end: the run continues exactly (same losses as one uninterrupted run)
-    click(dash_duo, ui.PLAY)
+    click(dash_duo, ids.TRAIN_PLAY)
     wait(dash_duo, lambda: "(done)" in status(dash_duo), 300)
     assert step_of(status(dash_duo)) == STEPS
     whole = training.run_job(None, PARAMS, STEPS, STEPS)
     shown = dict(re.findall(r"(RNN|LSTM) loss ([0-9.e+-]+)", status(dash_duo)))
     for arch, name in (("rnn", "RNN"), ("lstm", "LSTM")):
         assert float(shown[name]) == pytest.approx(whole["archs"][arch]["losses"][-1], rel=1e-2)
-    slider_max = int(dash_duo.find_element(f"#{ui.SLIDER} [role=slider]").get_attribute("aria-valuemax"))
+    slider_max = int(dash_duo.find_element(f"#{ids.TRAIN_SLIDER} [role=slider]").get_attribute("aria-valuemax"))
     assert slider_max == STEPS
-    dash_duo.wait_for_element(f"#{ui.EVOLUTION_GRAPH} .js-plotly-plot .hm")  # the heatmap of all snapshots
+    dash_duo.wait_for_element(f"#{ids.TRAIN_EVOLUTION_GRAPH} .js-plotly-plot .hm")  # the heatmap of all snapshots
 
     # reset: everything cleared
-    click(dash_duo, ui.RESET)
+    click(dash_duo, ids.TRAIN_RESET)
     wait(dash_duo, lambda: status(dash_duo) == "Ready.", 10)
-    wait(dash_duo, lambda: names(dash_duo, ui.PROGRESS_GRAPH) == [], 30)
+    wait(dash_duo, lambda: names(dash_duo, ids.TRAIN_PROGRESS_GRAPH) == [], 30)
 
     # cancel: Reset while a job runs stops it for good
-    click(dash_duo, ui.PLAY)
+    click(dash_duo, ids.TRAIN_PLAY)
     wait(dash_duo, lambda: "(training)" in status(dash_duo), 60)
-    click(dash_duo, ui.RESET)
+    click(dash_duo, ids.TRAIN_RESET)
     wait(dash_duo, lambda: status(dash_duo) == "Ready.", 10)
     time.sleep(2)
     assert status(dash_duo) == "Ready."
-    wait(dash_duo, lambda: dash_duo.find_element(f"#{ui.PLAY}").is_enabled(), 10)
+    wait(dash_duo, lambda: dash_duo.find_element(f"#{ids.TRAIN_PLAY}").is_enabled(), 10)
     assert dash_duo.get_logs() == []
