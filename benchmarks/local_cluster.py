@@ -66,6 +66,7 @@ class LocalCluster:
     def __init__(self, folder: Path | None = None, web: int = 2, workers: int = 2, web_workers: int = 2,
                  concurrency: int = 1, port: int | None = None, app: str = "visualizer.app", env: dict | None = None):
         self.folder = Path(folder or tempfile.mkdtemp(prefix="bpttlab-cluster-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.n_web, self.n_workers, self.web_workers, self.concurrency = web, workers, web_workers, concurrency
         self.port, self.app = port or free_port(), app
         self.extra_env = dict(env or {})
