@@ -11,5 +11,5 @@
         return Array.from(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
     }
     root.dash_clientside = Object.assign({}, root.dash_clientside);
-    root.dash_clientside.bpttlab_identity = {assign: assign};
+    root.dash_clientside.identity = {assign: assign};
 })(typeof window !== "undefined" ? window : globalThis);

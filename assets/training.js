@@ -68,7 +68,7 @@
     }
 
     root.dash_clientside = Object.assign({}, root.dash_clientside);
-    root.dash_clientside.bpttlab_training = {
+    root.dash_clientside.training = {
         merge: merge,
         // a progress payload of the running job (Pause enabled = the job runs)
         merge_progress: function (p, record, pauseDisabled, constants) {

@@ -142,7 +142,7 @@ def user_store() -> html.Div:
 
 def register_identity(app) -> None:
     """Give every browser a random id in ``ids.USER_STORE`` (kept in localStorage; ``assets/identity.js``)."""
-    app.clientside_callback(ClientsideFunction("bpttlab_identity", "assign"), Output(ids.USER_STORE, "data"),
+    app.clientside_callback(ClientsideFunction("identity", "assign"), Output(ids.USER_STORE, "data"),
                             Input(ids.USER_STORE, "modified_timestamp"), State(ids.USER_STORE, "data"),
                             State(ids.USER_RULES, "data"))
 

@@ -243,7 +243,7 @@ def draw_snapshot(step, token, record):
 # ----------------------------------------------------------------------------- registration
 def js(name: str) -> ClientsideFunction:
     """A function of ``assets/training.js``."""
-    return ClientsideFunction("bpttlab_training", name)
+    return ClientsideFunction("training", name)
 
 
 def register(app, manager=None, steps_input=(ids.STEPS, "value"), params_store="params-store") -> None:

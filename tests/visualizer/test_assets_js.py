@@ -76,29 +76,29 @@ MERGE_CASES = [
 @pytest.mark.parametrize("case, call, expected", MERGE_CASES, ids=[c[0] for c in MERGE_CASES])
 def test_merge_state_machine(case, call, expected):
     fn, *args = call
-    out = run_js("training.js", "bpttlab_training", fn, *args, CONSTANTS)
+    out = run_js("training.js", "training", fn, *args, CONSTANTS)
     assert len(out) == 10
     for index, value in expected.items():
         assert out[index] == value, (case, index, out[index])
 
 
 def test_snapshots_of_one_run_accumulate_and_a_new_run_starts_over():
-    first = run_js("training.js", "bpttlab_training", "merge_progress", payload(snaps=(10,)), None, False, CONSTANTS)
+    first = run_js("training.js", "training", "merge_progress", payload(snaps=(10,)), None, False, CONSTANTS)
     record = first[0]
-    second = run_js("training.js", "bpttlab_training", "merge_progress", payload(step=20, snaps=(10, 20)), record,
+    second = run_js("training.js", "training", "merge_progress", payload(step=20, snaps=(10, 20)), record,
                     False, CONSTANTS)
     assert [s["step"] for s in second[0]["snaps"]["rnn"]] == [10, 20]
-    other = run_js("training.js", "bpttlab_training", "merge_progress", payload(run="r2", step=10, snaps=(10,)),
+    other = run_js("training.js", "training", "merge_progress", payload(run="r2", step=10, snaps=(10,)),
                    second[0], False, CONSTANTS)
     assert [s["step"] for s in other[0]["snaps"]["rnn"]] == [10]
 
 
 def test_the_heatmap_redraws_at_the_interval_from_python():
-    first = run_js("training.js", "bpttlab_training", "merge_progress", payload(), None, False, CONSTANTS, now=1000)
+    first = run_js("training.js", "training", "merge_progress", payload(), None, False, CONSTANTS, now=1000)
     record = first[0]
-    soon = run_js("training.js", "bpttlab_training", "merge_progress", payload(step=20, snaps=(10, 20)), record,
+    soon = run_js("training.js", "training", "merge_progress", payload(step=20, snaps=(10, 20)), record,
                   False, CONSTANTS, now=1000 + CONSTANTS["redraw_ms"] - 1)
-    late = run_js("training.js", "bpttlab_training", "merge_progress", payload(step=20, snaps=(10, 20)), record,
+    late = run_js("training.js", "training", "merge_progress", payload(step=20, snaps=(10, 20)), record,
                   False, CONSTANTS, now=1000 + CONSTANTS["redraw_ms"] + 1)
     assert soon[9] == "NU" and late[9] == {"t": 1000 + CONSTANTS["redraw_ms"] + 1, "live": True}
 
@@ -109,7 +109,7 @@ def test_the_heatmap_redraws_at_the_interval_from_python():
              training.MAX_STEPS // training.MAX_RECORDED]),
 ])
 def test_steps_range_matches_python(steps, expected):
-    out = run_js("training.js", "bpttlab_training", "steps_range", steps, CONSTANTS)
+    out = run_js("training.js", "training", "steps_range", steps, CONSTANTS)
     assert out == expected
     n = training.clamp_steps(steps) if isinstance(steps, int) and steps >= 1 else training.DEFAULT_STEPS
     assert out[1] == training.record_every(n)
@@ -119,21 +119,21 @@ def test_steps_range_matches_python(steps, expected):
     (True, "Step 5 / 30 (training) · x", "Step 5 / 30 (paused) · x"), (False, "Step 5 (training)", "NU"),
     (True, "Queued (position 2): waiting…", "Ready."), (True, None, "NU")])
 def test_a_stopped_job_says_paused(pause_disabled, text, expected):
-    assert run_js("training.js", "bpttlab_training", "stopped", pause_disabled, text) == expected
+    assert run_js("training.js", "training", "stopped", pause_disabled, text) == expected
 
 
 def test_reset_and_start():
-    reset = run_js("training.js", "bpttlab_training", "reset", 1)
+    reset = run_js("training.js", "training", "reset", 1)
     assert reset[0] == {"dropped": True} and reset[7] == "Ready."
-    assert run_js("training.js", "bpttlab_training", "start", 1, 0, {"dropped": True}) is None
-    assert run_js("training.js", "bpttlab_training", "start", 1, 0, {"run": "r"}) == "NU"
+    assert run_js("training.js", "training", "start", 1, 0, {"dropped": True}) is None
+    assert run_js("training.js", "training", "start", 1, 0, {"run": "r"}) == "NU"
 
 
 @pytest.mark.parametrize("current, keeps", [("0123456789abcdef", True), ("short", False), (None, False),
                                             ("<script>x</script>", False), ("a" * 65, False)])
 def test_the_browser_id_follows_the_rule_from_python(current, keeps):
     rules = {"pattern": limits.USER_ID_PATTERN}
-    out = run_js("identity.js", "bpttlab_identity", "assign", 0, current, rules)
+    out = run_js("identity.js", "identity", "assign", 0, current, rules)
     if keeps:
         assert out == "NU"
     else:
