@@ -10,7 +10,10 @@ predict the seconds of each piece of work from the sizes, so that
 - the Jacobian and gating views analyse fewer sequences, and below one sequence only the last
   ``lags`` steps of the first (:func:`jacobian_plan`, :func:`gates_plan`);
 - the spectra view computes fewer step SVDs (:func:`spectra_count`) and the connectivity view
-  fewer output rows, then only the last input steps (:func:`connectivity_plan`).
+  fewer output rows, then only the last input steps (:func:`connectivity_plan`);
+- the Cost view times fewer lengths T (the rest of each curve from the cost model) and compares
+  fewer windows, sequences and steps (:func:`gradient_seconds`, :func:`rtrl_seconds`, its shares
+  :data:`COST_SWEEP_SECONDS` and :data:`COST_TRADEOFF_SECONDS`; plans in :mod:`visualizer.cost`).
 
 Each view's caption says what was computed. Keys are :class:`visualizer.compute.RunKey`.
 Nothing here imports the rest of the app.
@@ -31,6 +34,12 @@ CONNECTIVITY_RATE = 1e10  # rows x O x n^2 per second and step of the connectivi
 MIN_SECONDS = 0.1  # what a view may always spend after its fixed work
 SPECTRA_STEPS = 200  # one-step Jacobians analysed at most by the spectra view
 CONNECTIVITY_SIDE = 250  # output rows (and displayed input columns) of the connectivity view at most
+GRAD_RATE = 2e9  # multiply-adds per second of a gradient's work model (core.checkpointing.work_model)
+GRAD_STEP_SECONDS = 1.5e-5  # Python overhead per step equivalent (3 per BPTT step) and layer of a gradient
+RTRL_RATE = 2e9  # multiply-adds per second of RTRL (core.rtrl.flops_model)
+RTRL_STEP_SECONDS = 2.5e-4  # Python overhead per RTRL step and layer
+COST_SWEEP_SECONDS = VIEW_SECONDS / 4  # the Cost view's timing curves (one architecture, all methods)
+COST_TRADEOFF_SECONDS = (VIEW_SECONDS - COST_SWEEP_SECONDS) / 4  # its truncation comparison, per architecture
 
 
 def state_size(key) -> int:
@@ -70,6 +79,17 @@ def _fit(per_step: float, key, setup: float = 0.0) -> tuple[int, int | None]:
     if fitting >= 1:
         return fitting, None
     return 1, int(min(T - 1, max(1, seconds // max(per_step, 1e-12))))
+
+
+def gradient_seconds(work: float, step_work: float, layers: int) -> float:
+    """Seconds of one gradient of ``work`` multiply-adds done in forward-step equivalents of
+    ``step_work`` multiply-adds each (every layer; see :func:`core.checkpointing.work_model`)."""
+    return work / GRAD_RATE + work / max(step_work, 1.0) * layers * GRAD_STEP_SECONDS
+
+
+def rtrl_seconds(flops: float, steps: int, layers: int) -> float:
+    """Seconds of RTRL over ``steps`` steps of ``flops`` multiply-adds in all."""
+    return flops / RTRL_RATE + steps * layers * RTRL_STEP_SECONDS
 
 
 def jacobian_plan(key) -> tuple[int, int | None]:

@@ -5,12 +5,14 @@ Two payloads for the "Cost" view, both from tested core functions:
 * :func:`sweep` times one gradient of the first chosen architecture by each method (full BPTT,
   truncated BPTT run window by window, binomial checkpointing with ceil(sqrt(T)) states and with a
   fixed budget of states, RTRL) at log-spaced T up to the app's maximum. Memory is what each method
-  reports holding (tests check it equals the method's model). Timing stops for a method once its
-  next point would exceed its share of :data:`MEASURE_SECONDS` (estimated from its last measured
-  time scaled by the work model); the rest of its curve comes from that model, flagged as such.
+  reports holding (tests check it equals the method's model). A method's timing stops before the
+  point that would exceed its share of :data:`MEASURE_SECONDS` by the cost model of
+  :mod:`visualizer.budget` (:func:`sweep_plan`); the rest of its curve is its last measured time
+  scaled by its work model, flagged as such.
 * :func:`tradeoff` compares, per architecture on the app's task, the truncated gradient for
   windows k = 1..T (log-spaced, at most :data:`WINDOWS`) with the full one (cosine similarity,
-  relative error), and the exact methods' gradients with it.
+  relative error), and the exact methods' gradients with it, on as many sequences, steps and
+  windows as fit :data:`TRADEOFF_SECONDS` by the same cost model (:func:`tradeoff_plan`).
 
 Both are memoized: a second visit of the tab recomputes nothing. Nothing here imports dash or plotly.
 """
@@ -27,17 +29,17 @@ from core import checkpointing as ck
 from core.rtrl import flops_model as rtrl_flops
 from core.rtrl import memory_model as rtrl_memory
 
-from . import compute
+from . import budget, compute
 from .cache import memoize
 
 T_MIN, T_MAX = 4, 2000  # the sweep's range: a few steps to the app's longest sequence (urlstate.SPEC, tested)
 T_POINTS = 10  # log-spaced T values measured at most (the app's own T is added)
-MEASURE_SECONDS = 3.0  # wall time one sweep may spend timing, shared equally by the methods
-TRADEOFF_SECONDS = 3.0  # wall time the truncation comparison may spend per architecture (estimated)
+MEASURE_SECONDS = budget.COST_SWEEP_SECONDS  # seconds one sweep may spend timing (cost model), shared by the methods
+TRADEOFF_SECONDS = budget.COST_TRADEOFF_SECONDS  # seconds the truncation comparison may spend per architecture
 WINDOWS = 12  # windows k compared at most (log-spaced from 1 to T, the chosen window added)
 DEFAULT_WINDOW = 20  # the truncated method's window when the app's truncation is off
 BUDGET_STATES = 4  # the stored states of the budget method
-RTRL_FLOPS = 3e8  # multiply-adds RTRL may spend on the exactness check (first sequence, a prefix)
+RTRL_SHARE = 0.25  # the part of TRADEOFF_SECONDS RTRL's exactness check may spend (first sequence, a prefix)
 METHODS = ("bptt", "window", "sqrt", "budget", "rtrl")
 
 
@@ -161,6 +163,40 @@ def work_of(method, cfg, T, B) -> float:
     return ck.work_model(cfg, T, B, method)
 
 
+def predicted_seconds(method, cfg, T, B) -> float:
+    """Seconds of one gradient by ``method`` at length T by the cost model (:mod:`visualizer.budget`)."""
+    if method == "rtrl":
+        return budget.rtrl_seconds(rtrl_flops(cfg, T, B), T, cfg.num_layers)
+    return budget.gradient_seconds(work_of(method, cfg, T, B), ck.step_work(cfg, B), cfg.num_layers)
+
+
+def timing_seconds(t: float) -> float:
+    """Seconds :func:`_timed` spends on a call of ``t`` seconds (up to five calls, stopping at 60 ms)."""
+    return min(5 * t, t + 0.06)
+
+
+def sweep_plan(cfg, B, layers) -> dict:
+    """{method: how many of :func:`t_grid`'s lengths it measures}: in increasing T while the predicted
+    seconds of timing them fit the method's share of :data:`MEASURE_SECONDS` (the shortest always,
+    except RTRL's)."""
+    share, plan = MEASURE_SECONDS / len(methods_for(layers)), {}
+    for m in methods_for(layers):
+        n, spent = 0, 0.0
+        for T in t_grid():
+            spent += timing_seconds(predicted_seconds(m, cfg, int(T), B))
+            if spent > share and (n or m == "rtrl"):
+                break
+            n += 1
+        plan[m] = n
+    return plan
+
+
+def sweep_seconds(cfg, B, layers) -> float:
+    """Predicted seconds of :func:`sweep_plan`'s measurements."""
+    return sum(timing_seconds(predicted_seconds(m, cfg, int(T), B))
+               for m, n in sweep_plan(cfg, B, layers).items() for T in t_grid()[:n])
+
+
 def methods_for(layers: int) -> tuple:
     """The methods the sweep shows (all of them, whatever the number of layers)."""
     return METHODS
@@ -168,35 +204,30 @@ def methods_for(layers: int) -> tuple:
 
 @memoize(maxsize=40)
 def method_curve(mkey) -> MethodCurve:
-    """Measure one method over :func:`t_grid` for ``mkey = (SweepKey, method)``, in increasing T, while
-    the time spent plus the next point's estimate (the last measured time scaled by the work model)
-    fits the method's share of :data:`MEASURE_SECONDS`; the remaining points come from the models."""
+    """Measure one method over :func:`t_grid` for ``mkey = (SweepKey, method)``, in increasing T, at
+    the lengths :func:`sweep_plan` allows; the remaining points come from the models (the last
+    measured time scaled by the work model, or the cost model when none was measured)."""
     key, m = mkey
     model = _model(key)
     cfg, B = model.config, key.batch
-    share = MEASURE_SECONDS / len(methods_for(key.layers))
+    planned = sweep_plan(cfg, B, key.layers)[m]
     rng = np.random.default_rng(0)
     grid = t_grid()
     x_all = rng.standard_normal((grid[-1], B, key.input_size))
     mem, sec, ok, rec = [], [], [], []
-    last, used = None, 0.0  # (T, seconds) of the last measured point; wall time spent
+    last = None  # (T, seconds) of the last measured point
     with np.errstate(all="ignore"):
-        for T in (int(t) for t in grid):
+        for i, T in enumerate(int(t) for t in grid):
             x = x_all[:T]
             y = np.repeat(x[..., :1], key.output_size, axis=-1)
             y = y if key.loss_on == "all" else y[-1]
-            work = work_of(m, cfg, T, B)
-            if last is not None:
-                guess = last[1] * work / work_of(m, cfg, last[0], B)
-            else:  # nothing measured yet: assume ~1e9 multiply-adds a second
-                guess = work / 1e9 if m == "rtrl" else None
-            if guess is None or used + guess <= share:
-                t0 = time.perf_counter()
+            if i < planned:
                 s, (b, r) = _timed(lambda x=x, y=y: _run(m, model, x, y, key.loss_on, key.window))
-                used += time.perf_counter() - t0
                 last = (T, s)
                 mem.append(b), sec.append(s), ok.append(True), rec.append(r)
             else:
+                guess = (last[1] * work_of(m, cfg, T, B) / work_of(m, cfg, last[0], B) if last is not None
+                         else predicted_seconds(m, cfg, T, B))
                 mem.append(memory_model(m, cfg, T, B, key.window)), sec.append(guess)
                 ok.append(False), rec.append(recomputed_model(m, T))
     ro = compute.read_only
@@ -253,8 +284,58 @@ def _first(x, y, loss_on, nb, steps=None):
     return x[:steps, :nb], (y[:steps, :nb] if loss_on == "all" else y[:nb])
 
 
-PROBE_STEPS = 50  # steps of the timed probe run the comparison's cost is estimated from
-RUNS = 8  # BPTT-run equivalents of the comparison besides the windows: full, checkpointing (~5), sqrt (~2)
+def _largest(fits, lo: int, hi: int) -> int:
+    """The largest n in [lo, hi] with ``fits(n)`` (true up to some n, then false), or lo when none is."""
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
+
+
+def rtrl_steps(cfg, T) -> int:
+    """Steps of RTRL's exactness check (first sequence): the longest prefix whose predicted seconds fit
+    :data:`RTRL_SHARE` of :data:`TRADEOFF_SECONDS`; 0 when two steps do not."""
+    fits = lambda n: budget.rtrl_seconds(rtrl_flops(cfg, n, 1), n, cfg.num_layers) <= RTRL_SHARE * TRADEOFF_SECONDS  # noqa: E731
+    return _largest(fits, 2, T) if T >= 2 and fits(2) else 0
+
+
+def comparison_seconds(cfg, nb, steps, windows) -> float:
+    """Predicted seconds of comparing ``windows`` truncated gradients, checkpointing with ceil(sqrt(steps))
+    states and with sqrt segments against full BPTT on ``nb`` sequences of ``steps`` steps."""
+    c = math.ceil(math.sqrt(steps))
+    work = ((1 + windows) * ck.work_model(cfg, steps, nb, "bptt") + ck.work_model(cfg, steps, nb, "budget", c)
+            + ck.work_model(cfg, steps, nb, "sqrt"))
+    return budget.gradient_seconds(work, ck.step_work(cfg, nb), cfg.num_layers)
+
+
+def tradeoff_plan(cfg, T, B, chosen) -> tuple[int, int, int, int]:
+    """(sequences, steps, window count, RTRL steps) of :func:`tradeoff`: RTRL's check first (its share),
+    then with 3 windows the whole sequence or its longest fitting prefix, then as many of the B
+    sequences, then as many windows (up to :data:`WINDOWS`) as fit :data:`TRADEOFF_SECONDS`."""
+    tp = rtrl_steps(cfg, T)
+    rest = TRADEOFF_SECONDS - (budget.rtrl_seconds(rtrl_flops(cfg, tp, 1), tp, cfg.num_layers) if tp else 0.0)
+    secs = lambda nb, steps, count: comparison_seconds(cfg, nb, steps, len(windows_for(steps, count, chosen)))  # noqa: E731
+    steps = _largest(lambda s: secs(1, s, 3) <= rest, 2, T)
+    nb = _largest(lambda b: secs(b, steps, 3) <= rest, 1, B)
+    count = _largest(lambda k: secs(nb, steps, k) <= rest, 3, WINDOWS)
+    return nb, steps, count, tp
+
+
+def tradeoff_seconds(cfg, T, B, chosen) -> float:
+    """Predicted seconds of :func:`tradeoff_plan`'s comparison."""
+    nb, steps, count, tp = tradeoff_plan(cfg, T, B, chosen)
+    rtrl = budget.rtrl_seconds(rtrl_flops(cfg, tp, 1), tp, cfg.num_layers) if tp else 0.0
+    return comparison_seconds(cfg, nb, steps, len(windows_for(steps, count, chosen))) + rtrl
+
+
+def planned_seconds(keys) -> float:
+    """Predicted seconds of the whole Cost view for a list of :class:`visualizer.compute.RunKey`."""
+    sk = sweep_key(keys[0])
+    total = sweep_seconds(_model(sk).config, sk.batch, sk.layers)
+    for key in keys:
+        cfg, (T, B) = compute.model_of(key).config, compute.task_of(key).x.shape[:2]
+        total += tradeoff_seconds(cfg, T, B, key.truncate)
+    return total
 
 
 @memoize(maxsize=12)
@@ -262,25 +343,16 @@ def tradeoff(key) -> Tradeoff:
     """Compare truncated, checkpointed and RTRL gradients with full BPTT's for a :class:`~visualizer.compute.RunKey`
     (or a given model's :class:`~visualizer.compute.ModelRun`).
 
-    A truncated run costs about one BPTT run, the exact methods about :data:`RUNS`. One BPTT run on
-    the first sequence is estimated first (from a timed run of its first :data:`PROBE_STEPS` steps);
-    then the comparisons use all B sequences, or the first ``nb``, and as many windows (3 to
-    :data:`WINDOWS`) as fit :data:`TRADEOFF_SECONDS` by that estimate. When even one sequence with
-    3 windows would not fit, they use the first ``steps`` < T steps of one sequence."""
+    The comparisons use the sequences, steps and windows of :func:`tradeoff_plan` (all B sequences
+    and T steps when they fit :data:`TRADEOFF_SECONDS`, else the first ``nb`` sequences, and below
+    one sequence its first ``steps`` < T steps); RTRL is checked on a prefix of the first sequence."""
     task, model = compute.task_of(key), compute.model_of(key)
     y, loss_on, _ = compute.targets(task, key.data.loss_on)
     cfg = model.config
     T, B = task.x.shape[:2]
     kw = dict(loss=task.loss, loss_on=loss_on)
+    nb, steps, count, tp = tradeoff_plan(cfg, T, B, key.truncate)
     with np.errstate(all="ignore"):
-        probe = min(T, PROBE_STEPS)
-        t0 = time.perf_counter()
-        core.bptt(model, *_first(task.x, y, loss_on, 1, probe), **kw)
-        per_seq = max(time.perf_counter() - t0, 1e-5) * T / probe  # one BPTT run on one whole sequence, estimated
-        steps = T if per_seq * (RUNS + 3) <= TRADEOFF_SECONDS else max(2, int(T * TRADEOFF_SECONDS
-                                                                              / (per_seq * (RUNS + 3))))
-        nb = int(min(B, max(1, TRADEOFF_SECONDS // (per_seq * (RUNS + 3)))))
-        count = int(min(WINDOWS, max(3, TRADEOFF_SECONDS // (per_seq * nb) - RUNS)))
         x, yy = _first(task.x, y, loss_on, nb, steps)
         full = core.bptt(model, x, yy, **kw)
         ks = windows_for(steps, count, key.truncate)
@@ -297,20 +369,19 @@ def tradeoff(key) -> Tradeoff:
         res = core.bptt(model, x, yy, checkpoint=True, **kw)
         exact.append(("sqrt", "√T segments", ck.bptt_memory_model(cfg, T, B, True),
                       agreement(res.grads, full.grads)[1], f"recomputes {steps} steps{where}"))
-        if rtrl_flops(cfg, 2, 1) <= RTRL_FLOPS:
-            exact.append(_rtrl_check(model, task.x, y, task.loss, loss_on))
+        if tp:
+            exact.append(_rtrl_check(model, task.x, y, task.loss, loss_on, tp))
     return Tradeoff(key.arch, compute.DISPLAY_NAMES[key.arch], steps, compute.read_only(ks),
                     compute.read_only(np.array(cos)), compute.read_only(np.array(err)),
                     compute.read_only(np.array([ck.window_memory_model(cfg, T, B, int(k)) for k in ks], float)),
                     ck.bptt_memory_model(cfg, T, B), tuple(exact), nb, T)
 
 
-def _rtrl_check(model, x, y, loss, loss_on):
-    """RTRL's relative error against BPTT on the first sequence and the longest prefix of at most
-    :data:`RTRL_FLOPS` multiply-adds; its memory for the whole batch from its model."""
+def _rtrl_check(model, x, y, loss, loss_on, Tp):
+    """RTRL's relative error against BPTT on the first sequence's first ``Tp`` steps (:func:`rtrl_steps`);
+    its memory for the whole batch from its model."""
     T, B = x.shape[:2]
     cfg = model.config
-    Tp = int(max(2, min(T, RTRL_FLOPS // rtrl_flops(cfg, 1, 1))))  # the caller checked that 2 steps fit
     xs = x[:Tp, :1]
     ys = y[:Tp, :1] if loss_on == "all" else y[:1]  # "last": the prefix's last step is scored
     ref = core.bptt(model, xs, ys, loss=loss, loss_on=loss_on)
@@ -395,8 +466,8 @@ def note(keys) -> str | None:
     if rtrl_where:
         out.append("RTRL's error: " + "; ".join(rtrl_where) + ".")
     if len(rtrl_where) < len(pl.tradeoffs):
-        out.append("RTRL's error is not checked where two of its steps on one sequence exceed "
-                   f"{RTRL_FLOPS:.0e} multiply-adds.")
+        out.append("RTRL's error is not checked where two of its steps on one sequence would take more than "
+                   f"{RTRL_SHARE * TRADEOFF_SECONDS:.2g} s by the cost model.")
     if keys[0].data.loss_on == "last":
         out.append("With the loss on the last step only its window (the last T mod k steps, or k) gets gradient.")
     return " ".join(out)

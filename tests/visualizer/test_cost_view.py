@@ -6,7 +6,7 @@ import pytest
 import core
 from core import checkpointing as ck
 from core.rtrl import memory_model as rtrl_memory
-from visualizer import callbacks, compute, cost, cost_figures, export, series, urlstate, views
+from visualizer import budget, callbacks, compute, cost, cost_figures, export, series, urlstate, views
 from visualizer.plotstyle import decode
 
 SMALL = urlstate.Params(arch=("rnn", "lstm", "gru"), seq_len=30, hidden=4, batch=2, task="sine", loss_on="all",
@@ -61,7 +61,8 @@ def test_unmeasured_times_continue_the_last_measured_one_by_the_work_model(monke
     np.testing.assert_allclose(full.seconds[1:], full.seconds[0] * np.array(w[1:]) / w[0], rtol=1e-12)
     assert not rtrl.measured.any()  # even its first point would exceed a zero budget: all from the model
     from core.rtrl import flops_model
-    np.testing.assert_allclose(rtrl.seconds, [flops_model(cfg, int(T), 2) / 1e9 for T in rtrl.T], rtol=1e-12)
+    np.testing.assert_allclose(rtrl.seconds, [budget.rtrl_seconds(flops_model(cfg, int(T), 2), int(T), 1)
+                                              for T in rtrl.T], rtol=1e-12)
 
 
 def test_truncation_numbers_are_the_cores(small):
