@@ -36,6 +36,7 @@ SPECTRA_STEPS = 200  # one-step Jacobians analysed at most by the spectra view
 CONNECTIVITY_SIDE = 250  # output rows (and displayed input columns) of the connectivity view at most
 GRAD_RATE = 2e9  # multiply-adds per second of a gradient's work model (core.checkpointing.work_model)
 GRAD_STEP_SECONDS = 1.5e-5  # Python overhead per step equivalent (3 per BPTT step) and layer of a gradient
+WEIGHT_SECONDS = 1e-8  # per parameter, each time a layer's forward and backward run over a chunk of steps
 RTRL_RATE = 2e9  # multiply-adds per second of RTRL (core.rtrl.flops_model)
 RTRL_STEP_SECONDS = 2.5e-4  # Python overhead per RTRL step and layer
 COST_SWEEP_SECONDS = VIEW_SECONDS / 4  # the Cost view's timing curves (one architecture, all methods)
@@ -81,10 +82,12 @@ def _fit(per_step: float, key, setup: float = 0.0) -> tuple[int, int | None]:
     return 1, int(min(T - 1, max(1, seconds // max(per_step, 1e-12))))
 
 
-def gradient_seconds(work: float, step_work: float, layers: int) -> float:
+def gradient_seconds(work: float, step_work: float, layers: int, weights: float = 0.0) -> float:
     """Seconds of one gradient of ``work`` multiply-adds done in forward-step equivalents of
-    ``step_work`` multiply-adds each (every layer; see :func:`core.checkpointing.work_model`)."""
-    return work / GRAD_RATE + work / max(step_work, 1.0) * layers * GRAD_STEP_SECONDS
+    ``step_work`` multiply-adds each (every layer; see :func:`core.checkpointing.work_model`), run
+    in chunks of steps (windows, segments) whose parameter counts add up to ``weights`` (each chunk
+    copies the weights and accumulates their gradients, whatever its length)."""
+    return work / GRAD_RATE + work / max(step_work, 1.0) * layers * GRAD_STEP_SECONDS + weights * WEIGHT_SECONDS
 
 
 def rtrl_seconds(flops: float, steps: int, layers: int) -> float:

@@ -163,11 +163,24 @@ def work_of(method, cfg, T, B) -> float:
     return ck.work_model(cfg, T, B, method)
 
 
-def predicted_seconds(method, cfg, T, B) -> float:
+def parameters(cfg) -> int:
+    """The model's parameter count (every layer and the readout)."""
+    G, H = cfg.gates, cfg.hidden_size
+    return sum(G * H * ((cfg.input_size if l == 0 else H) + H + 2) for l in range(cfg.num_layers)) + \
+        (H + 1) * cfg.output_size
+
+
+def chunks(method, T, window) -> int:
+    """How many chunks of steps ``method`` runs the layers over: one, T/k windows, or about two per stored state."""
+    return {"bptt": 1, "window": math.ceil(T / max(window, 1))}.get(method, 2 * states_of(method, T))
+
+
+def predicted_seconds(method, cfg, T, B, window=DEFAULT_WINDOW) -> float:
     """Seconds of one gradient by ``method`` at length T by the cost model (:mod:`visualizer.budget`)."""
     if method == "rtrl":
         return budget.rtrl_seconds(rtrl_flops(cfg, T, B), T, cfg.num_layers)
-    return budget.gradient_seconds(work_of(method, cfg, T, B), ck.step_work(cfg, B), cfg.num_layers)
+    return budget.gradient_seconds(work_of(method, cfg, T, B), ck.step_work(cfg, B), cfg.num_layers,
+                                   chunks(method, T, window) * parameters(cfg))
 
 
 def timing_seconds(t: float) -> float:
@@ -175,7 +188,7 @@ def timing_seconds(t: float) -> float:
     return min(5 * t, t + 0.06)
 
 
-def sweep_plan(cfg, B, layers) -> dict:
+def sweep_plan(cfg, B, layers, window=DEFAULT_WINDOW) -> dict:
     """{method: how many of :func:`t_grid`'s lengths it measures}: in increasing T while the predicted
     seconds of timing them fit the method's share of :data:`MEASURE_SECONDS` (the shortest always,
     except RTRL's)."""
@@ -183,7 +196,7 @@ def sweep_plan(cfg, B, layers) -> dict:
     for m in methods_for(layers):
         n, spent = 0, 0.0
         for T in t_grid():
-            spent += timing_seconds(predicted_seconds(m, cfg, int(T), B))
+            spent += timing_seconds(predicted_seconds(m, cfg, int(T), B, window))
             if spent > share and (n or m == "rtrl"):
                 break
             n += 1
@@ -191,10 +204,10 @@ def sweep_plan(cfg, B, layers) -> dict:
     return plan
 
 
-def sweep_seconds(cfg, B, layers) -> float:
+def sweep_seconds(cfg, B, layers, window=DEFAULT_WINDOW) -> float:
     """Predicted seconds of :func:`sweep_plan`'s measurements."""
-    return sum(timing_seconds(predicted_seconds(m, cfg, int(T), B))
-               for m, n in sweep_plan(cfg, B, layers).items() for T in t_grid()[:n])
+    return sum(timing_seconds(predicted_seconds(m, cfg, int(T), B, window))
+               for m, n in sweep_plan(cfg, B, layers, window).items() for T in t_grid()[:n])
 
 
 def methods_for(layers: int) -> tuple:
@@ -210,7 +223,7 @@ def method_curve(mkey) -> MethodCurve:
     key, m = mkey
     model = _model(key)
     cfg, B = model.config, key.batch
-    planned = sweep_plan(cfg, B, key.layers)[m]
+    planned = sweep_plan(cfg, B, key.layers, key.window or DEFAULT_WINDOW)[m]
     rng = np.random.default_rng(0)
     grid = t_grid()
     x_all = rng.standard_normal((grid[-1], B, key.input_size))
@@ -299,13 +312,15 @@ def rtrl_steps(cfg, T) -> int:
     return _largest(fits, 2, T) if T >= 2 and fits(2) else 0
 
 
-def comparison_seconds(cfg, nb, steps, windows) -> float:
-    """Predicted seconds of comparing ``windows`` truncated gradients, checkpointing with ceil(sqrt(steps))
-    states and with sqrt segments against full BPTT on ``nb`` sequences of ``steps`` steps."""
+def comparison_seconds(cfg, nb, steps, ks) -> float:
+    """Predicted seconds of comparing truncated gradients with windows ``ks``, checkpointing with
+    ceil(sqrt(steps)) states and with sqrt segments against full BPTT on ``nb`` sequences of ``steps`` steps
+    (each comparison a pass over the gradients)."""
     c = math.ceil(math.sqrt(steps))
-    work = ((1 + windows) * ck.work_model(cfg, steps, nb, "bptt") + ck.work_model(cfg, steps, nb, "budget", c)
+    work = ((1 + len(ks)) * ck.work_model(cfg, steps, nb, "bptt") + ck.work_model(cfg, steps, nb, "budget", c)
             + ck.work_model(cfg, steps, nb, "sqrt"))
-    return budget.gradient_seconds(work, ck.step_work(cfg, nb), cfg.num_layers)
+    passes = 1 + sum(math.ceil(steps / int(k)) for k in ks) + 4 * c + len(ks) + 2  # chunks, then comparisons
+    return budget.gradient_seconds(work, ck.step_work(cfg, nb), cfg.num_layers, passes * parameters(cfg))
 
 
 def tradeoff_plan(cfg, T, B, chosen) -> tuple[int, int, int, int]:
@@ -314,7 +329,7 @@ def tradeoff_plan(cfg, T, B, chosen) -> tuple[int, int, int, int]:
     sequences, then as many windows (up to :data:`WINDOWS`) as fit :data:`TRADEOFF_SECONDS`."""
     tp = rtrl_steps(cfg, T)
     rest = TRADEOFF_SECONDS - (budget.rtrl_seconds(rtrl_flops(cfg, tp, 1), tp, cfg.num_layers) if tp else 0.0)
-    secs = lambda nb, steps, count: comparison_seconds(cfg, nb, steps, len(windows_for(steps, count, chosen)))  # noqa: E731
+    secs = lambda nb, steps, count: comparison_seconds(cfg, nb, steps, windows_for(steps, count, chosen))  # noqa: E731
     steps = _largest(lambda s: secs(1, s, 3) <= rest, 2, T)
     nb = _largest(lambda b: secs(b, steps, 3) <= rest, 1, B)
     count = _largest(lambda k: secs(nb, steps, k) <= rest, 3, WINDOWS)
@@ -325,13 +340,13 @@ def tradeoff_seconds(cfg, T, B, chosen) -> float:
     """Predicted seconds of :func:`tradeoff_plan`'s comparison."""
     nb, steps, count, tp = tradeoff_plan(cfg, T, B, chosen)
     rtrl = budget.rtrl_seconds(rtrl_flops(cfg, tp, 1), tp, cfg.num_layers) if tp else 0.0
-    return comparison_seconds(cfg, nb, steps, len(windows_for(steps, count, chosen))) + rtrl
+    return comparison_seconds(cfg, nb, steps, windows_for(steps, count, chosen)) + rtrl
 
 
 def planned_seconds(keys) -> float:
     """Predicted seconds of the whole Cost view for a list of :class:`visualizer.compute.RunKey`."""
     sk = sweep_key(keys[0])
-    total = sweep_seconds(_model(sk).config, sk.batch, sk.layers)
+    total = sweep_seconds(_model(sk).config, sk.batch, sk.layers, sk.window)
     for key in keys:
         cfg, (T, B) = compute.model_of(key).config, compute.task_of(key).x.shape[:2]
         total += tradeoff_seconds(cfg, T, B, key.truncate)
