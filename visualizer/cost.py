@@ -171,8 +171,9 @@ def parameters(cfg) -> int:
 
 
 def chunks(method, T, window) -> int:
-    """How many chunks of steps ``method`` runs the layers over: one, T/k windows, or about two per stored state."""
-    return {"bptt": 1, "window": math.ceil(T / max(window, 1))}.get(method, 2 * states_of(method, T))
+    """How many chunks of steps ``method`` runs the layers over: one, T/k windows, or about two per
+    stored state (at most T)."""
+    return {"bptt": 1, "window": math.ceil(T / max(window, 1))}.get(method, min(T, 2 * states_of(method, T)))
 
 
 def predicted_seconds(method, cfg, T, B, window=DEFAULT_WINDOW) -> float:
@@ -185,7 +186,7 @@ def predicted_seconds(method, cfg, T, B, window=DEFAULT_WINDOW) -> float:
 
 def timing_seconds(t: float) -> float:
     """Seconds :func:`_timed` spends on a call of ``t`` seconds (up to five calls, stopping at 60 ms)."""
-    return min(5 * t, t + 0.06)
+    return t * min(5, max(1, math.ceil(0.06 / max(t, 1e-9))))
 
 
 def sweep_plan(cfg, B, layers, window=DEFAULT_WINDOW) -> dict:
@@ -317,9 +318,10 @@ def comparison_seconds(cfg, nb, steps, ks) -> float:
     ceil(sqrt(steps)) states and with sqrt segments against full BPTT on ``nb`` sequences of ``steps`` steps
     (each comparison a pass over the gradients)."""
     c = math.ceil(math.sqrt(steps))
-    work = ((1 + len(ks)) * ck.work_model(cfg, steps, nb, "bptt") + ck.work_model(cfg, steps, nb, "budget", c)
+    runs = [int(k) for k in ks if k < steps]  # k >= steps is full BPTT itself
+    work = ((1 + len(runs)) * ck.work_model(cfg, steps, nb, "bptt") + ck.work_model(cfg, steps, nb, "budget", c)
             + ck.work_model(cfg, steps, nb, "sqrt"))
-    passes = 1 + sum(math.ceil(steps / int(k)) for k in ks) + 4 * c + len(ks) + 2  # chunks, then comparisons
+    passes = 1 + sum(math.ceil(steps / k) for k in runs) + 2 * min(steps, 2 * c) + len(ks) + 2  # chunks, comparisons
     return budget.gradient_seconds(work, ck.step_work(cfg, nb), cfg.num_layers, passes * parameters(cfg))
 
 
@@ -373,7 +375,8 @@ def tradeoff(key) -> Tradeoff:
         ks = windows_for(steps, count, key.truncate)
         cos, err = [], []
         for k in ks:
-            c, e = agreement(core.windowed_bptt(model, x, yy, window=int(k), **kw).grads, full.grads)
+            g = full.grads if k >= steps else core.windowed_bptt(model, x, yy, window=int(k), **kw).grads  # k=T: full
+            c, e = agreement(g, full.grads)
             cos.append(c), err.append(e)
         where = "" if nb == B else f", on the first {nb} of {B} sequences"
         where += "" if steps == T else f", first {steps} steps"
