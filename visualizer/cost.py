@@ -171,9 +171,9 @@ def parameters(cfg) -> int:
 
 
 def chunks(method, T, window) -> int:
-    """How many chunks of steps ``method`` runs the layers over: one, T/k windows, or about two per
-    stored state (at most T)."""
-    return {"bptt": 1, "window": math.ceil(T / max(window, 1))}.get(method, min(T, 2 * states_of(method, T)))
+    """How many chunks of steps ``method`` runs the layers over (weight passes): one, T/k windows, or
+    one per stored state and one more, at most T (measured at H=512, 4 layers, T from 2 to 64)."""
+    return {"bptt": 1, "window": math.ceil(T / max(window, 1))}.get(method, min(T, states_of(method, T) + 1))
 
 
 def predicted_seconds(method, cfg, T, B, window=DEFAULT_WINDOW) -> float:
@@ -321,16 +321,18 @@ def comparison_seconds(cfg, nb, steps, ks) -> float:
     runs = [int(k) for k in ks if k < steps]  # k >= steps is full BPTT itself
     work = ((1 + len(runs)) * ck.work_model(cfg, steps, nb, "bptt") + ck.work_model(cfg, steps, nb, "budget", c)
             + ck.work_model(cfg, steps, nb, "sqrt"))
-    passes = 1 + sum(math.ceil(steps / k) for k in runs) + 2 * min(steps, 2 * c) + len(ks) + 2  # chunks, comparisons
+    passes = 1 + sum(math.ceil(steps / k) for k in runs) + 2 * min(steps, c + 1) + len(ks) + 2  # chunks, comparisons
     return budget.gradient_seconds(work, ck.step_work(cfg, nb), cfg.num_layers, passes * parameters(cfg))
 
 
-def tradeoff_plan(cfg, T, B, chosen) -> tuple[int, int, int, int]:
+def tradeoff_plan(cfg, T, B, chosen, seconds=None) -> tuple[int, int, int, int]:
     """(sequences, steps, window count, RTRL steps) of :func:`tradeoff`: RTRL's check first (its share),
-    then with 3 windows the whole sequence or its longest fitting prefix, then as many of the B
-    sequences, then as many windows (up to :data:`WINDOWS`) as fit :data:`TRADEOFF_SECONDS`."""
+    then with 3 windows the whole sequence or its longest fitting prefix (at least 2 steps), then as
+    many of the B sequences, then as many windows (up to :data:`WINDOWS`) as fit ``seconds``
+    (default :data:`TRADEOFF_SECONDS`)."""
     tp = rtrl_steps(cfg, T)
-    rest = TRADEOFF_SECONDS - (budget.rtrl_seconds(rtrl_flops(cfg, tp, 1), tp, cfg.num_layers) if tp else 0.0)
+    rtrl = budget.rtrl_seconds(rtrl_flops(cfg, tp, 1), tp, cfg.num_layers) if tp else 0.0
+    rest = (TRADEOFF_SECONDS if seconds is None else seconds) - rtrl
     secs = lambda nb, steps, count: comparison_seconds(cfg, nb, steps, windows_for(steps, count, chosen))  # noqa: E731
     steps = _largest(lambda s: secs(1, s, 3) <= rest, 2, T)
     nb = _largest(lambda b: secs(b, steps, 3) <= rest, 1, B)
@@ -338,37 +340,57 @@ def tradeoff_plan(cfg, T, B, chosen) -> tuple[int, int, int, int]:
     return nb, steps, count, tp
 
 
-def tradeoff_seconds(cfg, T, B, chosen) -> float:
+def tradeoff_seconds(cfg, T, B, chosen, seconds=None) -> float:
     """Predicted seconds of :func:`tradeoff_plan`'s comparison."""
-    nb, steps, count, tp = tradeoff_plan(cfg, T, B, chosen)
+    nb, steps, count, tp = tradeoff_plan(cfg, T, B, chosen, seconds)
     rtrl = budget.rtrl_seconds(rtrl_flops(cfg, tp, 1), tp, cfg.num_layers) if tp else 0.0
     return comparison_seconds(cfg, nb, steps, windows_for(steps, count, chosen)) + rtrl
+
+
+def _sizes(key):
+    """(config, T, B, chosen window) of a comparison."""
+    return (compute.model_of(key).config, *compute.task_of(key).x.shape[:2], key.truncate)
+
+
+def shares(keys) -> list:
+    """Seconds of each key's comparison: :data:`TRADEOFF_SECONDS` each, except that one whose least
+    comparison (2 steps of one sequence) costs more gets that, paid by the others in proportion to what
+    they have above their own least (the total stays len(keys) * TRADEOFF_SECONDS when it can)."""
+    floors = [tradeoff_seconds(*_sizes(k), seconds=0.0) for k in keys]
+    extra = sum(max(0.0, f - TRADEOFF_SECONDS) for f in floors)
+    room = sum(max(0.0, TRADEOFF_SECONDS - f) for f in floors)
+    give = min(1.0, extra / room) if room > 0 else 0.0
+    return [f if f >= TRADEOFF_SECONDS else TRADEOFF_SECONDS - give * (TRADEOFF_SECONDS - f) for f in floors]
 
 
 def planned_seconds(keys) -> float:
     """Predicted seconds of the whole Cost view for a list of :class:`visualizer.compute.RunKey`."""
     sk = sweep_key(keys[0])
     total = sweep_seconds(_model(sk).config, sk.batch, sk.layers, sk.window)
-    for key in keys:
-        cfg, (T, B) = compute.model_of(key).config, compute.task_of(key).x.shape[:2]
-        total += tradeoff_seconds(cfg, T, B, key.truncate)
-    return total
+    return total + sum(tradeoff_seconds(*_sizes(k), seconds=s) for k, s in zip(keys, shares(keys), strict=True))
+
+
+def tradeoff(key, seconds=None) -> Tradeoff:
+    """:func:`compare` ``key`` within ``seconds`` (default :data:`TRADEOFF_SECONDS`), memoized."""
+    return compare((key, TRADEOFF_SECONDS if seconds is None else float(seconds)))
 
 
 @memoize(maxsize=12)
-def tradeoff(key) -> Tradeoff:
+def compare(arg) -> Tradeoff:
     """Compare truncated, checkpointed and RTRL gradients with full BPTT's for a :class:`~visualizer.compute.RunKey`
     (or a given model's :class:`~visualizer.compute.ModelRun`).
 
     The comparisons use the sequences, steps and windows of :func:`tradeoff_plan` (all B sequences
     and T steps when they fit :data:`TRADEOFF_SECONDS`, else the first ``nb`` sequences, and below
-    one sequence its first ``steps`` < T steps); RTRL is checked on a prefix of the first sequence."""
+    one sequence its first ``steps`` < T steps); RTRL is checked on a prefix of the first sequence.
+    ``arg`` is (key, seconds)."""
+    key, seconds = arg
     task, model = compute.task_of(key), compute.model_of(key)
     y, loss_on, _ = compute.targets(task, key.data.loss_on)
     cfg = model.config
     T, B = task.x.shape[:2]
     kw = dict(loss=task.loss, loss_on=loss_on)
-    nb, steps, count, tp = tradeoff_plan(cfg, T, B, key.truncate)
+    nb, steps, count, tp = tradeoff_plan(cfg, T, B, key.truncate, seconds)
     with np.errstate(all="ignore"):
         x, yy = _first(task.x, y, loss_on, nb, steps)
         full = core.bptt(model, x, yy, **kw)
@@ -408,6 +430,9 @@ def _rtrl_check(model, x, y, loss, loss_on, Tp):
     return ("rtrl", "RTRL", rtrl_memory(cfg, B), agreement(res.grads, ref.grads)[1], f"checked on {where}")
 
 
+tradeoff.cache_clear = compare.cache_clear
+
+
 # ----------------------------------------------------------------------------- the view's payload, words, series
 @dataclass(frozen=True, eq=False)
 class CostPayload:
@@ -422,7 +447,8 @@ def payload(keys) -> CostPayload | None:
     """The Cost view's payload for a list of :class:`visualizer.compute.RunKey` (None if empty)."""
     if not keys:
         return None
-    return CostPayload(sweep(sweep_key(keys[0])), tuple(tradeoff(k) for k in keys), int(keys[0].data.seq_len))
+    compared = tuple(tradeoff(k, s) for k, s in zip(keys, shares(keys), strict=True))
+    return CostPayload(sweep(sweep_key(keys[0])), compared, int(keys[0].data.seq_len))
 
 
 def _mib(b) -> str:
