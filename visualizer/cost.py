@@ -39,6 +39,7 @@ TRADEOFF_SECONDS = budget.COST_TRADEOFF_SECONDS  # seconds the truncation compar
 WINDOWS = 12  # windows k compared at most (log-spaced from 1 to T, the chosen window added)
 DEFAULT_WINDOW = 20  # the truncated method's window when the app's truncation is off
 BUDGET_STATES = 4  # the stored states of the budget method
+ARCHS = 4  # architectures drawn at most: the view's seconds hold four comparisons (visualizer.budget)
 RTRL_SHARE = 0.25  # the part of TRADEOFF_SECONDS RTRL's exactness check may spend (first sequence, a prefix)
 METHODS = ("bptt", "window", "sqrt", "budget", "rtrl")
 
@@ -354,12 +355,13 @@ def _sizes(key):
 
 def shares(keys) -> list:
     """Seconds of each key's comparison: :data:`TRADEOFF_SECONDS` each, except that one whose least
-    comparison (2 steps of one sequence) costs more gets that, paid by the others in proportion to what
-    they have above their own least (the total stays len(keys) * TRADEOFF_SECONDS when it can)."""
+    comparison (2 steps of one sequence) costs more gets that, paid first by the shares of the
+    architectures not drawn (the view's seconds allow :data:`ARCHS`), then by the others in proportion
+    to what they have above their own least (the total stays ARCHS * TRADEOFF_SECONDS when it can)."""
     floors = [tradeoff_seconds(*_sizes(k), seconds=0.0) for k in keys]
-    extra = sum(max(0.0, f - TRADEOFF_SECONDS) for f in floors)
+    extra = sum(max(0.0, f - TRADEOFF_SECONDS) for f in floors) - max(0, ARCHS - len(keys)) * TRADEOFF_SECONDS
     room = sum(max(0.0, TRADEOFF_SECONDS - f) for f in floors)
-    give = min(1.0, extra / room) if room > 0 else 0.0
+    give = min(1.0, max(0.0, extra) / room) if room > 0 else 0.0
     return [f if f >= TRADEOFF_SECONDS else TRADEOFF_SECONDS - give * (TRADEOFF_SECONDS - f) for f in floors]
 
 
@@ -500,7 +502,10 @@ def note(keys) -> str | None:
                f"random inputs of this model's size, T at {len(sw.curves[0].T)} log-spaced lengths, cached); "
                "dashed parts come from each method's cost model; wall-clock times on a server shared with other "
                "requests vary from run to run. "
-               f"Windows k: {len(pl.tradeoffs[0].windows)} log-spaced values.")
+               "Windows k: " + ", ".join(sorted({f"{len(t.windows)}" for t in pl.tradeoffs}, key=int))
+               + " log-spaced values per architecture. "
+               f"This work is planned to fit {budget.VIEW_SECONDS:g} s of computation by the view's cost model "
+               f"({planned_seconds(keys):.2g} s planned).")
     fewer = [f"{t.name} on the first {t.sequences} of {keys[0].data.batch} sequences"
              + ("" if t.T_full == t.T else f" and their first {t.T} steps")
              for t in pl.tradeoffs if t.sequences < keys[0].data.batch or t.T_full > t.T]

@@ -209,3 +209,36 @@ def test_a_new_window_re_measures_only_the_truncated_curve(monkeypatch):
     for ca, cb in zip(a.curves, b.curves, strict=True):
         assert (ca is cb) == (ca.method != "window")
     assert b.curves[1].label == "truncated, k=7"
+
+
+@pytest.mark.parametrize("query", [
+    "?arch=rnn,rnn-relu,lstm,gru&seq_len=2000&hidden=512&layers=4&batch=64",  # the documented maxima
+    "?arch=gru,lstm&seq_len=2000&hidden=512&layers=4&batch=64",
+    "?arch=rnn,lstm&seq_len=2000&hidden=256&batch=64",
+    "?arch=rnn,rnn-relu,lstm,gru&seq_len=2000&hidden=64&batch=64",
+    "?arch=lstm&seq_len=500&hidden=128&batch=16&truncate=7",
+])
+def test_the_planned_work_fits_the_views_seconds(query):
+    params, _ = urlstate.parse_query(query)
+    keys = [compute.run_key(params, a) for a in params.arch]
+    sk = cost.sweep_key(keys[0])
+    cfg = cost._model(sk).config
+    assert cost.sweep_seconds(cfg, sk.batch, sk.layers, sk.window) <= cost.MEASURE_SECONDS + 1e-12 or all(
+        n <= 1 for n in cost.sweep_plan(cfg, sk.batch, sk.layers, sk.window).values())  # or only the shortest T
+    shares = cost.shares(keys)
+    assert sum(shares) <= cost.ARCHS * cost.TRADEOFF_SECONDS + 1e-12
+    for key, share in zip(keys, shares, strict=True):
+        nb, steps, count, _tp = cost.tradeoff_plan(*cost._sizes(key), share)
+        assert 1 <= nb <= params.batch and 2 <= steps <= params.seq_len and 3 <= count <= cost.WINDOWS
+        assert cost.tradeoff_seconds(*cost._sizes(key), share) <= share + 1e-12 or (nb, steps) == (1, 2)
+    assert cost.planned_seconds(keys) <= budget.VIEW_SECONDS
+
+
+def test_the_plan_grows_with_the_seconds_it_is_given():
+    cfg = core.build("lstm", input_size=1, hidden_size=64, output_size=1).config
+    small = cost.tradeoff_plan(cfg, 2000, 16, None, 0.05)
+    large = cost.tradeoff_plan(cfg, 2000, 16, None, 50.0)
+    assert small[:2] < large[:2] and large[:3] == (16, 2000, cost.WINDOWS)
+    assert cost.comparison_seconds(cfg, 16, 2000, cost.windows_for(2000, cost.WINDOWS, None)) <= 50.0
+    plan = cost.sweep_plan(cfg, 1, 1)
+    assert plan["bptt"] >= plan["sqrt"] >= 1 and plan["rtrl"] <= plan["bptt"]
