@@ -506,8 +506,9 @@ def note(keys) -> str | None:
                + " log-spaced values per architecture. "
                f"This work is planned to fit {budget.VIEW_SECONDS:g} s of computation by the view's cost model "
                f"({planned_seconds(keys):.2g} s planned).")
-    fewer = [f"{t.name} on the first {t.sequences} of {keys[0].data.batch} sequences"
-             + ("" if t.T_full == t.T else f" and their first {t.T} steps")
+    fewer = [f"{t.name} on the first " + (f"{t.T} of {t.T_full} steps" if t.sequences == keys[0].data.batch else
+                                          f"{t.sequences} of {keys[0].data.batch} sequences"
+                                          + ("" if t.T_full == t.T else f" and their first {t.T} steps"))
              for t in pl.tradeoffs if t.sequences < keys[0].data.batch or t.T_full > t.T]
     if fewer:
         out.append("To fit the time bound the gradients are compared " + ", ".join(fewer) + ".")
