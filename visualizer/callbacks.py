@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 from dash import ClientsideFunction, Input, Output, State, callback_context, html, no_update
 
-from . import classroom, compute, explain, ids, limits, payloads, presets, training_ui, views
+from . import classroom, compute, explain, facts, ids, limits, narrative, payloads, presets, training_ui, views
 from .layout import info_children
 from .plotstyle import message_figure
 from .urlstate import DEFAULTS, Params, to_query, validate
@@ -123,7 +123,23 @@ def overview(store, upload=None):
     if uploaded:
         payload = replace(payload, flows=(*payload.flows, uploaded))
     info = info_children(flows, note) + ([html.Span(upload_note, className="info-item note")] if upload_note else [])
-    return [classroom.mark_uploaded(view1.figure(payload)), banner, info]
+    return [classroom.mark_uploaded(view1.figure(payload)), banner, info + landing_children(params)]
+
+
+LANDING_NEXT = "lstm-long-memory"  # the preset a first visit is pointed to when everything vanishes
+
+
+def landing_children(params) -> list:
+    """The computed note under view 1 when every chosen network vanishes and no preset is open
+    (the first visit), with a link to a preset that shows the contrast."""
+    if presets.matching(params) is not None:
+        return []
+    nxt = presets.get(LANDING_NEXT)
+    text = narrative.landing_note([facts.grad_facts(k) for k in _keys(params)], nxt.title, nxt.params.forget_bias)
+    if text is None:
+        return []
+    return [html.Span([text, " ", html.A("Open it →", href=f"?preset={nxt.key}", className="landing-link")],
+                      className="info-item note landing-note")]
 
 
 def view(store, tab):

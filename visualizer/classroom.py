@@ -21,7 +21,7 @@ from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_up
 
 import core
 
-from . import compute, export, ids, presets, weights
+from . import compute, export, ids, lessons, presets, weights
 from .cache import memoize
 from .urlstate import SPEC, TRUE_WORDS, Params, query_pairs
 
@@ -111,7 +111,12 @@ def preset_explanation(store):
     if p is None:
         return []
     extra = " Press ▶ Train below to see it." if p.train_steps else ""
-    return [html.Span(p.title + ". ", className="preset-title"), p.explanation + extra]
+    try:
+        text = lessons.preset_text(key, p.params)
+    except Exception:  # keep serving: the preset's title alone is still right
+        log.exception("explanation of preset %s failed", key)
+        text = ""
+    return [html.Span(p.title + ". ", className="preset-title"), text + extra]
 
 
 # ----------------------------------------------------------------------------- export

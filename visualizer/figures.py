@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import fmt
+from .payloads import WHOLE_LABEL
 from .plotstyle import (COLORS, LINE_WIDTH, REFERENCE_COLOR, arr, axis, band_traces, base_layout, has_special,
                         line_trace, log_axis, log_range, message_figure, overflow_points, overflow_strip, panel_title,
                         special_points, truncation_shapes)
@@ -22,6 +24,48 @@ from .plotstyle import (COLORS, LINE_WIDTH, REFERENCE_COLOR, arr, axis, band_tra
 
 # ----------------------------------------------------------------------------- grad_norm
 VIEW1_MARGIN = dict(l=112, r=30, t=50, b=64)
+UNDERFLOW_AXIS = "y3"
+UNDERFLOW_ROW = 0.07  # paper height of one row of the underflow strip
+TINIEST = float(np.finfo(float).smallest_subnormal)  # below this a float64 is 0
+
+
+def underflow_title(truncate) -> str:
+    """The underflow strip's title: what an exact 0 means here."""
+    if truncate:
+        return "exactly 0 in float64 ▼: cut by truncation (truly 0), or underflow (tiny, not zero)"
+    return f"exactly 0 in float64 ▼: underflow, below {fmt.num(TINIEST, 2)} (not zero)"
+
+
+def underflow_points(x, y, name, color, group, row, truncate) -> list:
+    """Markers for the exact zeros of ``y`` in the underflow strip (its row ``row``): a log axis
+    has no 0, and an underflowed gradient is tiny, not zero."""
+    x, y = np.asarray(x), np.asarray(y, dtype=float)
+    zero = y == 0
+    if not zero.any():
+        return []
+    why = "cut by truncation or underflow" if truncate else f"underflow: |value| below {fmt.num(TINIEST, 2)}"
+    return [dict(type="scatter", x=arr(x[zero]), y=[row] * int(zero.sum()), mode="markers", name=f"{name}: 0",
+                 legendgroup=group, showlegend=False, meta="underflow", cliponaxis=False,
+                 marker=dict(symbol="triangle-down", size=10, color=color, line=dict(width=1.5, color=color)),
+                 xaxis="x", yaxis=UNDERFLOW_AXIS,
+                 hovertemplate=f"{name}: <b>0</b> in float64 ({why})<extra></extra>")]
+
+
+def underflow_strip(rows, colors, truncate) -> tuple[float, dict, list, list]:
+    """(top of the strip in paper units, strip axis, shapes, annotations) of an underflow strip
+    under the plot with one row per name in ``rows`` (first at the top)."""
+    height = UNDERFLOW_ROW * len(rows) + 0.03
+    strip = dict(type="category", domain=[0, height], anchor="x", categoryorder="array",
+                 categoryarray=list(reversed(rows)), range=[-0.7, len(rows) - 0.3], fixedrange=True,
+                 tickmode="array", tickvals=list(rows),
+                 ticktext=[f"<span style='color:{c}'>{r}</span>" for r, c in zip(rows, colors, strict=True)],
+                 showgrid=False, zeroline=False, showline=False, ticks="", tickfont=dict(size=14),
+                 ticklabelstandoff=14, automargin=False)
+    shapes = [dict(type="rect", xref="x domain", x0=0, x1=1, yref=f"{UNDERFLOW_AXIS} domain", y0=0, y1=1,
+                   layer="below", fillcolor="rgba(0,114,178,0.07)", line=dict(width=0))]
+    annotations = [dict(text=underflow_title(truncate), xref="paper", x=1, xanchor="right", yref="paper", y=height,
+                        yanchor="bottom", showarrow=False, font=dict(size=14, color="#0b4a75"))]
+    return height, strip, shapes, annotations
 
 
 def grad_norm_figure(flows, truncate=None, height=460) -> dict:
@@ -29,7 +73,8 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
 
     Steps where a norm is inf or NaN (an exploded network) are marked in a separate, labelled
     strip above the plot (one row per architecture, hover "inf"/"NaN"), never at a value of the
-    log axis; the curve has a gap there. Exact zeros are markers at the bottom of the plot.
+    log axis; the curve has a gap there. Exact zeros of the top layer (underflow, or a truncation
+    cut) are marked in a labelled strip under the plot; a lower layer's at the bottom of the plot.
 
     Parameters
     ----------
@@ -43,6 +88,7 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
     arrays = [f.hidden_grad_norms for f in flows]
     yrange = log_range(arrays) or [-1, 1]
     overflow = [f for f in flows if not np.isfinite(f.hidden_grad_norms).all()]
+    underflow = [f for f in flows if np.any(f.hidden_grad_norms[-1] == 0)]
     data = []
     for f in flows:
         color = COLORS[f.arch]
@@ -54,7 +100,10 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
             y = f.hidden_grad_norms[layer]
             data.append(line_trace(x, y, name, color, f.arch, width=LINE_WIDTH if top else 2,
                               dash="solid" if top else "dot", markers=T <= 60, meta="main" if top else "layer"))
-            data.extend(special_points(x, y, name, color, yrange, f.arch, nonfinite=False))
+            if top and f in underflow:
+                data.extend(underflow_points(x, y, name, color, f.arch, f.name, truncate))
+            else:
+                data.extend(special_points(x, y, name, color, yrange, f.arch, nonfinite=False))
             if f in overflow:
                 data.extend(overflow_points(x, y, name, color, f.arch, row=f.name))
     shapes = truncation_shapes(truncate, flows[0].hidden_grad_norms.shape[1])
@@ -68,6 +117,14 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
                                                             [COLORS[f.arch] for f in overflow])
         layout["yaxis"]["domain"] = domain
         layout.update(yaxis2=strip, shapes=strip_shapes + shapes, annotations=notes, hoversubplots="axis")
+    if underflow:
+        top, strip, strip_shapes, notes = underflow_strip([f.name for f in underflow],
+                                                          [COLORS[f.arch] for f in underflow], truncate)
+        high = layout["yaxis"].get("domain", [0, 1])[1]
+        layout["yaxis"]["domain"] = [top + 0.1, high]
+        layout["xaxis"]["anchor"] = UNDERFLOW_AXIS  # the time axis under the strip
+        layout.update(yaxis3=strip, shapes=strip_shapes + layout["shapes"],
+                      annotations=notes + layout.get("annotations", []), hoversubplots="axis")
     return {"data": data, "layout": layout}
 
 
@@ -89,14 +146,29 @@ def _add_overflow_strip(layout, items, data):
     return layout
 
 
+def _off_scale(ref, yrange) -> str:
+    """" (off scale beyond k = ...)" when a reference line leaves the log axis' range, else ""."""
+    with np.errstate(all="ignore"):
+        out = ~(np.log10(ref) <= yrange[1]) | ~(np.log10(ref) >= yrange[0])
+    if not out.any():
+        return ""
+    return f" (off scale beyond k = {int(np.argmax(out)) - 1})" if out.argmax() > 0 else " (off scale)"
+
+
 def jacobian_figure(items, height=480) -> dict:
     """``jacobian``: ||ds_{T-1}/ds_t|| against the lag k = T-1-t, log scale.
+
+    The y range is set by the plotted norms alone; a reference line that leaves it is clipped at
+    the axes and its legend entry says from which lag on it is off scale. Nothing is drawn over
+    the data: rates and references are named in the legend.
 
     Parameters
     ----------
     items : list of dicts with ``arch``, ``name``, ``median``/``min``/``max`` (T,) arrays indexed
-        by lag, ``band`` (draw min..max), ``reference`` (T,) the slope sigma_1(W_hh)^k or None,
-        ``sigma`` (float or None) and ``verdict`` (one line or None).
+        by lag, ``band`` (draw min..max), ``rate`` and ``fit`` (the fitted per-step factor and
+        curve, or None),
+        ``reference`` (T,) the bound (gamma sigma_1)^k or None, ``sigma``, ``rho_reference`` (T,)
+        rho(W_hh)^k or None and ``rho``.
     """
     if not items:
         return message_figure("Pick at least one architecture.", height)
@@ -110,25 +182,28 @@ def jacobian_figure(items, height=480) -> dict:
             data.extend(band_traces(k, it["min"], it["max"], color, group))
         data.append(line_trace(k, it["median"], name, color, group))
         data.extend(special_points(k, it["median"], name, color, yrange, group, nonfinite=False))
+        if it.get("fit") is not None:
+            label = f"{name} fit: {fmt.rate(it['rate'])} per step"
+            data.append(line_trace(k, it["fit"], label, color, group, width=1.5, dash="dot", meta="fit",
+                                   hover=f"{label}: %{{y:.4g}}<extra></extra>"))
         if it.get("reference") is not None:
-            ref_name = f"{name}: σ₁(W<sub>hh</sub>)<sup>k</sup> = {it['sigma']:.3g}<sup>k</sup>"
-            data.append(line_trace(k, it["reference"], ref_name, color, group, width=2, dash="dash", meta="reference",
-                              hover=f"{name} σ₁<sup>k</sup>: %{{y:.4g}}<extra></extra>"))
-    annotations = [dict(text="1/γ threshold: σ₁ = 1/γ gives slope 0", xref="paper", x=1, xanchor="right", y=0,
-                        yref="y", yanchor="bottom", showarrow=False, font=dict(size=14, color=REFERENCE_COLOR))]
-    notes = [it["verdict"] for it in items if it.get("verdict")]
-    if notes:
-        annotations.append(dict(text="<br>".join(notes), xref="paper", yref="paper", x=0.01, y=0.02,
-                                xanchor="left", yanchor="bottom", align="left", showarrow=False,
-                                bgcolor="rgba(255,255,255,0.9)", bordercolor="#ccc", borderwidth=1,
-                                font=dict(size=15)))
+            ref = np.asarray(it["reference"], dtype=float)
+            ref_name = f"{name} bound (γσ₁)<sup>k</sup> = {fmt.num(it['sigma'])}<sup>k</sup>{_off_scale(ref, yrange)}"
+            data.append(line_trace(k, ref, ref_name, color, group, width=2, dash="dash", meta="reference",
+                                   hover=f"{name} (γσ₁)<sup>k</sup>: %{{y:.4g}}<extra></extra>"))
+        if it.get("rho_reference") is not None:
+            ref = np.asarray(it["rho_reference"], dtype=float)
+            ref_name = (f"{name} ρ(W<sub>hh</sub>)<sup>k</sup> = {fmt.num(it['rho'])}<sup>k</sup>"
+                        f"{_off_scale(ref, yrange)}")
+            data.append(line_trace(k, ref, ref_name, color, group, width=2, dash="dashdot", meta="rho-reference",
+                                   hover=f"{name} ρ<sup>k</sup>: %{{y:.4g}}<extra></extra>"))
     layout = base_layout(
         height=height, hovermode="x unified",
-        xaxis=axis("lag k = T−1−t  (steps back from the last step)", hoverformat="d"),
+        xaxis=axis("lag k = T−1−t  (steps back from the last step)", hoverformat="d",
+                   range=[0, max(1, max(len(it["median"]) for it in items) - 1)]),
         yaxis=log_axis("‖∂s<sub>T−1</sub>/∂s<sub>t</sub>‖", yrange),
-        shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1,
-                     line=dict(color=REFERENCE_COLOR, width=2, dash="dot"))],
-        annotations=annotations)
+        shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1, layer="below",
+                     line=dict(color=REFERENCE_COLOR, width=1.5, dash="dot"))])
     return {"data": data, "layout": _add_overflow_strip(layout, items, data)}
 
 
@@ -192,17 +267,18 @@ def spectra_figure(items, height=500) -> dict:
 
 # ----------------------------------------------------------------------------- gates
 def gates_figure(items, height=480) -> dict:
-    """``gates``: products of LSTM forget gates / GRU carry gates along time, beside the plain
-    RNN's product of step Jacobian norms.
+    """``gates``, like with like from step t to the last: the plain RNN's exact Jacobian product norm
+    beside the LSTM's cell path (prod f) and the GRU's carry path (prod z), and dashed, the gated
+    networks' whole ||ds_{T-1}/ds_t||.
 
     Parameters
     ----------
     items : list of dicts with ``arch``, ``name``, ``label`` (what the product is), ``band``,
-        ``median``/``min``/``max`` (T,) over the batch, indexed by t.
+        ``median``/``min``/``max`` (T,) over the batch, indexed by t, and ``whole`` (T,) or None.
     """
     if not items:
         return message_figure("Pick at least one architecture.", height)
-    arrays = [it[k] for it in items for k in ("median", "min", "max")]
+    arrays = [it[k] for it in items for k in ("median", "min", "max", "whole") if it.get(k) is not None]
     yrange = log_range(arrays, top_room=0.4 if has_special(arrays) else 0.0) or [-1, 1]
     data = []
     for it in items:
@@ -212,9 +288,14 @@ def gates_figure(items, height=480) -> dict:
             data.extend(band_traces(t, it["min"], it["max"], color, group))
         data.append(line_trace(t, it["median"], name, color, group))
         data.extend(special_points(t, it["median"], it["name"], color, yrange, group, nonfinite=False))
+        if it.get("whole") is not None:
+            whole = f"{it['name']}: {WHOLE_LABEL}"
+            data.append(line_trace(t, it["whole"], whole, color, group, width=2, dash="dash", meta="whole"))
+            data.extend(special_points(t, it["whole"], it["name"], color, yrange, group, nonfinite=False))
     layout = base_layout(height=height, hovermode="x unified",
-                         xaxis=axis("time step t", hoverformat="d"),
-                         yaxis=log_axis("product from step t to the end", yrange),
-                         shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1,
+                         xaxis=axis("time step t", hoverformat="d",
+                                    range=[0, max(1, max(len(it["median"]) for it in items) - 1)]),
+                         yaxis=log_axis("from step t to the last step", yrange),
+                         shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1, layer="below",
                                       line=dict(color=REFERENCE_COLOR, width=1.5, dash="dot"))])
     return {"data": data, "layout": _add_overflow_strip(layout, items, data)}

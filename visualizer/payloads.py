@@ -1,7 +1,7 @@
 """View payloads: what each view draws, reduced for display from :mod:`visualizer.compute`'s results.
 
-Median over the batch, log10 for the heatmaps, binning of very large maps, the sigma_1 reference
-slope and Pascanu et al.'s verdict, and the sentence a view adds to its caption when it shows a
+Median over the batch, log10 for the heatmaps, binning of very large maps, the fitted rate and the
+reference slopes (the bound (gamma sigma_1)^k, rho^k), and the sentence a view adds to its caption when it shows a
 reduced version of the data. Each ``*_items(keys)`` / :func:`overview` takes a list of
 :class:`~visualizer.compute.RunKey` (or :class:`~visualizer.compute.ModelRun`), one per
 architecture. Nothing here imports dash or plotly.
@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import core
+
 from . import compute
-from .budget import gates_plan, jacobian_plan
+from .budget import jacobian_plan
 from .compute import DISPLAY_NAMES
 
 
@@ -69,18 +71,19 @@ def explosion_messages(flows) -> list[str]:
         sigma = f" (largest singular value of W_hh: {f.sigma_max:.3g})" if f.sigma_max is not None else ""
         if f.nonfinite_step is not None:
             lines.append(f"{f.name} exploded at step {f.nonfinite_step}: its hidden state overflowed to "
-                         f"inf/NaN going forward, because W_hh amplifies the state at every step{sigma}.")
+                         f"inf/NaN going forward, grown step after step through W_hh{sigma}.")
         elif f.nonfinite_grad_step is not None:
             lines.append(f"{f.name} exploded at step {f.nonfinite_grad_step}: the gradient overflowed going "
-                         f"back in time, because each step multiplies it by a Jacobian of norm above 1{sigma}.")
+                         f"back in time, the product of step Jacobians having grown past float64's range{sigma}.")
         elif not np.isfinite(f.loss):
             lines.append(f"{f.name} exploded: its loss is {f.loss}, the outputs overflowed.")
     return lines
 
 
 # ----------------------------------------------------------------------------- view payloads
-GATE_LABELS = {"rnn": "∏ ‖J<sub>t</sub>‖", "rnn-relu": "∏ ‖J<sub>t</sub>‖", "lstm": "∏ forget gate f",
-               "gru": "∏ carry gate z"}
+GATE_LABELS = {"rnn": "‖J<sub>T−1</sub>⋯J<sub>t+1</sub>‖", "rnn-relu": "‖J<sub>T−1</sub>⋯J<sub>t+1</sub>‖",
+               "lstm": "cell path ∏ f", "gru": "carry path ∏ z"}
+WHOLE_LABEL = "whole ‖∂s<sub>T−1</sub>/∂s<sub>t</sub>‖"
 HEAT_CELLS = 60_000  # per architecture, above this the time axis is binned for display
 
 
@@ -88,13 +91,6 @@ def reference_slope(sigma: float, n: int) -> np.ndarray:
     """(n,) sigma**k for k = 0..n-1: the growth rate a single largest singular value allows."""
     with np.errstate(all="ignore"):
         return float(sigma) ** np.arange(n, dtype=float)
-
-
-def verdict(name: str, sigma: float, threshold: float) -> str:
-    """One line comparing sigma_1(W_hh) with Pascanu et al.'s 1/gamma."""
-    if sigma < threshold:
-        return f"{name}: σ₁ = {sigma:.3g} < 1/γ = {threshold:.3g}: vanishing is guaranteed"
-    return f"{name}: σ₁ = {sigma:.3g} ≥ 1/γ = {threshold:.3g}: exploding becomes possible"
 
 
 def connectivity_note(keys) -> str | None:
@@ -147,9 +143,9 @@ def jacobian_note(keys) -> str | None:
 
 
 def gates_note(keys) -> str | None:
-    """A sentence when the gating view's plain-RNN Jacobian products use fewer sequences or steps
-    (gate products of the LSTM and GRU are cheap: all of them)."""
-    return _plan_note([k for k in keys if k.arch.startswith("rnn")], gates_plan)
+    """A sentence when the gating view's Jacobian products (the RNN's, and the gated networks' whole
+    norm) use fewer sequences or steps than the batch has (the gate products themselves: all)."""
+    return _plan_note(keys, jacobian_plan)
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,22 +164,28 @@ def overview(keys) -> Overview:
 
 def jacobian_items(keys) -> list[dict]:
     """``jacobian`` payload: per architecture the batch median/min/max of the top layer's
-    ||ds_{T-1}/ds_t|| indexed by lag k = T-1-t; for plain RNNs the sigma_1(W_hh)^k reference and
-    Pascanu et al.'s verdict (the bound does not apply to gated cells, which say so)."""
+    ||ds_{T-1}/ds_t|| indexed by lag k = T-1-t, ``rate`` the per-step factor fitted over the lags
+    and ``fit`` the fitted curve scale * rate^k (:func:`core.geometric_fit` of the median),
+    ``sigma`` = sigma_1(W_hh) and ``threshold`` = 1/gamma; for plain RNNs also ``rho`` = rho(W_hh)
+    and the references ``reference`` = (gamma sigma_1)^k (the bound) and ``rho_reference`` = rho^k.
+    The sigma_1 bound holds for plain RNNs only: gated cells get no reference."""
     items = []
     for key in keys:
         B, lags = jacobian_plan(key)
         shown = key.data.seq_len if lags is None else lags + 1  # lags 0 .. lags
         s = batch_summary(compute.jacobian_norms(key)[-1])  # (T,) each
-        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "band": B > 1, "sequences": B, "lags": lags,
-                **{k: v[::-1][:shown] for k, v in s.items()}, "reference": None, "sigma": None, "verdict": None}
+        by_lag = {k: v[::-1][:shown] for k, v in s.items()}
         sigma, thr = float(compute.weight_spectra(key)[-1][0]), compute.gamma_threshold(key)
-        item.update(sigma=sigma, threshold=thr)
-        if key.arch.startswith("rnn"):  # the sigma_1 bound holds for plain RNNs only
-            item.update(reference=reference_slope(sigma, len(item["median"])),
-                        verdict=verdict(item["name"], sigma, thr))
-        else:
-            item["verdict"] = f"{item['name']}: σ₁(W_hh) = {sigma:.3g}, but gates add a path around W_hh: no bound"
+        scale, rate = core.geometric_fit(by_lag["median"])
+        with np.errstate(all="ignore"):
+            fit = scale * rate ** np.arange(shown, dtype=float)
+        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "band": B > 1, "sequences": B, "lags": lags,
+                "rate": rate, "fit": fit if np.isfinite(rate) else None, **by_lag, "sigma": sigma,
+                "threshold": thr, "rho": None, "reference": None, "rho_reference": None}
+        if key.arch.startswith("rnn"):
+            rho = float(core.spectral_radius(compute.model_of(key))[-1])
+            item.update(rho=rho, reference=reference_slope(sigma / thr, shown),
+                        rho_reference=reference_slope(rho, shown))
         items.append(item)
     return items
 
@@ -201,12 +203,14 @@ def heatmap_items(flows) -> list[dict]:
 
 
 def spectra_items(keys) -> list[dict]:
-    """``spectra`` payload: top-layer W_hh singular values, 1/gamma, and each step Jacobian's
-    largest and smallest singular value (sequence 0)."""
+    """``spectra`` payload: top-layer W_hh singular values, 1/gamma for plain RNNs (the bound
+    sigma_1 < 1/gamma is theirs; a gated cell's W_hh stacks its gate blocks and gets none), and each
+    step Jacobian's largest and smallest singular value (sequence 0)."""
     items = []
     for key in keys:
+        threshold = compute.gamma_threshold(key) if key.arch.startswith("rnn") else None
         item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "weights": compute.weight_spectra(key)[-1],
-                "threshold": compute.gamma_threshold(key), "step_max": None, "step_min": None,
+                "threshold": threshold, "step_max": None, "step_min": None,
                 "t": compute.key_spectra_steps(key)}
         sv = compute.step_spectra(key)[-1]  # (T, n), descending
         item["step_max"], item["step_min"] = sv[:, 0], sv[:, -1]
@@ -215,13 +219,21 @@ def spectra_items(keys) -> list[dict]:
 
 
 def gate_items(keys) -> list[dict]:
-    """``gates`` payload: batch median/min/max of the top layer's gate products over t."""
+    """``gates`` payload, like with like, indexed by t: for plain RNNs the exact ||J_{T-1} ... J_{t+1}||
+    (:func:`visualizer.compute.jacobian_norms`); for the LSTM the cell path's product of forget gates
+    and for the GRU the carry path's product of z (mean over units, :func:`core.gate_products`), with
+    ``whole`` the median of the gated network's whole ||ds_{T-1}/ds_t||. ``median``/``min``/``max``
+    over the batch (the Jacobian products over the first :func:`visualizer.compute.jacobian_batch`
+    sequences)."""
     items = []
     for key in keys:
-        s = batch_summary(compute.gate_products(key)[-1])
-        B = compute.gate_products(key).shape[-1]
-        items.append({"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "label": GATE_LABELS[key.arch],
-                      "band": B > 1, "sequences": B, **s})
+        plain = key.arch.startswith("rnn")
+        values = compute.jacobian_norms(key)[-1] if plain else compute.gate_products(key)[-1]  # (T, B)
+        item = {"arch": key.arch, "name": DISPLAY_NAMES[key.arch], "label": GATE_LABELS[key.arch],
+                "band": values.shape[-1] > 1, "sequences": values.shape[-1], **batch_summary(values), "whole": None}
+        if not plain:
+            item["whole"] = batch_summary(compute.jacobian_norms(key)[-1])["median"]
+        items.append(item)
     return items
 
 

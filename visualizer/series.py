@@ -40,14 +40,16 @@ def grad_norm_series(overview, keys) -> list[Series]:
 
 
 def jacobian_series(items, keys) -> list[Series]:
-    """``jacobian``: batch median / min / max of ||ds_{T-1}/ds_t|| by lag, the sigma^k reference."""
+    """``jacobian``: batch median / min / max of ||ds_{T-1}/ds_t|| by lag, the fitted curve, the bound
+    (gamma sigma_1)^k ("reference") and rho^k ("rho_reference"), and the numbers behind them."""
     out = []
     for it, key in zip(items, keys, strict=True):
         lag = np.arange(len(it["median"]))
-        for q in ("median", "min", "max", "reference"):
+        for q in ("median", "min", "max", "fit", "reference", "rho_reference"):
             if it.get(q) is not None:
                 out.append(Series("jacobian", it["arch"], it["name"], key.layers, q, np.asarray(it[q]), "lag", lag))
-        for q, name in (("sigma", "sigma_1"), ("threshold", "inverse_gamma")):
+        for q, name in (("sigma", "sigma_1"), ("threshold", "inverse_gamma"), ("rate", "rate_per_step"),
+                        ("rho", "spectral_radius")):
             if it.get(q) is not None:
                 out.append(Series("jacobian", it["arch"], it["name"], key.layers, name, np.asarray(float(it[q]))))
     return out
@@ -83,13 +85,17 @@ def spectra_series(items, keys) -> list[Series]:
 
 
 def gates_series(items, keys) -> list[Series]:
-    """``gates``: batch median / min / max of the gate products from t to the end."""
+    """``gates``: batch median / min / max from t to the end of the plain RNN's exact Jacobian product
+    norm or the gated path's product, and the gated networks' whole Jacobian norm (median)."""
     out = []
     for it, key in zip(items, keys, strict=True):
         t = np.arange(len(it["median"]))
+        what = "jacobian_norm" if it["arch"].startswith("rnn") else "gate_product"
         for q in ("median", "min", "max"):
-            out.append(Series("gates", it["arch"], it["name"], key.layers, f"gate_product_{q}", np.asarray(it[q]),
-                              "t", t))
+            out.append(Series("gates", it["arch"], it["name"], key.layers, f"{what}_{q}", np.asarray(it[q]), "t", t))
+        if it.get("whole") is not None:
+            out.append(Series("gates", it["arch"], it["name"], key.layers, "jacobian_norm_median",
+                              np.asarray(it["whole"]), "t", t))
     return out
 
 

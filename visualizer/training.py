@@ -22,13 +22,14 @@ import time
 import uuid
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 import core
 
-from . import compute
+from . import compute, facts
+from .cache import memoize
 from .urlstate import Params
 
 DEFAULT_STEPS = 300
@@ -352,3 +353,33 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
         if len(data) <= CHECKPOINT_MAX_CHARS else None
     done = all(finished(configs[a], states[a]) for a in states)
     return payload("done" if done else "paused", False, True)
+
+
+# ----------------------------------------------------------------------------- what clipping prevents
+BLOW_UP_STEPS = 20
+
+
+@memoize(maxsize=8)
+def blow_up_facts(params) -> facts.BlowUpFacts:
+    """Train the first architecture of ``params`` without clipping until its loss or gradient
+    overflows (at most BLOW_UP_STEPS steps): what clipping prevents."""
+    config = train_config(replace(params, clip=None), params.arch[0], BLOW_UP_STEPS)
+    model = core.build_model(config)
+    top = f"weight_hh_l{config.num_layers - 1}"
+    before = float(np.linalg.norm(np.asarray(model.params[top], float), 2))
+    after, norms, state, diverged = before, [], None, None
+    for step in range(1, BLOW_UP_STEPS + 1):
+        with np.errstate(all="ignore"):
+            res = core.train_step(config, model, state, step)
+        norms.append(float(res.grad_norm))
+        if res.diverged:
+            diverged = step
+            break
+        if step == 1:
+            after = float(np.linalg.norm(np.asarray(res.params[top], float), 2))
+        model = model.copy()
+        model.params = res.params
+        state = res.opt_state
+    return facts.BlowUpFacts(grad_norms=tuple(norms), sigma_before=before, sigma_after=after,
+                             diverged_step=diverged, lr=config.lr, optimizer=config.optimizer,
+                             momentum=float(config.momentum) if config.optimizer == "sgd" else 0.0)

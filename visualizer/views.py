@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import compute, cost, cost_figures, figures, heatmaps, payloads, series
+from . import compute, cost, cost_figures, figures, heatmaps, narrative, payloads, series
 
 
 def _no_note(keys) -> None:
@@ -46,26 +46,32 @@ VIEWS = {v.key: v for v in (
         key="grad_norm",
         label="Gradient per step",
         title="‖∂L/∂hₜ‖ at every step",
-        caption=("Each line is one architecture. A line falling to the left means the loss barely reaches early "
-                 "steps (vanishing); a line rising to the left means it blows up (exploding). All lines share one "
-                 "absolute log axis, so heights compare directly."),
+        caption=("Each line is one architecture (lower layers dotted). A line falling to the left means the loss "
+                 "barely reaches early steps (vanishing); a line rising to the left means it blows up (exploding). "
+                 "All lines share one absolute log axis, so heights compare directly. A log axis has no 0 and no ∞: "
+                 "exact zeros are marked in a strip under the plot, inf/NaN in a strip above it."),
         maths=r"""
-The loss reaches the state $h_t$ directly (if step $t$ is scored) and through every later state:
+Steps run $t = 0, \dots, T-1$ and gradients are row vectors. The loss reaches the state $h_t$ directly
+(if step $t$ is scored) and through every later state:
 
 $$\frac{\partial L}{\partial h_t} \;=\; \underbrace{\frac{\partial L_t}{\partial h_t}}_{\text{local}}
-\;+\; \underbrace{\frac{\partial L}{\partial h_{t+1}}\,\frac{\partial h_{t+1}}{\partial h_t}}_{\text{carried back}}
-\qquad\Longrightarrow\qquad
-\frac{\partial L_T}{\partial h_t} \;=\; \frac{\partial L_T}{\partial h_T}\prod_{k=t+1}^{T} J_k ,
-\quad J_k = \frac{\partial h_k}{\partial h_{k-1}} .$$
+\;+\; \underbrace{\frac{\partial L}{\partial h_{t+1}}\,J_{t+1}}_{\text{carried back}},
+\qquad J_k = \frac{\partial h_k}{\partial h_{k-1}},
+\qquad\text{so}\qquad
+\frac{\partial L_{T-1}}{\partial h_t} \;=\; \frac{\partial L_{T-1}}{\partial h_{T-1}}\,
+J_{T-1} J_{T-2} \cdots J_{t+1}.$$
 
-For the plain RNN $h_k = \phi(W_{ih}x_k + W_{hh}h_{k-1} + b)$, so $J_k = \operatorname{diag}(\phi'(a_k))\,W_{hh}$ and
+For the plain RNN $h_k = \phi(W_{ih}x_k + W_{hh}h_{k-1} + b)$, $J_k = \operatorname{diag}(\phi'(a_k))\,W_{hh}$ and
 
-$$\Big\lVert \prod_{k=t+1}^{T} J_k \Big\rVert \;\le\; \big(\gamma\,\sigma_1(W_{hh})\big)^{T-t},
+$$\big\lVert J_{T-1} \cdots J_{t+1} \big\rVert \;\le\; \big(\gamma\,\sigma_1(W_{hh})\big)^{T-1-t},
 \qquad \gamma = \sup|\phi'| \;(=1 \text{ for tanh and ReLU}).$$
 
-If $\sigma_1(W_{hh}) < 1/\gamma$ the gradient vanishes geometrically (Pascanu et al. 2013); it can
-only explode if $\sigma_1(W_{hh}) > 1/\gamma$. Truncated BPTT with window $k$ keeps only the terms of
-the product inside the current window: beyond it, the carried gradient is exactly zero.
+This is a bound (Pascanu et al. 2013): $\sigma_1(W_{hh}) < 1/\gamma$ is *sufficient* for vanishing;
+$\sigma_1(W_{hh}) > 1/\gamma$ is *necessary*, not sufficient, for exploding — then the bound grows and
+says nothing, and a tanh RNN with $\sigma_1 > 1$ can still vanish. The rate actually seen is set by
+the top Lyapunov exponent $\lambda = \lim_k \tfrac1k \ln\lVert J_{T-1}\cdots J_{T-k}\rVert$, which the
+Jacobians tab estimates. Truncated BPTT with window $k$ keeps only the factors inside the current
+window: beyond it, the carried gradient is exactly zero.
 """,
         payload=payloads.overview,
         figure=lambda overview: figures.grad_norm_figure(overview.flows, truncate=overview.truncate),
@@ -91,33 +97,43 @@ $\lVert \partial L/\partial h_t \rVert$.
         key="jacobian",
         label="Jacobians",
         title="Jacobian norms ‖∂s₍T−1₎/∂sₜ‖ against the lag",
-        caption=("How much of a change in the state at step t still reaches the last state, against how far back "
-                 "t is. The dashed line of the same colour is the slope allowed by the largest singular value of "
-                 "W_hh; the dotted grey line at 1 is Pascanu et al.'s threshold σ₁ = 1/γ: below it vanishing is "
-                 "guaranteed. The band spans the batch; the line is its median."),
+        caption=("‖∂s₍T−1₎/∂sₜ‖ = ‖J₍T−1₎⋯J₍t+1₎‖: how much of a change in the state at step t still reaches "
+                 "the last state, against the lag k = T−1−t (the band spans the batch, the line is its median). "
+                 "Dotted, same colour: a straight line fitted over the lags; its rate per step is in the legend. "
+                 "For plain RNNs, dashed: the bound (γσ₁(W_hh))ᵏ; dash-dot: ρ(W_hh)ᵏ, from the spectral radius. "
+                 "The grey dotted line is a norm of 1 (no change)."),
         maths=r"""
 With the state $s_t$ ($h_t$, or $[h_t; c_t]$ for the LSTM), the plot shows
 $\lVert \partial s_{T-1}/\partial s_t \rVert = \lVert J_{T-1} J_{T-2}\cdots J_{t+1}\rVert$ against the lag
-$k = T-1-t$. On a log axis a product of $k$ factors of size about $\sigma$ is a straight line of slope
-$\log_{10}\sigma$; the dashed line is $\sigma_1(W_{hh})^k$, the fastest growth the weights allow.
+$k = T-1-t$. On a log axis a product of $k$ factors of size about $r$ is a straight line of slope
+$\log_{10} r$. The fitted rate estimates $e^{\lambda}$, where $\lambda$ is the top Lyapunov exponent,
+$\hat\lambda_k = \tfrac1k \ln \lVert J_{T-1}\cdots J_{T-k}\rVert$.
+
+For a plain RNN the dashed line is the bound $(\gamma\,\sigma_1(W_{hh}))^k$: below $1/\gamma$ it guarantees
+vanishing; above, it only allows exploding. The dash-dot line $\rho(W_{hh})^k$ uses the spectral radius
+$\rho \le \sigma_1$; for a tanh RNN, $\rho(W_{hh})$ times the mean $\tanh'$ is a heuristic (not a bound)
+that is often close to the measured rate. Gated cells add paths around $W_{hh}$, so no $\sigma_1$ bound
+applies to them.
 """,
         payload=payloads.jacobian_items,
         figure=figures.jacobian_figure,
         series=series.jacobian_series,
-        note=payloads.jacobian_note,
+        note=narrative.jacobian_note,
     ),
     View(
         key="spectra",
         label="Spectra",
         title="Singular values of W_hh and of the one-step Jacobians",
-        caption=("Left: singular values of the recurrent weights W_hh against the 1/γ threshold. Right: the largest "
-                 "(solid) and smallest (dotted) singular value of each one-step Jacobian ∂sₜ/∂sₜ₋₁ of the first "
-                 "sequence; a product of Jacobians below 1 shrinks the gradient at every step."),
+        caption=("Left: singular values of the recurrent weights W_hh (the whole stacked matrix for LSTM and GRU); "
+                 "for plain RNNs the dotted line is 1/γ, and σ₁ below it is sufficient for vanishing. Right: the "
+                 "largest (solid) and smallest (dotted) singular value of each one-step Jacobian ∂sₜ/∂sₜ₋₁ of the "
+                 "first sequence; their product over the steps bounds the product of Jacobians, often loosely."),
         maths=r"""
-The singular values $\sigma_1 \ge \sigma_2 \ge \dots$ of $W_{hh}$ bound every step:
+For a plain RNN the singular values $\sigma_1 \ge \sigma_2 \ge \dots$ of $W_{hh}$ bound every step:
 $\lVert J_k v\rVert \le \gamma\,\sigma_1(W_{hh})\,\lVert v\rVert$. The right panel shows the largest and
-smallest singular value of each actual step Jacobian $J_t$; the product of many $J_t$ is dominated by
-how these compare with 1.
+smallest singular value of each actual step Jacobian $J_t$. Since norms are submultiplicative,
+$\lVert J_{T-1}\cdots J_{t+1}\rVert \le \prod_k \sigma_{\max}(J_k)$: a bound, which can stay near 1 (or grow)
+while the product itself vanishes, because the top singular directions of consecutive steps need not line up.
 """,
         payload=payloads.spectra_items,
         figure=figures.spectra_figure,
@@ -127,28 +143,33 @@ how these compare with 1.
     View(
         key="gates",
         label="Gating",
-        title="Products of forget / carry gates along time",
-        caption=("Gating builds an additive path: the LSTM keeps cₜ through the product of its forget gates, the GRU "
-                 "keeps hₜ through the product of its carry gates z. The plain RNN has only the product of its step "
-                 "Jacobian norms. A product that stays near 1 carries gradient over many steps."),
+        title="Gated paths against the whole Jacobian",
+        caption=("Like with like, from step t to the last step: the plain RNN's exact ‖J₍T−1₎⋯J₍t+1₎‖, the LSTM's "
+                 "cell path ∏ f and the GRU's carry path ∏ z (mean over units), and dashed, the gated networks' "
+                 "whole ‖∂s₍T−1₎/∂sₜ‖. Where the dashed line lies above the gated path, the rest of the Jacobian "
+                 "carries gradient too."),
         maths=r"""
 **LSTM** (gates $i, f, g, o$):
 $$i_t = \sigma(\cdot),\; f_t = \sigma(W_{if}x_t + W_{hf}h_{t-1} + b_f),\; g_t = \tanh(\cdot),\; o_t = \sigma(\cdot),$$
 $$c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t).$$
-The cell has an additive path: $\partial c_t/\partial c_{t-1} \supseteq \operatorname{diag}(f_t)$, so along it the
-gradient is multiplied by $\prod_k f_k$, not by a product of weight matrices. A forget bias $b_f$ makes
-$f \approx \sigma(b_f)$: 0.73 for $b_f = 1$, 0.993 for $b_f = 5$.
+The $c \to c$ block of $\partial s_t/\partial s_{t-1}$ equals $\operatorname{diag}(f_t)$ (with $h_{t-1}$ held fixed), so
+along the cell path alone the gradient is multiplied by $f_{T-1} \odot \cdots \odot f_{t+1}$, not by a product of
+weight matrices. The whole Jacobian also has paths through $h$ and the gates, so its norm can lie above or
+below that product. A forget bias $b_f$ makes $f \approx \sigma(b_f)$ while the gate's other inputs are small.
 
 **GRU** (gates $r, z, n$):
 $$n_t = \tanh\!\big(W_{in}x_t + b_{in} + r_t \odot (W_{hn}h_{t-1} + b_{hn})\big), \qquad
 h_t = (1 - z_t)\odot n_t + z_t \odot h_{t-1},$$
-so $h_{t-1}$ reaches $h_t$ directly through the carry gate $z_t$ and the gradient along that path is
-multiplied by $\prod_k z_k$.
+so $\partial h_t/\partial h_{t-1} = \operatorname{diag}(z_t) + (\text{terms through } r_t, z_t, n_t)$: along the carry
+path the gradient is multiplied by $z_{T-1} \odot \cdots \odot z_{t+1}$.
+
+**Plain RNN**: the exact $\lVert J_{T-1}\cdots J_{t+1}\rVert$, the same quantity as the gated networks' dashed
+line (not the bound $\prod_k \lVert J_k\rVert$).
 """,
         payload=payloads.gate_items,
         figure=figures.gates_figure,
         series=series.gates_series,
-        note=payloads.gates_note,
+        note=narrative.gates_note,
     ),
     View(
         key="connectivity",

@@ -55,7 +55,7 @@ def test_a_copied_url_reproduces_the_same_figures(dash_duo):
     dash_duo.start_server(create_app())
     dash_duo.driver.get(dash_duo.server_url + to_query(p))
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["LSTM", "GRU"], 40)
-    wait_for_traces(dash_duo, ids.VIEW_GRAPH, ["LSTM: ∏ forget gate f", "GRU: ∏ carry gate z"], 40)
+    wait_for_traces(dash_duo, ids.VIEW_GRAPH, ["LSTM: cell path ∏ f", "GRU: carry path ∏ z"], 40)
     assert dash_duo.find_element(f"#{ids.HIDDEN} input.dash-range-slider-input").get_attribute("value") == "16"
     assert dash_duo.find_element(f"#{ids.TASK}").text.startswith("Sine")
     dash_duo.wait_for_class_to_equal(f"#{ids.SCALE_FIELD}", "field")  # orthogonal x scale: the slider counts

@@ -13,7 +13,7 @@ from dash.testing.wait import until
 import core
 from tests.e2e.helpers import traces, wait_for_traces
 from visualizer.app import create_app
-from visualizer import export, ids, presets
+from visualizer import export, ids, lessons, presets
 from visualizer.urlstate import Params, to_query
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +33,8 @@ def test_a_preset_applies_and_its_explanation_shows(dash_duo):
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "LSTM", "GRU"], 100)
     p = presets.PRESETS["lstm-long-memory"]
     dash_duo.select_dcc_dropdown(f"#{ids.PRESET_DROPDOWN}", value=p.title)
-    dash_duo.wait_for_contains_text(f"#{ids.PRESET_EXPLANATION}", p.explanation[:60], timeout=30)
+    shown = lessons.preset_text(p.key, p.params)[:60]
+    dash_duo.wait_for_contains_text(f"#{ids.PRESET_EXPLANATION}", shown, timeout=30)
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "LSTM"], 300, timeout=60)  # every control was set
     until(lambda: dash_duo.driver.execute_script("return window.location.search") == p.query, 10)
     assert dash_duo.find_element(f"#{ids.FORGET_BIAS}").get_attribute("value") == "5"
@@ -171,7 +172,8 @@ def test_a_shared_link_with_a_preset_and_presentation_mode(dash_duo):
     dash_duo.wait_for_page(url=dash_duo.server_url + "/?preset=irnn&present=1")
     p = presets.PRESETS["irnn"]
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "RNN-relu"], p.params.seq_len, timeout=60)
-    dash_duo.wait_for_contains_text(f"#{ids.PRESET_EXPLANATION}", p.explanation[:50], timeout=30)
+    shown = lessons.preset_text(p.key, p.params)[:50]
+    dash_duo.wait_for_contains_text(f"#{ids.PRESET_EXPLANATION}", shown, timeout=30)
     until(lambda: "present" in dash_duo.find_element(f"#{ids.PAGE}").get_attribute("class").split(), 30)
     assert not dash_duo.find_element(".sidebar").is_displayed()
     assert dash_duo.find_element(f"#{ids.MESSAGES}").text == ""

@@ -76,7 +76,8 @@ def test_overview_builds_view_one_banner_and_info():
     traces = [t for t in fig["data"] if t.get("showlegend", True)]
     assert [t["name"] for t in traces] == ["RNN", "LSTM", "GRU"]
     assert all(len(decode(t["x"])) == 40 for t in traces)
-    assert banner == [] and len(info) == 3
+    assert banner == [] and len(info) == 4  # three architectures and the note: all of them vanish here
+    assert "landing-note" in info[3].className
 
 
 def test_overview_banner_when_a_run_explodes():
@@ -153,7 +154,7 @@ def test_the_page_callback_takes_control_values():
     assert "lr" not in callbacks.VIEW_FIELDS and "seed" in callbacks.VIEW_FIELDS
     fig, _banner, _info, view_fig, _caption, query, _messages, store = callbacks.page(values, (None, None), "")
     assert [t["name"] for t in fig["data"] if t.get("meta") == "main"] == ["GRU"]
-    assert [t["name"] for t in view_fig["data"] if t.get("meta") == "main"] == ["GRU: ∏ carry gate z"]
+    assert [t["name"] for t in view_fig["data"] if t.get("meta") == "main"] == ["GRU: carry path ∏ z"]
     assert query.startswith("?arch=gru&seq_len=15")
     assert store["seq_len"] == 15 and "view" not in store
 

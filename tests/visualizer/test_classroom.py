@@ -13,7 +13,7 @@ from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
 import core
-from visualizer import classroom, explain, export, ids, presets, views
+from visualizer import classroom, explain, export, ids, lessons, presets, views
 from visualizer.urlstate import SPEC, Params
 
 SMALL = Params(arch=("rnn", "gru"), seq_len=12, hidden=6, batch=3)
@@ -53,7 +53,7 @@ def test_preset_explanation_follows_the_settings():
     store = p.params.to_dict()
     store.pop("view")
     text = " ".join(c if isinstance(c, str) else c.children for c in classroom.preset_explanation(store))
-    assert p.title in text and p.explanation in text
+    assert p.title in text and lessons.preset_text("irnn", p.params) in text
     assert classroom.preset_explanation(replace(p.params, seed=1).to_dict()) == []
     assert classroom.preset_explanation(None) == []
     clip = presets.PRESETS["clipping"].params.to_dict()
@@ -146,6 +146,6 @@ def test_maths_panels_render_with_mathjax_once_opened():
     panel = explain.maths("grad_norm")
     assert panel.id == ids.GRAD_MATHS and panel.children[0].n_clicks == 0
     assert explain.grad_body(True).children == views.GRAD_NORM.maths
-    assert r"\prod_{k=t+1}^{T} J_k" in views.GRAD_NORM.maths
+    assert r"J_{T-1} J_{T-2} \cdots J_{t+1}" in views.GRAD_NORM.maths  # ordered, last step T-1
     assert "f_t \\odot c_{t-1}" in views.VIEWS["gates"].maths
     assert explain.body(True, "nope") is no_update

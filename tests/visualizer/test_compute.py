@@ -43,10 +43,26 @@ def test_bin_max_reduces_consecutive_bins_and_ignores_partial_nan():
     np.testing.assert_array_equal(out[:, 0], [1.0, np.nan, 3.0, 5.0])
 
 
-def test_reference_slope_and_verdict():
+def test_reference_slope():
     np.testing.assert_allclose(payloads.reference_slope(0.5, 4), [1, 0.5, 0.25, 0.125])
-    assert "vanishing is guaranteed" in payloads.verdict("RNN", 0.9, 1.0)
-    assert "exploding becomes possible" in payloads.verdict("RNN", 1.5, 1.0)
+
+
+def test_jacobian_payload_fits_the_rate_and_gives_both_references_for_plain_rnns():
+    from visualizer import presets
+    p = presets.PRESETS["vanishing"].params
+    (item,) = payloads.jacobian_items([compute.run_key(p, "rnn")])
+    model, task = compute.get_model(compute.run_key(p, "rnn")), compute.get_task(compute.data_key(p))
+    by_lag = np.median(core.jacobian_norms(model, task.x)[-1], axis=1)[::-1]
+    k = np.arange(by_lag.size)
+    slope, icpt = np.polyfit(k, np.log(by_lag), 1)  # an independent least-squares fit
+    assert item["rate"] == pytest.approx(np.exp(slope), rel=1e-9)
+    np.testing.assert_allclose(item["fit"], np.exp(icpt + slope * k), rtol=1e-8)
+    W = model.params["weight_hh_l0"]
+    rho, s1 = np.max(np.abs(np.linalg.eigvals(W))), np.linalg.norm(W, 2)
+    np.testing.assert_allclose(item["rho_reference"], rho ** k, rtol=1e-9)
+    np.testing.assert_allclose(item["reference"], s1 ** k, rtol=1e-9)
+    (gated,) = payloads.jacobian_items([compute.run_key(p, "lstm")])
+    assert gated["reference"] is None and gated["rho_reference"] is None and gated["rate"] < 1
 
 
 def test_targets_slices_the_last_step_or_explains():
@@ -177,7 +193,7 @@ def test_sequence_note_only_when_fewer_sequences_are_used():
         B, lags = budget.jacobian_plan(key)
         assert B == 1 and 1 <= lags < 1000  # below one sequence: the last `lags` steps of the first
         assert f"{compute.DISPLAY_NAMES[key.arch]}: the last {lags} of 1000 steps" in note
-    assert payloads.gates_note([big[1]]) is None  # LSTM gates are cheap: all sequences
+    assert "LSTM: the last" in payloads.gates_note([big[1]])  # the gating view draws the LSTM's whole Jacobian too
 
 
 def test_below_one_sequence_the_jacobian_view_shows_the_computed_lags():
@@ -318,3 +334,8 @@ def test_a_second_call_does_not_recompute_and_results_are_read_only(name, monkey
         assert not a.flags.writeable
         with pytest.raises(ValueError, match="read-only"):
             a.flat[0] = 1.0
+
+
+def test_the_one_over_gamma_line_is_drawn_for_plain_rnns_only():
+    keys = [compute.run_key(Params(seq_len=12, hidden=5, batch=2), a) for a in ("rnn", "lstm", "gru")]
+    assert [it["threshold"] for it in payloads.spectra_items(keys)] == [1.0, None, None]

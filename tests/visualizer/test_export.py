@@ -104,10 +104,15 @@ def test_spectra_gates_connectivity_export_equal_core():
         got = csv_values(table, "spectra", arch, "weight_singular_value")
         np.testing.assert_array_equal([got[i + 1] for i in range(len(got))], core.weight_singular_values(model)[-1])
     p, table, doc = _tab("gates")
-    for arch in p.arch:
+    for arch in p.arch:  # like with like: the RNN's exact Jacobian product, the gated paths and their whole
         model, task, _, _ = core_inputs(p, arch)
+        whole = np.median(core.jacobian_norms(model, task.x)[-1], axis=1)
+        if arch.startswith("rnn"):
+            np.testing.assert_array_equal(json_series(doc, "gates", arch, "jacobian_norm_median")["values"], whole)
+            continue
         expected = np.median(core.gate_products(model, task.x)[-1], axis=1)
         np.testing.assert_array_equal(json_series(doc, "gates", arch, "gate_product_median")["values"], expected)
+        np.testing.assert_array_equal(json_series(doc, "gates", arch, "jacobian_norm_median")["values"], whole)
     p, table, doc = _tab("connectivity")
     for arch in p.arch:
         model, task, _, _ = core_inputs(p, arch)

@@ -53,9 +53,8 @@ def test_nonfinite_and_zero_values_become_hoverable_markers():
     assert list(decode(top["x"])) == [0, 1] and top["customdata"] == ["NaN", "inf"]
     assert top["yaxis"] == "y2" and top["y"] == ["RNN", "RNN"]  # in the overflow strip, not on the log axis
     assert "%{customdata}" in top["hovertemplate"]
-    lo = fig["layout"]["yaxis"]["range"][0]
-    bottom = next(t for t in special if t["name"].endswith("zero"))
-    assert list(decode(bottom["x"])) == [3] and np.log10(decode(bottom["y"])[0]) >= lo
+    bottom = next(t for t in special if t["name"].endswith(": 0"))
+    assert list(decode(bottom["x"])) == [3] and bottom["yaxis"] == "y3"  # in the underflow strip
     go.Figure(fig)
 
 
@@ -122,16 +121,27 @@ def series(T, lo=-3):
     return {"median": m, "min": m / 2, "max": m * 2}
 
 
-def test_jacobian_figure_has_reference_slope_threshold_and_verdict():
-    items = [{"arch": "rnn", "name": "RNN", "band": True, **series(30), "reference": 0.9 ** np.arange(30),
-              "sigma": 0.9, "verdict": "RNN: σ₁ = 0.9 < 1/γ = 1: vanishing is guaranteed"}]
+def test_jacobian_figure_has_fit_references_and_nothing_over_the_data():
+    k = np.arange(30)
+    items = [{"arch": "rnn", "name": "RNN", "band": True, **series(30), "rate": 0.79, "fit": 0.79 ** k,
+              "reference": 1.3 ** k, "sigma": 1.3, "rho_reference": 0.8 ** k, "rho": 0.8}]
     fig = figures.jacobian_figure(items)
     go.Figure(fig)
-    names = [t.get("name") for t in fig["data"]]
-    assert "RNN" in names and any(n and "σ₁" in n for n in names)
-    assert fig["layout"]["shapes"][0]["y0"] == 1  # the 1/gamma slope-0 line
-    assert any("vanishing is guaranteed" in a["text"] for a in fig["layout"]["annotations"])
+    names = {t.get("meta"): t.get("name") for t in fig["data"]}
+    assert names["main"] == "RNN" and names["fit"] == "RNN fit: ×0.79 per step"
+    # the range tops at max * 10^0.3 = 10^0.6; 1.3^k passes it after k = 5 (1.3^6 = 4.8): said in the legend
+    assert "(γσ₁)<sup>k</sup> = 1.3<sup>k</sup>" in names["reference"]
+    assert names["reference"].endswith("(off scale beyond k = 5)")
+    assert "ρ(W<sub>hh</sub>)<sup>k</sup> = 0.8<sup>k</sup>" in names["rho-reference"]
+    assert "off scale" not in names["rho-reference"]  # 0.8^29 = 1.5e-3 is inside the range
+    assert fig["layout"]["shapes"][0]["y0"] == 1  # the norm-1 line
+    assert not fig["layout"].get("annotations")  # no text box over the lines
+    assert fig["layout"]["xaxis"]["range"] == [0, 29]
     assert sum(1 for t in fig["data"] if t.get("fill") == "tonexty") == 1
+    gated = figures.jacobian_figure([{**items[0], "arch": "lstm", "name": "LSTM", "reference": None,
+                                      "rho_reference": None}])
+    assert {t.get("meta") for t in gated["data"]} >= {"main", "fit"}
+    assert not {"reference", "rho-reference"} & {t.get("meta") for t in gated["data"]}
 
 
 def test_heatmaps_share_one_colour_scale():
@@ -251,11 +261,16 @@ def test_spectra_figure():
     assert any(t["name"].endswith("inf/NaN") for t in fig["data"])
 
 
-def test_gates_figure():
-    items = [{"arch": "lstm", "name": "LSTM", "label": "∏ forget gate f", "band": False, **series(10)}]
+def test_gates_figure_shows_the_gated_path_and_the_whole():
+    items = [{"arch": "rnn", "name": "RNN", "label": "‖J‖", "band": False, **series(10), "whole": None},
+             {"arch": "lstm", "name": "LSTM", "label": "cell path ∏ f", "band": False, **series(10),
+              "whole": np.logspace(2, 0, 10)}]
     fig = figures.gates_figure(items)
     go.Figure(fig)
-    assert fig["data"][0]["name"] == "LSTM: ∏ forget gate f"
+    names = [(t["name"], t.get("meta")) for t in fig["data"] if t.get("meta") in ("main", "whole")]
+    assert names == [("RNN: ‖J‖", "main"), ("LSTM: cell path ∏ f", "main"),
+                     ("LSTM: whole ‖∂s<sub>T−1</sub>/∂s<sub>t</sub>‖", "whole")]
+    assert fig["layout"]["yaxis"]["range"][1] >= 2  # the axis holds the whole norm too (10^2)
 
 
 def test_typed_arrays_round_trip():
@@ -276,7 +291,7 @@ def test_jacobian_and_gates_views_mark_overflow_in_the_strip_not_on_the_log_axis
     exploded[8:] = [np.inf, np.inf, np.nan, np.nan]
     items = [{"arch": "rnn-relu", "name": "RNN-relu", "label": "∏ ‖J‖", "band": True, "median": exploded,
               "min": exploded, "max": exploded, "reference": None, "sigma": None, "verdict": None},
-             {"arch": "lstm", "name": "LSTM", "label": "∏ forget gate f", "band": False, **series(12),
+             {"arch": "lstm", "name": "LSTM", "label": "cell path ∏ f", "band": False, **series(12),
               "reference": None, "sigma": None, "verdict": None}]
     fig = (figures.jacobian_figure if view == "jacobian" else figures.gates_figure)(items)
     go.Figure(fig)
@@ -292,3 +307,46 @@ def test_jacobian_and_gates_views_mark_overflow_in_the_strip_not_on_the_log_axis
     assert layout["shapes"][-1]["y0"] == 1  # the reference line at 1 is still there
     finite = figures.gates_figure([items[1]])
     assert "yaxis2" not in finite["layout"]
+
+
+def _flow(name, arch, norms):
+    from visualizer.compute import GradFlow
+    norms = np.atleast_2d(np.asarray(norms, dtype=float))
+    return GradFlow(arch=arch, name=name, hidden=3, num_params=10, loss=0.1, hidden_grad_norms=norms,
+                    hidden_grad_units=norms[..., None], nonfinite_step=None, nonfinite_grad_step=None,
+                    sigma_max=1.0, loss_note=None)
+
+
+@pytest.mark.parametrize("truncate", [None, 5])
+def test_view1_labels_exact_zeros_in_an_underflow_strip(truncate):
+    y = np.logspace(-300, 0, 12)
+    y[:4] = 0.0  # underflowed (or cut by truncation): tiny, not zero
+    fig = figures.grad_norm_figure([_flow("RNN", "rnn", y), _flow("GRU", "gru", np.logspace(-2, 0, 12))],
+                                   truncate=truncate)
+    go.Figure(fig)
+    layout = fig["layout"]
+    strip = layout["yaxis3"]
+    assert strip["tickvals"] == ["RNN"] and strip["domain"][1] < layout["yaxis"]["domain"][0]
+    assert layout["xaxis"]["anchor"] == "y3"  # the time axis sits under the strip
+    marks = [t for t in fig["data"] if t.get("meta") == "underflow"]
+    assert len(marks) == 1 and list(decode(marks[0]["x"])) == [0, 1, 2, 3] and marks[0]["yaxis"] == "y3"
+    title = " ".join(a["text"] for a in layout["annotations"])
+    assert "exactly 0" in title and "not zero" in title
+    assert ("truncation" in title) == bool(truncate)
+    assert ("truncation" in marks[0]["hovertemplate"]) == bool(truncate)
+    for t in fig["data"]:  # nothing drawn at a made-up value of the log axis
+        if t.get("yaxis", "y") == "y" and t.get("name", "").startswith("RNN"):
+            assert not t.get("name", "").endswith(": zero")
+    clean = figures.grad_norm_figure([_flow("GRU", "gru", np.logspace(-2, 0, 12))])
+    assert "yaxis3" not in clean["layout"]
+
+
+def test_view1_with_both_strips():
+    y = np.logspace(-300, 0, 12)
+    y[:2] = 0.0
+    z = np.logspace(0, 300, 12)
+    z[:2] = np.inf
+    fig = figures.grad_norm_figure([_flow("RNN", "rnn", y), _flow("RNN-relu", "rnn-relu", z)])
+    go.Figure(fig)
+    lo, hi = fig["layout"]["yaxis"]["domain"]
+    assert fig["layout"]["yaxis3"]["domain"][1] < lo < hi < fig["layout"]["yaxis2"]["domain"][0]

@@ -28,7 +28,7 @@ def test_the_readme_example_runs_and_shows_figures(monkeypatch, capsys):
     assert len(shown) == 2
     jacobian, gates = shown
     assert {t.name for t in jacobian.data if t.showlegend is not False} >= {"RNN", "LSTM"}
-    assert any("forget gate" in (t.name or "") for t in gates.data)
+    assert any("cell path ∏ f" in (t.name or "") for t in gates.data)
     assert capsys.readouterr().out.strip() == "grad_norm (200,)"
     # what Jupyter's renderers produce: plotly's JSON mimetype (JupyterLab) and self-contained HTML (classic)
     assert "application/vnd.plotly.v1+json" in pio.renderers["plotly_mimetype"].to_mimebundle(jacobian.to_dict())

@@ -1,5 +1,4 @@
 """Each classroom preset reproduces its result with the core engine, as the app computes it."""
-import re
 from dataclasses import replace
 
 import numpy as np
@@ -32,8 +31,6 @@ def test_preset_is_a_valid_complete_state(key):
     assert parse_query(p.query) == (p.params, [])
     assert presets.matching(p.params) == key
     assert presets.get(key) is p
-    sentences = re.split(r"(?<! al)[.:]\s+(?=[A-Z])", p.explanation)
-    assert 2 <= len(sentences) <= 4, p.explanation  # two or three sentences, a colon may join two
     for arch in p.params.arch:  # every architecture builds and runs
         assert np.all(np.isfinite(bptt(p.params, arch).hidden_grad_norms))
 
@@ -74,15 +71,15 @@ def test_exploding_with_spectral_radius_above_one():
     W = compute.get_model(compute.run_key(p, "rnn")).params["weight_hh_l0"]
     assert np.max(np.abs(np.linalg.eigvals(W))) == pytest.approx(2.5)
     assert ratio(p, "rnn") > 1e9
-    for arch in ("lstm", "gru"):  # the gated networks barely move
-        assert 1e-6 < ratio(p, arch) < 1e3
+    assert 1 / 3 < ratio(p, "lstm") < 3  # the LSTM moves by less than half a decade ...
+    assert 10 ** -3.5 < ratio(p, "gru") < 10 ** -2.5  # ... the GRU falls by about three
 
 
 def test_lstm_forget_bias_one():
     p = presets.PRESETS["lstm-forget-bias"].params
     lstm, rnn = ratio(p, "lstm"), ratio(p, "rnn")
-    assert lstm > 1e40 * rnn  # "about 50 orders of magnitude more"
-    assert lstm < 1e-6  # "0.73 per step still fades"
+    assert lstm > 1e50 * rnn  # over 50 orders of magnitude more
+    assert lstm < 1e-20  # it still fades
     assert ratio(replace(p, forget_bias=0.0), "lstm") < 1e-20 * lstm  # bias 0 falls back
 
 

@@ -46,3 +46,20 @@ def test_an_unknown_tab_falls_back_to_the_default_view():
     _fig, caption = callbacks.view(callbacks.store_data(SMALL), "nope")
     assert caption.startswith(views.get(urlstate.DEFAULTS.view).caption)
     assert views.get("nope") is None and views.get(None) is None
+
+
+def test_the_texts_follow_the_teaching_rules():
+    """Products ordered J_{T-1} ... J_{t+1} with the last step T-1 everywhere; a bound is called a
+    bound; sufficient vs necessary; no typed measurement in a caption or maths panel."""
+    import re
+
+    texts = {v.key: v.caption + v.maths for v in views.VIEWS.values()}
+    for key, text in texts.items():
+        assert r"\prod_{k=t+1}^{T}" not in text and "J_T " not in text, key
+        # numbers in the prose (outside TeX) would be typed measurements: none
+        prose = re.sub(r"\$[^$]*\$", " ", text)
+        assert not re.findall(r"(?<![\w_{^−-])\d+\.\d+", prose), key
+    grad = views.GRAD_NORM.maths
+    assert "*sufficient*" in grad and "*necessary*, not sufficient" in grad and "Lyapunov" in grad
+    assert "bound" in views.VIEWS["jacobian"].caption and "σ₁ = 1/γ: below it" not in views.VIEWS["jacobian"].caption
+    assert r"\supseteq" not in views.VIEWS["gates"].maths and "equals" in views.VIEWS["gates"].maths
