@@ -118,20 +118,37 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
         layout["yaxis"]["domain"] = domain
         layout.update(yaxis2=strip, shapes=strip_shapes + shapes, annotations=notes, hoversubplots="axis")
     if underflow:
-        top, strip, strip_shapes, notes = underflow_strip([f.name for f in underflow],
-                                                          [COLORS[f.arch] for f in underflow], truncate)
-        high = layout["yaxis"].get("domain", [0, 1])[1]
-        layout["yaxis"]["domain"] = [top + 0.1, high]
-        layout["xaxis"]["anchor"] = UNDERFLOW_AXIS  # the time axis under the strip
-        layout.update(yaxis3=strip, shapes=strip_shapes + layout["shapes"],
-                      annotations=notes + layout.get("annotations", []), hoversubplots="axis")
+        _place_underflow_strip(layout, [f.name for f in underflow], [COLORS[f.arch] for f in underflow], truncate)
     return {"data": data, "layout": layout}
+
+
+def _place_underflow_strip(layout, rows, colors, truncate=None):
+    """Put an underflow strip with ``rows`` under the plot of ``layout`` (the time axis under it)."""
+    top, strip, strip_shapes, notes = underflow_strip(rows, colors, truncate)
+    high = layout["yaxis"].get("domain", [0, 1])[1]
+    layout["yaxis"]["domain"] = [top + 0.1, high]
+    layout["xaxis"]["anchor"] = UNDERFLOW_AXIS
+    layout.update(yaxis3=strip, shapes=strip_shapes + layout.get("shapes", []),
+                  annotations=notes + layout.get("annotations", []), hoversubplots="axis")
+
+
+def _zero_points(x, y, name, color, yrange, group, underflow):
+    """The exact zeros of a main line: in the underflow strip when it has a row (``underflow``),
+    else as markers at the bottom of the plot."""
+    if underflow:
+        return underflow_points(x, y, name, color, group, name, None)
+    return special_points(x, y, name, color, yrange, group, nonfinite=False)
 
 
 # ----------------------------------------------------------------------------- jacobian
 def _add_overflow_strip(layout, items, data):
-    """Mark the inf/NaN steps of each item's ``median`` in an overflow strip above the plot (as the
-    ``grad_norm`` view does), never at a value of the log axis. ``items`` need ``arch``, ``name``, ``median``."""
+    """Mark the inf/NaN steps of each item's ``median`` in an overflow strip above the plot (as
+    the ``grad_norm`` view does), never at a value of the log axis, and give the items whose median has exact
+    zeros a row of the underflow strip under it (their markers come from :func:`_zero_points`).
+    ``items`` need ``arch``, ``name``, ``median``."""
+    zeros = [it for it in items if np.any(np.asarray(it["median"]) == 0)]
+    if zeros:
+        _place_underflow_strip(layout, [it["name"] for it in zeros], [COLORS[it["arch"]] for it in zeros])
     overflow = [it for it in items if not np.isfinite(it["median"]).all()]
     if not overflow:
         return layout
@@ -181,7 +198,7 @@ def jacobian_figure(items, height=480) -> dict:
         if it.get("band"):
             data.extend(band_traces(k, it["min"], it["max"], color, group))
         data.append(line_trace(k, it["median"], name, color, group))
-        data.extend(special_points(k, it["median"], name, color, yrange, group, nonfinite=False))
+        data.extend(_zero_points(k, it["median"], name, color, yrange, group, np.any(it["median"] == 0)))
         if it.get("fit") is not None:
             label = f"{name} fit: {fmt.rate(it['rate'])} per step"
             data.append(line_trace(k, it["fit"], label, color, group, width=1.5, dash="dot", meta="fit",
@@ -287,7 +304,7 @@ def gates_figure(items, height=480) -> dict:
         if it.get("band"):
             data.extend(band_traces(t, it["min"], it["max"], color, group))
         data.append(line_trace(t, it["median"], name, color, group))
-        data.extend(special_points(t, it["median"], it["name"], color, yrange, group, nonfinite=False))
+        data.extend(_zero_points(t, it["median"], it["name"], color, yrange, group, np.any(it["median"] == 0)))
         if it.get("whole") is not None:
             whole = f"{it['name']}: {WHOLE_LABEL}"
             data.append(line_trace(t, it["whole"], whole, color, group, width=2, dash="dash", meta="whole"))

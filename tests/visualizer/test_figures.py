@@ -350,3 +350,21 @@ def test_view1_with_both_strips():
     go.Figure(fig)
     lo, hi = fig["layout"]["yaxis"]["domain"]
     assert fig["layout"]["yaxis3"]["domain"][1] < lo < hi < fig["layout"]["yaxis2"]["domain"][0]
+
+
+@pytest.mark.parametrize("view", ["jacobian", "gates"])
+def test_jacobian_and_gates_views_put_exact_zeros_in_the_underflow_strip(view):
+    underflowed = np.logspace(0, -300, 12)
+    underflowed[9:] = 0.0
+    items = [{"arch": "rnn", "name": "RNN", "label": "‖J‖", "band": False, "median": underflowed,
+              "min": underflowed, "max": underflowed, "whole": None},
+             {"arch": "lstm", "name": "LSTM", "label": "cell path ∏ f", "band": False, **series(12), "whole": None}]
+    fig = (figures.jacobian_figure if view == "jacobian" else figures.gates_figure)(items)
+    go.Figure(fig)
+    layout = fig["layout"]
+    assert layout["yaxis3"]["tickvals"] == ["RNN"] and layout["xaxis"]["anchor"] == "y3"
+    marks = [t for t in fig["data"] if t.get("meta") == "underflow"]
+    assert len(marks) == 1 and list(decode(marks[0]["x"])) == [9, 10, 11]
+    assert not any(t["name"].endswith(": zero") for t in fig["data"] if t["name"].startswith("RNN"))
+    assert "yaxis3" not in (figures.jacobian_figure if view == "jacobian" else figures.gates_figure)(
+        [items[1]])["layout"]
