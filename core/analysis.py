@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .jacobians import _check_model, _check_x, _layers, _params64
-from .models import Model
+from .jacobians import _check_x, _layers, _params64
+from .models import Model, check_model
 
 GATE_NAMES = {"lstm": ("i", "f", "o"), "gru": ("r", "z")}  # the sigmoid gates, PyTorch order
 SATURATION = (0.05, 0.95)  # a sigmoid gate value outside this interval counts as saturated
@@ -30,7 +30,7 @@ SATURATION = (0.05, 0.95)  # a sigmoid gate value outside this interval counts a
 
 def _check_plain(model, what):
     """Raise ValueError unless ``model`` is a plain (tanh or ReLU) RNN."""
-    _check_model(model)
+    check_model(model)
     if model.config.arch != "rnn":
         raise ValueError(f"{what} is defined for a plain RNN, got arch={model.config.arch!r}")
 
@@ -57,7 +57,7 @@ def spectral_radius(model: Model) -> np.ndarray:
 
 def top_singular_value(model: Model) -> np.ndarray:
     """sigma_1 of each layer's ``weight_hh`` (the whole stacked matrix for LSTM and GRU), (L,)."""
-    _check_model(model)
+    check_model(model)
     p = _params64(model)
     return np.array([np.linalg.norm(p[f"weight_hh_l{l}"], 2) for l in range(model.config.num_layers)])
 
@@ -81,8 +81,8 @@ def activation_derivative_mean(model: Model, x) -> np.ndarray:
     x = _check_x(model, x)
     out = []
     with np.errstate(all="ignore"):
-        for _, _, cache in _layers(model, x, _params64(model)):
-            h = np.stack([st[1] for st in cache[7][1:]]) if x.shape[0] > 1 else np.full((1,), np.nan)
+        for cache in _layers(model, x, _params64(model)):
+            h = cache.hs[1:] if x.shape[0] > 1 else np.full((1,), np.nan)  # (T-1, B, H)
             d = 1.0 - h * h if model.config.nonlinearity == "tanh" else np.where(np.isnan(h), np.nan, h > 0)
             out.append(float(np.mean(d)))
     return np.array(out)
@@ -182,7 +182,7 @@ def gate_saturation(model: Model, x, low: float = SATURATION[0], high: float = S
     -------
     :class:`GateStats`.
     """
-    _check_model(model)
+    check_model(model)
     arch = model.config.arch
     if arch not in GATE_NAMES:
         raise ValueError(f"gate saturation needs an LSTM or GRU, got arch={arch!r}")
@@ -191,12 +191,11 @@ def gate_saturation(model: Model, x, low: float = SATURATION[0], high: float = S
     x = _check_x(model, x)
     H = model.config.hidden_size
     blocks = {"i": 0, "f": 1, "o": 3} if arch == "lstm" else {"r": 0, "z": 1}
-    slot = 2 if arch == "lstm" else 1  # where the step cache keeps the gates
     names = GATE_NAMES[arch]
     frac, mean, total = [], [], []
     with np.errstate(all="ignore"):
-        for _, _, cache in _layers(model, x, _params64(model)):
-            gates = np.stack([st[slot] for st in cache[7]])  # (T, B, GH)
+        for cache in _layers(model, x, _params64(model)):
+            gates = np.stack([st.gates for st in cache.steps])  # (T, B, GH)
             vals = [gates[..., blocks[n] * H:(blocks[n] + 1) * H] for n in names]
             sat = [(v < low) | (v > high) for v in vals]
             frac.append([float(np.mean(s)) for s in sat])
