@@ -1,4 +1,6 @@
 """Real-browser tests of the app (dash_duo + Debian chromium, headless)."""
+from dataclasses import replace
+
 import pytest
 from dash.testing.wait import until
 
@@ -100,4 +102,36 @@ def test_debug_mode_reports_no_prop_or_callback_errors(dash_duo):
     wait_for_traces(dash_duo, ids.GRAD_GRAPH, ["RNN", "RNN-relu", "LSTM", "GRU"], 100)
     assert dash_duo.driver.find_elements("css selector", ".dash-fe-error__title") == []
     assert dash_duo.driver.find_elements("css selector", ".test-devtools-error-count") == []
+    assert dash_duo.get_logs() == []
+
+
+TRACE_META_JS = """
+const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+if (!gd || !gd._fullData) { return null; }
+return [gd._fullData.map(t => [t.meta || '', t.name]), !!gd._fullLayout.yaxis3];
+"""
+
+
+def test_what_a_student_reads_is_drawn_and_measured(dash_duo):
+    """The landing note, the underflow strip, the fitted rate and both references on the
+    Jacobians tab, and the verdict line in the caption: on the page, with the core's numbers."""
+    from visualizer import compute, facts, narrative, payloads, presets
+    dash_duo.start_server(create_app())
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 100)
+    until(lambda: "Open it" in dash_duo.find_element(f"#{ids.INFO}").text, 20, poll=0.2)  # the landing note
+    trunc = presets.PRESETS["truncation"]
+    dash_duo.driver.get(dash_duo.server_url + trunc.query)
+    wait_for_traces(dash_duo, ids.GRAD_GRAPH, DEFAULT_NAMES, 100)
+    until(lambda: dash_duo.driver.execute_script(TRACE_META_JS, ids.GRAD_GRAPH)[1], 20, poll=0.2)  # zeros: strip
+    assert "Open it" not in dash_duo.find_element(f"#{ids.INFO}").text  # a preset explains itself
+    p = presets.PRESETS["vanishing"].params
+    dash_duo.driver.get(dash_duo.server_url + to_query(replace(p, view="jacobian")))
+    wait_for_traces(dash_duo, ids.VIEW_GRAPH, ["RNN"], 100)
+    (item,) = payloads.jacobian_items([compute.run_key(p, "rnn")])
+    names = dict(dash_duo.driver.execute_script(TRACE_META_JS, ids.VIEW_GRAPH)[0])
+    assert names["fit"] == f"RNN fit: ×{narrative.num(item['rate'])} per step"
+    assert "(γσ₁)" in names["reference"] and "ρ(W" in names["rho-reference"]
+    key = compute.run_key(p, "rnn")
+    verdict = narrative.verdict(facts.weight_facts(key), facts.jacobian_facts(key))
+    until(lambda: verdict in dash_duo.find_element(f"#{ids.VIEW_CAPTION}").text, 20, poll=0.2)
     assert dash_duo.get_logs() == []
