@@ -7,9 +7,10 @@ is what ``dcc.Graph`` needs and costs well under a millisecond; building a valid
 the dicts in ``go.Figure`` to validate them.
 
 One colour per architecture in every view (Okabe-Ito, colourblind-safe). Log axes are absolute
-and shared by all traces. Values a log axis cannot draw stay visible: inf/NaN as markers at the
-top of the plot (in view 1: in a labelled overflow strip above it), exact zeros as markers at the
-bottom, both with their value in the hover.
+and shared by all traces. Values a log axis cannot draw stay visible, with their value in the
+hover: the inf/NaN of a main line in a labelled overflow strip above the plot, its exact zeros
+(underflow, or a truncation cut) in a labelled underflow strip under it; other lines' as markers
+at the top and bottom of the plot.
 """
 from __future__ import annotations
 
