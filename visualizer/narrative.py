@@ -180,11 +180,11 @@ def cost(window, memory: dict, T: tuple, errors: dict, exact: float, slower: flo
     the truncated gradient; ``exact``: the largest relative error of checkpointing and RTRL;
     ``slower``: RTRL's seconds over full BPTT's at T[1]."""
     full = memory["full BPTT"]
-    others = ", ".join(f"{label} {mib(m[1])}" for label, m in memory.items() if label != "full BPTT")
+    others = "; ".join(f"{label}: {mib(m[1])}" for label, m in memory.items() if label != "full BPTT")
     worst = max(errors, key=errors.get)
     errs = ", ".join(f"{name} {num(e)}" for name, e in errors.items())
     return (f"Full BPTT keeps every step's activations: from T = {T[0]} to T = {T[1]} its memory grows "
-            f"{num(full[1] / full[0])}-fold, to {mib(full[1])}, while {others} (top panels). "
+            f"{num(full[1] / full[0])}-fold, to {mib(full[1])} (the others at T = {T[1]}: {others}; top panels). "
             f"Truncation at k = {window} pays with a biased gradient, relative error {errs}: the {worst} loses "
             f"most. Checkpointing and RTRL give the exact gradient (relative error at most {num(exact)}), "
             f"checkpointing by recomputing steps and RTRL at {num(slower)} times full BPTT's time at T = {T[1]}.")

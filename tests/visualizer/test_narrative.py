@@ -14,7 +14,7 @@ import pytest
 
 import core
 from visualizer import compute, facts, lessons, narrative, presets
-from visualizer.fmt import num, sub
+from visualizer.fmt import mib, num, sub
 
 NUMBER = re.compile(r"\d+(?:\.\d+)?(?:·10[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)?")
 FORMULA = re.compile(r"[A-Z]\w+ (?:et al\.|& \w+) \d{4}|1/γ|\(1 − [\w²]+\)|"
@@ -249,3 +249,22 @@ def test_view_notes_quote_the_measured_rate_and_the_bound():
     path = np.median(core.gate_products(model, task.x)[-1, 0])
     whole = np.median(core.jacobian_norms(model, task.x)[-1, 0])
     assert f"GRU: ∏ z from step 0 = {num(path)}, whole ‖∂s₉₉/∂s₀‖ = {num(whole)}." in gates
+
+
+def test_cost():
+    from visualizer import cost
+    p = presets.PRESETS["cost"].params
+    keys = [compute.run_key(p, a) for a in p.arch]
+    pl = cost.payload(keys)
+    curves = {c.method: c for c in pl.sweep.curves}
+    full = curves["bptt"]
+    err = {t.name: float(t.rel_error[list(t.windows).index(p.truncate)]) for t in pl.tradeoffs}
+    exact = max(float(e[3]) for t in pl.tradeoffs for e in t.exact)
+    t = text("cost")
+    expect(t, f"from T = {full.T[0]} to T = {full.T[-1]}", f"grows {num(full.memory[-1] / full.memory[0])}-fold",
+           f"to {mib(full.memory[-1])}",
+           *[f"{c.label}: {mib(c.memory[-1])}" for c in pl.sweep.curves if c.method != "bptt"],
+           f"k = {p.truncate}", *[f"{name} {num(e)}" for name, e in err.items()],
+           f"the {max(err, key=err.get)} loses most", f"at most {num(exact)}",
+           f"{num(curves['rtrl'].seconds[-1] / full.seconds[-1])} times full BPTT's time")
+    assert exact < 1e-12 and max(err, key=err.get) == "RNN"
