@@ -15,6 +15,7 @@ import numpy as np
 import core
 
 from . import compute, payloads
+from .budget import jacobian_plan
 from .cache import memoize
 
 
@@ -100,6 +101,8 @@ def grad_facts(key: compute.RunKey) -> GradFacts:
 def jacobian_facts(key: compute.RunKey) -> JacobianFacts:
     """:class:`JacobianFacts` of the median over the analysed sequences, as the tab draws it."""
     by_lag = payloads.batch_summary(compute.jacobian_norms(key)[-1])["median"][::-1]
+    lags = jacobian_plan(key)[1]
+    by_lag = by_lag if lags is None else by_lag[: lags + 1]  # the lags computed at this size
     finite = np.where(np.isfinite(by_lag), by_lag, -np.inf)
     lam = core.lyapunov_exponent(by_lag) if by_lag.size > 1 else float("nan")
     return JacobianFacts(name=compute.DISPLAY_NAMES[key.arch], rate=core.rate_per_step(by_lag),
