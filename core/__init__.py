@@ -10,6 +10,7 @@ from .analysis import (
     top_singular_value,
 )
 from .bptt import BPTTResult, bptt, layer_backward, layer_forward, loss_forward_backward
+from .contributions import ContributionMap, StepContributions, step_contributions, step_losses, whh_contribution_map
 from .jacobians import (
     connectivity,
     gamma_bound,
@@ -34,6 +35,8 @@ from .train import (
     train_iter,
     train_step,
 )
+
+from .walkthrough import Walkthrough, walkthrough
 
 __version__ = "0.1.0"
 
@@ -93,3 +96,5 @@ __all__ = [
     "weight_singular_values",
     "windowed_bptt",
 ]
+__all__ += ["ContributionMap", "StepContributions", "Walkthrough", "step_contributions", "step_losses", "walkthrough",
+            "whh_contribution_map"]
