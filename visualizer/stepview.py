@@ -1,0 +1,207 @@
+"""The data of the "BPTT step by step" view: one iteration of BPTT for the first chosen architecture.
+
+:func:`payload` runs :func:`core.walkthrough` (forward, losses, backward, per-step contributions to
+dL/dW_hh, one clipped optimiser step, the next forward pass) and :func:`core.whh_contribution_map`
+on the app's batch, bounded: the view walks at most ``MAX_T`` steps, and the (T x T) map computes at
+most ``MAP_ROWS`` loss steps within a work budget (evenly spaced rows above that, always including
+the last step). Nothing here imports dash or plotly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import core
+
+from . import compute
+from .cache import memoize
+
+MAX_T = 120  # steps the view walks (a window of DRAWN steps is drawn, a scrubber moves it)
+DRAWN = 30
+MAP_ROWS = 40  # loss steps of the (T x T) map at most
+MAP_WORK = 2e9  # rows x T x B x layers x gates x H^2: about one second of NumPy
+UNITS = 4  # hidden units of the shown sequence listed in the hover
+
+
+@dataclass(frozen=True)
+class StepKey:
+    """What one walkthrough depends on: the run and the update applied."""
+
+    run: compute.RunKey
+    optimizer: str
+    lr: float
+    clip: float | None
+
+
+@dataclass(frozen=True, eq=False)
+class StepPayload:
+    """Everything the step-by-step figure draws (see :class:`core.Walkthrough`). L layers, T steps."""
+
+    arch: str
+    name: str
+    T: int
+    B: int
+    H: int
+    L: int
+    loss_name: str
+    loss_on: str
+    truncate: int | None
+    x: np.ndarray  # (T, I) inputs of the shown sequence
+    walk: core.Walkthrough
+    map_rows: np.ndarray  # (R,) loss steps of the map
+    map_norms: np.ndarray | None  # (R, T) top layer ||dL_t/dW_hh through step s||, None when skipped
+    notes: tuple  # sentences about what was reduced, computed from the sizes
+
+
+def map_rows(T: int, B: int, H: int, L: int, gates: int, loss_on: str) -> tuple[np.ndarray, str | None]:
+    """Loss steps of the map within ``MAP_ROWS`` and ``MAP_WORK`` (evenly spaced, ending at T-1), and a note."""
+    if loss_on == "last":
+        return np.array([T - 1]), None
+    per_row = T * B * L * gates * H * H
+    n = int(min(T, MAP_ROWS, MAP_WORK // max(per_row, 1)))
+    if n >= T:
+        return np.arange(T), None
+    if n < 2:
+        return np.zeros(0, int), ("The loss-step map is skipped: one backward pass per loss step is too much work "
+                                  f"at T={T}, batch {B}, H={H}, {L} layer(s); lower the batch or the hidden size.")
+    rows = np.unique(np.round(np.linspace(T - 1, 0, n)).astype(int))
+    return rows, f"The loss-step map shows {rows.size} of the {T} loss steps (evenly spaced, exact for each)."
+
+
+def check_length(seq_len: int) -> None:
+    """ValueError naming the field when the sequence is longer than the view walks."""
+    if seq_len > MAX_T:
+        raise ValueError(f"Sequence length T = {seq_len} is longer than the step-by-step view walks "
+                         f"(at most {MAX_T} steps): lower the sequence length to see it.")
+
+
+@memoize(maxsize=8)
+def walk(key: StepKey) -> StepPayload:
+    """The bounded walkthrough of ``key``."""
+    run = key.run
+    check_length(run.data.seq_len)
+    task, model = compute.get_task(run.data), compute.get_model(run)
+    y, loss_on, note = compute.targets(task, run.data.loss_on)
+    T, B = task.x.shape[:2]
+    cfg = model.config
+    rows, map_note = map_rows(T, B, cfg.hidden_size, cfg.num_layers, cfg.gates, loss_on)
+    w = core.walkthrough(model, task.x, y, task.loss, loss_on, run.truncate, optimizer=key.optimizer, lr=key.lr,
+                         clip=key.clip, rows=rows if rows.size else None, with_map=bool(rows.size))
+    notes = tuple(n for n in (note, map_note) if n)
+    return StepPayload(
+        arch=run.arch, name=compute.DISPLAY_NAMES[run.arch], T=T, B=B, H=cfg.hidden_size, L=cfg.num_layers,
+        loss_name=task.loss, loss_on=loss_on, truncate=run.truncate, x=task.x[:, 0], walk=w,
+        map_rows=rows, map_norms=None if w.contribution_map is None else w.contribution_map.norms[-1], notes=notes)
+
+
+def step_key(params, arch: str | None = None) -> StepKey:
+    """The :class:`StepKey` of the app settings ``params`` (the first chosen architecture by default)."""
+    arch = arch if arch is not None else (params.arch[0] if params.arch else "lstm")
+    return StepKey(run=compute.run_key(params, arch), optimizer=params.optimizer, lr=float(params.lr),
+                   clip=None if params.clip is None else float(params.clip))
+
+
+def payload(params) -> StepPayload:
+    """The view's payload for the app settings ``params``."""
+    check_length(params.seq_len)
+    return walk(step_key(params))
+
+
+# ----------------------------------------------------------------------------- sentences from the data
+def fmt(v) -> str:
+    """A number in three significant digits ("inf"/"NaN" for non-finite values)."""
+    v = float(v)
+    if not np.isfinite(v):
+        return "NaN" if np.isnan(v) else ("inf" if v > 0 else "−inf")
+    return f"{v:.3g}".replace("e-0", "e-").replace("e+0", "e+").replace("-", "−")
+
+
+EQUATIONS = {"rnn": "hₜ = tanh(W_ih xₜ + W_hh hₜ₋₁ + b)", "rnn-relu": "hₜ = relu(W_ih xₜ + W_hh hₜ₋₁ + b)",
+             "lstm": "cₜ = fₜ⊙cₜ₋₁ + iₜ⊙gₜ,  hₜ = oₜ⊙tanh(cₜ)", "gru": "hₜ = (1−zₜ)⊙nₜ + zₜ⊙hₜ₋₁"}
+
+
+def rms(v) -> np.ndarray:
+    """Root mean square over the last axis (the hidden units)."""
+    with np.errstate(all="ignore"):
+        return np.sqrt(np.mean(np.square(v), axis=-1))
+
+
+def init_text(p: StepPayload) -> str:
+    """Before the forward pass."""
+    return (f"{p.name}, H = {p.H}, T = {p.T}, batch {p.B}: {EQUATIONS[p.arch]}. "
+            "Step through: forward, losses, backward, the update, the next forward pass.")
+
+
+def forward_text(p: StepPayload, t: int, after: bool = False) -> str:
+    """The forward pass has computed step ``t`` (``after``: with the updated weights)."""
+    h = p.walk.next_h if after else p.walk.h
+    what = "Next forward pass (updated weights)" if after else "Forward"
+    return (f"{what}, step {t}: {EQUATIONS[p.arch]} — RMS of h{_sub(t)} = {fmt(rms(h[-1, t]))} "
+            f"(shown sequence; the batch has {p.B}).")
+
+
+def losses_text(p: StepPayload) -> str:
+    """All step losses are known."""
+    w = p.walk
+    if p.loss_on == "last":
+        return f"Loss on the last step only: L = L{_sub(p.T - 1)} = {fmt(w.loss)} ({p.loss_name}, mean over the batch)."
+    k = int(np.nanargmax(w.step_losses)) if np.any(np.isfinite(w.step_losses)) else 0
+    return (f"Loss on every step: L = Σₜ Lₜ = {fmt(w.loss)} ({p.loss_name}, mean over steps and batch); "
+            f"the largest share is L{_sub(k)} = {fmt(w.step_losses[k])}.")
+
+
+def backward_text(p: StepPayload, s: int) -> str:
+    """The backward pass has reached step ``s`` (right to left)."""
+    w = p.walk
+    local, carried, total = w.local_grad_norms[-1, s], w.carried_grad_norms[-1, s], w.hidden_grad_norms[-1, s]
+    text = (f"Backward, step {s}: ‖∂L/∂h{_sub(s)}‖ = {fmt(total)}, from the loss at this step {fmt(local)} "
+            f"(local) and carried back from step {s + 1} {fmt(carried)}.")
+    if s + 1 in set(p.walk.cut_steps.tolist()):
+        text += f" Truncation (k = {p.truncate}) cuts the edge h{_sub(s)} → h{_sub(s + 1)}: nothing is carried."
+    elif s == p.T - 1:
+        text = (f"Backward starts at the last step {s}: ‖∂L/∂h{_sub(s)}‖ = {fmt(total)}, all of it local "
+                "(there is no later step).")
+    return text + f" Step {s} adds ‖C{_sub(s)}‖ = {fmt(w.contributions.norms[-1, s])} to ∂L/∂W_hh."
+
+
+def sum_text(p: StepPayload) -> str:
+    """The per-step contributions stacked up to dL/dW_hh."""
+    c = p.walk.contributions
+    total, shares = c.total[-1], c.shares[-1]
+    text = f"∂L/∂W_hh = Σₛ Cₛ: ‖∂L/∂W_hh‖ = {fmt(total)}; the bars are each step's share ⟨Cₛ, G⟩/‖G‖, they add up to it"
+    if np.isfinite(total) and total > 0:
+        order = np.argsort(-shares)
+        cum = np.cumsum(shares[order]) / total
+        n = int(np.searchsorted(cum, 0.9) + 1)
+        text += f"; {n} of {p.T} steps give 90% of it"
+    return text + "."
+
+
+def update_text(p: StepPayload) -> str:
+    """The optimiser step, clipping as a rescale."""
+    w = p.walk
+    if not (np.isfinite(w.loss) and np.isfinite(w.grad_norm)):
+        return f"The loss or gradient is not finite (‖g‖ = {fmt(w.grad_norm)}): no update is applied."
+    if w.clip is None:
+        clip = f"Global gradient norm ‖g‖ = {fmt(w.grad_norm)}, no clipping set."
+    elif w.clipped:
+        clip = (f"Clipping: ‖g‖ = {fmt(w.grad_norm)} > c = {fmt(w.clip)}, so every gradient is multiplied "
+                f"by {fmt(w.clip_scale)}.")
+    else:
+        clip = f"‖g‖ = {fmt(w.grad_norm)} ≤ c = {fmt(w.clip)}: clipping leaves the gradient alone."
+    opt = "SGD" if w.optimizer == "sgd" else "Adam (first step)"
+    return f"{clip} {opt} with lr = {fmt(w.lr)}: ‖ΔW_hh‖ = {fmt(w.whh_update_norms[-1])}."
+
+
+def next_text(p: StepPayload) -> str:
+    """After the next forward pass: how the loss changed."""
+    w = p.walk
+    change = (w.next_loss - w.loss) / w.loss * 100 if np.isfinite(w.loss) and w.loss != 0 else float("nan")
+    return (f"Same batch, updated weights: L went from {fmt(w.loss)} to {fmt(w.next_loss)} "
+            f"({'+' if change > 0 else ''}{fmt(change)}%). Then the next iteration starts.")
+
+
+def _sub(n: int) -> str:
+    """``n`` as subscript digits."""
+    return str(n).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
