@@ -385,6 +385,8 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
     frames = []
     for i, (phase, k, _) in enumerate(plan):
         values = _dynamic(p, _state(p, phase, k), ly, all_edges, top)
+        for v, st in zip(values, styles, strict=True):  # a frame's trace without its type would become a scatter
+            v.update({key: st[key] for key in ("type", "yaxis") if key in st})
         focus = {"init": 0, "losses": p.T - 1, "sum": 0, "update": 0}.get(phase, k)
         frames.append({"name": str(i), "data": values, "traces": list(range(len(values))),
                        "layout": {"title": {"text": _wrap(frame_text(p, phase, k))},

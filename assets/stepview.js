@@ -1,0 +1,86 @@
+// Stepping through the frames of the "BPTT step by step" figure in the browser (no server round trip).
+// The frames come with the figure (visualizer/unrolled.py); these functions only choose which one to show.
+// The pure ones (target, keyAction) are tested in node: tests/visualizer/test_stepview_js.py.
+window.dash_clientside = window.dash_clientside || {};
+window.dash_clientside.stepview = {
+    // The frame to show after `action` from frame `current` of `n`; `starts` are the indices where a phase
+    // begins (for "phase-back" / "phase-next"). Always an index in [0, n - 1] (0 when n < 1).
+    target: function (current, action, n, starts) {
+        if (!(n >= 1)) { return 0; }
+        let i = Number.isInteger(current) ? Math.min(Math.max(current, 0), n - 1) : 0;
+        const s = (starts || []).filter(function (k) { return Number.isInteger(k) && k >= 0 && k < n; })
+            .sort(function (a, b) { return a - b; });
+        if (action === "next") { i = Math.min(i + 1, n - 1); }
+        else if (action === "back") { i = Math.max(i - 1, 0); }
+        else if (action === "first") { i = 0; }
+        else if (action === "last") { i = n - 1; }
+        else if (action === "phase-next") { const k = s.find(function (v) { return v > i; }); i = k === undefined ? n - 1 : k; }
+        else if (action === "phase-back") {
+            const before = s.filter(function (v) { return v < i; });
+            i = before.length ? before[before.length - 1] : 0;
+        }
+        return i;
+    },
+
+    // The action of a key press, or null: arrows step, shift+arrows jump a phase, Home/End go to the ends.
+    // Keys typed into a form field (tag INPUT, TEXTAREA, SELECT or an editable element) are left alone.
+    keyAction: function (key, shift, tag, editable) {
+        if (editable || ["INPUT", "TEXTAREA", "SELECT"].indexOf(String(tag).toUpperCase()) >= 0) { return null; }
+        if (key === "ArrowRight") { return shift ? "phase-next" : "next"; }
+        if (key === "ArrowLeft") { return shift ? "phase-back" : "back"; }
+        if (key === "Home") { return "first"; }
+        if (key === "End") { return "last"; }
+        return null;
+    },
+
+    // The graph's current frame (the phase slider follows every animated frame) and the phase starts.
+    _frames: function (gd) {
+        const layout = gd && gd._fullLayout;
+        const slider = layout && layout.sliders && layout.sliders[0];
+        if (!slider || !gd._transitionData || !gd._transitionData._frames) { return null; }
+        const starts = [];
+        slider.steps.forEach(function (st, k) { if (st.label) { starts.push(k); } });
+        return {current: slider.active, n: gd._transitionData._frames.length, starts: starts};
+    },
+
+    // Show frame `action` relative to the current one in the graph whose id is `constants.graph`.
+    go: function (action, constants) {
+        const ns = window.dash_clientside.stepview;
+        const root = document.getElementById(constants.graph);
+        const gd = root && (root.classList.contains("js-plotly-plot") ? root : root.querySelector(".js-plotly-plot"));
+        const f = ns._frames(gd);
+        if (!f) { return null; }
+        const i = ns.target(f.current, action, f.n, f.starts);
+        window.Plotly.animate(gd, [String(i)], {mode: "immediate", frame: {duration: 0, redraw: true},
+                                                 transition: {duration: 0}});
+        return i;
+    },
+
+    // Clientside callback of the Back / Step buttons: which one was clicked decides the action.
+    // Returns the frame shown (into a store, so a test can read it).
+    buttons: function (nBack, nNext, constants) {
+        const ctx = window.dash_clientside.callback_context;
+        const trig = ctx && ctx.triggered && ctx.triggered.length ? ctx.triggered[0].prop_id : "";
+        if (!constants || !trig) { return window.dash_clientside.no_update; }
+        const action = trig.indexOf(constants.back) === 0 ? "back" : "next";
+        const i = window.dash_clientside.stepview.go(action, constants);
+        return i === null ? window.dash_clientside.no_update : i;
+    },
+
+    // Installs the arrow-key handler once (the constants store says which graph it drives).
+    keys: function (constants) {
+        const ns = window.dash_clientside.stepview;
+        ns._constants = constants;
+        if (!ns._installed && typeof document !== "undefined") {
+            ns._installed = true;
+            document.addEventListener("keydown", function (e) {
+                const c = ns._constants;
+                const t = e.target || {};
+                const action = ns.keyAction(e.key, e.shiftKey, t.tagName || "", !!t.isContentEditable);
+                if (!c || !action || !document.getElementById(c.graph)) { return; }
+                if (ns.go(action, c) !== null) { e.preventDefault(); }
+            });
+        }
+        return window.dash_clientside.no_update;
+    },
+};

@@ -1,0 +1,168 @@
+"""The step-by-step view: its numbers against core.bptt, its frames, its bounds and its sentences."""
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+import core
+from visualizer import compute, stepview, unrolled
+from visualizer.stepview import fmt
+from visualizer.urlstate import Params
+
+CLASS = Params(arch=("rnn",), seq_len=12, hidden=8, batch=4, task="sine", loss_on="all", init="orthogonal",
+               scale=1.5, clip=1.0, optimizer="sgd", lr=0.1)
+
+
+def reference(params, arch=None):
+    """bptt on the view's batch and model, through the app's own data path."""
+    key = stepview.step_key(params, arch)
+    task, model = compute.get_task(key.run.data), compute.get_model(key.run)
+    y, loss_on, _ = compute.targets(task, params.loss_on)
+    return model, task, y, loss_on, core.bptt(model, task.x, y, task.loss, loss_on, key.run.truncate)
+
+
+def frames_of(fig, phase_text):
+    """Frames whose explanation starts with ``phase_text``."""
+    return [f for f in fig["frames"] if f["layout"]["title"]["text"].startswith(phase_text)]
+
+
+@pytest.fixture(scope="module")
+def lesson():
+    p = stepview.payload(CLASS)
+    return p, unrolled.step_figure(p)
+
+
+def test_the_figure_is_valid_plotly_with_one_frame_per_phase_step(lesson):
+    p, fig = lesson
+    go.Figure(fig)  # validates data, layout and frames
+    T = p.T
+    plan = unrolled.frame_plan(p)
+    assert len(fig["frames"]) == len(plan) == 1 + T + 1 + T + 2 + T
+    assert [s["args"][0][0] for s in fig["layout"]["sliders"][0]["steps"]] == [f["name"] for f in fig["frames"]]
+    labels = [s["label"] for s in fig["layout"]["sliders"][0]["steps"] if s["label"]]
+    assert labels == ["start", "forward", "losses", "backward", "Σ", "update", "next"]
+
+
+def test_backward_frames_show_bptt_gradients_right_to_left(lesson):
+    p, fig = lesson
+    *_, res = reference(CLASS)
+    back = frames_of(fig, "Backward")
+    assert len(back) == p.T
+    h_trace = unrolled.DECADES + 1  # the first node trace: h of layer 1
+    for s, frame in zip(range(p.T - 1, -1, -1), back, strict=True):
+        text = frame["data"][h_trace]["text"]
+        want = [fmt(v) if t >= s else "" for t, v in enumerate(res.hidden_grad_norms[-1])]
+        assert text == want
+        title = frame["layout"]["title"]["text"].replace("<br>", " ")
+        assert f"‖∂L/∂h{unrolled._sub_t(s)}‖ = {fmt(res.hidden_grad_norms[-1, s])}" in title
+        assert fmt(res.local_grad_norms[-1, s]) in title
+        if s < p.T - 1:
+            assert fmt(res.carried_grad_norms[-1, s]) in title
+
+
+def test_edges_are_binned_by_the_decade_of_the_gradient_they_carry(lesson):
+    p, fig = lesson
+    *_, res = reference(CLASS)
+    top, _ = unrolled.decade_bins(p)
+    last = frames_of(fig, "∂L/∂W_hh = Σ")[0]  # every edge reached
+    ly = unrolled.lanes(p)
+    for t in range(1, p.T):
+        b = unrolled.bin_of(res.carried_grad_norms[-1, t - 1], top)
+        trace = last["data"][b]
+        pairs = list(zip(trace["x"], trace["y"], strict=True))
+        assert any(pairs[i] == (t - 1, ly["h0"]) and pairs[i + 1] == (t, ly["h0"]) for i in range(len(pairs) - 1))
+        g = res.carried_grad_norms[-1, t - 1]
+        assert 10.0 ** (top - b - 1) <= g < 10.0 ** (top - b) or b == unrolled.DECADES - 1
+
+
+def test_contribution_bars_stack_up_to_the_bptt_weight_gradient(lesson):
+    p, fig = lesson
+    *_, res = reference(CLASS)
+    total = np.linalg.norm(res.grads["weight_hh_l0"])
+    final = frames_of(fig, "∂L/∂W_hh = Σ")[0]
+    bars, running, total_line = (final["data"][i] for i in range(-4, -1))
+    assert sum(bars["y"]) == pytest.approx(total, rel=1e-9)
+    assert running["y"][0] == pytest.approx(total, rel=1e-9)
+    assert total_line["y"][0] == pytest.approx(total, rel=1e-9)
+    np.testing.assert_allclose(p.walk.contributions.norms, res.whh_grad_norms, rtol=1e-10)
+    assert all(v <= n * (1 + 1e-12) for v, n in zip(bars["y"], res.whh_grad_norms[0], strict=True))
+    mid = frames_of(fig, "Backward")[3]  # after 4 steps of the backward pass only the last 4 bars are drawn
+    assert np.isnan(np.asarray(mid["data"][-4]["y"], float)[: p.T - 4]).all()
+    assert np.isfinite(np.asarray(mid["data"][-4]["y"], float)[p.T - 4 :]).all()
+
+
+def test_losses_update_and_next_forward_match_the_core(lesson):
+    p, fig = lesson
+    model, task, y, loss_on, res = reference(CLASS)
+    loss_frame = frames_of(fig, "Loss on every step")[0]
+    L_trace = unrolled.DECADES + 1 + p.L + 1
+    want = core.step_losses(res.outputs, y, task.loss, loss_on)
+    assert loss_frame["data"][L_trace]["text"] == [fmt(v) for v in want]
+    assert fmt(res.loss) in loss_frame["layout"]["title"]["text"]
+    clipped, norm, was_clipped = core.clip_grad_norm(res.grads, CLASS.clip)
+    assert was_clipped
+    update = frames_of(fig, "Clipping")[0]["layout"]["title"]["text"]
+    assert fmt(norm) in update and fmt(CLASS.clip / (norm + 1e-6)) in update
+    after = model.copy()
+    after.params = core.sgd_step(model.params, clipped, None, lr=CLASS.lr)[0]
+    nxt = core.bptt(after, task.x, y, task.loss, loss_on)
+    final = fig["frames"][-1]["layout"]["title"]["text"]
+    assert f"from {fmt(res.loss)} to {fmt(nxt.loss)}" in final
+    assert nxt.loss < res.loss  # the lesson's update lowers the loss
+    clip_line = frames_of(fig, "Clipping")[0]["data"][-1]
+    assert clip_line["y"][0] == pytest.approx(np.linalg.norm(res.grads["weight_hh_l0"]) * CLASS.clip / (norm + 1e-6))
+
+
+def test_map_is_the_core_contribution_map(lesson):
+    p, fig = lesson
+    model, task, y, loss_on, _ = reference(CLASS)
+    heat = next(t for t in fig["data"] if t["type"] == "heatmap")
+    norms = core.whh_contribution_map(model, task.x, y, task.loss, loss_on).norms[0]
+    z = np.array([[np.nan if v is None else v for v in row] for row in heat["z"]])
+    with np.errstate(divide="ignore"):
+        want = np.where(norms > 0, np.log10(norms), np.nan)
+    np.testing.assert_allclose(z, want, rtol=1e-12)
+    assert np.isnan(z[np.triu_indices(p.T, 1)]).all()  # causal
+
+
+def test_truncation_draws_cut_edges_and_the_lstm_its_cell_lane():
+    params = Params(arch=("lstm",), seq_len=10, hidden=4, batch=2, task="sine", loss_on="all", truncate=4)
+    p = stepview.payload(params)
+    fig = unrolled.step_figure(p)
+    go.Figure(fig)
+    cut = next(t for t in fig["data"] if t.get("name", "").startswith("cut by truncation"))
+    ly = unrolled.lanes(p)
+    assert [x for x in cut["x"] if x is not None] == [3, 4, 7, 8]
+    assert set(y for y in cut["y"] if y is not None) == {ly["h0"]}
+    assert "c0" in ly and fig["layout"]["yaxis"]["ticktext"] == ["x", "h", "c", "y", "loss"]
+    back = frames_of(fig, "Backward")
+    assert any("Truncation (k = 4) cuts the edge h₃ → h₄" in f["layout"]["title"]["text"].replace("<br>", " ")
+               for f in back)
+
+
+def test_long_sequences_get_a_window_and_a_subsampled_map_and_refuse_past_the_limit():
+    params = Params(arch=("gru",), seq_len=90, hidden=4, batch=2, task="sine", loss_on="all")
+    p = stepview.payload(params)
+    assert p.map_rows.size == stepview.MAP_ROWS and p.map_rows[-1] == 89 and p.map_rows[0] == 0
+    assert any("shows 40 of the 90 loss steps" in n for n in p.notes)
+    fig = unrolled.step_figure(p)
+    assert fig["layout"]["xaxis"]["range"] == [-0.6, stepview.DRAWN - 0.4]
+    window = fig["layout"]["sliders"][1]
+    assert len(window["steps"]) == 90 - stepview.DRAWN + 1
+    assert len(fig["frames"]) <= 4 + 3 * (unrolled.STEPS_PER_FRAME_MAX + 1)  # phases of up to 31 frames
+    with pytest.raises(ValueError, match="Sequence length T = 121"):
+        stepview.payload(Params(arch=("gru",), seq_len=121, task="sine"))
+
+
+def test_map_work_budget_skips_the_map_with_a_message():
+    rows, note = stepview.map_rows(T=100, B=64, H=512, L=4, gates=4, loss_on="all")
+    assert rows.size == 0 and "lower the batch or the hidden size" in note
+    rows, note = stepview.map_rows(T=10, B=1, H=4, L=1, gates=1, loss_on="last")
+    assert rows.tolist() == [9] and note is None
+
+
+def test_sentences_change_with_the_data():
+    a = stepview.payload(CLASS)
+    b = stepview.payload(Params(**{**CLASS.to_dict(), "arch": ["rnn"], "scale": 0.5}))
+    assert stepview.sum_text(a) != stepview.sum_text(b)
+    assert stepview.backward_text(a, 5) != stepview.backward_text(b, 5)
+    assert stepview.update_text(a) != stepview.update_text(b)
