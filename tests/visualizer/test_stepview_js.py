@@ -1,0 +1,81 @@
+"""The stepping logic of assets/stepview.js, run in node on tables of inputs and expected outputs."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ASSET = Path(__file__).parents[2] / "assets" / "stepview.js"
+RUNNER = r"""
+const fs = require("fs"), vm = require("vm");
+const input = JSON.parse(fs.readFileSync(0, "utf8"));
+const window = {dash_clientside: {no_update: "<no_update>"}};
+vm.runInNewContext(fs.readFileSync(input.asset, "utf8"), {window: window, console: console});
+const ns = window.dash_clientside.stepview;
+process.stdout.write(JSON.stringify(input.cases.map(([fn, args]) => ns[fn](...args))));
+"""
+
+
+def run(cases):
+    exe = shutil.which("node") or shutil.which("nodejs")
+    if exe is None:
+        pytest.fail("these tests run the app's JavaScript in node: apt-get install nodejs")
+    proc = subprocess.run([exe, "-e", RUNNER], input=json.dumps({"asset": str(ASSET), "cases": cases}),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+STARTS = [0, 1, 13, 14, 26, 27, 28]  # start, forward, losses, backward, sum, update, next (T = 12: 40 frames)
+TARGET = [
+    # (current, action, n, starts) -> frame shown
+    ((0, "next", 40, STARTS), 1),
+    ((5, "next", 40, STARTS), 6),
+    ((39, "next", 40, STARTS), 39),  # stays on the last frame
+    ((5, "back", 40, STARTS), 4),
+    ((0, "back", 40, STARTS), 0),  # stays on the first frame
+    ((17, "first", 40, STARTS), 0),
+    ((17, "last", 40, STARTS), 39),
+    ((5, "phase-next", 40, STARTS), 13),
+    ((13, "phase-next", 40, STARTS), 14),
+    ((28, "phase-next", 40, STARTS), 39),  # no later phase: the end
+    ((20, "phase-back", 40, STARTS), 14),
+    ((14, "phase-back", 40, STARTS), 13),
+    ((0, "phase-back", 40, STARTS), 0),
+    ((5, "phase-next", 40, [99, -1, 2.5, 13]), 13),  # starts outside the frames are ignored
+    ((5, "phase-next", 40, None), 39),
+    ((99, "back", 40, STARTS), 38),  # a current index past the end is clamped first
+    ((None, "next", 40, STARTS), 1),  # no slider state yet: from frame 0
+    ((3, "jump", 40, STARTS), 3),  # unknown actions do nothing
+    ((3, "next", 0, STARTS), 0),  # no frames
+]
+
+KEYS = [
+    # (key, shift, tag, editable) -> action
+    (("ArrowRight", False, "DIV", False), "next"),
+    (("ArrowLeft", False, "BODY", False), "back"),
+    (("ArrowRight", True, "DIV", False), "phase-next"),
+    (("ArrowLeft", True, "DIV", False), "phase-back"),
+    (("Home", False, "DIV", False), "first"),
+    (("End", False, "DIV", False), "last"),
+    (("ArrowRight", False, "INPUT", False), None),  # typing in a number box moves the caret, not the frames
+    (("ArrowLeft", False, "textarea", False), None),
+    (("ArrowRight", False, "SELECT", False), None),
+    (("ArrowRight", False, "DIV", True), None),  # contenteditable
+    (("a", False, "DIV", False), None),
+    (("ArrowUp", False, "DIV", False), None),
+]
+
+
+def test_target_table():
+    assert run([["target", list(args)] for args, _ in TARGET]) == [want for _, want in TARGET]
+
+
+def test_key_table():
+    assert run([["keyAction", list(args)] for args, _ in KEYS]) == [want for _, want in KEYS]
+
+
+def test_button_callback_without_a_trigger_changes_nothing():
+    assert run([["buttons", [None, None, {"graph": "g", "back": "b"}]], ["buttons", [1, 0, None]]]) == [
+        "<no_update>", "<no_update>"]
