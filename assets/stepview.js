@@ -33,38 +33,67 @@ window.dash_clientside.stepview = {
         return null;
     },
 
-    // The graph's current frame (the phase slider follows every animated frame) and the phase starts.
+    // The graph's current frame (the phase slider follows every animated frame) and the phase starts;
+    // null unless the graph shows the step-by-step figure (its first slider is named "phase").
     _frames: function (gd) {
         const layout = gd && gd._fullLayout;
         const slider = layout && layout.sliders && layout.sliders[0];
-        if (!slider || !gd._transitionData || !gd._transitionData._frames) { return null; }
+        if (!slider || slider.name !== "phase" || !gd._transitionData || !gd._transitionData._frames) { return null; }
         const starts = [];
         slider.steps.forEach(function (st, k) { if (st.label) { starts.push(k); } });
         return {current: slider.active, n: gd._transitionData._frames.length, starts: starts};
     },
 
-    // Show frame `action` relative to the current one in the graph whose id is `constants.graph`.
+    _graph: function (constants) {
+        const root = constants && document.getElementById(constants.graph);
+        return root && (root.classList.contains("js-plotly-plot") ? root : root.querySelector(".js-plotly-plot"));
+    },
+
+    // Do `action` on the graph whose id is `constants.graph`: "play" / "pause", or move to another frame.
+    // Returns the frame shown (or null when the graph shows no stepped figure).
     go: function (action, constants) {
         const ns = window.dash_clientside.stepview;
-        const root = document.getElementById(constants.graph);
-        const gd = root && (root.classList.contains("js-plotly-plot") ? root : root.querySelector(".js-plotly-plot"));
+        const gd = ns._graph(constants);
         const f = ns._frames(gd);
         if (!f) { return null; }
+        if (action === "play") {
+            window.Plotly.animate(gd, null, {mode: "immediate", fromcurrent: true, transition: {duration: 0},
+                                             frame: {duration: constants.duration || 900, redraw: true}});
+            return f.current;
+        }
+        if (action === "pause") {
+            window.Plotly.animate(gd, [null], {mode: "immediate", frame: {duration: 0, redraw: false}});
+            return f.current;
+        }
         const i = ns.target(f.current, action, f.n, f.starts);
         window.Plotly.animate(gd, [String(i)], {mode: "immediate", frame: {duration: 0, redraw: true},
                                                  transition: {duration: 0}});
         return i;
     },
 
-    // Clientside callback of the Back / Step buttons: which one was clicked decides the action.
-    // Returns the frame shown (into a store, so a test can read it).
-    buttons: function (nBack, nNext, constants) {
+    // Which toolbar button was clicked ("back", "next", "play", "pause"), from the triggering prop id.
+    buttonAction: function (propId, constants) {
+        if (!constants || typeof propId !== "string") { return null; }
+        const id = propId.split(".")[0];
+        const names = ["back", "next", "play", "pause"];
+        for (let k = 0; k < names.length; k++) { if (constants[names[k]] === id) { return names[k]; } }
+        return null;
+    },
+
+    // Clientside callback of the toolbar buttons. Returns the frame shown (into a store a test can read).
+    buttons: function (nBack, nNext, nPlay, nPause, constants) {
+        const ns = window.dash_clientside.stepview;
         const ctx = window.dash_clientside.callback_context;
         const trig = ctx && ctx.triggered && ctx.triggered.length ? ctx.triggered[0].prop_id : "";
-        if (!constants || !trig) { return window.dash_clientside.no_update; }
-        const action = trig.indexOf(constants.back) === 0 ? "back" : "next";
-        const i = window.dash_clientside.stepview.go(action, constants);
+        const action = ns.buttonAction(trig, constants);
+        if (!action) { return window.dash_clientside.no_update; }
+        const i = ns.go(action, constants);
         return i === null ? window.dash_clientside.no_update : i;
+    },
+
+    // The toolbar shows on the step-by-step tab only.
+    toolbarStyle: function (tab, constants) {
+        return constants && tab === constants.view ? {} : {display: "none"};
     },
 
     // Installs the arrow-key handler once (the constants store says which graph it drives).

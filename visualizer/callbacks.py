@@ -152,7 +152,7 @@ def view(store, tab):
     caption = v.caption
     try:
         keys = _keys(params)
-        fig = v.figure(v.payload(keys))
+        fig = v.figure(views.payload_of(v, keys, params))
         note = v.note(keys)
         caption = f"{caption} {note}" if note else caption
     except EXPECTED_ERRORS as e:
@@ -182,7 +182,8 @@ def page(values, upload=None, search="", changed=None):
     out = [no_update] * 8
     if model or WEIGHTS in changed:
         out[0:3] = overview(store, upload)
-    if model or "view" in changed:
+    tab = views.get(params.view)
+    if model or "view" in changed or (tab is not None and changed & set(tab.uses)):
         out[3:5] = view(store, params.view)
     if changed - {WEIGHTS}:
         out[5:8] = url_and_messages(values, search)
@@ -216,6 +217,15 @@ def register(app) -> None:
                  State(ids.UPLOAD_PENDING, "data"), State(ids.URL_WRITE, "search"))(update_page)
     app.clientside_callback(ClientsideFunction("controls", "scaleFieldClass"), Output(ids.SCALE_FIELD, "className"),
                             Input(ids.INIT, "value"), State(ids.SCALE_HINT, "data"))
+    # the step-by-step view: its frames come with the figure; assets/stepview.js steps them in the browser
+    app.clientside_callback(ClientsideFunction("stepview", "buttons"), Output(ids.STEP_FRAME, "data"),
+                            Input(ids.STEP_BACK, "n_clicks"), Input(ids.STEP_NEXT, "n_clicks"),
+                            Input(ids.STEP_PLAY, "n_clicks"), Input(ids.STEP_PAUSE, "n_clicks"),
+                            State(ids.STEP_CONSTANTS, "data"), prevent_initial_call=True)
+    app.clientside_callback(ClientsideFunction("stepview", "keys"), Output(ids.STEP_KEYS, "data"),
+                            Input(ids.STEP_CONSTANTS, "data"))
+    app.clientside_callback(ClientsideFunction("stepview", "toolbarStyle"), Output(ids.STEP_TOOLBAR, "style"),
+                            Input(ids.VIEW, "value"), State(ids.STEP_CONSTANTS, "data"))
     # presets, export, uploads and presentation mode; the maths panels; live training
     limits.register_identity(app)
     classroom.register(app)

@@ -36,7 +36,7 @@ def shown_views(params: Params) -> list[views.View]:
 def _payloads(params: Params) -> tuple[list, list[tuple[views.View, object]]]:
     """(run keys, [(view, payload)]) of the views shown for ``params``; ValueError from the core."""
     keys = [compute.run_key(params, a) for a in params.arch]
-    return keys, [(v, v.payload(keys)) for v in shown_views(params)]
+    return keys, [(v, views.payload_of(v, keys, params)) for v in shown_views(params)]
 
 
 def view_series(params: Params) -> list[Series]:

@@ -36,6 +36,16 @@ VIEW_CAPTION = "view-caption"
 LOADING_MAIN = "loading-main"
 LOADING_VIEW = "loading-view"
 
+# the "BPTT step by step" view's toolbar (assets/stepview.js steps the figure's frames in the browser)
+STEP_TOOLBAR = "step-toolbar"
+STEP_BACK = "step-back-button"
+STEP_NEXT = "step-next-button"
+STEP_PLAY = "step-play-button"
+STEP_PAUSE = "step-pause-button"
+STEP_CONSTANTS = "step-constants-store"
+STEP_FRAME = "step-frame-store"  # the frame the buttons last showed
+STEP_KEYS = "step-keys-store"  # output of the callback that installs the arrow-key handler
+
 # the collapsed maths panels (visualizer.explain): view 1's and the tabbed view's
 GRAD_MATHS = "grad-maths"
 GRAD_MATHS_SUMMARY = "grad-maths-summary"

@@ -133,6 +133,27 @@ def _loading(id_, child):
                        overlay_style={"visibility": "visible", "opacity": 0.45})
 
 
+STEP_CONSTANTS = {"graph": ids.VIEW_GRAPH, "back": ids.STEP_BACK, "next": ids.STEP_NEXT, "play": ids.STEP_PLAY,
+                  "pause": ids.STEP_PAUSE, "view": "steps", "duration": 900}
+
+
+def step_toolbar() -> html.Div:
+    """Back / Play / Pause / Step for the step-by-step view (shown on its tab only; stepping runs in the browser)."""
+    def button(id_, text, label):
+        return html.Button(text, id=id_, n_clicks=0, className="step-button", title=label, **{"aria-label": label})
+    return html.Div(id=ids.STEP_TOOLBAR, className="step-toolbar", style={"display": "none"}, children=[
+        button(ids.STEP_BACK, "◀ Back", "Previous step"),
+        button(ids.STEP_PLAY, "▶ Play", "Play from here"),
+        button(ids.STEP_PAUSE, "❚❚ Pause", "Pause"),
+        button(ids.STEP_NEXT, "Step ▶", "Next step"),
+        html.Span("or the arrow keys ← → (with shift: a whole phase; Home / End: first / last)",
+                  className="field-hint"),
+        dcc.Store(id=ids.STEP_CONSTANTS, data=STEP_CONSTANTS),
+        dcc.Store(id=ids.STEP_FRAME),
+        dcc.Store(id=ids.STEP_KEYS),
+    ])
+
+
 def build_layout() -> html.Div:
     """The whole page."""
     p = DEFAULTS
@@ -162,6 +183,7 @@ def build_layout() -> html.Div:
                         dcc.Tab(label=v.label, value=v.key, className="tab", selected_className="tab--selected")
                         for v in views.TABS]),
                     _loading(ids.LOADING_VIEW, _graph(ids.VIEW_GRAPH)),
+                    step_toolbar(),
                     html.P(id=ids.VIEW_CAPTION, className="caption"),
                     explain.view_maths_panel(),
                 ]),

@@ -16,6 +16,7 @@ import core
 
 from . import compute
 from .cache import memoize
+from .series import Series
 
 MAX_T = 120  # steps the view walks (a window of DRAWN steps is drawn, a scrubber moves it)
 DRAWN = 30
@@ -95,6 +96,15 @@ def walk(key: StepKey) -> StepPayload:
         map_rows=rows, map_norms=None if w.contribution_map is None else w.contribution_map.norms[-1], notes=notes)
 
 
+def view_payload(keys, optimizer: str = "adam", lr: float = 0.01, clip: float | None = None) -> StepPayload:
+    """The view's payload: the first of ``keys`` (one :class:`visualizer.compute.RunKey` per ticked
+    architecture) and the training settings of the update step (see :data:`visualizer.views.VIEWS`)."""
+    if not keys:
+        raise ValueError("Tick an architecture to step through one iteration of BPTT.")
+    check_length(keys[0].data.seq_len)
+    return walk(StepKey(run=keys[0], optimizer=optimizer, lr=float(lr), clip=None if clip is None else float(clip)))
+
+
 def step_key(params, arch: str | None = None) -> StepKey:
     """The :class:`StepKey` of the app settings ``params`` (the first chosen architecture by default)."""
     arch = arch if arch is not None else (params.arch[0] if params.arch else "lstm")
@@ -106,6 +116,49 @@ def payload(params) -> StepPayload:
     """The view's payload for the app settings ``params``."""
     check_length(params.seq_len)
     return walk(step_key(params))
+
+
+def note(keys) -> str | None:
+    """Which architecture is shown, and what the bounds reduced (computed from the settings)."""
+    if not keys:
+        return None
+    first = compute.DISPLAY_NAMES[keys[0].arch]
+    parts = [f"Showing the {first}, the first ticked architecture." if len(keys) > 1 else None]
+    T = keys[0].data.seq_len
+    if T <= MAX_T:
+        task = compute.get_task(keys[0].data)
+        loss_on = compute.targets(task, keys[0].data.loss_on)[1]
+        gates = {"rnn": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}[keys[0].arch]
+        parts.append(map_rows(T, keys[0].data.batch, keys[0].hidden, keys[0].layers, gates, loss_on)[1])
+        if T > DRAWN:
+            parts.append(f"{DRAWN} of the {T} steps are drawn at a time: the lower slider moves the window.")
+    text = " ".join(p for p in parts if p)
+    return text or None
+
+
+def series(p: StepPayload, keys) -> list[Series]:
+    """Every number the view draws, for export: per-step losses, gradients, contributions and the map."""
+    w, T = p.walk, np.arange(p.T)
+    out = [Series("steps", p.arch, p.name, None, q, np.asarray(v, float), "t", T) for q, v in (
+        ("step_loss", w.step_losses), ("step_loss_after_update", w.next_step_losses))]
+    for l in range(p.L):
+        for q, v in (("grad_norm", w.hidden_grad_norms[l]), ("local_grad_norm", w.local_grad_norms[l]),
+                     ("carried_grad_norm", w.carried_grad_norms[l]),
+                     ("whh_contribution_norm", w.contributions.norms[l]),
+                     ("whh_contribution_share", w.contributions.shares[l]),
+                     ("whh_running_total_norm", w.contributions.running[l]), ("hidden_rms", rms(w.h[l])),
+                     ("hidden_rms_after_update", rms(w.next_h[l]))):
+            out.append(Series("steps", p.arch, p.name, l + 1, q, np.asarray(v, float), "t", T))
+        if w.cell_grad_norms is not None:
+            out.append(Series("steps", p.arch, p.name, l + 1, "cell_grad_norm", w.cell_grad_norms[l], "t", T))
+    for q, v in (("loss", w.loss), ("loss_after_update", w.next_loss), ("grad_global_norm", w.grad_norm),
+                 ("clip_scale", w.clip_scale), ("whh_grad_norm", w.contributions.total[-1]),
+                 ("whh_update_norm", w.whh_update_norms[-1])):
+        out.append(Series("steps", p.arch, p.name, None, q, np.asarray(float(v))))
+    if p.map_norms is not None:
+        out.append(Series("steps", p.arch, p.name, p.L, "whh_grad_norm_by_loss_step", np.asarray(p.map_norms, float),
+                          "s", T, "t", np.asarray(p.map_rows)))
+    return out
 
 
 # ----------------------------------------------------------------------------- sentences from the data

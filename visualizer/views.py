@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import compute, cost, cost_figures, figures, heatmaps, narrative, payloads, series
+from . import compute, cost, cost_figures, figures, heatmaps, narrative, payloads, series, stepview, unrolled
 
 
 def _no_note(keys) -> None:
@@ -27,7 +27,9 @@ class View:
     (one per architecture; raises ValueError for impossible settings), ``figure(payload)`` draws it,
     ``series(payload, keys)`` flattens it for export and ``note(keys)`` adds a sentence to the caption
     when the view shows a reduced version of the data (or returns None). ``tab`` is False for view 1,
-    which sits above the tabs."""
+    which sits above the tabs. ``uses`` names the settings beyond the run keys that the payload takes as
+    keyword arguments (a change of one redraws the view); ``one_arch``: the view studies only the first
+    ticked architecture."""
 
     key: str
     label: str
@@ -39,6 +41,8 @@ class View:
     series: Callable
     note: Callable = _no_note
     tab: bool = True
+    uses: tuple = ()
+    one_arch: bool = False
 
 
 VIEWS = {v.key: v for v in (
@@ -220,10 +224,52 @@ memory $O(nP)$ whatever $T$, but $O(n^2 P)$ work per step for state size $n$ and
         series=series.cost_series,
         note=cost.note,
     ),
+    View(
+        key="steps",
+        label="BPTT step by step",
+        title="One iteration of BPTT, step by step (first ticked architecture)",
+        caption=("The unrolled network: inputs x, hidden states h (the LSTM's cell c in its own lane), outputs y and "
+                 "losses L along time. Step through it with ▶ / ◀, the arrow keys (shift: a whole phase) or the "
+                 "slider: the forward pass fills the states, then every step's loss; the backward pass runs right "
+                 "to left, each edge as wide and dark as the gradient it carries (one shade per decade): the local "
+                 "part comes down from the loss, the carried part from step t+1. Each step adds its piece Cₛ to "
+                 "∂L/∂W_hh (bars); then one optimiser step (clipping as a marked rescale) and the next forward pass. "
+                 "The map at the bottom shows which loss reaches which step."),
+        maths=r"""
+Forward, for $t = 0, \dots, T-1$: $h_t = f(W_{ih}x_t + W_{hh}h_{t-1} + b)$ (gated for the LSTM and GRU),
+$y_t = W_{out}h_t + b_{out}$ and the loss $L = \sum_t L_t$ (each $L_t$ its share of the mean).
+
+Backward, for $t = T-1, \dots, 0$:
+$$\frac{\partial L}{\partial h_t} = \underbrace{\frac{\partial L_t}{\partial h_t}}_{\text{local}}
++ \underbrace{\frac{\partial L}{\partial h_{t+1}}\frac{\partial h_{t+1}}{\partial h_t}}_{\text{carried}},
+\qquad C_s = \frac{\partial L}{\partial a_s}\,h_{s-1}^\top,\qquad
+\frac{\partial L}{\partial W_{hh}} = G = \sum_s C_s .$$
+The bars are $\langle C_s, G\rangle / \lVert G\rVert$, which add up to $\lVert G\rVert$ exactly; the line is
+$\lVert \sum_{s' \ge s} C_{s'}\rVert$, the total accumulated so far. Step 0 adds nothing: $h_{-1} = 0$.
+Truncation with window $k$ sets the carried term to zero at $t = k-1, 2k-1, \dots$ (the cut edges).
+
+Update: $g \leftarrow g \cdot \min(1, c / \lVert g\rVert)$ when clipping at $c$, then one SGD or Adam step.
+
+The map: $G = \sum_t \sum_{s \le t} G_{t,s}$ where $G_{t,s}$ is the gradient of $L_t$ alone through the use of
+$W_{hh}$ at step $s$; the cell $(t, s)$ is $\lVert G_{t,s}\rVert$, computed exactly with one backward pass per
+loss step.
+""",
+        payload=stepview.view_payload,
+        figure=unrolled.step_figure,
+        series=stepview.series,
+        note=stepview.note,
+        uses=("optimizer", "lr", "clip"),
+        one_arch=True,
+    ),
 )}
 GRAD_NORM = VIEWS["grad_norm"]  # view 1, above the tabs
 TABS = tuple(v for v in VIEWS.values() if v.tab)  # the tabbed views, in tab order
 TAB_KEYS = tuple(v.key for v in TABS)
+
+
+def payload_of(view: View, keys, params):
+    """``view``'s payload for the run keys and the app settings ``params`` (the fields in ``view.uses``)."""
+    return view.payload(keys, **{name: getattr(params, name) for name in view.uses})
 
 
 def get(key) -> View | None:

@@ -166,3 +166,18 @@ def test_sentences_change_with_the_data():
     assert stepview.sum_text(a) != stepview.sum_text(b)
     assert stepview.backward_text(a, 5) != stepview.backward_text(b, 5)
     assert stepview.update_text(a) != stepview.update_text(b)
+
+
+def test_classroom_preset_shows_what_its_explanation_says():
+    from visualizer import presets
+
+    preset = presets.PRESETS["bptt-steps"]
+    assert preset.params.view == "steps"
+    assert preset.params.to_dict() | {"view": None} == CLASS.to_dict() | {"view": None}
+    p = stepview.payload(preset.params)
+    w = p.walk
+    assert w.clipped and w.clip_scale < 1  # "clipping then rescales the gradient"
+    assert w.next_loss < w.loss  # "the next forward pass shows the new loss" (lower after the step)
+    t, s = np.indices(p.map_norms.shape)
+    assert np.all(p.map_norms[(s <= t) & (s > 0)] > 0)  # every loss reaches back to step 1 (full BPTT)
+    assert p.T <= stepview.DRAWN  # short: every step is drawn at once

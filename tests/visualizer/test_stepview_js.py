@@ -76,6 +76,29 @@ def test_key_table():
     assert run([["keyAction", list(args)] for args, _ in KEYS]) == [want for _, want in KEYS]
 
 
+C = {"graph": "view-graph", "back": "b-id", "next": "n-id", "play": "p-id", "pause": "q-id", "view": "steps"}
+BUTTONS = [
+    # (triggering prop id, constants) -> action
+    (("b-id.n_clicks", C), "back"),
+    (("n-id.n_clicks", C), "next"),
+    (("p-id.n_clicks", C), "play"),
+    (("q-id.n_clicks", C), "pause"),
+    (("other.n_clicks", C), None),
+    (("", C), None),
+    (("b-id.n_clicks", None), None),  # no constants store yet
+    ((None, C), None),
+]
+
+
+def test_button_table():
+    assert run([["buttonAction", list(args)] for args, _ in BUTTONS]) == [want for _, want in BUTTONS]
+
+
+def test_toolbar_shows_on_its_tab_only():
+    assert run([["toolbarStyle", ["steps", C]], ["toolbarStyle", ["heatmap", C]], ["toolbarStyle", ["steps", None]]]
+               ) == [{}, {"display": "none"}, {"display": "none"}]
+
+
 def test_button_callback_without_a_trigger_changes_nothing():
-    assert run([["buttons", [None, None, {"graph": "g", "back": "b"}]], ["buttons", [1, 0, None]]]) == [
+    assert run([["buttons", [None, None, None, None, C]], ["buttons", [1, 0, 0, 0, None]]]) == [
         "<no_update>", "<no_update>"]
