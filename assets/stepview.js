@@ -44,9 +44,14 @@ window.dash_clientside.stepview = {
         return {current: slider.active, n: gd._transitionData._frames.length, starts: starts};
     },
 
+    // An animation interrupted by the next click rejects its promise: that is expected, not an error.
+    _quiet: function (promise) {
+        if (promise && typeof promise.catch === "function") { promise.catch(function () { return null; }); }
+    },
+
     _graph: function (constants) {
-        const root = constants && document.getElementById(constants.graph);
-        return root && (root.classList.contains("js-plotly-plot") ? root : root.querySelector(".js-plotly-plot"));
+        const div = constants && typeof document !== "undefined" && document.getElementById(constants.graph);
+        return div && div.classList.contains("js-plotly-plot") ? div : null;
     },
 
     // Do `action` on the graph whose id is `constants.graph`: "play" / "pause", or move to another frame.
@@ -57,17 +62,17 @@ window.dash_clientside.stepview = {
         const f = ns._frames(gd);
         if (!f) { return null; }
         if (action === "play") {
-            window.Plotly.animate(gd, null, {mode: "immediate", fromcurrent: true, transition: {duration: 0},
-                                             frame: {duration: constants.duration || 900, redraw: true}});
+            ns._quiet(window.Plotly.animate(gd, null, {mode: "immediate", fromcurrent: true, transition: {duration: 0},
+                                                       frame: {duration: constants.duration || 900, redraw: true}}));
             return f.current;
         }
         if (action === "pause") {
-            window.Plotly.animate(gd, [null], {mode: "immediate", frame: {duration: 0, redraw: false}});
+            ns._quiet(window.Plotly.animate(gd, [null], {mode: "immediate", frame: {duration: 0, redraw: false}}));
             return f.current;
         }
         const i = ns.target(f.current, action, f.n, f.starts);
-        window.Plotly.animate(gd, [String(i)], {mode: "immediate", frame: {duration: 0, redraw: true},
-                                                 transition: {duration: 0}});
+        ns._quiet(window.Plotly.animate(gd, [String(i)], {mode: "immediate", frame: {duration: 0, redraw: true},
+                                                           transition: {duration: 0}}));
         return i;
     },
 
@@ -91,9 +96,31 @@ window.dash_clientside.stepview = {
         return i === null ? window.dash_clientside.no_update : i;
     },
 
-    // The toolbar shows on the step-by-step tab only.
-    toolbarStyle: function (tab, constants) {
-        return constants && tab === constants.view ? {} : {display: "none"};
+    // Where the figure is drawn: [toolbar + plot style, view graph style]. The stepped figure (it has frames and
+    // a "phase" slider) on the step-by-step tab goes to the plain div; anything else (another tab, a message
+    // figure) stays in the view graph.
+    placement: function (figure, tab, constants) {
+        const stepped = !!(constants && tab === constants.view && figure && Array.isArray(figure.frames)
+                           && figure.frames.length && figure.layout && figure.layout.sliders
+                           && figure.layout.sliders.length && figure.layout.sliders[0].name === "phase");
+        return stepped ? [{}, {display: "none"}] : [{display: "none"}, {}];
+    },
+
+    // Clientside callback: draw the stepped figure (data, layout and frames, sent once) into the plain div.
+    render: function (figure, tab, constants) {
+        const ns = window.dash_clientside.stepview;
+        const styles = ns.placement(figure, tab, constants);
+        const div = constants && document.getElementById(constants.graph);
+        if (div && window.Plotly) {
+            if (styles[0].display === "none") {
+                if (div.classList.contains("js-plotly-plot")) { window.Plotly.purge(div); }
+            } else {
+                if (div.parentElement) { div.parentElement.style.display = ""; }  // visible before plotly sizes it
+                ns._quiet(window.Plotly.react(div, {data: figure.data, layout: figure.layout, frames: figure.frames,
+                                                    config: {displaylogo: false, responsive: true}}));
+            }
+        }
+        return styles;
     },
 
     // Installs the arrow-key handler once (the constants store says which graph it drives).

@@ -224,7 +224,8 @@ def register(app) -> None:
                             State(ids.STEP_CONSTANTS, "data"), prevent_initial_call=True)
     app.clientside_callback(ClientsideFunction("stepview", "keys"), Output(ids.STEP_KEYS, "data"),
                             Input(ids.STEP_CONSTANTS, "data"))
-    app.clientside_callback(ClientsideFunction("stepview", "toolbarStyle"), Output(ids.STEP_TOOLBAR, "style"),
+    app.clientside_callback(ClientsideFunction("stepview", "render"), Output(ids.STEP_TOOLBAR, "style"),
+                            Output(ids.VIEW_GRAPH, "style"), Input(ids.VIEW_GRAPH, "figure"),
                             Input(ids.VIEW, "value"), State(ids.STEP_CONSTANTS, "data"))
     # presets, export, uploads and presentation mode; the maths panels; live training
     limits.register_identity(app)

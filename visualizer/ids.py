@@ -38,6 +38,7 @@ LOADING_VIEW = "loading-view"
 
 # the "BPTT step by step" view's toolbar (assets/stepview.js steps the figure's frames in the browser)
 STEP_TOOLBAR = "step-toolbar"
+STEP_PLOT = "step-plot"  # a plain div plotly.js draws the stepped figure into (a dcc.Graph would redraw it on zoom)
 STEP_BACK = "step-back-button"
 STEP_NEXT = "step-next-button"
 STEP_PLAY = "step-play-button"

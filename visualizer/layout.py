@@ -133,12 +133,15 @@ def _loading(id_, child):
                        overlay_style={"visibility": "visible", "opacity": 0.45})
 
 
-STEP_CONSTANTS = {"graph": ids.VIEW_GRAPH, "back": ids.STEP_BACK, "next": ids.STEP_NEXT, "play": ids.STEP_PLAY,
+STEP_CONSTANTS = {"graph": ids.STEP_PLOT, "back": ids.STEP_BACK, "next": ids.STEP_NEXT, "play": ids.STEP_PLAY,
                   "pause": ids.STEP_PAUSE, "view": "steps", "duration": 900}
 
 
 def step_toolbar() -> html.Div:
-    """Back / Play / Pause / Step for the step-by-step view (shown on its tab only; stepping runs in the browser)."""
+    """The step-by-step view's figure and its Back / Play / Pause / Step buttons (shown on its tab only).
+
+    The figure arrives in the view graph like any other; assets/stepview.js draws it into a plain div
+    (with its frames) and steps it in the browser: a dcc.Graph would redraw its initial frame on every zoom."""
     def button(id_, text, label):
         return html.Button(text, id=id_, n_clicks=0, className="step-button", title=label, **{"aria-label": label})
     return html.Div(id=ids.STEP_TOOLBAR, className="step-toolbar", style={"display": "none"}, children=[
@@ -148,6 +151,7 @@ def step_toolbar() -> html.Div:
         button(ids.STEP_NEXT, "Step ▶", "Next step"),
         html.Span("or the arrow keys ← → (with shift: a whole phase; Home / End: first / last)",
                   className="field-hint"),
+        html.Div(id=ids.STEP_PLOT, className="step-plot"),
         dcc.Store(id=ids.STEP_CONSTANTS, data=STEP_CONSTANTS),
         dcc.Store(id=ids.STEP_FRAME),
         dcc.Store(id=ids.STEP_KEYS),

@@ -127,8 +127,13 @@ def _node_colors(values, vmax, color, shown):
     return out
 
 
+LABELLED = 16  # node values are written beside the nodes when at most this many steps are drawn (else: hover)
+
+
 def _texts(values, shown, prefix=""):
-    """Node labels: the value where computed."""
+    """Node labels: the value where computed (none when too many steps are drawn to fit them)."""
+    if min(len(values), DRAWN) > LABELLED:
+        return [""] * len(values)
     return [prefix + fmt(v) if on else "" for v, on in zip(values, shown, strict=True)]
 
 
@@ -253,7 +258,7 @@ def _window(T: int, focus: int) -> list[float]:
     return [start - 0.6, start + DRAWN - 0.4]
 
 
-def _wrap(text: str, width: int = 118) -> str:
+def _wrap(text: str, width: int = 100) -> str:
     """Plotly titles do not wrap: break the text into lines of at most ``width`` characters."""
     import textwrap
 
@@ -293,7 +298,7 @@ def _dynamic_styles(p: StepPayload, ly: dict, names: list[str]) -> list[dict]:
                        "legendgrouptitle": {"text": "‖gradient‖ (backward)"} if b == 0 else None,
                        "line": {"color": NONFINITE if nonfinite else BIN_COLORS[b],
                                 "width": 6 if nonfinite else BIN_WIDTHS[b]}})
-    node = {"type": "scatter", "mode": "markers+text", "showlegend": False, "textposition": "top center",
+    node = {"type": "scatter", "mode": "markers+text", "showlegend": False, "textposition": "top right",
             "textfont": {"size": 11}, "hoverinfo": "text", "cliponaxis": False}
     for l in range(p.L):
         styles.append({**node, "name": f"h layer {l + 1}", "x": steps, "y": [ly[f"h{l}"]] * T,
@@ -398,12 +403,12 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
     ticktext = [lane_names.get(k, f"{k[0]}{'' if p.L == 1 else int(k[1:]) + 1}") for k, _ in ticks]
     net, bars = ([0.56, 1.0], [0.36, 0.50]) if has_map else ([0.42, 1.0], [0.0, 0.34])
     anim = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
-    sliders = [{"name": "phase", "active": 0, "x": 0.08, "len": 0.92, "y": -0.02, "yanchor": "top",
+    sliders = [{"name": "phase", "active": 0, "x": 0.08, "len": 0.92, "y": -0.07, "yanchor": "top",
                 "pad": {"t": 30}, "currentvalue": {"visible": False}, "font": {"size": 12},
                 "steps": [{"method": "animate", "label": label, "args": [[str(i)], anim]}
                           for i, (_, _, label) in enumerate(plan)]}]
     if p.T > DRAWN:
-        sliders.append({"name": "window", "active": 0, "x": 0.08, "len": 0.92, "y": -0.10, "yanchor": "top",
+        sliders.append({"name": "window", "active": 0, "x": 0.08, "len": 0.92, "y": -0.19, "yanchor": "top",
                         "pad": {"t": 20}, "currentvalue": {"prefix": "window from step ", "font": {"size": 12}},
                         "font": {"size": 10}, "tickcolor": "white",
                         "steps": [{"method": "relayout", "label": str(s),
@@ -411,7 +416,7 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
                                   for s in range(0, p.T - DRAWN + 1)]})
     layout = base_layout(
         height=height, font={"family": FONT, "size": 14, "color": "#1a1a1a"},
-        margin={"l": 70, "r": 40, "t": 150, "b": 150 if p.T > DRAWN else 90},
+        margin={"l": 70, "r": 40, "t": 150, "b": 200 if p.T > DRAWN else 130},
         title={"text": frames[0]["layout"]["title"]["text"], "x": 0.01, "xanchor": "left", "y": 0.985,
                "yanchor": "top", "font": {"size": 15}},
         legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "font": {"size": 12},
@@ -422,13 +427,14 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
                "ticktext": ticktext, "showgrid": False, "zeroline": False, "fixedrange": True},
         yaxis2={"domain": bars, "anchor": "x", "range": bar_range, "title": {"text": "∂L/∂W_hh", "font": {"size": 12}},
                 "gridcolor": GRID, "zeroline": True, "zerolinecolor": "#999", "fixedrange": True},
-        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.02, "xanchor": "left",
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.07, "xanchor": "left",
                       "yanchor": "top", "pad": {"t": 30, "r": 10}, "showactive": False, "buttons": [
                           {"label": "▶", "method": "animate",
                            "args": [None, {"frame": {"duration": 900, "redraw": True}, "transition": {"duration": 0},
                                            "fromcurrent": True, "mode": "immediate"}]},
                           {"label": "❚❚", "method": "animate", "args": [[None], anim]}]}],
-        sliders=sliders, uirevision=f"steps-{p.arch}-{p.T}", hovermode="closest", bargap=0.25)
+        sliders=sliders, uirevision=f"steps-{p.arch}-{p.T}", hovermode="closest", bargap=0.25,
+        modebar={"orientation": "v"})
     if has_map:
         layout["yaxis3"] = {"domain": [0.0, 0.28], "anchor": "x",
                             "title": {"text": "loss step t", "font": {"size": 12}}, "gridcolor": GRID,

@@ -94,9 +94,23 @@ def test_button_table():
     assert run([["buttonAction", list(args)] for args, _ in BUTTONS]) == [want for _, want in BUTTONS]
 
 
-def test_toolbar_shows_on_its_tab_only():
-    assert run([["toolbarStyle", ["steps", C]], ["toolbarStyle", ["heatmap", C]], ["toolbarStyle", ["steps", None]]]
-               ) == [{}, {"display": "none"}, {"display": "none"}]
+STEPPED = {"data": [], "layout": {"sliders": [{"name": "phase"}]}, "frames": [{"name": "0"}]}
+MESSAGE = {"data": [], "layout": {"annotations": [{"text": "Sequence length T = 500 is longer ..."}]}}
+SHOW, HIDE = {}, {"display": "none"}
+PLACEMENT = [
+    # (view graph figure, open tab, constants) -> [toolbar + stepped plot style, view graph style]
+    ((STEPPED, "steps", C), [SHOW, HIDE]),
+    ((MESSAGE, "steps", C), [HIDE, SHOW]),  # an error message stays in the view graph
+    ((STEPPED, "heatmap", C), [HIDE, SHOW]),  # another tab (its figure not yet arrived)
+    (({**STEPPED, "frames": []}, "steps", C), [HIDE, SHOW]),
+    (({**STEPPED, "layout": {"sliders": [{"name": "window"}]}}, "steps", C), [HIDE, SHOW]),
+    ((None, "steps", C), [HIDE, SHOW]),
+    ((STEPPED, "steps", None), [HIDE, SHOW]),
+]
+
+
+def test_placement_table():
+    assert run([["placement", list(args)] for args, _ in PLACEMENT]) == [want for _, want in PLACEMENT]
 
 
 def test_button_callback_without_a_trigger_changes_nothing():
