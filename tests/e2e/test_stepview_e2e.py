@@ -1,0 +1,122 @@
+"""The "BPTT step by step" tab in a real browser: play, step back and forth, and what each phase draws."""
+import pytest
+from dash.testing.wait import until
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
+
+from visualizer import ids, presets, stepview, unrolled
+from visualizer.app import create_app
+from visualizer.stepview import fmt
+
+pytestmark = pytest.mark.e2e
+
+STATE = """
+const gd = document.getElementById(arguments[0]);
+if (!gd || !gd._fullLayout || !gd._fullLayout.sliders || !gd._transitionData) { return null; }
+const d = gd._fullData, nb = arguments[1];
+return {active: gd._fullLayout.sliders[0].active, frames: gd._transitionData._frames.length,
+        title: gd._fullLayout.title.text.replace(/<br>/g, ' '),
+        edges: d.slice(0, nb).map(t => (t.x || []).filter(v => v !== null).length / 2),  // segments
+        h: Array.from(d[nb].text || []), loss: Array.from(d[nb + 2].text || []),
+        bars: Array.from(d[d.length - 1 - (arguments[2] - 1)].y || []).map(v => v === null ? null : Number(v)),
+        range: gd._fullLayout.xaxis.range,
+        graphHidden: getComputedStyle(document.getElementById(arguments[3])).display === 'none'};
+"""
+
+
+def state(dash_duo, n_static):
+    return dash_duo.driver.execute_script(STATE, ids.STEP_PLOT, unrolled.DECADES + 1, n_static + 4, ids.VIEW_GRAPH)
+
+
+def wait_frame(dash_duo, n_static, active, timeout=10):
+    until(lambda: (state(dash_duo, n_static) or {}).get("active") == active, timeout, poll=0.05)
+    return state(dash_duo, n_static)
+
+
+def press(dash_duo, *keys, shift=False):
+    chain = ActionChains(dash_duo.driver)
+    if shift:
+        chain = chain.key_down(Keys.SHIFT)
+    for k in keys:
+        chain = chain.send_keys(k)
+    if shift:
+        chain = chain.key_up(Keys.SHIFT)
+    chain.perform()
+
+
+def test_play_step_back_and_forth_through_every_phase(dash_duo):
+    preset = presets.PRESETS["bptt-steps"]
+    p = stepview.payload(preset.params)  # what the page must show, from the core
+    w, T = p.walk, p.T
+    fig = unrolled.step_figure(p)
+    n_static = len(fig["data"]) - len(fig["frames"][0]["data"])
+    dash_duo.start_server(create_app())
+    dash_duo.driver.get(dash_duo.server_url + "/?preset=bptt-steps")
+    until(lambda: state(dash_duo, n_static) is not None, 30, poll=0.1)
+    s = state(dash_duo, n_static)
+    assert s["frames"] == len(fig["frames"]) and s["active"] == 0 and s["graphHidden"]
+    assert s["h"] == [""] * T and sum(s["edges"]) == 0  # nothing computed yet
+    # forward: Step fills the states left to right
+    dash_duo.find_element(f"#{ids.STEP_NEXT}").click()
+    dash_duo.find_element(f"#{ids.STEP_NEXT}").click()
+    s = wait_frame(dash_duo, n_static, 2)
+    assert s["h"][:2] == [fmt(stepview.rms(w.h[0, t])) for t in range(2)] and s["h"][2:] == [""] * (T - 2)
+    assert s["title"].startswith("Forward, step 1")
+    dash_duo.find_element(f"#{ids.STEP_BACK}").click()
+    s = wait_frame(dash_duo, n_static, 1)
+    assert s["h"][1:] == [""] * (T - 1)
+    # shift+→ jumps to the losses: every step's loss, from the core
+    dash_duo.find_element("body").click()
+    press(dash_duo, Keys.ARROW_RIGHT, shift=True)
+    s = wait_frame(dash_duo, n_static, T + 1)
+    assert s["loss"] == [fmt(v) for v in w.step_losses] and fmt(w.loss) in s["title"]
+    # → : the backward pass starts at the last step, all of it local; then right to left
+    press(dash_duo, Keys.ARROW_RIGHT)
+    s = wait_frame(dash_duo, n_static, T + 2)
+    assert s["h"] == [""] * (T - 1) + [fmt(w.hidden_grad_norms[0, T - 1])]
+    assert s["title"].startswith(f"Backward starts at the last step {T - 1}")
+    assert sum(s["edges"]) == 1  # the local edge y -> h at the last step
+    press(dash_duo, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
+    s = wait_frame(dash_duo, n_static, T + 5)
+    back = T - 4
+    assert s["h"] == [""] * back + [fmt(v) for v in w.hidden_grad_norms[0, back:]]
+    assert sum(s["edges"]) == 4 + 3  # four local edges, three carried edges
+    bars = s["bars"]
+    assert all(v is None for v in bars[:back])
+    assert bars[back:] == pytest.approx(w.contributions.shares[0, back:].tolist(), rel=1e-12)
+    press(dash_duo, Keys.ARROW_LEFT)
+    s = wait_frame(dash_duo, n_static, T + 4)
+    assert s["h"][back] == ""  # one step back: step `back` not reached yet
+    # Play runs the frames by itself; Pause stops it
+    dash_duo.find_element(f"#{ids.STEP_PLAY}").click()
+    until(lambda: state(dash_duo, n_static)["active"] >= T + 6, 10, poll=0.05)
+    dash_duo.find_element(f"#{ids.STEP_PAUSE}").click()
+    stopped = state(dash_duo, n_static)["active"]
+    dash_duo.driver.implicitly_wait(0)
+    until(lambda: state(dash_duo, n_static)["active"] == stopped, 3, poll=0.2)
+    # End: the next forward pass after the (clipped) update, with the new loss
+    press(dash_duo, Keys.END)
+    s = wait_frame(dash_duo, n_static, len(fig["frames"]) - 1)
+    assert s["loss"] == [fmt(v) for v in w.next_step_losses]
+    assert f"from {fmt(w.loss)} to {fmt(w.next_loss)}" in s["title"]
+    press(dash_duo, Keys.ARROW_LEFT, shift=True)  # back to the start of the next forward pass
+    press(dash_duo, Keys.ARROW_LEFT, shift=True)  # the update, clipping shown as a rescale
+    s = wait_frame(dash_duo, n_static, 2 * T + 3)
+    assert s["title"].startswith("Clipping") and fmt(w.clip_scale) in s["title"]
+    # another tab gives the view graph back; the step tab draws again on return
+    dash_duo.find_element(f"#{ids.VIEW} .tab:nth-child(1)").click()
+    until(lambda: dash_duo.driver.execute_script(
+        f"return getComputedStyle(document.getElementById('{ids.VIEW_GRAPH}')).display") != "none", 10)
+    press(dash_duo, Keys.ARROW_RIGHT)  # no stepped figure on this tab: the key does nothing (and no error)
+    assert dash_duo.get_logs() == []
+
+
+def test_too_long_a_sequence_gets_a_message_naming_the_field(dash_duo):
+    dash_duo.start_server(create_app())
+    dash_duo.driver.get(dash_duo.server_url + "/?arch=gru&seq_len=500&view=steps")
+    until(lambda: "Sequence length T = 500" in dash_duo.driver.execute_script(
+        f"const gd = document.querySelector('#{ids.VIEW_GRAPH} .js-plotly-plot');"
+        "return gd && gd._fullLayout ? gd._fullLayout.annotations.map(a => a.text).join(' ') : ''"), 30, poll=0.1)
+    assert dash_duo.driver.execute_script(
+        f"return getComputedStyle(document.getElementById('{ids.STEP_TOOLBAR}')).display") == "none"
+    assert dash_duo.get_logs() == []
