@@ -132,7 +132,8 @@ def report_html(params: Params, figs: list[tuple[str, object, str]], series: lis
         parts.append(f"<h2>{html.escape(title)}</h2>")
         fig = go.Figure(fig) if isinstance(fig, dict) else fig  # resolves the template name
         parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), include_mathjax=False,
-                                 config={"displaylogo": False, "responsive": True}))
+                                 config={"displaylogo": False, "responsive": True},
+                                 auto_play=False))  # a stepped figure waits for its reader
         if caption:
             parts.append(f"<p class='caption'>{html.escape(caption)}</p>")
     parts.append(f"<h2>Settings</h2><table>{rows}</table>")

@@ -181,3 +181,12 @@ def test_classroom_preset_shows_what_its_explanation_says():
     t, s = np.indices(p.map_norms.shape)
     assert np.all(p.map_norms[(s <= t) & (s > 0)] > 0)  # every loss reaches back to step 1 (full BPTT)
     assert p.T <= stepview.DRAWN  # short: every step is drawn at once
+
+
+def test_the_html_report_carries_the_frames_and_waits_for_its_reader():
+    from visualizer import export
+
+    html = export.report(Params(**{**CLASS.to_dict(), "arch": ["rnn"], "view": "steps"}))
+    assert "Plotly.addFrames" in html and '"name":"phase"' in html  # stepped by its own slider and Play button
+    assert "Plotly.animate(" not in html  # no autoplay: it would also run every frame with a transition
+    assert "whh_grad_norm_by_loss_step" in html  # the map's numbers are in the embedded data
