@@ -22,6 +22,8 @@ MAX_T = 120  # steps the view walks (a window of DRAWN steps is drawn, a scrubbe
 DRAWN = 30
 MAP_ROWS = 40  # loss steps of the (T x T) map at most
 MAP_WORK = 2e9  # rows x T x B x layers x gates x H^2: about one second of NumPy
+STEP_WORK = 4e8  # T x B x layers x gates x H^2 of the walkthrough (about five BPTT passes of that size)
+GATES = {"rnn": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}
 UNITS = 4  # hidden units of the shown sequence listed in the hover
 
 
@@ -70,6 +72,16 @@ def map_rows(T: int, B: int, H: int, L: int, gates: int, loss_on: str) -> tuple[
     return rows, f"The loss-step map shows {rows.size} of the {T} loss steps (evenly spaced, exact for each)."
 
 
+def check_work(run: compute.RunKey) -> None:
+    """ValueError naming the fields when one walkthrough would be too much work for an interactive view."""
+    d = run.data
+    work = d.seq_len * d.batch * run.layers * GATES[run.arch] * run.hidden ** 2
+    if work > STEP_WORK:
+        raise ValueError(f"The step-by-step view runs about five BPTT passes, too much work at batch size {d.batch}, "
+                         f"hidden size {run.hidden}, {run.layers} layer(s) and T = {d.seq_len}: lower the batch size "
+                         "or the hidden size to see it.")
+
+
 def check_length(seq_len: int) -> None:
     """ValueError naming the field when the sequence is longer than the view walks."""
     if seq_len > MAX_T:
@@ -82,6 +94,7 @@ def walk(key: StepKey) -> StepPayload:
     """The bounded walkthrough of ``key``."""
     run = key.run
     check_length(run.data.seq_len)
+    check_work(run)
     task, model = compute.get_task(run.data), compute.get_model(run)
     y, loss_on, note = compute.targets(task, run.data.loss_on)
     T, B = task.x.shape[:2]
@@ -128,8 +141,8 @@ def note(keys) -> str | None:
     if T <= MAX_T:
         task = compute.get_task(keys[0].data)
         loss_on = compute.targets(task, keys[0].data.loss_on)[1]
-        gates = {"rnn": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}[keys[0].arch]
-        parts.append(map_rows(T, keys[0].data.batch, keys[0].hidden, keys[0].layers, gates, loss_on)[1])
+        parts.append(map_rows(T, keys[0].data.batch, keys[0].hidden, keys[0].layers, GATES[keys[0].arch],
+                              loss_on)[1])
         if T > DRAWN:
             parts.append(f"{DRAWN} of the {T} steps are drawn at a time: the lower slider moves the window.")
     text = " ".join(p for p in parts if p)

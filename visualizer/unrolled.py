@@ -400,7 +400,7 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
     data += _static(p, ly, all_edges, has_map)
     lane_names = {"x": "x", "y": "y", "L": "loss"}
     ticks = sorted(ly.items(), key=lambda kv: kv[1])
-    ticktext = [lane_names.get(k, f"{k[0]}{'' if p.L == 1 else int(k[1:]) + 1}") for k, _ in ticks]
+    ticktext = [lane_names[k] if k in lane_names else f"{k[0]}{'' if p.L == 1 else int(k[1:]) + 1}" for k, _ in ticks]
     net, bars = ([0.56, 1.0], [0.36, 0.50]) if has_map else ([0.42, 1.0], [0.0, 0.34])
     anim = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     sliders = [{"name": "phase", "active": 0, "x": 0.08, "len": 0.92, "y": -0.07, "yanchor": "top",

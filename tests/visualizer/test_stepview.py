@@ -139,6 +139,20 @@ def test_truncation_draws_cut_edges_and_the_lstm_its_cell_lane():
                for f in back)
 
 
+def test_every_layer_gets_its_lanes_and_its_gradients():
+    params = Params(arch=("lstm",), seq_len=8, hidden=4, layers=2, batch=2, task="sine", loss_on="all")
+    p = stepview.payload(params)
+    fig = unrolled.step_figure(p)
+    go.Figure(fig)
+    assert fig["layout"]["yaxis"]["ticktext"] == ["x", "h1", "c1", "h2", "c2", "y", "loss"]
+    *_, res = reference(params)
+    last = frames_of(fig, "∂L/∂W_hh = Σ")[0]
+    lower_h = unrolled.DECADES + 1  # node traces: h1, c1, h2, c2, y, L
+    assert last["data"][lower_h]["text"] == [fmt(v) for v in res.hidden_grad_norms[0]]
+    assert last["data"][lower_h + 2]["text"] == [fmt(v) for v in res.hidden_grad_norms[1]]
+    assert last["data"][lower_h + 1]["text"] == [fmt(v) for v in res.cell_grad_norms[0]]
+
+
 def test_long_sequences_get_a_window_and_a_subsampled_map_and_refuse_past_the_limit():
     params = Params(arch=("gru",), seq_len=90, hidden=4, batch=2, task="sine", loss_on="all")
     p = stepview.payload(params)
@@ -151,6 +165,11 @@ def test_long_sequences_get_a_window_and_a_subsampled_map_and_refuse_past_the_li
     assert len(fig["frames"]) <= 4 + 3 * (unrolled.STEPS_PER_FRAME_MAX + 1)  # phases of up to 31 frames
     with pytest.raises(ValueError, match="Sequence length T = 121"):
         stepview.payload(Params(arch=("gru",), seq_len=121, task="sine"))
+
+
+def test_too_much_work_is_refused_naming_the_fields():
+    with pytest.raises(ValueError, match="lower the batch size or the hidden size"):
+        stepview.payload(Params(arch=("lstm",), seq_len=100, batch=64, hidden=256, task="sine"))
 
 
 def test_map_work_budget_skips_the_map_with_a_message():
