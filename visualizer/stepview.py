@@ -143,6 +143,9 @@ def note(keys) -> str | None:
         loss_on = compute.targets(task, keys[0].data.loss_on)[1]
         parts.append(map_rows(T, keys[0].data.batch, keys[0].hidden, keys[0].layers, GATES[keys[0].arch],
                               loss_on)[1])
+        if loss_on == "last":
+            parts.append("Only the last step is scored, so the map has one row: choose loss on every step to see "
+                         "how far back each step's loss reaches.")
         if T > DRAWN:
             parts.append(f"{DRAWN} of the {T} steps are drawn at a time: the lower slider moves the window.")
     text = " ".join(p for p in parts if p)

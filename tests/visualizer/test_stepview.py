@@ -179,6 +179,14 @@ def test_map_work_budget_skips_the_map_with_a_message():
     assert rows.tolist() == [9] and note is None
 
 
+def test_the_caption_note_says_what_is_shown():
+    keys = [compute.run_key(CLASS, a) for a in ("rnn", "lstm")]
+    assert stepview.note(keys) == "Showing the RNN, the first ticked architecture."
+    last = Params(**{**CLASS.to_dict(), "arch": ["gru"], "loss_on": "last", "seq_len": 45})
+    note = stepview.note([compute.run_key(last, "gru")])
+    assert "the map has one row" in note and "30 of the 45 steps are drawn" in note
+
+
 def test_sentences_change_with_the_data():
     a = stepview.payload(CLASS)
     b = stepview.payload(Params(**{**CLASS.to_dict(), "arch": ["rnn"], "scale": 0.5}))
