@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cells
-from .bptt import bptt, validate_inputs
+from .bptt import bptt, loss_forward_backward, safe_norm, validate_inputs
 from .contributions import ContributionMap, StepContributions, step_contributions, step_losses, whh_contribution_map
 from .models import Model
 from .optim import OPTIMIZERS, adam_step, clip_grad_norm, global_norm, sgd_step
@@ -31,6 +31,8 @@ class Walkthrough:
     loss : the batch loss (= ``step_losses.sum()``).
     hidden_grad_norms, local_grad_norms, carried_grad_norms : (L, T) from :func:`core.bptt`.
     cell_grad_norms : (L, T) or None.
+    cell_carried_norms : (L, T) LSTM: norm of the gradient carried along the cell path into c^l_t from step
+        t+1, ``f_{t+1} * dL/dc_{t+1}`` (zero at the last step and across a truncation cut); None otherwise.
     contributions : :class:`core.contributions.StepContributions`.
     contribution_map : :class:`core.contributions.ContributionMap` (or None when not asked for).
     cut_steps : (K,) steps s whose incoming edge h_{s-1} -> h_s the backward pass cuts (truncation).
@@ -52,6 +54,7 @@ class Walkthrough:
     local_grad_norms: np.ndarray
     carried_grad_norms: np.ndarray
     cell_grad_norms: np.ndarray | None
+    cell_carried_norms: np.ndarray | None
     contributions: StepContributions
     contribution_map: ContributionMap | None
     cut_steps: np.ndarray
@@ -107,6 +110,57 @@ def sequence_states(model: Model, x):
     return hs, cs, outputs
 
 
+def cell_carried_norms(model: Model, x, y, loss="mse", loss_on="all", truncate=None):
+    """(L, T) LSTM: ||dL/dc_t carried back along the cell path from step t+1|| = ||f_{t+1} * dL/dc_{t+1}||.
+
+    A step-by-step backward pass with :func:`core.cells.lstm_step_backward` (its ``dc_prev``), truncation
+    as in :func:`core.bptt`. None for the RNN and GRU, which have no cell state.
+
+    Parameters
+    ----------
+    model, x, y, loss, loss_on, truncate : as in :func:`core.bptt`.
+
+    Returns
+    -------
+    (L, T) array or None; also the (L, T) norms of the total dL/dc_t (to check against :func:`core.bptt`).
+    """
+    cfg, p = model.config, model.params
+    if cfg.arch != "lstm":
+        return None, None
+    x, y = validate_inputs(model, x, y, loss, loss_on, truncate)
+    T, B, _ = x.shape
+    H, L = cfg.hidden_size, cfg.num_layers
+    with np.errstate(all="ignore"):
+        caches, inp = [], x
+        for l in range(L):
+            W_ih, W_hh, b_ih, b_hh = (p[f"{n}_l{l}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            h, c, steps, out = np.zeros((B, H), x.dtype), np.zeros((B, H), x.dtype), [], np.empty((T, B, H), x.dtype)
+            for t in range(T):
+                h, c, cache = cells.lstm_step_forward(inp[t] @ W_ih.T + b_ih, h, c, W_hh, b_hh)
+                steps.append(cache)
+                out[t] = h
+            caches.append(steps)
+            inp = out
+        logits = inp @ p["readout.weight"].T + p["readout.bias"]
+        dscored = loss_forward_backward(logits if loss_on == "all" else logits[-1], y, loss)[1]
+        dlog = dscored if loss_on == "all" else np.concatenate([np.zeros_like(logits[:-1]), dscored[None]])
+        dh_local = dlog @ p["readout.weight"]  # (T, B, H)
+        carried, total = np.zeros((L, T), x.dtype), np.zeros((L, T), x.dtype)
+        for l in range(L - 1, -1, -1):
+            dh_next, dc_next = np.zeros((B, H), x.dtype), np.zeros((B, H), x.dtype)
+            dx = np.empty((T, B, p[f"weight_ih_l{l}"].shape[1]), x.dtype)
+            for t in range(T - 1, -1, -1):
+                carried[l, t] = safe_norm(dc_next.ravel(), 0)
+                da, _, dh_prev, dc_prev, dc_t = cells.lstm_step_backward(dh_local[t] + dh_next, dc_next, caches[l][t])
+                total[l, t] = safe_norm(dc_t.ravel(), 0)
+                dx[t] = da @ p[f"weight_ih_l{l}"]
+                if truncate is not None and t % truncate == 0 and t > 0:
+                    dh_prev, dc_prev = np.zeros_like(dh_prev), np.zeros_like(dc_prev)
+                dh_next, dc_next = dh_prev, dc_prev
+            dh_local = dx
+    return carried, total
+
+
 def cut_steps(T: int, truncate) -> np.ndarray:
     """Steps s whose edge h_{s-1} -> h_s the truncated backward pass cuts: s = k, 2k, ... < T."""
     if truncate is None:
@@ -153,6 +207,7 @@ def walkthrough(model: Model, x, y, loss="mse", loss_on="all", truncate=None, *,
     res = bptt(model, x, y, loss, loss_on, truncate)
     hs, cs, outputs = sequence_states(model, x)
     contrib = step_contributions(model, x, y, loss, loss_on, truncate)
+    cell_carried = cell_carried_norms(model, x, y, loss, loss_on, truncate)[0]
     cmap = whh_contribution_map(model, x, y, loss, loss_on, truncate, rows=rows) if with_map else None
     with np.errstate(all="ignore"):
         if clip is None:
@@ -174,6 +229,7 @@ def walkthrough(model: Model, x, y, loss="mse", loss_on="all", truncate=None, *,
         outputs=outputs[:, sample], step_losses=losses, loss=float(res.loss),
         hidden_grad_norms=res.hidden_grad_norms, local_grad_norms=res.local_grad_norms,
         carried_grad_norms=res.carried_grad_norms, cell_grad_norms=res.cell_grad_norms,
+        cell_carried_norms=cell_carried,
         contributions=contrib, contribution_map=cmap, cut_steps=cut_steps(T, truncate),
         grad_norm=float(norm), clip=clip, clip_scale=scale, clipped=bool(clipped), optimizer=optimizer, lr=float(lr),
         whh_update_norms=dW, params_after=after,

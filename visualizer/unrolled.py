@@ -64,8 +64,8 @@ def edge_gradient(p: StepPayload, kind: str, l: int, t: int) -> float | None:
     """The gradient norm an edge carries backward (None: not a gradient edge).
 
     rec (h_{t-1} -> h_t): carried into h_{t-1} from step t; up/out: the local gradient arriving at h^l_t
-    from the layer above or the readout; cell (c_{t-1} -> c_t): ||dL/dc_t||; loss: ||dL_t/dy_t|| is not
-    drawn separately (the out edge shows it reaching h_t).
+    from the layer above or the readout; cell (c_{t-1} -> c_t): carried into c_{t-1} along the cell path
+    from step t; loss: ||dL_t/dy_t|| is not drawn separately (the out edge shows it reaching h_t).
     """
     w = p.walk
     if kind == "rec":
@@ -75,7 +75,7 @@ def edge_gradient(p: StepPayload, kind: str, l: int, t: int) -> float | None:
     if kind == "out":
         return float(w.local_grad_norms[p.L - 1, t])
     if kind == "cell":
-        return float(w.cell_grad_norms[l, t])
+        return float(w.cell_carried_norms[l, t - 1])
     return None
 
 
@@ -84,7 +84,7 @@ def decade_bins(p: StepPayload) -> tuple[int, list[str]]:
     w = p.walk
     vals = [w.local_grad_norms, w.carried_grad_norms, w.hidden_grad_norms]
     if w.cell_grad_norms is not None:
-        vals.append(w.cell_grad_norms)
+        vals += [w.cell_grad_norms, w.cell_carried_norms]
     v = np.concatenate([np.ravel(a) for a in vals]).astype(float)
     v = v[np.isfinite(v) & (v > 0)]
     top = int(np.ceil(np.log10(v.max()))) if v.size else 0
@@ -167,7 +167,7 @@ def _dynamic(p: StepPayload, st: dict, ly: dict, all_edges, top: int) -> list[di
     bins = [[] for _ in range(DECADES + 1)]
     for kind, l, t, x0, y0, x1, y1 in all_edges:
         g = edge_gradient(p, kind, l, t)
-        reached = (t - 1 if kind == "rec" else t) >= st["bwd"] and backward
+        reached = (t - 1 if kind in ("rec", "cell") else t) >= st["bwd"] and backward
         if g is None or not reached:
             continue
         b = bin_of(g, top)
@@ -271,7 +271,7 @@ def _hover(p: StepPayload, l: int, lane: str) -> list[str]:
     for t in range(p.T):
         if lane == "c":
             v, v2, g = w.c[l, t], w.next_c[l, t], w.cell_grad_norms[l, t]
-            grad = f"‖∂L/∂c{_sub_t(t)}‖ = {fmt(g)}"
+            grad = f"‖∂L/∂c{_sub_t(t)}‖ = {fmt(g)} (carried along the cell path {fmt(w.cell_carried_norms[l, t])})"
         else:
             v, v2 = w.h[l, t], w.next_h[l, t]
             grad = (f"‖∂L/∂h{_sub_t(t)}‖ = {fmt(w.hidden_grad_norms[l, t])} (local {fmt(w.local_grad_norms[l, t])}"

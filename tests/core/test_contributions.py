@@ -7,7 +7,7 @@ import pytest
 import core
 from core import cells, contributions
 from core.contributions import step_contributions, step_losses, whh_contribution_map
-from core.walkthrough import cut_steps, sequence_states, walkthrough
+from core.walkthrough import cell_carried_norms, cut_steps, sequence_states, walkthrough
 
 ARCHS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
 T, B, I, H, O = 5, 2, 2, 3, 2
@@ -26,11 +26,12 @@ def make_case(arch, nonlinearity, layers, loss, loss_on="all", seed=0, T=T):
     return model, x, y
 
 
-def untied_step_losses(model, x, y, loss, loss_on, truncate=None, whh_at=None, boundary=None):
+def untied_step_losses(model, x, y, loss, loss_on, truncate=None, whh_at=None, boundary=None, dc_at=None):
     """(T,) each step's share of the loss, step s of layer l using ``whh_at[(l, s)]`` instead of W_hh.
 
     Truncation as the surrogate whose exact gradient truncated BPTT computes: the state entering
-    each window is the constant ``boundary[(l, s)]`` from an unperturbed run.
+    each window is the constant ``boundary[(l, s)]`` from an unperturbed run. ``dc_at = (l, s, delta)``
+    adds ``delta`` to the LSTM cell state c^l_s after h^l_s is computed (so only the cell path sees it).
     """
     cfg, p = model.config, model.params
     whh_at = whh_at or {}
@@ -51,6 +52,8 @@ def untied_step_losses(model, x, y, loss, loss_on, truncate=None, whh_at=None, b
                 h, c, _ = cells.lstm_step_forward(a_x, h, c, W, b_hh)
             else:
                 h, _ = cells.gru_step_forward(a_x, h, W, b_hh)
+            if dc_at is not None and dc_at[:2] == (l, s):
+                c = c + dc_at[2]
             out[s] = h
         inp = out
     logits = inp @ p["readout.weight"].T + p["readout.bias"]
@@ -162,6 +165,30 @@ def test_step_contributions_add_up_to_bptt_weight_gradient(arch_nl, truncate, lo
     np.testing.assert_allclose(sc.running[:, 0], sc.total, rtol=1e-10)
     np.testing.assert_allclose(sc.running[:, -1], sc.norms[:, -1], rtol=1e-10)
     assert np.all(sc.shares <= sc.norms * (1 + 1e-12))  # a projection is never longer than the vector
+
+
+@pytest.mark.parametrize("layers,truncate,loss_on", [(1, None, "all"), (2, None, "all"), (2, 2, "all"),
+                                                     (1, None, "last")])
+def test_cell_path_gradient_matches_finite_differences(layers, truncate, loss_on):
+    model, x, y = make_case("lstm", "tanh", layers, "mse", loss_on=loss_on)
+    carried, total = cell_carried_norms(model, x, y, "mse", loss_on, truncate)
+    res = core.bptt(model, x, y, "mse", loss_on, truncate)
+    np.testing.assert_allclose(total, res.cell_grad_norms, rtol=1e-10, atol=1e-15)  # the same backward pass
+    bnd = untied_step_losses(model, x, y, "mse", loss_on)[1] if truncate else None
+    numeric = np.zeros((layers, T))
+    for l, t in itertools.product(range(layers), range(T - 1)):  # dL/dc_t with h_t held: the cell path only
+        g = np.zeros((B, H))
+        for b, j in np.ndindex(B, H):
+            d = np.zeros((B, H))
+            d[b, j] = EPS
+            lp = untied_step_losses(model, x, y, "mse", loss_on, truncate, boundary=bnd, dc_at=(l, t, d))[0].sum()
+            lm = untied_step_losses(model, x, y, "mse", loss_on, truncate, boundary=bnd, dc_at=(l, t, -d))[0].sum()
+            g[b, j] = (lp - lm) / (2 * EPS)
+        numeric[l, t] = np.linalg.norm(g)
+    np.testing.assert_allclose(carried, numeric, rtol=1e-6, atol=1e-10)
+    assert np.all(carried[:, -1] == 0)
+    assert cell_carried_norms(core.build("gru", input_size=I, hidden_size=H, output_size=O), x, y,
+                              "mse", loss_on) == (None, None)
 
 
 @pytest.mark.parametrize("loss,loss_on", [("mse", "all"), ("mse", "last"), ("cross_entropy", "all")])
