@@ -20,6 +20,12 @@ def reference(params, arch=None):
     return model, task, y, loss_on, core.bptt(model, task.x, y, task.loss, loss_on, key.run.truncate)
 
 
+def segments(trace):
+    """The (start, end) point pairs of a line trace drawn as None-separated segments."""
+    pts = list(zip(trace["x"], trace["y"], strict=True))
+    return [(pts[i], pts[i + 1]) for i in range(0, len(pts) - 1, 3)]
+
+
 def frames_of(fig, phase_text):
     """Frames whose explanation starts with ``phase_text``."""
     return [f for f in fig["frames"] if f["layout"]["title"]["text"].startswith(phase_text)]
@@ -134,6 +140,14 @@ def test_truncation_draws_cut_edges_and_the_lstm_its_cell_lane():
     assert [x for x in cut["x"] if x is not None] == [3, 4, 7, 8]
     assert set(y for y in cut["y"] if y is not None) == {ly["h0"]}
     assert "c0" in ly and fig["layout"]["yaxis"]["ticktext"] == ["x", "h", "c", "y", "loss"]
+    top, _ = unrolled.decade_bins(p)
+    final = frames_of(fig, "∂L/∂W_hh = Σ")[0]
+    carried = p.walk.cell_carried_norms[0]
+    for t in range(1, p.T):  # the cell lane's edge c_{t-1} -> c_t carries f_t * dL/dc_t; nothing across a cut
+        segment = ((t - 1, ly["c0"]), (t, ly["c0"]))
+        drawn = [b for b in range(unrolled.DECADES + 1) if segment in segments(final["data"][b])]
+        assert drawn == ([] if carried[t - 1] == 0 else [unrolled.bin_of(carried[t - 1], top)])
+        assert (carried[t - 1] == 0) == (t in (4, 8))
     back = frames_of(fig, "Backward")
     assert any("Truncation (k = 4) cuts the edge h₃ → h₄" in f["layout"]["title"]["text"].replace("<br>", " ")
                for f in back)
