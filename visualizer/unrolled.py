@@ -158,60 +158,78 @@ def _state(p: StepPayload, phase: str, k: int) -> dict:
             "next": (k + 1 if phase == "next" else 0)}
 
 
-def _dynamic(p: StepPayload, st: dict, ly: dict, all_edges, top: int) -> list[dict]:
+def _precompute(p: StepPayload, all_edges, top: int) -> dict:
+    """Everything the frames pick from, computed once: the decade bin of every gradient edge, and per node
+    lane the colours and labels of the forward pass, of the next forward pass and of the backward pass."""
+    w, color = p.walk, COLORS[p.arch]
+    edges = []
+    for kind, l, t, x0, y0, x1, y1 in all_edges:
+        g = edge_gradient(p, kind, l, t)
+        b = None if g is None else bin_of(g, top)
+        if b is not None:
+            edges.append((b, t - 1 if kind in ("rec", "cell") else t, (x0, y0, x1, y1)))
+    every = np.ones(p.T, bool)
+
+    def act(values, vmax, col=color):
+        return {"colors": _node_colors(values, vmax, col, every), "texts": _texts(values, every)}
+
+    def grad(values):
+        return {"colors": _grad_colors(values, top, every), "texts": _texts(values, every)}
+
+    lanes = []
+    for l in range(p.L):
+        pairs = [(w.h, w.next_h, w.hidden_grad_norms)]
+        if p.arch == "lstm":
+            pairs.append((w.c, w.next_c, w.cell_grad_norms))
+        for before, after, g in pairs:
+            vmax = _vmax(before[l], after[l])
+            lanes.append({"act": act(rms(before[l]), vmax), "next": act(rms(after[l]), vmax), "grad": grad(g[l])})
+    vmax = _vmax(w.outputs, w.next_outputs)
+    lanes.append({"act": act(rms(w.outputs), vmax), "next": act(rms(w.next_outputs), vmax), "grad": None})
+    lmax = float(np.nanmax(np.where(np.isfinite(w.step_losses), w.step_losses, 0)))
+    lanes.append({"act": act(w.step_losses, lmax, "#444444"), "next": act(w.next_step_losses, lmax, "#444444"),
+                  "grad": None})
+    return {"edges": edges, "lanes": lanes}
+
+
+def _pick(source: dict, shown) -> dict:
+    """A node trace's frame values: ``source``'s colours and labels where ``shown``, blank elsewhere."""
+    return {"marker": {"color": [c if on else PENDING for c, on in zip(source["colors"], shown, strict=True)]},
+            "text": [t if on else "" for t, on in zip(source["texts"], shown, strict=True)]}
+
+
+def _dynamic(p: StepPayload, st: dict, pre: dict) -> list[dict]:
     """The traces a frame changes, in a fixed order."""
-    w, T, color = p.walk, p.T, COLORS[p.arch]
+    w, T = p.walk, p.T
     steps = np.arange(T)
     backward = st["grads"]
     # gradient edges, one trace per decade (+ inf/NaN), only on steps the backward pass has reached
     bins = [[] for _ in range(DECADES + 1)]
-    for kind, l, t, x0, y0, x1, y1 in all_edges:
-        g = edge_gradient(p, kind, l, t)
-        reached = (t - 1 if kind in ("rec", "cell") else t) >= st["bwd"] and backward
-        if g is None or not reached:
-            continue
-        b = bin_of(g, top)
-        if b is not None:
-            bins[b].append((x0, y0, x1, y1))
+    if backward:
+        for b, tref, seg in pre["edges"]:
+            if tref >= st["bwd"]:
+                bins[b].append(seg)
     traces = []
     for segs in bins:
         xs, ys = _segments(segs)
         traces.append({"x": xs, "y": ys})
-    # nodes: h (and c) per layer, y, L
+    # nodes: h (and c) per layer, then y and L
     after = st["next"] > 0
-    h = w.next_h if after else w.h
     fwd = steps < (st["next"] if after else st["fwd"])
-    for l in range(p.L):
-        if backward and not after:
-            shown = steps >= st["bwd"]
-            g = w.hidden_grad_norms[l]
-            traces.append({"marker": {"color": _grad_colors(g, top, shown)}, "text": _texts(g, shown)})
+    reached = steps >= st["bwd"]
+    for lane in pre["lanes"][:-2]:
+        if backward:
+            traces.append(_pick(lane["grad"], reached))
         else:
-            v = rms(h[l])
-            traces.append({"marker": {"color": _node_colors(v, _vmax(w.h[l], w.next_h[l]), color, fwd)},
-                           "text": _texts(v, fwd)})
-        if p.arch == "lstm":
-            c = w.next_c if after else w.c
-            if backward and not after:
-                shown = steps >= st["bwd"]
-                g = w.cell_grad_norms[l]
-                traces.append({"marker": {"color": _grad_colors(g, top, shown)}, "text": _texts(g, shown)})
-            else:
-                v = rms(c[l])
-                traces.append({"marker": {"color": _node_colors(v, _vmax(w.c[l], w.next_c[l]), color, fwd)},
-                               "text": _texts(v, fwd)})
-    out = w.next_outputs if after else w.outputs
-    yv = rms(out)
-    traces.append({"marker": {"color": _node_colors(yv, _vmax(w.outputs, w.next_outputs), color, fwd)},
-                   "text": _texts(yv, fwd)})
-    losses = w.next_step_losses if after else w.step_losses
+            traces.append(_pick(lane["next"] if after else lane["act"], fwd))
+    out_lane, loss_lane = pre["lanes"][-2:]
+    traces.append(_pick(out_lane["next"] if after else out_lane["act"], fwd))
     scored = steps == T - 1 if p.loss_on == "last" else np.ones(T, bool)
     lshown = (fwd if after else np.full(T, st["loss"])) & scored
-    lmax = float(np.nanmax(np.where(np.isfinite(w.step_losses), w.step_losses, 0))) if T else 0.0
-    traces.append({"marker": {"color": _node_colors(losses, lmax, "#444444", lshown)}, "text": _texts(losses, lshown)})
+    traces.append(_pick(loss_lane["next"] if after else loss_lane["act"], lshown))
     # contributions: bars appear as the backward pass reaches each step; the running total follows
     c = w.contributions
-    done = (steps >= st["bwd"]) & backward
+    done = reached & backward
     traces.append({"y": np.where(done, c.shares[-1], np.nan).tolist()})
     traces.append({"y": np.where(done, c.running[-1], np.nan).tolist()})
     total = float(c.total[-1])
@@ -387,9 +405,9 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
     styles = _dynamic_styles(p, ly, names)
     bar_range = next(s.pop("range") for s in styles if "range" in s)
     plan = frame_plan(p)
-    frames = []
+    frames, pre = [], _precompute(p, all_edges, top)
     for i, (phase, k, _) in enumerate(plan):
-        values = _dynamic(p, _state(p, phase, k), ly, all_edges, top)
+        values = _dynamic(p, _state(p, phase, k), pre)
         for v, st in zip(values, styles, strict=True):  # a frame's trace without its type would become a scatter
             v.update({key: st[key] for key in ("type", "yaxis") if key in st})
         focus = {"init": 0, "losses": p.T - 1, "sum": 0, "update": 0}.get(phase, k)
