@@ -206,7 +206,7 @@ def forward_text(p: StepPayload, t: int, after: bool = False) -> str:
     """The forward pass has computed step ``t`` (``after``: with the updated weights)."""
     h = p.walk.next_h if after else p.walk.h
     what = "Next forward pass (updated weights)" if after else "Forward"
-    return (f"{what}, step {t}: {EQUATIONS[p.arch]} — RMS of h{_sub(t)} = {fmt(rms(h[-1, t]))} "
+    return (f"{what}, step {t}: {EQUATIONS[p.arch]} — RMS of h{subscript(t)} = {fmt(rms(h[-1, t]))} "
             f"(shown sequence; the batch has {p.B}).")
 
 
@@ -214,24 +214,26 @@ def losses_text(p: StepPayload) -> str:
     """All step losses are known."""
     w = p.walk
     if p.loss_on == "last":
-        return f"Loss on the last step only: L = L{_sub(p.T - 1)} = {fmt(w.loss)} ({p.loss_name}, mean over the batch)."
+        return (f"Loss on the last step only: L = L{subscript(p.T - 1)} = {fmt(w.loss)} ({p.loss_name}, "
+                "mean over the batch).")
     k = int(np.nanargmax(w.step_losses)) if np.any(np.isfinite(w.step_losses)) else 0
     return (f"Loss on every step: L = Σₜ Lₜ = {fmt(w.loss)} ({p.loss_name}, mean over steps and batch); "
-            f"the largest share is L{_sub(k)} = {fmt(w.step_losses[k])}.")
+            f"the largest share is L{subscript(k)} = {fmt(w.step_losses[k])}.")
 
 
 def backward_text(p: StepPayload, s: int) -> str:
     """The backward pass has reached step ``s`` (right to left)."""
     w = p.walk
     local, carried, total = w.local_grad_norms[-1, s], w.carried_grad_norms[-1, s], w.hidden_grad_norms[-1, s]
-    text = (f"Backward, step {s}: ‖∂L/∂h{_sub(s)}‖ = {fmt(total)}, from the loss at this step {fmt(local)} "
+    text = (f"Backward, step {s}: ‖∂L/∂h{subscript(s)}‖ = {fmt(total)}, from the loss at this step {fmt(local)} "
             f"(local) and carried back from step {s + 1} {fmt(carried)}.")
     if s + 1 in set(p.walk.cut_steps.tolist()):
-        text += f" Truncation (k = {p.truncate}) cuts the edge h{_sub(s)} → h{_sub(s + 1)}: nothing is carried."
+        text += (f" Truncation (k = {p.truncate}) cuts the edge h{subscript(s)} → h{subscript(s + 1)}: "
+                 "nothing is carried.")
     elif s == p.T - 1:
-        text = (f"Backward starts at the last step {s}: ‖∂L/∂h{_sub(s)}‖ = {fmt(total)}, all of it local "
+        text = (f"Backward starts at the last step {s}: ‖∂L/∂h{subscript(s)}‖ = {fmt(total)}, all of it local "
                 "(there is no later step).")
-    return text + f" Step {s} adds ‖C{_sub(s)}‖ = {fmt(w.contributions.norms[-1, s])} to ∂L/∂W_hh."
+    return text + f" Step {s} adds ‖C{subscript(s)}‖ = {fmt(w.contributions.norms[-1, s])} to ∂L/∂W_hh."
 
 
 def sum_text(p: StepPayload) -> str:
@@ -271,6 +273,6 @@ def next_text(p: StepPayload) -> str:
             f"({'+' if change > 0 else ''}{fmt(change)}%). Then the next iteration starts.")
 
 
-def _sub(n: int) -> str:
+def subscript(n: int) -> str:
     """``n`` as subscript digits."""
     return str(n).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))

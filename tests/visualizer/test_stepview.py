@@ -59,7 +59,7 @@ def test_backward_frames_show_bptt_gradients_right_to_left(lesson):
         want = [fmt(v) if t >= s else "" for t, v in enumerate(res.hidden_grad_norms[-1])]
         assert text == want
         title = frame["layout"]["title"]["text"].replace("<br>", " ")
-        assert f"‖∂L/∂h{unrolled._sub_t(s)}‖ = {fmt(res.hidden_grad_norms[-1, s])}" in title
+        assert f"‖∂L/∂h{stepview.subscript(s)}‖ = {fmt(res.hidden_grad_norms[-1, s])}" in title
         assert fmt(res.local_grad_norms[-1, s]) in title
         if s < p.T - 1:
             assert fmt(res.carried_grad_norms[-1, s]) in title
