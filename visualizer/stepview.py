@@ -244,8 +244,8 @@ def sum_text(p: StepPayload) -> str:
     if np.isfinite(total) and total > 0:
         order = np.argsort(-shares)
         cum = np.cumsum(shares[order]) / total
-        n = int(np.searchsorted(cum, 0.9) + 1)
-        text += f"; {n} of {p.T} steps give 90% of it"
+        n = int(np.argmax(cum >= 0.9) + 1) if np.any(cum >= 0.9) else p.T
+        text += f"; the {n} largest shares (of {p.T} steps) make up 90% of it or more"
     return text + "."
 
 

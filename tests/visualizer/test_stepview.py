@@ -201,6 +201,14 @@ def test_the_caption_note_says_what_is_shown():
     assert "the map has one row" in note and "30 of the 45 steps are drawn" in note
 
 
+def test_the_sum_sentence_counts_the_largest_shares_truly(lesson):
+    p, _ = lesson
+    shares, total = p.walk.contributions.shares[0], p.walk.contributions.total[0]
+    n = int(stepview.sum_text(p).split("the ")[-1].split(" largest")[0])
+    top = np.sort(shares)[::-1]
+    assert top[:n].sum() >= 0.9 * total > top[: n - 1].sum()
+
+
 def test_sentences_change_with_the_data():
     a = stepview.payload(CLASS)
     b = stepview.payload(Params(**{**CLASS.to_dict(), "arch": ["rnn"], "scale": 0.5}))
