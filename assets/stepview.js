@@ -23,9 +23,13 @@ window.dash_clientside.stepview = {
     },
 
     // The action of a key press, or null: arrows step, shift+arrows jump a phase, Home/End go to the ends.
-    // Keys typed into a form field (tag INPUT, TEXTAREA, SELECT or an editable element) are left alone.
-    keyAction: function (key, shift, tag, editable) {
+    // Keys meant for a control are left alone: form fields (INPUT, TEXTAREA, SELECT, editable elements) and
+    // widgets that use the arrow keys themselves (a slider thumb, radio buttons, tabs, lists, menus).
+    keyAction: function (key, shift, tag, editable, role) {
         if (editable || ["INPUT", "TEXTAREA", "SELECT"].indexOf(String(tag).toUpperCase()) >= 0) { return null; }
+        const own = ["slider", "spinbutton", "radio", "radiogroup", "tab", "tablist", "listbox", "option", "combobox",
+                     "menu", "menuitem", "textbox", "scrollbar"];
+        if (role && own.indexOf(String(role).toLowerCase()) >= 0) { return null; }
         if (key === "ArrowRight") { return shift ? "phase-next" : "next"; }
         if (key === "ArrowLeft") { return shift ? "phase-back" : "back"; }
         if (key === "Home") { return "first"; }
@@ -132,7 +136,8 @@ window.dash_clientside.stepview = {
             document.addEventListener("keydown", function (e) {
                 const c = ns._constants;
                 const t = e.target || {};
-                const action = ns.keyAction(e.key, e.shiftKey, t.tagName || "", !!t.isContentEditable);
+                const role = t.getAttribute ? t.getAttribute("role") : null;
+                const action = ns.keyAction(e.key, e.shiftKey, t.tagName || "", !!t.isContentEditable, role);
                 if (!c || !action || !document.getElementById(c.graph)) { return; }
                 if (ns.go(action, c) !== null) { e.preventDefault(); }
             });

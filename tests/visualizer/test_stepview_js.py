@@ -52,19 +52,25 @@ TARGET = [
 ]
 
 KEYS = [
-    # (key, shift, tag, editable) -> action
-    (("ArrowRight", False, "DIV", False), "next"),
-    (("ArrowLeft", False, "BODY", False), "back"),
-    (("ArrowRight", True, "DIV", False), "phase-next"),
-    (("ArrowLeft", True, "DIV", False), "phase-back"),
-    (("Home", False, "DIV", False), "first"),
-    (("End", False, "DIV", False), "last"),
-    (("ArrowRight", False, "INPUT", False), None),  # typing in a number box moves the caret, not the frames
-    (("ArrowLeft", False, "textarea", False), None),
-    (("ArrowRight", False, "SELECT", False), None),
-    (("ArrowRight", False, "DIV", True), None),  # contenteditable
-    (("a", False, "DIV", False), None),
-    (("ArrowUp", False, "DIV", False), None),
+    # (key, shift, tag, editable, role) -> action
+    (("ArrowRight", False, "DIV", False, None), "next"),
+    (("ArrowLeft", False, "BODY", False, None), "back"),
+    (("ArrowRight", True, "DIV", False, None), "phase-next"),
+    (("ArrowLeft", True, "DIV", False, None), "phase-back"),
+    (("Home", False, "DIV", False, None), "first"),
+    (("End", False, "DIV", False, None), "last"),
+    (("ArrowRight", False, "BUTTON", False, None), "next"),  # after clicking Step the button keeps the focus
+    (("ArrowRight", False, "INPUT", False, None), None),  # typing in a number box moves the caret, not the frames
+    (("ArrowLeft", False, "textarea", False, None), None),
+    (("ArrowRight", False, "SELECT", False, None), None),
+    (("ArrowRight", False, "DIV", True, None), None),  # contenteditable
+    (("ArrowRight", False, "DIV", False, "slider"), None),  # a Dash 4 slider thumb moves with the arrows
+    (("ArrowLeft", False, "BUTTON", False, "tab"), None),  # the view tabs
+    (("ArrowRight", False, "INPUT", False, "radio"), None),
+    (("ArrowLeft", False, "DIV", False, "Option"), None),  # dropdown options
+    (("ArrowRight", False, "DIV", False, "button"), "next"),
+    (("a", False, "DIV", False, None), None),
+    (("ArrowUp", False, "DIV", False, None), None),
 ]
 
 
