@@ -57,9 +57,14 @@ def _view(view, p) -> views.View:
     return v
 
 
+def _payload(v: views.View, keys, p):
+    """The view's payload; with app settings, the settings it uses beyond the runs (e.g. the update step)."""
+    return views.payload_of(v, keys, p) if p is not None else v.payload(keys)
+
+
 def figure(view=None, model=None, x=None, y=None, *, loss=None, loss_on=None, truncate=None, params=None) -> go.Figure:
     """The app's figure of ``view`` (a key of :data:`visualizer.views.VIEWS`: ``"grad_norm"``,
-    ``"heatmap"``, ``"jacobian"``, ``"spectra"``, ``"gates"``, ``"connectivity"``).
+    ``"heatmap"``, ``"jacobian"``, ``"spectra"``, ``"gates"``, ``"connectivity"``, ``"steps"``).
 
     Either ``model`` (a ``core`` model, or a list of them to compare on the same data) with ``x``
     (T, B, input_size) inputs or a :class:`core.Task` (``y``, ``loss``, ``loss_on`` as in
@@ -69,11 +74,11 @@ def figure(view=None, model=None, x=None, y=None, *, loss=None, loss_on=None, tr
     """
     p, keys = _keys(model, x, y, loss, loss_on, truncate, params)
     v = _view(view, p)
-    return go.Figure(v.figure(v.payload(keys)))
+    return go.Figure(v.figure(_payload(v, keys, p)))
 
 
 def series(view=None, model=None, x=None, y=None, *, loss=None, loss_on=None, truncate=None, params=None) -> list:
     """The numbers :func:`figure` draws, as :class:`visualizer.series.Series` (the app's export)."""
     p, keys = _keys(model, x, y, loss, loss_on, truncate, params)
     v = _view(view, p)
-    return v.series(v.payload(keys), keys)
+    return v.series(_payload(v, keys, p), keys)

@@ -31,7 +31,7 @@ UNITS = 4  # hidden units of the shown sequence listed in the hover
 class StepKey:
     """What one walkthrough depends on: the run and the update applied."""
 
-    run: compute.RunKey
+    run: compute.RunKey  # or a compute.ModelRun (a given model on given data)
     optimizer: str
     lr: float
     clip: float | None
@@ -95,7 +95,7 @@ def walk(key: StepKey) -> StepPayload:
     run = key.run
     check_length(run.data.seq_len)
     check_work(run)
-    task, model = compute.get_task(run.data), compute.get_model(run)
+    task, model = compute.task_of(run), compute.model_of(run)
     y, loss_on, note = compute.targets(task, run.data.loss_on)
     T, B = task.x.shape[:2]
     cfg = model.config
@@ -139,7 +139,7 @@ def note(keys) -> str | None:
     parts = [f"Showing the {first}, the first ticked architecture." if len(keys) > 1 else None]
     T = keys[0].data.seq_len
     if T <= MAX_T:
-        task = compute.get_task(keys[0].data)
+        task = compute.task_of(keys[0])
         loss_on = compute.targets(task, keys[0].data.loss_on)[1]
         parts.append(map_rows(T, keys[0].data.batch, keys[0].hidden, keys[0].layers, GATES[keys[0].arch],
                               loss_on)[1])

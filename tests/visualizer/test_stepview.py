@@ -15,7 +15,7 @@ CLASS = Params(arch=("rnn",), seq_len=12, hidden=8, batch=4, task="sine", loss_o
 def reference(params, arch=None):
     """bptt on the view's batch and model, through the app's own data path."""
     key = stepview.step_key(params, arch)
-    task, model = compute.get_task(key.run.data), compute.get_model(key.run)
+    task, model = compute.task_of(key.run), compute.model_of(key.run)
     y, loss_on, _ = compute.targets(task, params.loss_on)
     return model, task, y, loss_on, core.bptt(model, task.x, y, task.loss, loss_on, key.run.truncate)
 
@@ -239,3 +239,18 @@ def test_the_html_report_carries_the_frames_and_waits_for_its_reader():
     assert "Plotly.addFrames" in html and '"name":"phase"' in html  # stepped by its own slider and Play button
     assert "Plotly.animate(" not in html  # no autoplay: it would also run every frame with a transition
     assert "whh_grad_norm_by_loss_step" in html  # the map's numbers are in the embedded data
+
+
+def test_a_notebook_gets_the_same_stepped_figure():
+    from visualizer import notebook
+
+    fig = notebook.figure(params="?preset=bptt-steps")  # the preset's update settings: SGD, clip 1
+    assert any(f.layout.title.text.startswith("Clipping") for f in fig.frames)
+    task = core.make_task("sine", 10, 2, seed=0)
+    lstm = core.build("lstm", input_size=task.input_size, hidden_size=4, output_size=task.output_size)
+    fig = notebook.figure("steps", lstm, task)
+    assert len(fig.frames) == len(unrolled.frame_plan(stepview.view_payload([core_run(lstm, task)])))
+
+
+def core_run(model, task):
+    return compute.model_run(model, task)
