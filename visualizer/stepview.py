@@ -196,6 +196,11 @@ def rms(v) -> np.ndarray:
         return np.sqrt(np.mean(np.square(v), axis=-1))
 
 
+def top_layer(p: StepPayload) -> str:
+    """" of the top layer" for stacked layers (the figure's h, ∂L/∂W_hh and map are the top layer's), else ""."""
+    return " of the top layer" if p.L > 1 else ""
+
+
 def init_text(p: StepPayload) -> str:
     """Before the forward pass."""
     return (f"{p.name}, H = {p.H}, T = {p.T}, batch {p.B}: {EQUATIONS[p.arch]}. "
@@ -225,7 +230,8 @@ def backward_text(p: StepPayload, s: int) -> str:
     """The backward pass has reached step ``s`` (right to left)."""
     w = p.walk
     local, carried, total = w.local_grad_norms[-1, s], w.carried_grad_norms[-1, s], w.hidden_grad_norms[-1, s]
-    text = (f"Backward, step {s}: ‖∂L/∂h{subscript(s)}‖ = {fmt(total)}, from the loss at this step {fmt(local)} "
+    text = (f"Backward, step {s}: ‖∂L/∂h{subscript(s)}‖{top_layer(p)} = {fmt(total)}, from the "
+            f"loss at this step {fmt(local)} "
             f"(local) and carried back from step {s + 1} {fmt(carried)}.")
     if s + 1 in set(p.walk.cut_steps.tolist()):
         text += (f" Truncation (k = {p.truncate}) cuts the edge h{subscript(s)} → h{subscript(s + 1)}: "
@@ -233,14 +239,16 @@ def backward_text(p: StepPayload, s: int) -> str:
     elif s == p.T - 1:
         text = (f"Backward starts at the last step {s}: ‖∂L/∂h{subscript(s)}‖ = {fmt(total)}, all of it local "
                 "(there is no later step).")
-    return text + f" Step {s} adds ‖C{subscript(s)}‖ = {fmt(w.contributions.norms[-1, s])} to ∂L/∂W_hh."
+    return text + (f" Step {s} adds ‖C{subscript(s)}‖ = {fmt(w.contributions.norms[-1, s])} "
+                   f"to ∂L/∂W_hh{top_layer(p)}.")
 
 
 def sum_text(p: StepPayload) -> str:
     """The per-step contributions stacked up to dL/dW_hh."""
     c = p.walk.contributions
     total, shares = c.total[-1], c.shares[-1]
-    text = f"∂L/∂W_hh = Σₛ Cₛ: ‖∂L/∂W_hh‖ = {fmt(total)}; the bars are each step's share ⟨Cₛ, G⟩/‖G‖, they add up to it"
+    text = (f"∂L/∂W_hh = Σₛ Cₛ{top_layer(p)}: ‖∂L/∂W_hh‖ = {fmt(total)}; the bars are each step's share "
+            "⟨Cₛ, G⟩/‖G‖, they add up to it")
     if np.isfinite(total) and total > 0:
         order = np.argsort(-shares)
         cum = np.cumsum(shares[order]) / total
@@ -262,7 +270,7 @@ def update_text(p: StepPayload) -> str:
     else:
         clip = f"‖g‖ = {fmt(w.grad_norm)} ≤ c = {fmt(w.clip)}: clipping leaves the gradient alone."
     opt = "SGD" if w.optimizer == "sgd" else "Adam (first step)"
-    return f"{clip} {opt} with lr = {fmt(w.lr)}: ‖ΔW_hh‖ = {fmt(w.whh_update_norms[-1])}."
+    return f"{clip} {opt} with lr = {fmt(w.lr)}: ‖ΔW_hh‖{top_layer(p)} = {fmt(w.whh_update_norms[-1])}."
 
 
 def next_text(p: StepPayload) -> str:

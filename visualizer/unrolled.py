@@ -17,7 +17,7 @@ import numpy as np
 
 from .plotstyle import FONT, GRID, base_layout
 from .stepview import (DRAWN, StepPayload, backward_text, forward_text, init_text, losses_text, next_text, rms,
-                       sum_text, update_text)
+                       sum_text, top_layer, update_text)
 from .unrolled_parts import (COLORS, DECADES, PENDING, bin_of, decade_bins, dynamic_styles,
                              edge_gradient, edges, grad_colors, lanes, merge, node_colors, segments, static_traces,
                              texts, vmax)
@@ -181,6 +181,7 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
     ticks = sorted(ly.items(), key=lambda kv: kv[1])
     ticktext = [lane_names[k] if k in lane_names else f"{k[0]}{'' if p.L == 1 else int(k[1:]) + 1}" for k, _ in ticks]
     net, bars = ([0.56, 1.0], [0.36, 0.50]) if has_map else ([0.42, 1.0], [0.0, 0.34])
+    bars_title = "∂L/∂W_hh" + (" (top)" if p.L > 1 else "")
     anim = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     sliders = [{"name": "phase", "active": 0, "x": 0.08, "len": 0.92, "y": -0.07, "yanchor": "top",
                 "pad": {"t": 30}, "currentvalue": {"visible": False}, "font": {"size": 12},
@@ -204,7 +205,7 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
                "gridcolor": GRID, "zeroline": False, "dtick": 1 if p.T <= DRAWN else 5},
         yaxis={"domain": net, "range": [-0.5, ly["L"] + 0.6], "tickvals": [v for _, v in ticks],
                "ticktext": ticktext, "showgrid": False, "zeroline": False, "fixedrange": True},
-        yaxis2={"domain": bars, "anchor": "x", "range": bar_range, "title": {"text": "∂L/∂W_hh", "font": {"size": 12}},
+        yaxis2={"domain": bars, "anchor": "x", "range": bar_range, "title": {"text": bars_title, "font": {"size": 12}},
                 "gridcolor": GRID, "zeroline": True, "zerolinecolor": "#999", "fixedrange": True},
         updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.07, "xanchor": "left",
                       "yanchor": "top", "pad": {"t": 30, "r": 10}, "showactive": False, "buttons": [
@@ -218,7 +219,8 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
         layout["yaxis3"] = {"domain": [0.0, 0.28], "anchor": "x",
                             "title": {"text": "loss step t", "font": {"size": 12}}, "gridcolor": GRID,
                             "zeroline": False}
-        layout["annotations"] = [{"text": "‖∂Lₜ/∂W_hh through step s‖: which loss (row) reaches which step (column)",
+        layout["annotations"] = [{"text": f"‖∂Lₜ/∂W_hh through step s‖{top_layer(p)}: which loss (row) reaches "
+                                          "which step (column)",
                                   "x": 0, "y": 0.295, "xref": "paper", "yref": "paper", "xanchor": "left",
                                   "yanchor": "bottom", "showarrow": False, "font": {"size": 12}}]
     return {"data": data, "layout": layout, "frames": frames}

@@ -194,7 +194,7 @@ def dynamic_styles(p: StepPayload, ly: dict, names: list[str]) -> list[dict]:
                    for s in steps]
     styles.append({"type": "bar", "x": steps, "name": "step's share ⟨Cₛ,G⟩/‖G‖", "yaxis": "y2", "marker": {
         "color": rgba(color, 0.75)}, "hovertext": share_hover, "hoverinfo": "text", "legendgroup": "dw",
-        "legendgrouptitle": {"text": "∂L/∂W_hh"}})
+        "legendgrouptitle": {"text": "∂L/∂W_hh" + (" (top layer)" if p.L > 1 else "")}})
     lo = min(0.0, float(np.nanmin(np.where(np.isfinite(w.contributions.shares[-1]), w.contributions.shares[-1], 0))))
     hi = max([float(v) for v in (*w.contributions.running[-1], *w.contributions.shares[-1]) if np.isfinite(v)] or [1.0])
     styles[-1]["range"] = [lo * 1.15, hi * 1.15 if hi > 0 else 1.0]  # read by step_figure for yaxis2
