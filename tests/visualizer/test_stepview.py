@@ -254,3 +254,18 @@ def test_a_notebook_gets_the_same_stepped_figure():
 
 def core_run(model, task):
     return compute.model_run(model, task)
+
+
+def test_a_change_of_the_update_settings_redraws_the_step_tab_only():
+    from dash import no_update
+
+    from visualizer import callbacks
+
+    for tab, redrawn in (("steps", True), ("heatmap", False)):
+        params = Params(**{**CLASS.to_dict(), "arch": ["rnn"], "view": tab, "clip": 0.5})
+        out = callbacks.page(callbacks.params_to_controls(params), search="", changed={"clip"})
+        assert (out[3] is not no_update) == redrawn
+        assert out[0] is no_update  # view 1 does not depend on the update step
+        if redrawn:
+            update = next(f for f in out[3]["frames"] if f["layout"]["title"]["text"].startswith("Clipping"))
+            assert "c = 0.5" in update["layout"]["title"]["text"]
