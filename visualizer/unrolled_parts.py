@@ -152,8 +152,8 @@ def hover(p: StepPayload, l: int, lane: str) -> list[str]:
             grad = f"‖∂L/∂c{sub(t)}‖ = {fmt(g)} (carried along the cell path {fmt(w.cell_carried_norms[l, t])})"
         else:
             v, v2 = w.h[l, t], w.next_h[l, t]
-            grad = (f"‖∂L/∂h{sub(t)}‖ = {fmt(w.hidden_grad_norms[l, t])} (local {fmt(w.local_grad_norms[l, t])}"
-                    f" + carried {fmt(w.carried_grad_norms[l, t])})")
+            grad = (f"‖∂L/∂h{sub(t)}‖ = ‖local + carried‖ = {fmt(w.hidden_grad_norms[l, t])}, "
+                    f"‖local‖ = {fmt(w.local_grad_norms[l, t])}, ‖carried‖ = {fmt(w.carried_grad_norms[l, t])}")
         units = ", ".join(fmt(u) for u in v[:4])
         out.append(f"{lane}{sub(t)}, layer {l + 1}<br>RMS {fmt(rms(v))} (units 1–{min(4, p.H)}: {units})<br>"
                    f"{grad}<br>after the update: RMS {fmt(rms(v2))}")

@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 import pytest
 
 import core
+from core.walkthrough import sequence_states
 from visualizer import compute, stepview, unrolled
 from visualizer.stepview import fmt
 from visualizer.urlstate import Params
@@ -269,3 +270,20 @@ def test_a_change_of_the_update_settings_redraws_the_step_tab_only():
         if redrawn:
             update = next(f for f in out[3]["frames"] if f["layout"]["title"]["text"].startswith("Clipping"))
             assert "c = 0.5" in update["layout"]["title"]["text"]
+
+
+def test_node_hovers_hold_the_core_numbers(lesson):
+    p, fig = lesson
+    model, task, _, _, res = reference(CLASS)
+
+    hs, _, outputs = sequence_states(model, task.x)
+    h_trace = fig["data"][unrolled.DECADES + 1]
+    for t in (0, 5, p.T - 1):
+        hover = h_trace["hovertext"][t]
+        assert f"RMS {fmt(stepview.rms(hs[0, t, 0]))}" in hover
+        assert f"= {fmt(res.hidden_grad_norms[0, t])}, ‖local‖ = {fmt(res.local_grad_norms[0, t])}" in hover
+        assert f"‖carried‖ = {fmt(res.carried_grad_norms[0, t])}" in hover
+        assert f"after the update: RMS {fmt(stepview.rms(p.walk.next_h[0, t]))}" in hover
+    y_trace, L_trace = fig["data"][unrolled.DECADES + 2], fig["data"][unrolled.DECADES + 3]
+    assert fmt(stepview.rms(outputs[3, 0])) in y_trace["hovertext"][3]
+    assert L_trace["hovertext"][3].startswith(f"L₃ = {fmt(p.walk.step_losses[3])} → {fmt(p.walk.next_step_losses[3])}")
