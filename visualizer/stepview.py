@@ -230,9 +230,8 @@ def backward_text(p: StepPayload, s: int) -> str:
     """The backward pass has reached step ``s`` (right to left)."""
     w = p.walk
     local, carried, total = w.local_grad_norms[-1, s], w.carried_grad_norms[-1, s], w.hidden_grad_norms[-1, s]
-    text = (f"Backward, step {s}: ‖∂L/∂h{subscript(s)}‖{top_layer(p)} = {fmt(total)}, from the "
-            f"loss at this step {fmt(local)} "
-            f"(local) and carried back from step {s + 1} {fmt(carried)}.")
+    text = (f"Backward, step {s}: ∂L/∂h{subscript(s)} = local (from the loss at this step, norm {fmt(local)}) "
+            f"+ carried (from step {s + 1}, norm {fmt(carried)}); ‖∂L/∂h{subscript(s)}‖{top_layer(p)} = {fmt(total)}.")
     if s + 1 in set(p.walk.cut_steps.tolist()):
         text += (f" Truncation (k = {p.truncate}) cuts the edge h{subscript(s)} → h{subscript(s + 1)}: "
                  "nothing is carried.")
