@@ -1,30 +1,10 @@
 """The stepping logic of assets/stepview.js, run in node on tables of inputs and expected outputs."""
-import json
-import shutil
-import subprocess
-from pathlib import Path
-
-import pytest
-
-ASSET = Path(__file__).parents[2] / "assets" / "stepview.js"
-RUNNER = r"""
-const fs = require("fs"), vm = require("vm");
-const input = JSON.parse(fs.readFileSync(0, "utf8"));
-const window = {dash_clientside: {no_update: "<no_update>"}};
-vm.runInNewContext(fs.readFileSync(input.asset, "utf8"), {window: window, console: console});
-const ns = window.dash_clientside.stepview;
-process.stdout.write(JSON.stringify(input.cases.map(([fn, args]) => ns[fn](...args))));
-"""
+from tests.visualizer.clientside import NO_UPDATE, run_cases
 
 
 def run(cases):
-    exe = shutil.which("node") or shutil.which("nodejs")
-    if exe is None:
-        pytest.fail("these tests run the app's JavaScript in node: apt-get install nodejs")
-    proc = subprocess.run([exe, "-e", RUNNER], input=json.dumps({"asset": str(ASSET), "cases": cases}),
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    """Results of ``stepview.fn(*args)`` for each ``[fn, args]``, run in node."""
+    return run_cases("stepview.js", "stepview", [(fn, args) for fn, args in cases])
 
 
 STARTS = [0, 1, 13, 14, 26, 27, 28]  # start, forward, losses, backward, sum, update, next (T = 12: 40 frames)
@@ -121,4 +101,4 @@ def test_placement_table():
 
 def test_button_callback_without_a_trigger_changes_nothing():
     assert run([["buttons", [None, None, None, None, C]], ["buttons", [1, 0, 0, 0, None]]]) == [
-        "<no_update>", "<no_update>"]
+        NO_UPDATE, NO_UPDATE]
