@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bptt import _outer_sum_norms, layer_backward, layer_forward, loss_forward_backward, validate_inputs
+from .checks import check_steps
 from .models import Model
 
 MAX_ROWS = 64  # loss steps per call unless the caller passes ``rows``
@@ -67,11 +68,7 @@ def _check_rows(rows, T, loss_on):
         if len(rows) > MAX_ROWS:
             raise ValueError(f"rows must be given when the sequence has more than {MAX_ROWS} steps "
                              f"(one backward pass per loss step); got T={T}")
-    r = np.asarray(list(rows))
-    if r.ndim != 1 or r.size == 0 or r.dtype.kind not in "iu" or np.any(np.diff(r) <= 0) \
-            or r[0] < 0 or r[-1] >= T:
-        raise ValueError(f"rows must be increasing step indices in [0, {T}), got {rows!r}")
-    return r.astype(int)
+    return np.asarray(check_steps(list(rows) if isinstance(rows, range) else rows, T, "rows"), dtype=int)
 
 
 def _forward(model, x):

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import cells
 from .bptt import bptt, loss_forward_backward, safe_norm, validate_inputs
+from .checks import check_index, is_real
 from .contributions import ContributionMap, StepContributions, step_contributions, step_losses, whh_contribution_map
 from .models import Model
 from .optim import OPTIMIZERS, adam_step, clip_grad_norm, global_norm, sgd_step
@@ -198,12 +199,10 @@ def walkthrough(model: Model, x, y, loss="mse", loss_on="all", truncate=None, *,
     x, y = validate_inputs(model, x, y, loss, loss_on, truncate)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(lr) or lr <= 0:
+    if not is_real(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     T, B, _ = x.shape
-    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or not 0 <= sample < B:
-        raise ValueError(f"sample must be an integer in [0, {B}), got {sample!r}")
+    sample = check_index("sample", sample, B)
     res = bptt(model, x, y, loss, loss_on, truncate)
     hs, cs, outputs = sequence_states(model, x)
     contrib = step_contributions(model, x, y, loss, loss_on, truncate)
