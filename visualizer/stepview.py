@@ -140,10 +140,12 @@ def note(keys) -> str | None:
     T = keys[0].data.seq_len
     if T <= MAX_T:
         task = compute.task_of(keys[0])
-        loss_on = compute.targets(task, keys[0].data.loss_on)[1]
+        _, loss_on, scored_note = compute.targets(task, keys[0].data.loss_on)
         parts.append(map_rows(T, keys[0].data.batch, keys[0].hidden, keys[0].layers, GATES[keys[0].arch],
                               loss_on)[1])
-        if loss_on == "last":
+        if scored_note:
+            parts.append(f"{scored_note[0].upper()}{scored_note[1:]} The map has one row.")
+        elif loss_on == "last":
             parts.append("Only the last step is scored, so the map has one row: choose loss on every step to see "
                          "how far back each step's loss reaches.")
         if T > DRAWN:

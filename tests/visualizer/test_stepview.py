@@ -200,6 +200,9 @@ def test_the_caption_note_says_what_is_shown():
     last = Params(**{**CLASS.to_dict(), "arch": ["gru"], "loss_on": "last", "seq_len": 45})
     note = stepview.note([compute.run_key(last, "gru")])
     assert "the map has one row" in note and "30 of the 45 steps are drawn" in note
+    adding = Params(**{**CLASS.to_dict(), "arch": ["lstm"], "task": "adding", "loss_on": "all"})
+    note = stepview.note([compute.run_key(adding, "lstm")])
+    assert note.startswith("Task 'adding' has a target only at the last step") and note.endswith("one row.")
 
 
 def test_the_sum_sentence_counts_the_largest_shares_truly(lesson):
