@@ -11,7 +11,8 @@ from .stepview import DRAWN, StepPayload, fmt, rms
 from .stepview import subscript as sub
 
 DECADES = 7  # gradient colour bins, one per decade below the largest gradient
-BIN_COLORS = ["#7f0000", "#b30000", "#d7301f", "#ef6548", "#fc8d59", "#fdbb84", "#fdd49e"]
+# hot (large) to cold (vanished), every shade visible on white
+BIN_COLORS = ["#67000d", "#b2182b", "#d6604d", "#f4a582", "#92c5de", "#4393c3", "#2166ac"]
 BIN_WIDTHS = [9, 7.5, 6, 4.5, 3.5, 2.5, 1.8]
 NONFINITE = "#ff00ff"
 PENDING = "#ffffff"
@@ -80,8 +81,8 @@ def decade_bins(p: StepPayload) -> tuple[int, list[str]]:
     top = int(np.ceil(np.log10(v.max()))) if v.size else 0
     if v.size and 10.0 ** top == v.max():
         top += 1
-    names = [f"[1e{top - k - 1}, 1e{top - k})".replace("-", "−") for k in range(DECADES - 1)]
-    names.append(f"< 1e{top - DECADES + 1}".replace("-", "−"))
+    names = [f"‖g‖ ∈ [1e{top - k - 1}, 1e{top - k})".replace("-", "−") for k in range(DECADES - 1)]
+    names.append(f"‖g‖ < 1e{top - DECADES + 1}".replace("-", "−"))
     return top, names
 
 
@@ -167,9 +168,8 @@ def dynamic_styles(p: StepPayload, ly: dict, names: list[str]) -> list[dict]:
     styles = []
     for b in range(DECADES + 1):
         nonfinite = b == DECADES
-        styles.append({"type": "scatter", "mode": "lines", "hoverinfo": "skip", "legendgroup": "grad",
+        styles.append({"type": "scatter", "mode": "lines", "hoverinfo": "skip",
                        "name": "inf/NaN" if nonfinite else names[b], "showlegend": True,
-                       "legendgrouptitle": {"text": "‖gradient‖ (backward)"} if b == 0 else None,
                        "line": {"color": NONFINITE if nonfinite else BIN_COLORS[b],
                                 "width": 6 if nonfinite else BIN_WIDTHS[b]}})
     node = {"type": "scatter", "mode": "markers+text", "showlegend": False, "textposition": "top right",
@@ -192,19 +192,18 @@ def dynamic_styles(p: StepPayload, ly: dict, names: list[str]) -> list[dict]:
     share_hover = [f"step {s}: share {fmt(w.contributions.shares[-1, s])}, ‖C{sub(s)}‖ = "
                    f"{fmt(w.contributions.norms[-1, s])}, running total {fmt(w.contributions.running[-1, s])}"
                    for s in steps]
-    styles.append({"type": "bar", "x": steps, "name": "step's share ⟨Cₛ,G⟩/‖G‖", "yaxis": "y2", "marker": {
-        "color": rgba(color, 0.75)}, "hovertext": share_hover, "hoverinfo": "text", "legendgroup": "dw",
-        "legendgrouptitle": {"text": "∂L/∂W_hh" + (" (top layer)" if p.L > 1 else "")}})
+    styles.append({"type": "bar", "x": steps, "name": "step's share ⟨Cₛ,G⟩/‖G‖ of ‖∂L/∂W_hh‖", "yaxis": "y2",
+                   "marker": {"color": rgba(color, 0.75)}, "hovertext": share_hover, "hoverinfo": "text"})
     lo = min(0.0, float(np.nanmin(np.where(np.isfinite(w.contributions.shares[-1]), w.contributions.shares[-1], 0))))
     hi = max([float(v) for v in (*w.contributions.running[-1], *w.contributions.shares[-1]) if np.isfinite(v)] or [1.0])
     styles[-1]["range"] = [lo * 1.15, hi * 1.15 if hi > 0 else 1.0]  # read by step_figure for yaxis2
     styles.append({"type": "scatter", "mode": "lines+markers", "x": steps, "yaxis": "y2", "name": "‖Σₛ′≥ₛ Cₛ′‖ so far",
-                   "line": {"color": "#333333", "width": 2}, "marker": {"size": 5}, "legendgroup": "dw",
+                   "line": {"color": "#333333", "width": 2}, "marker": {"size": 5},
                    "hoverinfo": "skip"})
-    styles.append({"type": "scatter", "mode": "lines", "x": [-0.5, T - 0.5], "yaxis": "y2", "legendgroup": "dw",
+    styles.append({"type": "scatter", "mode": "lines", "x": [-0.5, T - 0.5], "yaxis": "y2",
                    "name": f"‖∂L/∂W_hh‖ = {fmt(w.contributions.total[-1])}",
                    "line": {"color": "#333333", "width": 2, "dash": "dot"}, "hoverinfo": "name"})
-    styles.append({"type": "scatter", "mode": "lines", "x": [-0.5, T - 0.5], "yaxis": "y2", "legendgroup": "dw",
+    styles.append({"type": "scatter", "mode": "lines", "x": [-0.5, T - 0.5], "yaxis": "y2",
                    "name": f"after clipping ×{fmt(w.clip_scale)}", "showlegend": bool(w.clipped),
                    "line": {"color": "#cc0000", "width": 3, "dash": "dash"}, "hoverinfo": "name"})
     return styles
