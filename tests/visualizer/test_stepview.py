@@ -290,3 +290,14 @@ def test_node_hovers_hold_the_core_numbers(lesson):
     y_trace, L_trace = fig["data"][unrolled.DECADES + 2], fig["data"][unrolled.DECADES + 3]
     assert fmt(stepview.rms(outputs[3, 0])) in y_trace["hovertext"][3]
     assert L_trace["hovertext"][3].startswith(f"L₃ = {fmt(p.walk.step_losses[3])} → {fmt(p.walk.next_step_losses[3])}")
+
+
+@pytest.mark.parametrize("changes,words", [({"seq_len": 500}, "Sequence length T = 500"),
+                                          ({"seq_len": 100, "batch": 64, "hidden": 256}, "lower the batch size"),
+                                          ({"arch": []}, "Tick an architecture")])
+def test_the_app_answers_too_much_work_with_a_message_figure(changes, words):
+    from visualizer import callbacks
+
+    params = Params(**{**CLASS.to_dict(), "arch": ["lstm"], "view": "steps", **changes})
+    fig, _ = callbacks.view(callbacks.store_data(params), "steps")
+    assert "frames" not in fig and words in fig["layout"]["annotations"][0]["text"]
