@@ -114,8 +114,10 @@ def _dynamic(p: StepPayload, st: dict, pre: dict) -> list[dict]:
     traces.append({"y": np.where(done, c.shares[-1], np.nan).tolist()})
     traces.append({"y": np.where(done, c.running[-1], np.nan).tolist()})
     total = float(c.total[-1])
-    traces.append({"y": [total, total] if st["sum"] else [None, None]})
-    traces.append({"y": [total * w.clip_scale] * 2 if st["update"] and w.clipped else [None, None]})
+    # the total and the clipped total enter the legend when they are drawn (no spoiler before the sum)
+    traces.append({"y": [total, total] if st["sum"] else [None, None], "showlegend": st["sum"]})
+    clipped = st["update"] and w.clipped
+    traces.append({"y": [total * w.clip_scale] * 2 if clipped else [None, None], "showlegend": clipped})
     return traces
 
 
