@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from . import compute, cost, facts, narrative, training
+from . import compute, cost, facts, narrative, stepview, training
 
 
 def preset_text(key: str, params) -> str:
@@ -31,6 +31,8 @@ def preset_text(key: str, params) -> str:
         return _cost(params, list(keys.values()))
     if key == "truncation":
         return narrative.truncation(params.truncate, list(g.values()))
+    if key == "bptt-steps":
+        return narrative.bptt_steps(stepview.payload(params))
     raise ValueError(f"no explanation for preset {key!r}")
 
 

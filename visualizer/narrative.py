@@ -190,6 +190,31 @@ def cost(window, memory: dict, T: tuple, errors: dict, exact: float, slower: flo
             f"checkpointing by recomputing steps and RTRL at {num(slower)} times full BPTT's time at T = {T[1]}.")
 
 
+def bptt_steps(p) -> str:
+    """The step-by-step preset: one iteration's loss, the gradient at the first and last step, how
+    many steps make up 90% of dL/dW_hh, the clipping rescale and the loss after the update.
+    ``p``: a :class:`visualizer.stepview.StepPayload`."""
+    w, T = p.walk, p.T
+    shares, total = w.contributions.shares[-1], float(w.contributions.total[-1])
+    top = sorted(shares, reverse=True)
+    n = next((i + 1 for i in range(T) if sum(top[: i + 1]) >= 0.9 * total), T)
+    if w.clip is None:
+        clip = f"no clipping is set (‖g‖ = {num(w.grad_norm)})"
+    elif w.clipped:
+        clip = (f"clipping at c = {num(w.clip)} multiplies the gradient by {num(w.clip_scale)} "
+                f"(‖g‖ = {num(w.grad_norm)})")
+    else:
+        clip = f"‖g‖ = {num(w.grad_norm)} is below the clipping threshold {num(w.clip)}"
+    change = "lower" if w.next_loss < w.loss else "not lower"
+    opt = "SGD" if w.optimizer == "sgd" else "Adam"
+    return (f"Step through one iteration of BPTT with Step or the → key: the forward pass fills the {T} states, "
+            f"then every step's loss appears (L = {num(w.loss)}). Going back, ‖∂L/∂h{sub(T - 1)}‖ = "
+            f"{num(w.hidden_grad_norms[-1, T - 1])} at the last step and ‖∂L/∂h{sub(0)}‖ = "
+            f"{num(w.hidden_grad_norms[-1, 0])} at the first; the {n} largest of the {T} steps' shares make up "
+            f"90% of ‖∂L/∂W_hh‖ = {num(total)}. Then {clip}, and after one {opt} step the loss on the same "
+            f"batch is {num(w.next_loss)}, {change} than before.")
+
+
 # ----------------------------------------------------------------------------- view notes
 def _join(*parts) -> str | None:
     parts = [p for p in parts if p]

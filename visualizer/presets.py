@@ -86,14 +86,6 @@ PRESETS = {p.key: p for p in (
         title="BPTT step by step: one iteration on a short sequence",
         params=Params(arch=("rnn",), seq_len=12, hidden=8, batch=4, task="sine", loss_on="all", init="orthogonal",
                       scale=1.5, clip=1.0, optimizer="sgd", lr=0.1, view="steps"),
-        explanation=(
-            "Walk one iteration of backpropagation through time with Step or the → key: the forward pass fills "
-            "the states one step at a time, then every step's loss appears. The backward pass runs from the last "
-            "step to the first, each edge as wide and dark as the gradient it carries (the local part from that "
-            "step's loss, the carried part from the step to its right), and each step's piece of ∂L/∂W_hh stacks "
-            "up in the bars. Clipping then rescales the gradient (red dashed line), one SGD step updates the "
-            "weights and the next forward pass shows the lower loss on the same batch; the map shows how far back "
-            "each step's loss reaches."),
     ),
 )}
 

@@ -301,3 +301,20 @@ def test_the_app_answers_too_much_work_with_a_message_figure(changes, words):
     params = Params(**{**CLASS.to_dict(), "arch": ["lstm"], "view": "steps", **changes})
     fig, _ = callbacks.view(callbacks.store_data(params), "steps")
     assert "frames" not in fig and words in fig["layout"]["annotations"][0]["text"]
+
+
+def test_the_preset_explanation_is_measured():
+    from visualizer import lessons, presets
+    from visualizer.fmt import num
+
+    params = presets.PRESETS["bptt-steps"].params
+    w = stepview.payload(params).walk
+    text = lessons.preset_text("bptt-steps", params)
+    for part in (f"L = {num(w.loss)}", f"‖∂L/∂h₁₁‖ = {num(w.hidden_grad_norms[0, 11])}",
+                 f"‖∂L/∂h₀‖ = {num(w.hidden_grad_norms[0, 0])}", f"‖∂L/∂W_hh‖ = {num(w.contributions.total[0])}",
+                 f"multiplies the gradient by {num(w.clip_scale)}", f"‖g‖ = {num(w.grad_norm)}",
+                 f"is {num(w.next_loss)}, lower than before"):
+        assert part in text, part
+    n = int(text.split(" largest of the")[0].rsplit(" ", 1)[-1])
+    top = np.sort(w.contributions.shares[0])[::-1]
+    assert top[:n].sum() >= 0.9 * w.contributions.total[0] > top[: n - 1].sum()
