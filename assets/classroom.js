@@ -28,4 +28,10 @@ window.dash_clientside.classroom = {
     removeUpload: function (nClicks) {
         return [null, null, null, "", "upload-status", null];
     },
+
+    // Presentation mode is on when the page element carries the class "present" (the figures
+    // scale with it: visualizer.framing.present_figure).
+    isPresent: function (className) {
+        return String(className || "").split(/\s+/).indexOf("present") >= 0;
+    },
 };

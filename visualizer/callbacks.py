@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from urllib.parse import quote
 
 import numpy as np
 from dash import ClientsideFunction, Input, Output, State, callback_context, html, no_update
 
-from . import classroom, compute, explain, facts, ids, limits, narrative, payloads, presets, training_ui, views
+from . import (classroom, compute, explain, facts, framing, ids, limits, narrative, payloads, presets, training_ui,
+               views)
 from .layout import info_children
 from .plotstyle import message_figure
-from .urlstate import DEFAULTS, Params, to_query, validate
+from .urlstate import DEFAULTS, Params, query_pairs, to_query, validate
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ def params_to_controls(p: Params) -> list:
             v = list(v)
         elif name == "match_params":
             v = ["match"] if v else []
+        elif v is None:
+            v = ""  # an empty number box (None would make dcc.Input show "NaN" after a number)
         values.append(v)
     return values
 
@@ -78,17 +82,27 @@ def apply_url(pathname, search):
     return params_to_controls(params)
 
 
+def display_query(search) -> str:
+    """The display flags of a query (``present``, ``<name>_hide``) as ``&key=value`` pairs to keep."""
+    pairs = query_pairs(search) or []
+    keep = [(k, v) for k, v in pairs if k.strip().lower() == "present" or k.strip().lower().endswith("_hide")]
+    return "".join(f"&{quote(k, safe='_')}={quote(v, safe='')}" for k, v in keep)
+
+
 def url_and_messages(values, current_search):
     """[query, messages, store] for control values (``FIELDS`` order) and the URL now shown.
 
     While the controls show what the URL says, the URL is left alone (no history entry at page
-    load) and its messages stay visible; after a change the canonical query is written and only
-    messages about the controls remain.
+    load) and its messages stay visible, unless the URL needed corrections: then the address bar
+    gets the corrected, canonical query (display flags kept) beside the messages saying what was
+    corrected. After a change the canonical query is written and only messages about the controls
+    remain.
     """
     params, messages = validate(controls_to_raw(values), allow_empty_arch=True)
     shown, url_messages = presets.parse_query(current_search)
     if params == shown:
-        return [no_update, _message_list(url_messages + messages), store_data(params)]
+        fixed = to_query(params) + display_query(current_search) if url_messages else no_update
+        return [fixed, _message_list(url_messages + messages), store_data(params)]
     return [to_query(params), _message_list(messages), store_data(params)]
 
 
@@ -165,43 +179,47 @@ def view(store, tab):
 
 # ----------------------------------------------------------------------------- the page callback
 WEIGHTS = "weights"  # the name :func:`page` gives a change of the uploaded weights
+PRESENT = "present"  # ... and a change of presentation mode
 
 
-def page(values, upload=None, search="", changed=None):
+def page(values, upload=None, search="", changed=None, present=False):
     """Everything a change redraws, computed once: [view 1 figure, banner, info, tab figure,
     caption, query, messages, params store], ``no_update`` for what ``changed`` leaves alone.
 
     ``values``: control values in ``FIELDS`` order (the tab last); ``upload``: (weights store,
     checked upload); ``search``: the query now shown; ``changed``: names of the fields that
-    changed (``WEIGHTS`` for the upload), None for all (page load).
+    changed (``WEIGHTS`` for the upload, ``PRESENT`` for presentation mode), None for all (page
+    load); ``present``: draw the figures for a projector (:func:`visualizer.framing.present_figure`).
     """
     changed = set(FIELDS) | {WEIGHTS} if changed is None else set(changed)
     model = bool(changed & set(VIEW_FIELDS))
     params, _ = validate(controls_to_raw(values), allow_empty_arch=True)
     store = store_data(params)
     out = [no_update] * 8
-    if model or WEIGHTS in changed:
+    if model or changed & {WEIGHTS, PRESENT}:
         out[0:3] = overview(store, upload)
     tab = views.get(params.view)
-    if model or "view" in changed or (tab is not None and changed & set(tab.uses)):
+    if model or changed & {"view", PRESENT} or (tab is not None and changed & set(tab.uses)):
         out[3:5] = view(store, params.view)
-    if changed - {WEIGHTS}:
+    if present:
+        out[0], out[3] = (framing.present_figure(f) if isinstance(f, dict) else f for f in (out[0], out[3]))
+    if changed - {WEIGHTS, PRESENT}:
         out[5:8] = url_and_messages(values, search)
     return out
 
 
 def _changed_fields(triggered) -> set:
     """Field names (or WEIGHTS) of the triggering inputs in Dash's ``ctx.triggered`` format."""
-    by_id = {c: f for f, c in ids.CONTROL_IDS.items()} | {ids.WEIGHTS_STORE: WEIGHTS}
+    by_id = {c: f for f, c in ids.CONTROL_IDS.items()} | {ids.WEIGHTS_STORE: WEIGHTS, ids.PRESENT_STORE: PRESENT}
     names = {by_id.get(t["prop_id"].rsplit(".", 1)[0]) for t in triggered or []}
     return None if not names or None in names else names
 
 
 def update_page(*args):
-    """Callback: :func:`page` from the control values (``FIELDS`` order), the weights store, the
-    checked upload and the query now shown."""
-    *values, meta, pending, search = args
-    return page(values, (meta, pending), search, _changed_fields(callback_context.triggered))
+    """Callback: :func:`page` from the control values (``FIELDS`` order), the weights store,
+    presentation mode, the checked upload and the query now shown."""
+    *values, meta, present, pending, search = args
+    return page(values, (meta, pending), search, _changed_fields(callback_context.triggered), bool(present))
 
 
 # ----------------------------------------------------------------------------- registration
@@ -214,6 +232,7 @@ def register(app) -> None:
                  Output(ids.VIEW_GRAPH, "figure"), Output(ids.VIEW_CAPTION, "children"),
                  Output(ids.URL_WRITE, "search"), Output(ids.MESSAGES, "children"), Output(ids.PARAMS, "data"),
                  *[Input(c, "value") for c in controls], Input(ids.WEIGHTS_STORE, "data"),
+                 Input(ids.PRESENT_STORE, "data"),
                  State(ids.UPLOAD_PENDING, "data"), State(ids.URL_WRITE, "search"))(update_page)
     app.clientside_callback(ClientsideFunction("controls", "scaleFieldClass"), Output(ids.SCALE_FIELD, "className"),
                             Input(ids.INIT, "value"), State(ids.SCALE_HINT, "data"))

@@ -85,19 +85,22 @@ def present_toggle() -> html.Div:
         html.Button("Presentation mode", id=ids.PRESENT_TOGGLE, n_clicks=0, className="train-button present-toggle",
                     title="Large text, no controls (also ?present=1 in the URL)"),
         html.Button("✕ Leave presentation", id=ids.PRESENT_EXIT, n_clicks=0, className="train-button present-exit"),
+        dcc.Store(id=ids.PRESENT_STORE),
     ], className="present-buttons")
 
 
 # ----------------------------------------------------------------------------- presets
-def preset_controls(key) -> list:
+def preset_controls(key, store=None) -> list:
     """Control values (``visualizer.ids.CONTROL_IDS`` order, training steps included) of the chosen
-    preset; all ``no_update`` for no preset. The URL follows the controls by itself."""
+    preset; all ``no_update`` for no preset, or when the settings in ``store`` already are that
+    preset (the dropdown only followed them). The URL follows the controls by itself."""
     p = presets.get(key)
-    if p is None:
+    if p is None or (isinstance(store, dict) and presets.matching(Params.from_dict(store)) == key):
         return [no_update] * len(ids.CONTROL_IDS)
     values = []
     for name in ids.CONTROL_IDS:
         v = getattr(p.params, name)
+        v = "" if v is None else v  # an empty number box (None would make dcc.Input show "NaN" after a number)
         values.append(list(v) if name == "arch" else (["match"] if v else []) if name == "match_params" else v)
     return values
 
@@ -117,6 +120,13 @@ def preset_explanation(store):
         log.exception("explanation of preset %s failed", key)
         text = ""
     return [html.Span(p.title + ". ", className="preset-title"), text + extra]
+
+
+def preset_shown(store, current):
+    """The dropdown's value: the preset whose settings the page shows (a link's ``?preset=``, a
+    choice, or settings made by hand), None when they match none; ``no_update`` if unchanged."""
+    key = presets.matching(Params.from_dict(store)) if isinstance(store, dict) else None
+    return no_update if key == current else key
 
 
 # ----------------------------------------------------------------------------- export
@@ -290,8 +300,11 @@ def presentation(search, toggles, exits, current):
 def register(app) -> None:
     """Attach the callbacks (the browser-side ones are in assets/classroom.js)."""
     app.callback(*[Output(c, "value", allow_duplicate=True) for c in ids.CONTROL_IDS.values()],
-                 Input(ids.PRESET_DROPDOWN, "value"), prevent_initial_call=True)(preset_controls)
+                 Input(ids.PRESET_DROPDOWN, "value"), State(ids.PARAMS, "data"),
+                 prevent_initial_call=True)(preset_controls)
     app.callback(Output(ids.PRESET_EXPLANATION, "children"), Input(ids.PARAMS, "data"))(preset_explanation)
+    app.callback(Output(ids.PRESET_DROPDOWN, "value"), Input(ids.PARAMS, "data"),
+                 State(ids.PRESET_DROPDOWN, "value"), prevent_initial_call=True)(preset_shown)
     app.callback(Output(ids.EXPORT_DOWNLOAD, "data"), Output(ids.EXPORT_MESSAGE, "children"),
                  Input(ids.EXPORT_CSV, "n_clicks"), Input(ids.EXPORT_JSON, "n_clicks"),
                  Input(ids.EXPORT_HTML, "n_clicks"), State(ids.PARAMS, "data"), State(ids.VIEW, "value"),
@@ -313,3 +326,6 @@ def register(app) -> None:
         prevent_initial_call=True)
     app.callback(Output(ids.PAGE, "className"), Input(ids.URL, "search"), Input(ids.PRESENT_TOGGLE, "n_clicks"),
                  Input(ids.PRESENT_EXIT, "n_clicks"), State(ids.PAGE, "className"))(presentation)
+    # the figures follow presentation mode (visualizer.framing.present_figure) through this store
+    app.clientside_callback(ClientsideFunction("classroom", "isPresent"), Output(ids.PRESENT_STORE, "data"),
+                            Input(ids.PAGE, "className"))

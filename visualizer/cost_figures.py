@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .framing import finish
 from .plotstyle import (COLORS, REFERENCE_COLOR, arr, axis, base_layout, line_trace, log_axis, log_range,
                         message_figure, panel_title)
 
@@ -145,7 +146,7 @@ def cost_figure(payload, height=900) -> dict:
         xaxis5=log_axis("MiB held", mem5, domain=COLS2[2], anchor="y5"),
         yaxis5=log_axis("relative error", err_range, anchor="x5", domain=ROW2),
         annotations=annotations)
-    return {"data": data, "layout": layout}
+    return finish({"data": data, "layout": layout}, "cost", legend_room=False)  # its legend has a place of its own
 
 
 def _exact_label(payload, method) -> str:

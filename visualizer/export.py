@@ -20,7 +20,7 @@ import plotly.io as pio
 
 import core
 
-from . import compute, payloads, views
+from . import compute, framing, payloads, views
 from .series import Series
 from .urlstate import Params, to_query
 
@@ -113,6 +113,28 @@ code { background: #f3f4f6; padding: 0.1rem 0.3rem; word-break: break-all; }
 """
 
 
+NONE_MEANS = {"forget_bias": "the initialiser's", "truncate": "none (full BPTT)", "clip": "none (no clipping)"}
+
+
+def readable_settings(params: Params) -> list[tuple[str, str]]:
+    """(field, value as a reader writes it) for every setting: lists joined with commas, None as
+    what it means, booleans as yes/no, numbers without float noise."""
+    rows = []
+    for key, v in params.to_dict().items():
+        if isinstance(v, (list, tuple)):
+            text = ", ".join(str(x) for x in v) or "none"
+        elif v is None:
+            text = NONE_MEANS.get(key, "none")
+        elif isinstance(v, bool):
+            text = "yes" if v else "no"
+        elif isinstance(v, float):
+            text = f"{v:g}"
+        else:
+            text = str(v)
+        rows.append((key, text))
+    return rows
+
+
 def report_html(params: Params, figs: list[tuple[str, object, str]], series: list[Series],
                 banner: list[str] = ()) -> str:
     """A standalone HTML page: settings, ``figs`` as (title, figure dict or ``go.Figure``, caption) with
@@ -120,8 +142,8 @@ def report_html(params: Params, figs: list[tuple[str, object, str]], series: lis
 
     Opens offline: no script, stylesheet or font is fetched from the network.
     """
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in params.to_dict().items())
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                   for k, v in readable_settings(params))
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>bpttlab report</title>"
              f"<style>{REPORT_CSS}</style></head><body>",
              "<h1>bpttlab report</h1>",
@@ -132,7 +154,7 @@ def report_html(params: Params, figs: list[tuple[str, object, str]], series: lis
         parts.append(f"<h2>{html.escape(title)}</h2>")
         fig = go.Figure(fig) if isinstance(fig, dict) else fig  # resolves the template name
         parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), include_mathjax=False,
-                                 config={"displaylogo": False, "responsive": True},
+                                 config=framing.GRAPH_CONFIG,
                                  auto_play=False))  # a stepped figure waits for its reader
         if caption:
             parts.append(f"<p class='caption'>{html.escape(caption)}</p>")

@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import fmt
+from .framing import finish
 from .payloads import WHOLE_LABEL
-from .plotstyle import (COLORS, LINE_WIDTH, REFERENCE_COLOR, arr, axis, band_traces, base_layout, has_special,
+from .plotstyle import (COLORS, LINE_WIDTH, REFERENCE_COLOR, SYMBOLS, arr, axis, band_traces, base_layout, has_special,
                         line_trace, log_axis, log_range, message_figure, overflow_points, overflow_strip, panel_title,
                         special_points, truncation_shapes)
 
@@ -120,7 +121,8 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
         layout.update(yaxis2=strip, shapes=strip_shapes + shapes, annotations=notes, hoversubplots="axis")
     if underflow:
         _place_underflow_strip(layout, [f.name for f in underflow], [COLORS[f.arch] for f in underflow], truncate)
-    return {"data": data, "layout": layout}
+    return finish({"data": data, "layout": layout}, "grad_norm", [f.name for f in flows], last,
+                  title_room=22 if overflow else 0)
 
 
 def _place_underflow_strip(layout, rows, colors, truncate=None):
@@ -222,7 +224,9 @@ def jacobian_figure(items, height=480) -> dict:
         yaxis=log_axis("‖∂s<sub>T−1</sub>/∂s<sub>t</sub>‖", yrange),
         shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1, layer="below",
                      line=dict(color=REFERENCE_COLOR, width=1.5, dash="dot"))])
-    return {"data": data, "layout": _add_overflow_strip(layout, items, data)}
+    layout = _add_overflow_strip(layout, items, data)
+    return finish({"data": data, "layout": layout}, "jacobian", [it["name"] for it in items],
+                  max(len(it["median"]) for it in items), title_room=22 if "yaxis2" in layout else 0)
 
 
 # ----------------------------------------------------------------------------- spectra
@@ -248,7 +252,7 @@ def spectra_figure(items, height=500) -> dict:
             data.append(dict(type="scatter", x=arr(np.arange(1, w.size + 1)), y=arr(w), name=name, legendgroup=group,
                              meta="main",
                              mode="lines+markers" if w.size <= 64 else "lines", line=dict(color=color, width=3),
-                             marker=dict(size=6, color=color), xaxis="x", yaxis="y",
+                             marker=dict(size=6, color=color, symbol=SYMBOLS[it["arch"]]), xaxis="x", yaxis="y",
                              hovertemplate=f"{name} σ<sub>%{{x}}</sub> = %{{y:.6g}}<extra></extra>"))
         if it.get("threshold") is not None:
             thresholds.setdefault(round(float(it["threshold"]), 9), []).append(name)
@@ -263,9 +267,10 @@ def spectra_figure(items, height=500) -> dict:
                               hover=f"{name} σ<sub>min</sub>: %{{y:.6g}}<extra></extra>"))
             if yrange:
                 data.extend(special_points(t, it["step_max"], name, color, yrange, group, "x2", "y2"))
-    shapes, annotations = [], [panel_title("singular values of W<sub>hh</sub> (top layer)", "#1a1a1a", 0, 1.0),
-                               panel_title("one-step Jacobians ∂s<sub>t</sub>/∂s<sub>t−1</sub>, sequence 1",
-                                      "#1a1a1a", 0.55, 1.0)]
+    shapes, annotations = [], [  # centred over their panels: long titles never run off the figure's edge
+        panel_title("singular values of W<sub>hh</sub> (top layer)", "#1a1a1a", 0.21, 1.0, "center", size=15),
+        panel_title("one-step Jacobians ∂s<sub>t</sub>/∂s<sub>t−1</sub>, sequence 1", "#1a1a1a", 0.775, 1.0,
+                    "center", size=15)]
     for value, _names in thresholds.items():
         for xref, yref in (("x domain", "y"), ("x2 domain", "y2")):
             shapes.append(dict(type="line", xref=xref, x0=0, x1=1, yref=yref, y0=value, y1=value,
@@ -273,14 +278,13 @@ def spectra_figure(items, height=500) -> dict:
         annotations.append(dict(text=f"1/γ = {value:g}", xref="x domain", x=1, xanchor="right", y=value, yref="y",
                                 yanchor="bottom", showarrow=False, font=dict(size=14, color=REFERENCE_COLOR)))
     layout = base_layout(
-        height=height, hovermode="closest", margin=dict(l=80, r=30, t=90, b=70),
-        legend=dict(orientation="h", yanchor="bottom", y=1.09, xanchor="left", x=0, font=dict(size=17)),
+        height=height, hovermode="closest", margin=dict(l=80, r=30, t=60, b=70),
         xaxis=axis("index i", domain=[0, 0.42], anchor="y"),
         yaxis=axis("σ<sub>i</sub>", anchor="x", rangemode="tozero"),
         xaxis2=axis("time step t", domain=[0.55, 1], anchor="y2"),
         yaxis2=log_axis("σ", yrange, anchor="x2"),
         shapes=shapes, annotations=annotations)
-    return {"data": data, "layout": layout}
+    return finish({"data": data, "layout": layout}, "spectra", [it["name"] for it in items], title_room=28)
 
 
 # ----------------------------------------------------------------------------- gates
@@ -316,4 +320,6 @@ def gates_figure(items, height=480) -> dict:
                          yaxis=log_axis("from step t to the last step", yrange),
                          shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1, layer="below",
                                       line=dict(color=REFERENCE_COLOR, width=1.5, dash="dot"))])
-    return {"data": data, "layout": _add_overflow_strip(layout, items, data)}
+    layout = _add_overflow_strip(layout, items, data)
+    return finish({"data": data, "layout": layout}, "gates", [it["name"] for it in items],
+                  max(len(it["median"]) for it in items), title_room=22 if "yaxis2" in layout else 0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .framing import finish
 from .plotstyle import COLORS, arr, axis, base_layout, coloraxis, heat_range, message_figure, panel_title
 
 
@@ -54,6 +55,10 @@ def _colour_slots(items, title):
             vals, text = [cmin + slot / 2, *vals], ["0", *text]
         if over:
             vals, text = [*vals, cmax - slot / 2], [*text, "inf/NaN"]
+        # plotly.js rejects a scale that does not run exactly from 0 to 1 (and falls back to its
+        # default colours): round-off in the slot arithmetic must not leave 0.9999999999999999
+        scale = [[min(max(float(p), 0.0), 1.0), c] for p, c in scale]
+        scale[0][0], scale[-1][0] = 0.0, 1.0
         ca.update(colorscale=scale)
         ca["colorbar"].update(tickmode="array", tickvals=vals, ticktext=text)
     return zs, ca
@@ -114,8 +119,19 @@ def heatmap_figure(items, height=None) -> dict:
     annotations.reverse()
     layout = base_layout(height=height or max(320, 80 + 200 * len(items)), hovermode="closest",
                          margin=dict(l=95, r=30, t=40, b=70), coloraxis=ca, annotations=annotations,
-                         xaxis=axis("time step t", None, False), yaxis=yaxis)  # fixed margins fit the labels
-    return {"data": data, "layout": layout}
+                         xaxis=axis("time step t", None, False, range=_cell_range(items, "t")),
+                         yaxis=yaxis)  # fixed margins fit the labels
+    if one:
+        yaxis.update(categoryorder="array", categoryarray=rows, range=[-0.5, len(rows) - 0.5])
+    return finish({"data": data, "layout": layout}, "heatmap", rows, title_room=22)
+
+
+def _cell_range(items, key, reverse=False) -> list[float]:
+    """The axis range that shows every cell of the items' columns (``key``: first step of each)
+    whole, and nothing beyond them."""
+    lo = min(float(it[key][0]) - it["bin"] / 2 for it in items)
+    hi = max(float(it[key][-1]) + it["bin"] / 2 for it in items)
+    return [hi, lo] if reverse else [lo, hi]
 
 
 def _band(it, z, base) -> dict:
@@ -157,8 +173,11 @@ def connectivity_figure(items, height=None) -> dict:
             hovertemplate=(f"{it['name']}  output t=%{{y}}, input s=%{{x}}"
                            + (f" to s+{it['bin'] - 1} (max)" if it["bin"] > 1 else "")
                            + ": %{customdata:.6g}<extra></extra>")))
-        layout_axes[f"xaxis{ax}"] = axis("input step s", anchor=f"y{ax}", domain=[x0, x0 + w])
-        layout_axes[f"yaxis{ax}"] = axis("output step t" if i == 0 else "", anchor=f"x{ax}", autorange="reversed",
+        layout_axes[f"xaxis{ax}"] = axis("input step s", anchor=f"y{ax}", domain=[x0, x0 + w],
+                                          range=_cell_range([it], "ticks"))
+        rows = {"bin": it["bin"], "ticks": it.get("row_ticks", it["ticks"])}
+        layout_axes[f"yaxis{ax}"] = axis("output step t" if i == 0 else "", anchor=f"x{ax}",
+                                          range=_cell_range([rows], "ticks", reverse=True),
                                           showticklabels=i == 0, matches="y" if i else None)
         if i == 0:
             layout_axes["yaxis"].pop("matches")
@@ -167,4 +186,4 @@ def connectivity_figure(items, height=None) -> dict:
                          margin=dict(l=70, r=30, t=40, b=60),
                          coloraxis=coloraxis(lo, hi, "log<sub>10</sub> ‖∂y<sub>t</sub>/∂x<sub>s</sub>‖"),
                          annotations=annotations, **layout_axes)
-    return {"data": data, "layout": layout}
+    return finish({"data": data, "layout": layout}, "connectivity", [it["name"] for it in items], title_room=26)

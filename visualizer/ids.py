@@ -104,3 +104,4 @@ TRAIN_STATUS = "train-status-store"
 TRAIN_CHECKPOINT = "train-checkpoint-store"
 TRAIN_VIEW_TOKEN = "train-view-token"
 TRAIN_CONSTANTS = "train-constants"  # numbers assets/training.js needs (redraw interval, step range)
+PRESENT_STORE = "present-store"  # true in presentation mode: the figures scale with it

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dash import dcc, html
 
 from . import classroom, explain, ids, limits, training_ui, views
-from .plotstyle import COLORS
+from .framing import GRAPH_CONFIG
+from .plotstyle import COLORS, GLYPHS
 from .urlstate import DEFAULTS, INIT_CHOICES, OPTIMIZER_CHOICES, SPEC, TASK_CHOICES, UNSCALED_INITS, Params
 
 ARCH_LABELS = {"rnn": "RNN (tanh)", "rnn-relu": "RNN (ReLU)", "lstm": "LSTM", "gru": "GRU"}
@@ -58,9 +59,24 @@ def _number(name, value, placeholder, step="any"):
                      step=step, debounce=True, className="number-input")
 
 
+def _optional_number(name, value, placeholder):
+    """A box for the field ``name``, a number that may be left empty (its placeholder says what
+    empty means). A text box: dcc.Input of type "number" writes "NaN" into the page when a
+    callback empties it; the server validates what is typed against the field's range and names
+    the field if it is wrong."""
+    return dcc.Input(id=ids.CONTROL_IDS[name], type="text", value="" if value is None else value,
+                     placeholder=placeholder, debounce=True, className="number-input")
+
+
+def _swatch(arch):
+    """The architecture's colour and marker symbol, as on its lines."""
+    return html.Span(GLYPHS[arch], className="swatch", style={"backgroundColor": COLORS[arch]},
+                     **{"aria-hidden": "true"})
+
+
 def _arch_option(arch):
     """A checklist option with a colour swatch matching the plots."""
-    label = html.Span([html.Span(className="swatch", style={"backgroundColor": COLORS[arch]}), ARCH_LABELS[arch]])
+    label = html.Span([_swatch(arch), ARCH_LABELS[arch]])
     return {"label": label, "value": arch}
 
 
@@ -96,13 +112,13 @@ def controls(p: Params = DEFAULTS) -> html.Div:
         _field("Scale / spectral radius", _slider("scale", 0.05, p.scale, (1, 2, 3, 4)),
                hint="Not used by the PyTorch default.", id_=ids.SCALE_FIELD),
         dcc.Store(id=ids.SCALE_HINT, data=scale_hint()),
-        _field("LSTM forget-gate bias", _number("forget_bias", p.forget_bias, "initialiser's")),
+        _field("LSTM forget-gate bias", _optional_number("forget_bias", p.forget_bias, "initialiser's")),
         _field("Seed", _number("seed", p.seed, "0", 1)),
         html.H2("Backpropagation", className="group-title"),
-        _field("Truncation window (steps)", _number("truncate", p.truncate, "full BPTT", 1)),
+        _field("Truncation window (steps)", _optional_number("truncate", p.truncate, "full BPTT")),
         html.Details(className="training", children=[
             html.Summary("Training settings"),
-            _field("Gradient clipping (max norm)", _number("clip", p.clip, "no clipping")),
+            _field("Gradient clipping (max norm)", _optional_number("clip", p.clip, "no clipping (or 0)")),
             _field("Optimiser", dcc.Dropdown(id=ids.OPTIMIZER, options=[{"label": o.upper() if o == "sgd" else "Adam",
                                                                           "value": o} for o in OPTIMIZER_CHOICES],
                                              value=p.optimizer, clearable=False, searchable=False)),
@@ -118,10 +134,8 @@ def _card(title, children, class_name="card"):
 
 
 def _graph(id_):
-    """A responsive graph with a PNG button and no Plotly logo."""
-    return dcc.Graph(id=id_, config={"displaylogo": False, "responsive": True,
-                                     "toImageButtonOptions": {"format": "png", "scale": 2}},
-                     className="graph")
+    """A responsive graph with a PNG button, no Plotly logo and nothing that sends data out."""
+    return dcc.Graph(id=id_, config=GRAPH_CONFIG, className="graph")
 
 
 def _loading(id_, child):
@@ -201,7 +215,7 @@ def build_layout() -> html.Div:
 
 def info_children(flows, note=None) -> list:
     """One short line per architecture: hidden size, parameter count and loss (plus a note)."""
-    items = [html.Span([html.Span(className="swatch", style={"backgroundColor": COLORS[f.arch]}),
+    items = [html.Span([_swatch(f.arch),
                         html.B(f.name), f"  H={f.hidden} · {f.num_params:,} parameters · loss {f.loss:.4g}"],
                        className="info-item") for f in flows]
     if note:

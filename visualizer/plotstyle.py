@@ -3,10 +3,15 @@
 Okabe-Ito colours (colourblind-safe), one per architecture in every view; large fonts for a
 projector; numpy arrays sent to plotly.js as base64 typed arrays (exact float64, NaN kept);
 absolute log axes labelled in whole decades; markers for the values a log axis cannot draw.
+Colour is never the only channel: each architecture also has its own marker symbol on its lines
+(greyscale prints, colour-blind viewers, and an LSTM line drawn under a GRU line stay readable).
+How a finished figure sits on the page (uirevision, modebar room, presentation mode) is in
+:mod:`visualizer.framing`.
 """
 from __future__ import annotations
 
 import base64
+import html
 import math
 
 import numpy as np
@@ -15,6 +20,10 @@ COLORS = {"rnn": "#D55E00", "rnn-relu": "#CC79A7", "lstm": "#0072B2", "gru": "#0
 REFERENCE_COLOR = "#555555"
 GRID = "#e3e3e3"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+# A second channel per architecture besides colour: its marker symbol (also in the legend).
+SYMBOLS = {"rnn": "circle", "rnn-relu": "triangle-up", "lstm": "square", "gru": "diamond"}
+GLYPHS = {"rnn": "●", "rnn-relu": "▲", "lstm": "■", "gru": "◆"}  # the symbols as text (controls, info line)
+MARKS_PER_LINE = 14  # symbols along a long line (every point is marked when a line has at most 60)
 HEAT_SCALE = "Viridis"
 BAND_ALPHA = 0.15
 LINE_WIDTH = 3.5
@@ -52,9 +61,8 @@ def base_layout(height=440, **overrides) -> dict:
         font=dict(family=FONT, size=17, color="#1a1a1a"),
         margin=dict(l=70, r=30, t=50, b=60),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0, font=dict(size=17),
-                    traceorder="normal"),
+                    traceorder="normal", itemsizing="constant"),
         hoverlabel=dict(font=dict(size=16, family=FONT)),
-        uirevision="keep",
         paper_bgcolor="white",
         plot_bgcolor="white",
     )
@@ -102,12 +110,22 @@ def log_axis(title, yrange, standoff=12, automargin=True, **kw) -> dict:
     return axis
 
 
-def message_figure(text: str, height=440) -> dict:
-    """An empty figure that shows ``text`` in its middle (no data, errors, nothing selected)."""
+def message_figure(text: str, height=440, width_chars=48) -> dict:
+    """An empty figure that shows ``text`` in its middle (no data, errors, nothing selected),
+    wrapped at ``width_chars`` characters so it fits a narrow graph."""
+    lines, line = [], ""
+    for word in str(text).split():
+        if line and len(line) + 1 + len(word) > width_chars:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
     return {"data": [], "layout": base_layout(
         height=height, showlegend=False, xaxis=dict(visible=False), yaxis=dict(visible=False),
-        annotations=[dict(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                          font=dict(size=20, color="#444"))])}
+        uirevision="message",
+        annotations=[dict(text="<br>".join(html.escape(x) for x in lines), x=0.5, y=0.5, xref="paper",
+                          yref="paper", showarrow=False, font=dict(size=20, color="#444"))])}
 
 
 # ----------------------------------------------------------------------------- log-axis helpers
@@ -162,8 +180,8 @@ def special_points(x, y, name, color, yrange, group, xaxis="x", yaxis="y", nonfi
     if zero.any():
         traces.append(dict(
             type="scatter", x=arr(x[zero]), y=arr(np.full(int(zero.sum()), 10 ** (yrange[0] + 0.1))),
-            mode="markers", name=f"{name}: zero", legendgroup=group, showlegend=False,
-            marker=dict(symbol="line-ew-open", size=14, color=color, line=dict(width=3, color=color)),
+            mode="markers", name=f"{name}: exactly 0 (at the bottom)", legendgroup=group, showlegend=True,
+            meta="zero", marker=dict(symbol="line-ns-open", size=12, color=color, line=dict(width=2.5, color=color)),
             xaxis=xaxis, yaxis=yaxis, hovertemplate=f"{name}: <b>0</b> (exactly)<extra></extra>"))
     return traces
 
@@ -214,15 +232,36 @@ def overflow_strip(rows, colors) -> tuple[dict, dict, list, list]:
     return [0, top_of_main], strip, shapes, annotations
 
 
+def marker_sizes(n, group, every_point=False, size=8.0):
+    """Marker sizes along a line of ``n`` points: every point with ``every_point``, else about
+    MARKS_PER_LINE evenly spaced marks, offset per architecture so coinciding lines show both."""
+    if every_point:
+        return np.full(n, size)
+    sizes = np.zeros(n)
+    step = max(1, math.ceil(n / MARKS_PER_LINE))
+    order = list(SYMBOLS)
+    phase = (order.index(group) * step) // len(order) if group in SYMBOLS else 0
+    sizes[phase::step] = size + 3  # sparse marks a little larger than marks at every point
+    return sizes
+
+
 def line_trace(x, y, name, color, group, width=LINE_WIDTH, dash="solid", markers=False, showlegend=True,
-          hover=None, xaxis="x", yaxis="y", meta="main") -> dict:
+               hover=None, xaxis="x", yaxis="y", meta="main", symbol=None) -> dict:
     """A line trace with its exact value in the hover. ``meta`` tells main traces ("main") from
-    references and lower layers (tests and exports select by it)."""
-    return dict(type="scatter", x=arr(x), y=arr(positive_or_gap(y)), name=name, legendgroup=group, meta=meta,
-                showlegend=showlegend, mode="lines+markers" if markers else "lines",
-                line=dict(color=color, width=width, dash=dash), marker=dict(size=7, color=color),
-                xaxis=xaxis, yaxis=yaxis,
-                hovertemplate=hover or f"{name}: %{{y:.6g}}<extra></extra>")
+    references and lower layers (tests and exports select by it). Lines of an architecture
+    (``group`` a key of SYMBOLS, or ``symbol`` given) carry its marker symbol along them (at every
+    point with ``markers``)."""
+    symbol = symbol or SYMBOLS.get(group)
+    trace = dict(type="scatter", x=arr(x), y=arr(positive_or_gap(y)), name=name, legendgroup=group, meta=meta,
+                 showlegend=showlegend, mode="lines+markers" if markers else "lines",
+                 line=dict(color=color, width=width, dash=dash), marker=dict(size=7, color=color),
+                 xaxis=xaxis, yaxis=yaxis,
+                 hovertemplate=hover or f"{name}: %{{y:.6g}}<extra></extra>")
+    if symbol and meta in ("main", "layer", "step-max"):
+        n = len(np.asarray(x))
+        trace.update(mode="lines+markers", marker=dict(symbol=symbol, color=color, size=arr(marker_sizes(
+            n, group, markers, 7.0 if meta == "main" else 5.0)), line=dict(width=0, color=color)))
+    return trace
 
 
 def band_traces(x, lo, hi, color, group, xaxis="x", yaxis="y") -> list:
@@ -259,7 +298,7 @@ def coloraxis(lo, hi, title) -> dict:
                               ticklabeloverflow=TICK_OVERFLOW))
 
 
-def panel_title(text, color, x, y, xanchor="left") -> dict:
+def panel_title(text, color, x, y, xanchor="left", size=17) -> dict:
     """A coloured small-multiple title placed in paper coordinates."""
     return dict(text=f"<b>{text}</b>", x=x, y=y, xref="paper", yref="paper", xanchor=xanchor, yanchor="bottom",
-                showarrow=False, font=dict(size=17, color=color))
+                showarrow=False, font=dict(size=size, color=color))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import figures, plotstyle
+from . import figures, framing, plotstyle
 from .compute import DISPLAY_NAMES
 from .training import unjson
 
@@ -65,7 +65,9 @@ def progress_figure(archs: dict, selected_step: int | None = None, height=430) -
         clip = h.get("clip") if h.get("clip") is not None else clip
         baseline = h.get("baseline") if baseline is None else baseline
         data.append(dict(type="scatter", x=steps.tolist(), y=_finite_positive(loss), name=name, legendgroup=arch,
-                         mode="lines", line=dict(color=color, width=2.5), xaxis="x", yaxis="y",
+                         mode="lines+markers", line=dict(color=color, width=2.5), xaxis="x", yaxis="y",
+                         marker=dict(symbol=plotstyle.SYMBOLS[arch], color=color,
+                                     size=plotstyle.marker_sizes(loss.size, arch, size=7.0).tolist()),
                          hovertemplate=f"{name} step %{{x}}: loss %{{y:.5g}}<extra></extra>"))
         data.append(dict(type="scatter", x=steps.tolist(), y=_finite_positive(gn), name=f"{name} ‖∇‖",
                          legendgroup=arch, showlegend=False, mode="lines", line=dict(color=color, width=2),
@@ -84,18 +86,16 @@ def progress_figure(archs: dict, selected_step: int | None = None, height=430) -
             shapes.append(dict(type="line", x0=int(loss.size), x1=int(loss.size), y0=0, y1=1, yref="paper",
                                line=dict(color=color, width=2, dash="dot")))
     n_clipped = sum(len(h.get("clipped", [])) for h in archs.values())
+    span = [0.5, last + 0.5]  # reference lines named in the legend, never a label over the curves
     if baseline is not None and not isinstance(baseline, str):
-        shapes.append(dict(type="line", xref="paper", x0=0, x1=1, y0=baseline, y1=baseline, yref="y",
-                           line=dict(color=plotstyle.REFERENCE_COLOR, width=1.5, dash="dash")))
-        annotations.append(dict(text="baseline (input-ignoring predictor)", xref="paper", x=1, xanchor="right",
-                                y=float(np.log10(baseline)), yref="y", yanchor="bottom", showarrow=False,
-                                font=dict(size=13, color=plotstyle.REFERENCE_COLOR)))
+        data.append(dict(type="scatter", x=span, y=[baseline, baseline], mode="lines", meta="reference",
+                         name="baseline (input-ignoring predictor)", xaxis="x", yaxis="y", hoverinfo="skip",
+                         line=dict(color=plotstyle.REFERENCE_COLOR, width=1.5, dash="dash")))
     if clip is not None:
-        shapes.append(dict(type="line", xref="paper", x0=0, x1=1, y0=clip, y1=clip, yref="y2",
-                           line=dict(color=CLIP_COLOR, width=2, dash="dash")))
-        annotations.append(dict(text=f"clip at {clip:g}: {n_clipped} step{'s' if n_clipped != 1 else ''} clipped (○)",
-                                xref="paper", x=1, xanchor="right", y=float(np.log10(clip)), yref="y2",
-                                yanchor="bottom", showarrow=False, font=dict(size=13, color="#8a5a00")))
+        clipped_text = f"{n_clipped} step{'s' if n_clipped != 1 else ''} clipped (○)"
+        data.append(dict(type="scatter", x=span, y=[clip, clip], mode="lines", meta="reference", xaxis="x",
+                         yaxis="y2", name=f"clip at {clip:g}: {clipped_text}", hoverinfo="skip",
+                         line=dict(color=CLIP_COLOR, width=2, dash="dash")))
     if selected_step:
         shapes.append(dict(type="line", x0=selected_step, x1=selected_step, y0=0, y1=1, yref="paper",
                            line=dict(color="#444", width=1.5)))
@@ -105,14 +105,16 @@ def progress_figure(archs: dict, selected_step: int | None = None, height=430) -
     layout = plotstyle.base_layout(
         height=height, hovermode="x unified", shapes=shapes, annotations=annotations,
         margin=dict(l=80, r=30, t=50, b=55),
-        xaxis=dict(title=dict(text="training step"), range=[0.5, last + 0.5], anchor="y2", gridcolor="#e3e3e3",
-                   zeroline=False),
-        yaxis=dict(type="log", title=dict(text="loss"), domain=[0.55, 1.0], exponentformat="power",
-                   gridcolor="#e3e3e3", **({"range": r1} if r1 else {})),
-        yaxis2=dict(type="log", title=dict(text="‖∇‖ before clipping"), domain=[0.0, 0.45], exponentformat="power",
-                    gridcolor="#e3e3e3", **({"range": r2} if r2 else {})),
+        xaxis=plotstyle.axis("training step", None, range=[0.5, last + 0.5], anchor="y2"),
+        # fixed ranges labelled in whole decades (minor labels "2", "5" would overlap); an axis with
+        # nothing to draw yet (no gradient norm before the first step) still gets one, or plotly.js
+        # draws its lines at NaN
+        yaxis=plotstyle.log_axis("loss", r1 or [-1, 1], None, domain=[0.55, 1.0]),
+        yaxis2=plotstyle.log_axis("‖∇‖ before clipping", r2 or [-1, 1], None, domain=[0.0, 0.45]),
     )
-    return {"data": data, "layout": layout}
+    for key in ("xaxis", "yaxis", "yaxis2"):  # no axis lines: on this two-row figure (x anchored on y2)
+        layout[key]["showline"] = False  # plotly.js drew them at NaN while a run started
+    return framing.finish({"data": data, "layout": layout}, "train-progress", sorted(archs), last)
 
 
 def flows_at(snaps: list[dict]) -> list[SnapFlow]:
@@ -125,16 +127,14 @@ def flows_at(snaps: list[dict]) -> list[SnapFlow]:
 def flow_figure(snaps: list[dict], truncate=None, height=400) -> dict:
     """View 1 of the snapshots ``snaps`` (dicts from :func:`visualizer.training.snapshot`)."""
     if not snaps:
-        return plotstyle.message_figure("The gradient at every step appears here while training runs.", height)
+        return plotstyle.message_figure("The gradient at every step appears here while training runs.", height,
+                                      width_chars=30)
     fig = figures.grad_norm_figure(flows_at(snaps), truncate=truncate, height=height)
     steps = sorted({int(s["step"]) for s in snaps})
     title = f"after training step {steps[-1]}" if len(steps) == 1 else \
         "after training step " + ", ".join(f"{DISPLAY_NAMES[s['arch']]} {s['step']}" for s in snaps)
-    fig["layout"].setdefault("annotations", [])
-    fig["layout"]["annotations"] = [*list(fig["layout"]["annotations"]), dict(
-        text=title, x=0.99, xanchor="right", y=0.02, yanchor="bottom", xref="paper", yref="paper",
-        showarrow=False, font=dict(size=15, color="#444"), bgcolor="rgba(255,255,255,0.8)")]
-    return fig
+    fig["layout"]["xaxis"]["title"]["text"] = f"time step t  ·  {title}"
+    return framing.finish(fig, "train-flow", [s["arch"] for s in snaps])
 
 
 def evolution_figure(snaps_by_arch: dict, selected_step: int | None = None, height=330) -> dict:
@@ -147,7 +147,7 @@ def evolution_figure(snaps_by_arch: dict, selected_step: int | None = None, heig
     """
     items = [(a, s) for a, s in snaps_by_arch.items() if s]
     if not items:
-        return plotstyle.message_figure("Recorded snapshots appear here as training runs.", height)
+        return plotstyle.message_figure("Recorded snapshots appear here as training runs.", height, width_chars=30)
     order = list(plotstyle.COLORS)
     items.sort(key=lambda it: order.index(it[0]))
     n = len(items)
@@ -172,8 +172,8 @@ def evolution_figure(snaps_by_arch: dict, selected_step: int | None = None, heig
                                              title=dict(text="time step t" if n < 3 or i == n // 2 else ""))
         layout_axes[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}", title=dict(text="training step" if i == 0 else ""),
                                              showticklabels=i == 0, **({"matches": "y"} if i else {}))
-        annotations.append(dict(text=DISPLAY_NAMES[arch], x=x0 + width / 2, y=1.0, xref="paper", yref="paper",
-                                yanchor="bottom", showarrow=False, font=dict(size=16, color=plotstyle.COLORS[arch])))
+        annotations.append(plotstyle.panel_title(DISPLAY_NAMES[arch], plotstyle.COLORS[arch], x0 + width / 2, 1.0,
+                                               "center"))
         if selected_step:
             shapes.append(dict(type="line", xref=f"x{suffix} domain", x0=0, x1=1, y0=selected_step,
                                y1=selected_step, yref=f"y{suffix}", line=dict(color="white", width=2, dash="dot")))
@@ -189,4 +189,4 @@ def evolution_figure(snaps_by_arch: dict, selected_step: int | None = None, heig
                                                 colorbar=dict(title=dict(text="log<sub>10</sub> ‖∂L/∂h<sub>t</sub>‖"),
                                                               thickness=16)),
                                  **layout_axes)
-    return {"data": data, "layout": layout}
+    return framing.finish({"data": data, "layout": layout}, "train-evolution", [a for a, _ in items], title_room=26)

@@ -96,6 +96,7 @@ SPEC = {
     "view": ("choice", VIEW_CHOICES),
 }
 NONE_WORDS = ("", "none", "null", "off", "default")
+ZERO_MEANS_NONE = ("clip",)  # clip=0 means no clipping (not the smallest allowed threshold)
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off", "")
 
@@ -154,6 +155,8 @@ def _check_number(name, raw, kind, low, high):
     if optional and (raw is None or (isinstance(raw, str) and raw.strip().lower() in NONE_WORDS)):
         return None, None
     value = _to_number(raw)
+    if optional and value == 0 and name in ZERO_MEANS_NONE:
+        return None, None
     if value is None:
         what = "empty" if raw is None or raw == "" else f"not a finite number ({shown(raw)})"
         return default, f"{name} is {what}; using {_fmt(default) if default is not None else 'none'}."

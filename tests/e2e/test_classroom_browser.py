@@ -178,5 +178,6 @@ def test_a_shared_link_with_a_preset_and_presentation_mode(dash_duo):
     assert not dash_duo.find_element(".sidebar").is_displayed()
     assert dash_duo.find_element(f"#{ids.MESSAGES}").text == ""
     assert dash_duo.driver.execute_script("return window.location.search") == "?preset=irnn&present=1"  # kept short
+    until(lambda: dash_duo.find_element(f"#{ids.PRESET_DROPDOWN}").text == p.title, 30)  # names the link's preset
     settle(dash_duo)
     assert dash_duo.get_logs() == []

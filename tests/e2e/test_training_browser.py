@@ -17,12 +17,12 @@ STEPS = 600
 
 NAMES_JS = """
 const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
-return gd && gd._fullData ? gd._fullData.filter(t => t.showlegend).map(t => t.name) : null;
+return gd && gd._fullData ? gd._fullData.filter(t => t.showlegend && t.meta !== 'reference').map(t => t.name) : null;
 """
 
 
 def names(dash_duo, graph_id):
-    """Names of the traces shown in a graph's legend."""
+    """Names of the architectures' traces shown in a graph's legend (reference lines aside)."""
     return dash_duo.driver.execute_script(NAMES_JS, graph_id) or []
 
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from visualizer import callbacks, views
-from visualizer.urlstate import ARCH_ALIASES, ARCH_CHOICES, NONE_WORDS, SPEC, Params, validate, work
+from visualizer.urlstate import ARCH_ALIASES, ARCH_CHOICES, NONE_WORDS, SPEC, ZERO_MEANS_NONE, Params, validate, work
 
 SMALL_WORK = 40 * 4 * 2 * 16**2  # views are computed up to this seq_len x batch x layers x hidden^2
 SETTINGS = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow],
@@ -75,10 +75,20 @@ def unknown_archs(value) -> list:
     return [n for n in names if n not in ARCH_CHOICES and n not in ARCH_ALIASES]
 
 
-def same_value(raw, new) -> bool:
-    """True if the control's ``raw`` value means ``new`` (a normalisation, not a correction)."""
-    if new is None:
-        return raw is None or (isinstance(raw, str) and raw.strip().lower() in NONE_WORDS)
+def _zero(raw) -> bool:
+    """True if ``raw`` reads as the number 0."""
+    try:
+        return not isinstance(raw, bool) and float(str(raw).strip()) == 0
+    except ValueError:
+        return False
+
+
+def same_value(raw, new, name=None) -> bool:
+    """True if the control's ``raw`` value means ``new`` (a normalisation, not a correction); an
+    empty optional number box shows ``""``, and ``clip=0`` means no clipping."""
+    if new is None or new == "":
+        return (raw is None or (isinstance(raw, str) and raw.strip().lower() in NONE_WORDS)
+                or (name in ZERO_MEANS_NONE and _zero(raw)))
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         return False
     if isinstance(new, str):
@@ -115,7 +125,7 @@ def test_control_values(values, tab):
             continue
         if name == "arch" and not unknown_archs(values[name]):  # None -> [], "RNN" -> "rnn": same choice
             continue
-        if name != "arch" and same_value(values[name], new):  # " 5 " -> 5, "" -> None: same value
+        if name != "arch" and same_value(values[name], new, name):  # " 5 " -> 5, "" -> None: same value
             continue
         assert any(name in line for line in lines), f"{name}: {values[name]!r} -> {new!r} without a message: {lines}"
     check_views(store, tab)
@@ -157,15 +167,17 @@ def test_url_queries(items, noise, quoted, tab):
     lines = texts(messages)
     shown = dict(zip(callbacks.FIELDS, controls, strict=True))
     for key, value in dict(items).items():  # the last value of a repeated key counts
-        if key in SPEC and key not in ("arch", "match_params") and _rejected(value, shown[key]):
+        if key in SPEC and key not in ("arch", "match_params") and _rejected(value, shown[key], key):
             assert any(key in line for line in lines), f"{key}={value!r} changed without a message: {lines}"
     check_views(store, tab)
 
 
-def _rejected(text, shown) -> bool:
-    """True if the URL's text is not what the app shows (so a message must name the key)."""
-    if shown is None:
-        return text.strip().lower() not in ("", "none", "null", "off", "default")
+def _rejected(text, shown, key=None) -> bool:
+    """True if the URL's text is not what the app shows (so a message must name the key); an empty
+    optional number box shows ``""``, and ``clip=0`` means no clipping."""
+    if shown is None or shown == "":
+        return text.strip().lower() not in ("", "none", "null", "off", "default") and not (
+            key in ZERO_MEANS_NONE and _zero(text))
     if isinstance(shown, str):
         return text.strip().lower() != shown
     try:

@@ -1,7 +1,7 @@
 import pytest
 from dash import no_update
 
-from visualizer import callbacks
+from visualizer import callbacks, presets
 from visualizer.plotstyle import decode
 from visualizer.urlstate import DEFAULTS, Params, to_query
 
@@ -122,15 +122,23 @@ def test_apply_url_sets_every_control_from_the_query():
     assert controls == controls_of(p)
 
 
-def test_url_is_left_alone_while_the_controls_show_it_and_its_messages_stay():
-    search = "?seq_len=99999"
+def test_a_corrected_url_is_rewritten_and_its_messages_stay():
+    search = "?seq_len=99999&present=1&arch_hide=1&foo=2"
     controls = callbacks.apply_url("/", search)
     query, messages, store = callbacks.url_and_messages(controls, search)
-    assert query is no_update
-    assert [m.children for m in messages] == ["seq_len=99999 is above the maximum 2000; using 2000."]
+    assert query == to_query(Params(seq_len=2000)) + "&present=1&arch_hide=1"  # display flags kept
+    assert [m.children for m in messages] == ["seq_len=99999 is above the maximum 2000; using 2000.",
+                                              "unknown parameter 'foo' ignored."]
     assert store["seq_len"] == 2000
+    assert callbacks.url_and_messages(callbacks.apply_url("/", query), query)[0] is no_update  # now clean
+
+
+def test_a_clean_url_is_left_alone_while_the_controls_show_it():
     query, messages, store = callbacks.url_and_messages(controls_of(DEFAULTS), "")  # plain "/": stays plain
     assert query is no_update and messages == []
+    search = "?preset=irnn&present=1"  # a teacher's short link stays as it was typed
+    query, messages, store = callbacks.url_and_messages(callbacks.apply_url("/", search), search)
+    assert query is no_update and messages == [] and store["seq_len"] == presets.PRESETS["irnn"].params.seq_len
 
 
 def test_a_change_writes_the_canonical_url_and_clears_url_messages():

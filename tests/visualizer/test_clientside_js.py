@@ -134,3 +134,10 @@ def test_every_clientside_function_of_the_app_is_defined_in_an_asset():
         homes = [p.name for p in sorted(ASSETS.glob("*.js")) if f"dash_clientside.{namespace}" in p.read_text()]
         assert len(homes) == 1, (namespace, homes)
         assert names <= set(functions(homes[0], namespace)), namespace
+
+
+@pytest.mark.parametrize("class_name, present", [("page", False), ("page present", True),
+                                                 ("page hide-arch present", True), ("page presentation", False),
+                                                 (None, False), ("", False)])
+def test_presentation_mode_is_read_from_the_page_class(class_name, present):
+    assert run_cases("classroom.js", "classroom", [("isPresent", [class_name])]) == [present]

@@ -154,3 +154,14 @@ def test_html_report_is_standalone_and_offline():
     assert doc == json.loads(export.to_json(export.view_series(p), p))
     assert set(doc["views"]) == {"grad_norm", "gates"}
     assert page.count("class=\"plotly-graph-div\"") == 2
+
+
+def test_html_report_graphs_offer_no_upload_and_settings_read_as_words():
+    p = replace(SMALL, view="jacobian", clip=None, truncate=5)
+    page = export.report(p)
+    assert page.count('"showSendToCloud": false') == 2  # each graph's config (a browser test clicks nothing away)
+    assert page.count('"modeBarButtonsToRemove": ["sendDataToCloud"') == 2
+    table = dict(re.findall(r"<tr><th>(\w+)</th><td>(.*?)</td></tr>", page))
+    assert table["arch"] == "rnn, lstm, gru" and table["clip"] == "none (no clipping)" and table["truncate"] == "5"
+    assert table["match_params"] == "no" and table["forget_bias"] == "the initialiser&#x27;s"
+    assert not any(v.startswith(("[", "(", "None")) for v in table.values())

@@ -248,7 +248,7 @@ def test_connectivity_small_multiples():
     fig = heatmaps.connectivity_figure(items)
     go.Figure(fig)
     assert [t["xaxis"] for t in fig["data"]] == ["x", "x2", "x3"]
-    assert fig["layout"]["yaxis"]["autorange"] == "reversed"
+    assert fig["layout"]["yaxis"]["range"] == [5.5, -0.5]  # step 0 at the top, every row whole
 
 
 def test_spectra_figure():
@@ -304,7 +304,9 @@ def test_jacobian_and_gates_views_mark_overflow_in_the_strip_not_on_the_log_axis
     for t in fig["data"]:
         if t.get("yaxis", "y") == "y":  # on the log axis: finite values or gaps only
             assert np.all(np.isfinite(decode(t["y"])) | np.isnan(decode(t["y"])))
-    assert layout["shapes"][-1]["y0"] == 1  # the reference line at 1 is still there
+    at_one = [s["y0"] for s in layout.get("shapes", []) if s.get("y0") == 1]
+    at_one += [t["y"][0] for t in fig["data"] if t.get("meta") == "threshold"]
+    assert at_one == [1]  # the reference line at 1 is still there
     finite = figures.gates_figure([items[1]])
     assert "yaxis2" not in finite["layout"]
 

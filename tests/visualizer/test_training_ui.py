@@ -98,9 +98,11 @@ def test_progress_figure_marks_clipping_baseline_and_divergence():
     valid(fig)
     marks = [t for t in fig["data"] if t.get("name") == "RNN-relu: clipped"]
     assert marks and marks[0]["x"] == h["clipped"]
-    texts = " ".join(a["text"] for a in fig["layout"]["annotations"])
+    references = [t for t in fig["data"] if t.get("meta") == "reference"]  # named in the legend, not over the data
+    texts = " ".join(t["name"] for t in references)
     assert f"{len(h['clipped'])} step{'s' if len(h['clipped']) > 1 else ''} clipped" in texts
     assert "baseline" in texts
+    assert next(t for t in references if "clip" in t["name"])["y"] == [h["clip"]] * 2
     blows_up = replace(presets.PRESETS["clipping"].params, clip=None)
     diverged = training.run_job(None, blows_up, 15, 15, clock=Clock(0.01))
     assert diverged["archs"]["rnn-relu"]["diverged"]
@@ -119,10 +121,10 @@ def test_draw_snapshot_picks_the_newest_snapshot_at_or_before_the_step(result):
     for f in (loss, flow, evo):
         valid(f)
     assert any(sh.get("x0") == 7 for sh in loss["layout"]["shapes"])
-    assert "after training step 7" in " ".join(a["text"] for a in flow["layout"]["annotations"])
+    assert "after training step 7" in flow["layout"]["xaxis"]["title"]["text"]
     heat = [t for t in evo["data"] if t["type"] == "heatmap"]
     assert len(heat) == 3 and len(heat[0]["z"]) == 20 and len(heat[0]["z"][0]) == SMALL.seq_len
-    assert training_ui.draw_snapshot(999, None, record)[1]["layout"]["annotations"][-1]["text"].endswith("20")
+    assert training_ui.draw_snapshot(999, None, record)[1]["layout"]["xaxis"]["title"]["text"].endswith("20")
     empty = training_ui.draw_snapshot(5, None, None)
     assert all(f["data"] == [] for f in empty)
 

@@ -86,6 +86,14 @@ def test_optional_fields_accept_none_words():
     assert messages == []
 
 
+def test_clip_zero_means_no_clipping():
+    for query in ("?clip=0", "?clip=0.0"):
+        assert parse_query(query) == (Params(clip=None), [])
+    assert validate({"clip": 0})[0].clip is None  # from the control too
+    params, messages = parse_query("?clip=0.0001")  # a positive threshold below the minimum is still clamped
+    assert params.clip == 0.001 and messages
+
+
 def test_unknown_and_repeated_parameters_get_messages():
     params, messages = parse_query("?foo=1&seed=3&seed=4")
     assert params.seed == 4
