@@ -3,14 +3,17 @@
 // come from Python through the store train-constants, so none is copied here.
 (function (root) {
     "use strict";
-    var OUTPUTS = 10;  // record, status, checkpoint, slider max, slider value, marks, bar, status line, message, view token
+    // record, status, checkpoint, slider max, slider value, marks, bar, status line, message, view token,
+    // slider min, slider disabled
+    var OUTPUTS = 12;
 
     function noUpdates() {
         var nu = root.dash_clientside.no_update;
         return Array.from({length: OUTPUTS}, function () { return nu; });
     }
 
-    // One payload (progress while the job runs, or its final result) -> the ten outputs.
+    // One payload (progress while the job runs, or its final result) -> the twelve outputs. The snapshot
+    // slider is enabled only once the record holds a snapshot, and its min never exceeds its max.
     function merge(p, record, final, running, constants, now) {
         var nu = root.dash_clientside.no_update;
         if (!p || (record && record.dropped)) { return noUpdates(); }
@@ -60,11 +63,12 @@
         var clipped = hist.reduce(function (n, h) { return n + (h.n_clipped || 0); }, 0);
         var state = final ? (done ? "done" : "paused") : (running ? "training" : "paused");
         var text = "Step " + step + " / " + total + " (" + state + ") · " + losses + (clipped ? " · " + clipped + " clipped" : "");
-        var top = steps.length ? Math.ceil(steps[steps.length - 1] / every) * every : every;
+        var top = steps.length ? Math.max(every, Math.ceil(steps[steps.length - 1] / every) * every) : 0;
+        var bottom = steps.length ? every : 0;
         var redraw = final || !record || !same || !record.drawn || now - record.drawn > constants.redraw_ms;
         rec.drawn = redraw ? now : record.drawn;
-        return [rec, status, ckpt, top, redraw ? top : nu, marks, String(step), text, p.note || "",
-                redraw ? {t: now, live: !final} : nu];
+        return [rec, status, ckpt, top, redraw ? top : nu, steps.length ? marks : {}, String(step), text,
+                p.note || "", redraw ? {t: now, live: !final} : nu, bottom, !steps.length];
     }
 
     root.dash_clientside = Object.assign({}, root.dash_clientside);
@@ -80,7 +84,7 @@
         },
         // Reset: forget the run; late progress of the cancelled job is ignored until the next start
         reset: function () {
-            return [{dropped: true}, null, null, 1, 1, {}, "0", "Ready.", "", {t: Date.now()}];
+            return [{dropped: true}, null, null, 0, 0, {}, "0", "Ready.", "", {t: Date.now()}, 0, true];
         },
         // a new start accepts payloads again
         start: function (play, step, record) {
@@ -91,12 +95,12 @@
             if (!pauseDisabled || typeof text !== "string") { return root.dash_clientside.no_update; }
             return text.replace("(training)", "(paused)").replace(/^Queued.*$/, "Ready.");
         },
-        // the number of steps typed -> progress bar maximum, slider step and minimum
+        // the number of steps typed -> progress bar maximum and slider step (its range comes with snapshots)
         steps_range: function (steps, constants) {
             var n = Math.round(Number(steps));
             n = n >= 1 ? Math.min(n, constants.max_steps) : constants.default_steps;
             var every = Math.max(1, Math.ceil(n / constants.max_recorded));
-            return [String(n), every, every];
+            return [String(n), every];
         }
     };
 })(typeof window !== "undefined" ? window : globalThis);

@@ -250,4 +250,4 @@ def register(app) -> None:
     limits.register_identity(app)
     classroom.register(app)
     explain.register(app)
-    training_ui.register(app, params_store=ids.PARAMS)
+    training_ui.register(app, params_store=ids.PARAMS, present_store=ids.PRESENT_STORE)

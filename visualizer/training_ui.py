@@ -30,7 +30,7 @@ import os
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 
 from . import figures, ids, jobs, limits, training, training_stores
-from .framing import GRAPH_CONFIG
+from .framing import GRAPH_CONFIG, present_figure
 from .training_figures import evolution_figure, flow_figure, progress_figure
 from .urlstate import Params
 
@@ -109,8 +109,9 @@ def panel(steps: int = training.DEFAULT_STEPS) -> html.Section:
                  children=[_graph(ids.TRAIN_FLOW_GRAPH, 400), _graph(ids.TRAIN_EVOLUTION_GRAPH, 400)]),
         html.Div(className="train-slider", children=[
             html.Label("Snapshot: training step", className="field-label"),
-            dcc.Slider(id=ids.TRAIN_SLIDER, min=0, max=1, step=training.record_every(steps), value=1, marks=None,
-                       updatemode="mouseup", className="slider"),
+            # disabled, at 0, with no value box until the record holds a snapshot (assets/training.js)
+            dcc.Slider(id=ids.TRAIN_SLIDER, min=0, max=0, step=training.record_every(steps), value=0, marks=None,
+                       disabled=True, allow_direct_input=False, updatemode="mouseup", className="slider"),
         ]),
         html.P(CAPTION, className="caption how-to-read"),
         dcc.Store(id=ids.TRAIN_PROGRESS), dcc.Store(id=ids.TRAIN_RESULT), dcc.Store(id=ids.TRAIN_RECORD),
@@ -190,16 +191,25 @@ def job_error(exc):
 
 
 # ----------------------------------------------------------------------------- drawing
-def draw_live(progress):
+def _framed(figs, present) -> tuple:
+    """``figs`` as drawn: scaled for a projector (:func:`visualizer.framing.present_figure`) when
+    ``present`` is true (the present store; anything but ``True`` means normal mode)."""
+    if present is not True:
+        return tuple(figs)
+    return tuple(present_figure(f) if isinstance(f, dict) else f for f in figs)
+
+
+def draw_live(progress, present=None):
     """The newest snapshot from one progress payload, and the loss / gradient-norm figure when
     the payload carries the histories (a few times a second). A forged payload draws what it
-    holds that is readable (:func:`visualizer.training_stores.clean_progress`), else nothing."""
+    holds that is readable (:func:`visualizer.training_stores.clean_progress`), else nothing.
+    ``present``: presentation mode."""
     progress = training_stores.clean_progress(progress)
     if progress is None:
         return no_update, no_update
     try:
         losses = progress_figure(progress["archs"]) if progress["full"] else no_update
-        return losses, flow_figure(progress["live"])
+        return _framed((losses, flow_figure(progress["live"])), present)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
         log.warning("progress payload not drawable: %s", str(e)[:200])
         return no_update, no_update
@@ -221,19 +231,20 @@ def at_step(record, step: int) -> list[dict]:
     return out
 
 
-def draw_snapshot(step, token, record):
+def draw_snapshot(step, token, record, present=None):
     """The three figures at training step ``step`` (the newest snapshot at or before it; empty
-    figures without a record). A forged record draws what it holds that is readable."""
+    figures without a record). A forged record draws what it holds that is readable.
+    ``present``: presentation mode (its change redraws them)."""
     record = training_stores.clean_record(record)
     steps = snapshot_steps(record)
     if not steps:
-        return progress_figure({}), flow_figure([]), evolution_figure({})
+        return _framed((progress_figure({}), flow_figure([]), evolution_figure({})), present)
     readable = isinstance(step, int) or (isinstance(step, float) and math.isfinite(step))
     step = step if readable and not isinstance(step, bool) else steps[-1]
     step = int(max(steps[0], min(step, steps[-1])))  # exact for integers of any size
     try:
-        return (progress_figure(record["archs"], selected_step=step), flow_figure(at_step(record, step)),
-                evolution_figure(record["snaps"], selected_step=step))
+        return _framed((progress_figure(record["archs"], selected_step=step), flow_figure(at_step(record, step)),
+                        evolution_figure(record["snaps"], selected_step=step)), present)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
         log.warning("training record not drawable: %s", str(e)[:200])
         message = figures.message_figure("This training record cannot be drawn.")
@@ -246,12 +257,16 @@ def js(name: str) -> ClientsideFunction:
     return ClientsideFunction("training", name)
 
 
-def register(app, manager=None, steps_input=(ids.STEPS, "value"), params_store="params-store") -> None:
+def register(app, manager=None, steps_input=(ids.STEPS, "value"), params_store="params-store",
+             present_store=None) -> None:
     """Attach the panel's callbacks to ``app``.
 
     ``manager``: the background-callback manager (default: the app's). ``steps_input`` is the
-    (id, property) holding the number of steps; ``params_store`` the id of the app's params store.
+    (id, property) holding the number of steps; ``params_store`` the id of the app's params store;
+    ``present_store`` the id of the store that is true in presentation mode (None: never).
     """
+    live_present = [State(present_store, "data")] if present_store else []
+    snapshot_present = [Input(present_store, "data")] if present_store else []
     app.callback(
         Output(ids.TRAIN_RESULT, "data"),
         Input(ids.TRAIN_PLAY, "n_clicks"), Input(ids.TRAIN_STEP, "n_clicks"),
@@ -275,7 +290,9 @@ def register(app, manager=None, steps_input=(ids.STEPS, "value"), params_store="
               Output(ids.TRAIN_BAR, "value", allow_duplicate=True),
               Output(ids.TRAIN_STATUS_LINE, "children", allow_duplicate=True),
               Output(ids.TRAIN_MESSAGE, "children", allow_duplicate=True),
-              Output(ids.TRAIN_VIEW_TOKEN, "data", allow_duplicate=True)]
+              Output(ids.TRAIN_VIEW_TOKEN, "data", allow_duplicate=True),
+              Output(ids.TRAIN_SLIDER, "min", allow_duplicate=True),
+              Output(ids.TRAIN_SLIDER, "disabled", allow_duplicate=True)]
     constants = State(ids.TRAIN_CONSTANTS, "data")
     # separate callbacks: one waiting on the job's result would not fire while the job runs
     app.clientside_callback(js("merge_progress"), *merged, Input(ids.TRAIN_PROGRESS, "data"),
@@ -291,16 +308,16 @@ def register(app, manager=None, steps_input=(ids.STEPS, "value"), params_store="
                             Input(ids.TRAIN_PAUSE, "disabled"), State(ids.TRAIN_STATUS_LINE, "children"),
                             prevent_initial_call=True)
     app.clientside_callback(js("steps_range"), Output(ids.TRAIN_BAR, "max"), Output(ids.TRAIN_SLIDER, "step"),
-                            Output(ids.TRAIN_SLIDER, "min"), Input(*steps_input), constants)
+                            Input(*steps_input), constants)
     app.callback(
         Output(ids.TRAIN_PROGRESS_GRAPH, "figure", allow_duplicate=True),
         Output(ids.TRAIN_FLOW_GRAPH, "figure", allow_duplicate=True),
-        Input(ids.TRAIN_PROGRESS, "data"), prevent_initial_call=True,
+        Input(ids.TRAIN_PROGRESS, "data"), *live_present, prevent_initial_call=True,
     )(draw_live)
     app.callback(
         Output(ids.TRAIN_PROGRESS_GRAPH, "figure", allow_duplicate=True),
         Output(ids.TRAIN_FLOW_GRAPH, "figure", allow_duplicate=True),
         Output(ids.TRAIN_EVOLUTION_GRAPH, "figure"),
         Input(ids.TRAIN_SLIDER, "value"), Input(ids.TRAIN_VIEW_TOKEN, "data"), State(ids.TRAIN_RECORD, "data"),
-        prevent_initial_call=True,
+        *snapshot_present, prevent_initial_call=True,
     )(draw_snapshot)

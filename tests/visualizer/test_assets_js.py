@@ -54,9 +54,9 @@ def payload(run="r1", step=10, steps=30, status="running", snaps=(10,), **extra)
 
 # (case, arguments of merge_progress / merge_result, expected outputs by index)
 MERGE_CASES = [
-    ("nothing yet", ("merge_progress", None, None, False), {i: "NU" for i in range(10)}),
+    ("nothing yet", ("merge_progress", None, None, False), {i: "NU" for i in range(12)}),
     ("after a reset, late progress is ignored", ("merge_progress", payload(), {"dropped": True}, False),
-     {i: "NU" for i in range(10)}),
+     {i: "NU" for i in range(12)}),
     ("a refusal shows its message", ("merge_progress", {"error": "You already have 1"}, None, False),
      {7: "Not started.", 8: "You already have 1", 0: "NU"}),
     ("a lost job keeps the record and says where it stopped",
@@ -65,9 +65,11 @@ MERGE_CASES = [
      {7: "Queued (position 3): waiting for a free training slot…", 0: "NU", 8: "NU"}),
     ("first progress", ("merge_progress", payload(), None, False),
      {1: {"run": "r1", "key": "k", "step": 10, "done": False, "status": "running"}, 3: 10, 4: 10, 6: "10",
-      7: "Step 10 / 30 (training) · RNN loss 0.123", 8: ""}),
+      7: "Step 10 / 30 (training) · RNN loss 0.123", 8: "", 10: 10, 11: False}),
+    ("progress before the first snapshot: the slider stays disabled at 0",
+     ("merge_progress", payload(step=4, snaps=()), None, False), {3: 0, 4: 0, 5: {}, 10: 0, 11: True, 6: "4"}),
     ("final result", ("merge_result", payload(step=30, status="done", snaps=(10, 20, 30)), None),
-     {6: "30", 7: "Step 30 / 30 (done) · RNN loss 0.123", 3: 30, 4: 30}),
+     {6: "30", 7: "Step 30 / 30 (done) · RNN loss 0.123", 3: 30, 4: 30, 10: 10, 11: False}),
     ("paused result", ("merge_result", payload(step=20, status="paused", snaps=(10, 20)), None),
      {7: "Step 20 / 30 (paused) · RNN loss 0.123"}),
 ]
@@ -77,9 +79,11 @@ MERGE_CASES = [
 def test_merge_state_machine(case, call, expected):
     fn, *args = call
     out = run_js("training.js", "training", fn, *args, CONSTANTS)
-    assert len(out) == 10
+    assert len(out) == 12
     for index, value in expected.items():
         assert out[index] == value, (case, index, out[index])
+    if out[3] != "NU":  # the slider's range is never inverted
+        assert out[10] <= out[3], case
 
 
 def test_snapshots_of_one_run_accumulate_and_a_new_run_starts_over():
@@ -104,9 +108,8 @@ def test_the_heatmap_redraws_at_the_interval_from_python():
 
 
 @pytest.mark.parametrize("steps, expected", [
-    (300, ["300", 3, 3]), (5, ["5", 1, 1]), (0, [str(training.DEFAULT_STEPS), 3, 3]), ("x", ["300", 3, 3]),
-    (10**9, [str(training.MAX_STEPS), training.MAX_STEPS // training.MAX_RECORDED,
-             training.MAX_STEPS // training.MAX_RECORDED]),
+    (300, ["300", 3]), (5, ["5", 1]), (0, [str(training.DEFAULT_STEPS), 3]), ("x", ["300", 3]),
+    (10**9, [str(training.MAX_STEPS), training.MAX_STEPS // training.MAX_RECORDED]),
 ])
 def test_steps_range_matches_python(steps, expected):
     out = run_js("training.js", "training", "steps_range", steps, CONSTANTS)
@@ -125,6 +128,7 @@ def test_a_stopped_job_says_paused(pause_disabled, text, expected):
 def test_reset_and_start():
     reset = run_js("training.js", "training", "reset", 1)
     assert reset[0] == {"dropped": True} and reset[7] == "Ready."
+    assert reset[11] is True and reset[10] <= reset[3] and reset[4] == 0  # slider disabled, not at a stale step
     assert run_js("training.js", "training", "start", 1, 0, {"dropped": True}) is None
     assert run_js("training.js", "training", "start", 1, 0, {"run": "r"}) == "NU"
 

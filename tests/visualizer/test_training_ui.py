@@ -10,7 +10,7 @@ from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
 from tests.visualizer.clock import Clock
-from visualizer import ids, presets, training, training_ui
+from visualizer import framing, ids, presets, training, training_ui
 from visualizer.training_figures import evolution_figure, flow_figure, progress_figure
 from visualizer.urlstate import Params
 
@@ -132,3 +132,53 @@ def test_draw_snapshot_picks_the_newest_snapshot_at_or_before_the_step(result):
 def test_empty_figures_say_what_to_do():
     assert "Train" in progress_figure({})["layout"]["annotations"][0]["text"]
     assert flow_figure([])["data"] == [] and evolution_figure({})["data"] == []
+
+
+def _sizes(fig):
+    """Every font size in a figure's layout, and every trace line width."""
+    fonts = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                size = value.get("size") if key in ("font", "tickfont") and isinstance(value, dict) else None
+                if isinstance(size, (int, float)):
+                    fonts.append(size)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+    walk(fig["layout"])
+    widths = [t["line"]["width"] for t in fig["data"] if isinstance(t.get("line"), dict) and "width" in t["line"]]
+    return fonts, widths
+
+
+def test_training_figures_scale_in_presentation_mode(result):
+    record = {"run": result["run"], "archs": result["archs"], "snaps": {}}
+    for s in result["snaps"]:
+        record["snaps"].setdefault(s["arch"], []).append(s)
+    normal = training_ui.draw_snapshot(7, None, record)
+    present = training_ui.draw_snapshot(7, None, record, True)
+    assert training_ui.draw_snapshot(7, None, record, "yes") == normal  # a forged store is normal mode
+    for small, large in zip(normal, present, strict=True):
+        valid(large)
+        (fonts, widths), (big_fonts, big_widths) = _sizes(small), _sizes(large)
+        assert fonts and len(big_fonts) >= len(fonts) and min(big_fonts) > min(fonts) and max(big_fonts) > max(fonts)
+        assert big_widths == pytest.approx([w * framing.PRESENT_SCALE for w in widths])
+    assert any(_sizes(f)[1] for f in normal[:2])  # the loss and flow curves have lines to scale
+    loss, flow = training_ui.draw_live(result, True)
+    small_loss, small_flow = training_ui.draw_live(result)
+    assert _sizes(flow)[1] == pytest.approx([w * framing.PRESENT_SCALE for w in _sizes(small_flow)[1]])
+    assert min(_sizes(loss)[0]) > min(_sizes(small_loss)[0])
+    assert all(f["data"] == [] for f in training_ui.draw_snapshot(5, None, None, True))
+
+
+def test_the_snapshot_slider_starts_disabled_without_a_value_box():
+    def walk(node):
+        yield node
+        children = getattr(node, "children", None)
+        for child in children if isinstance(children, list) else [children] if children is not None else []:
+            yield from walk(child)
+    slider = next(c for c in walk(training_ui.panel()) if getattr(c, "id", None) == ids.TRAIN_SLIDER)
+    assert slider.disabled is True and slider.allow_direct_input is False and slider.min <= slider.max
+    assert slider.value == slider.min
