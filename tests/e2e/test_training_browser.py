@@ -43,6 +43,23 @@ def wait(dash_duo, condition, timeout):
         raise AssertionError(f"timed out; status line: {status(dash_duo)!r}") from None
 
 
+SLIDER_JS = """
+const root = document.getElementById(arguments[0]);
+const thumb = root && root.querySelector('[role=slider]');
+const off = !!root && (!!root.querySelector('[data-disabled]')
+                       || (!!thumb && thumb.getAttribute('aria-disabled') === 'true'));
+return root && {disabled: off,
+                min: thumb && Number(thumb.getAttribute('aria-valuemin')),
+                max: thumb && Number(thumb.getAttribute('aria-valuemax')),
+                boxes: root.querySelectorAll('input').length, html: root.outerHTML.slice(0, 2000)};
+"""
+
+
+def slider(dash_duo) -> dict:
+    """The snapshot slider as rendered: disabled, its range, how many value boxes it shows."""
+    return dash_duo.driver.execute_script(SLIDER_JS, ids.TRAIN_SLIDER)
+
+
 def click(dash_duo, id_):
     wait(dash_duo, lambda: dash_duo.find_element(f"#{id_}").is_enabled(), 30)
     dash_duo.find_element(f"#{id_}").click()
@@ -55,6 +72,8 @@ def test_training_starts_pauses_steps_resumes_resets_and_cancels(dash_duo):
     box.clear()
     box.send_keys(f"{STEPS}\t")
     wait(dash_duo, lambda: dash_duo.find_element(f"#{ids.TRAIN_BAR}").get_attribute("max") == str(STEPS), 10)
+    before = slider(dash_duo)  # no run yet: nothing to choose, so the slider is off and shows no number
+    assert before["disabled"] and before["boxes"] == 0 and before["min"] <= before["max"], before
 
     # start: progress arrives while the job runs
     click(dash_duo, ids.TRAIN_PLAY)
@@ -90,12 +109,15 @@ def test_training_starts_pauses_steps_resumes_resets_and_cancels(dash_duo):
         assert float(shown[name]) == pytest.approx(whole["archs"][arch]["losses"][-1], rel=1e-2)
     slider_max = int(dash_duo.find_element(f"#{ids.TRAIN_SLIDER} [role=slider]").get_attribute("aria-valuemax"))
     assert slider_max == STEPS
+    after = slider(dash_duo)
+    assert not after["disabled"] and after["min"] <= after["max"] == STEPS, after
     dash_duo.wait_for_element(f"#{ids.TRAIN_EVOLUTION_GRAPH} .js-plotly-plot .hm")  # the heatmap of all snapshots
 
     # reset: everything cleared
     click(dash_duo, ids.TRAIN_RESET)
     wait(dash_duo, lambda: status(dash_duo) == "Ready.", 10)
     wait(dash_duo, lambda: names(dash_duo, ids.TRAIN_PROGRESS_GRAPH) == [], 30)
+    wait(dash_duo, lambda: slider(dash_duo)["disabled"], 10)
 
     # cancel: Reset while a job runs stops it for good
     click(dash_duo, ids.TRAIN_PLAY)
