@@ -30,7 +30,7 @@ import os
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 
 from . import figures, ids, jobs, limits, training, training_stores
-from .framing import GRAPH_CONFIG, present_figure
+from .framing import GRAPH_CONFIG, PRESENT_SCALE, present_figure
 from .training_figures import evolution_figure, flow_figure, progress_figure
 from .urlstate import Params
 
@@ -79,9 +79,10 @@ def _button(id_, label, title, disabled=False, primary=False):
 
 
 def _graph(id_, height):
-    """A graph with a PNG button and no logo."""
-    return dcc.Graph(id=id_, config=GRAPH_CONFIG,
-                     style={"height": f"{height}px"}, className="graph",
+    """A graph with a PNG button and no logo, ``height`` px tall (``PRESENT_SCALE`` times that in
+    presentation mode, where its figures come scaled: assets/classroom.css)."""
+    return dcc.Graph(id=id_, config=GRAPH_CONFIG, className="graph",
+                     style={"height": f"{height}px", "--present-height": f"{round(height * PRESENT_SCALE)}px"},
                      figure=progress_figure({}) if id_ == ids.TRAIN_PROGRESS_GRAPH else
                      (flow_figure([]) if id_ == ids.TRAIN_FLOW_GRAPH else evolution_figure({})))
 
