@@ -167,9 +167,9 @@ def evolution_figure(snaps_by_arch: dict, selected_step: int | None = None, heig
                          name=DISPLAY_NAMES[arch],
                          hovertemplate=(f"{DISPLAY_NAMES[arch]} training step %{{y}}, t=%{{x}}: "
                                         f"%{{customdata}}<extra></extra>")))
-        x0 = i * (width + gap)
+        x0 = i * (width + gap)  # one x title (middle panel, or the left of two): side by side they collide
         layout_axes[f"xaxis{suffix}"] = dict(domain=[x0, x0 + width], anchor=f"y{suffix}",
-                                             title=dict(text="time step t" if n < 3 or i == n // 2 else ""))
+                                             title=dict(text="time step t" if i == (n - 1) // 2 else ""))
         layout_axes[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}", title=dict(text="training step" if i == 0 else ""),
                                              showticklabels=i == 0, **({"matches": "y"} if i else {}))
         annotations.append(plotstyle.panel_title(DISPLAY_NAMES[arch], plotstyle.COLORS[arch], x0 + width / 2, 1.0,

@@ -171,6 +171,8 @@ def test_training_figures_scale_in_presentation_mode(result):
     assert _sizes(flow)[1] == pytest.approx([w * framing.PRESENT_SCALE for w in _sizes(small_flow)[1]])
     assert min(_sizes(loss)[0]) > min(_sizes(small_loss)[0])
     assert all(f["data"] == [] for f in training_ui.draw_snapshot(5, None, None, True))
+    evo = present[2]["layout"]  # side by side, the enlarged x titles would collide: one title for all panels
+    assert [evo[k]["title"]["text"] for k in sorted(evo) if k.startswith("xaxis")].count("time step t") == 1
 
 
 def test_the_snapshot_slider_starts_disabled_without_a_value_box():
