@@ -8,7 +8,7 @@ core engine that each preset really shows its effect.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlencode
 
 from . import urlstate
@@ -103,7 +103,7 @@ def options() -> list[dict]:
 def matching(params: Params) -> str | None:
     """The key of the preset whose settings equal ``params`` (the open tab aside), or None."""
     for p in PRESETS.values():
-        if p.params.to_dict() | {"view": None} == params.to_dict() | {"view": None}:
+        if replace(p.params, view=params.view) == params:
             return p.key
     return None
 
