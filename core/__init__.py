@@ -11,8 +11,8 @@ from .analysis import (
 )
 from .bptt import BPTTResult, bptt, layer_backward, layer_forward, loss_forward_backward
 from .contributions import ContributionMap, StepContributions, step_contributions, step_losses, whh_contribution_map
+from .connectivity import connectivity
 from .jacobians import (
-    connectivity,
     gamma_bound,
     gate_products,
     jacobian_norms,

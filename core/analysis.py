@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .jacobians import _check_x, _layers, _params64
+from .steplin import _check_x, _layers, _params64
 from .models import Model, check_model
 
 GATE_NAMES = {"lstm": ("i", "f", "o"), "gru": ("r", "z")}  # the sigmoid gates, PyTorch order

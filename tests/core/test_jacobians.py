@@ -1,11 +1,12 @@
-"""core.jacobians against finite differences in float64, analytic cases and edge cases."""
+"""core.jacobians, core.spectral, core.steplin and core.connectivity against finite differences in float64,
+analytic cases and edge cases."""
 import itertools
 
 import numpy as np
 import pytest
 
 import core
-from core import cells, jacobians
+from core import cells, spectral
 
 ARCHS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
 CASES = list(itertools.product(ARCHS, [1, 2]))
@@ -176,10 +177,10 @@ def test_compressed_products_keep_the_norms(rng, arch, monkeypatch):
     ref = log_norms_of_products([fd_state_jacobian(model, 0, x, s[t - 1], t - 1, t)[0] if t else None
                                  for t in range(160)])
     kept = []
-    compress = jacobians._compress
-    monkeypatch.setattr(jacobians, "_COMPRESS_EVERY", 8)
-    monkeypatch.setattr(jacobians, "_SUBSPACE", 4)  # products wider than 4 rows may be compressed
-    monkeypatch.setattr(jacobians, "_compress", lambda P, U: kept.append(compress(P, U)) or kept[-1])
+    compress = spectral._compress
+    monkeypatch.setattr(spectral, "_COMPRESS_EVERY", 8)
+    monkeypatch.setattr(spectral, "_SUBSPACE", 4)  # products wider than 4 rows may be compressed
+    monkeypatch.setattr(spectral, "_compress", lambda P, U: kept.append(compress(P, U)) or kept[-1])
     J = core.jacobian_norms(model, x)[0, :, 0]
     assert min(k[0].shape[1] for k in kept if k is not None) < model.config.hidden_size  # rows went
     np.testing.assert_allclose(np.log(J[:-1]), [ref[t] for t in range(159)], rtol=0, atol=1e-6)
@@ -201,10 +202,10 @@ def test_compression_restarts_when_the_dropped_part_grows(monkeypatch):
     d = (1.0 - states(model, 0, x)[:, 0] ** 2) * np.diag(p["weight_hh_l0"])  # (T, H) diagonal Jacobians
     log_ref = np.array([np.max(np.sum(np.log(d[t + 1:]), axis=0)) for t in range(199)])
     calls = []
-    compress = jacobians._compress
-    monkeypatch.setattr(jacobians, "_COMPRESS_EVERY", 16)
-    monkeypatch.setattr(jacobians, "_SUBSPACE", 4)
-    monkeypatch.setattr(jacobians, "_compress", lambda P, U: calls.append(compress(P, U)) or calls[-1])
+    compress = spectral._compress
+    monkeypatch.setattr(spectral, "_COMPRESS_EVERY", 16)
+    monkeypatch.setattr(spectral, "_SUBSPACE", 4)
+    monkeypatch.setattr(spectral, "_compress", lambda P, U: calls.append(compress(P, U)) or calls[-1])
     J = core.jacobian_norms(model, x)[0, :, 0]
     assert calls[0] is not None and calls[0][0].shape[1] == 1  # only unit 0 kept at lag 16
     assert log_ref[0] - np.sum(np.log(d[1:, 0])) > 100  # unit 1 overtook unit 0 by > e^100
@@ -214,7 +215,7 @@ def test_compression_restarts_when_the_dropped_part_grows(monkeypatch):
 def test_block_power_iteration_falls_back_to_exact_svd(rng, monkeypatch):
     model, x = make_case(rng, "gru", "tanh", 1, T=30, H=40)
     J = core.jacobian_norms(model, x)
-    monkeypatch.setattr(jacobians, "_MAXIT", 1)  # nearly every step takes the full-SVD path
+    monkeypatch.setattr(spectral, "_MAXIT", 1)  # nearly every step takes the full-SVD path
     np.testing.assert_allclose(core.jacobian_norms(model, x), J, rtol=1e-7)
 
 
