@@ -54,7 +54,8 @@ import requests  # noqa: E402
 from local_cluster import LocalCluster  # noqa: E402
 from students import control_changes  # noqa: E402
 from tests.server.dash_http import DashSession  # noqa: E402
-from visualizer.serve import SERVER_ENV, gunicorn_args, parse_args as serve_args  # noqa: E402
+from visualizer.serve import CLASS_VIEW_SECONDS, SERVER_ENV, gunicorn_args, server_env  # noqa: E402
+from visualizer.serve import parse_args as serve_args  # noqa: E402
 
 
 class Recorder:
@@ -272,10 +273,12 @@ def wait_http(url, timeout=60):
 
 def start_servers(args, folder: Path):
     """gunicorn (and for --backend celery a redis-server and a Celery worker); returns (procs, base)."""
+    serve = serve_args(["--workers", str(args.workers), "--threads", str(args.threads),
+                        "--max-requests", str(args.max_requests), "--view-seconds", str(args.view_seconds)])
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPTTLAB_")}
     env.update(BPTTLAB_CACHE_DIR=str(folder / "cache"), PYTHONPATH=str(ROOT), BPTTLAB_APP=args.app.split(":")[0],
                BPTTLAB_SECRET_KEY=secrets.token_hex(32),
-               **{k: v for k, v in SERVER_ENV.items() if k not in env})  # as `bpttlab serve` does
+               **{k: v for k, v in server_env(serve).items() if k not in SERVER_ENV or k not in env})  # as serve does
     procs = []
     if args.backend == "celery":
         port = free_port()
@@ -290,9 +293,7 @@ def start_servers(args, folder: Path):
                                            "--without-mingle", "--without-heartbeat"],
                                           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                           start_new_session=True))
-    port = free_port()
-    serve = serve_args(["--workers", str(args.workers), "--threads", str(args.threads), "--port", str(port),
-                        "--max-requests", str(args.max_requests)])
+    serve.port = port = free_port()
     with open(args.log or folder / "gunicorn.log", "ab") as log:
         command = [*gunicorn_args(serve)[:-1], args.app]
         procs.append(subprocess.Popen([sys.executable, "-m", "gunicorn", *command], cwd=ROOT, env=env,
@@ -325,7 +326,8 @@ def report(recorder, outcomes, mem_start, mem_end, args, elapsed):
     failed = [r for r in rows if not r[2] and r[0] != "retried"]
     retried = [r for r in rows if r[0] == "retried"]
     print(f"\n{args.users} students ({args.users // 5 if args.training else 0} also training), {elapsed:.0f} s, "
-          f"gunicorn {args.workers} workers x {args.threads} threads, jobs on {args.backend}, app {args.app}")
+          f"gunicorn {args.workers} workers x {args.threads} threads, jobs on {args.backend}, app {args.app}, "
+          f"views {args.view_seconds:g} s, progress polls every {serve_args([]).poll_ms} ms (as bpttlab serve)")
     print(f"requests: {len(rows) - len(retried)}   failed: {len(failed)}"
           + (f"   lost and resent by the page: {len(retried)}" if retried else ""))
     if args.kill_worker_at is not None and getattr(args, "killed_at", None) is not None:
@@ -371,6 +373,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--backend", choices=["diskcache", "celery"], default="diskcache")
     parser.add_argument("--max-requests", type=int, default=0, help="gunicorn worker recycling (0: never, as serve)")
+    parser.add_argument("--view-seconds", type=float, default=CLASS_VIEW_SECONDS,
+                        help=f"what one view request may compute (default {CLASS_VIEW_SECONDS:g}, as serve)")
     parser.add_argument("--job-workers", type=int, default=2, help="Celery worker processes (--backend celery)")
     parser.add_argument("--no-training", dest="training", action="store_false", help="no training students")
     parser.add_argument("--app", default="visualizer.app:server",
@@ -399,8 +403,10 @@ def main(argv=None) -> int:
             base = args.url.rstrip("/")
             pids = []
         elif args.cluster_workers:
+            serve = serve_args(["--view-seconds", str(args.view_seconds)])
             cluster = LocalCluster(folder, web=2, workers=args.cluster_workers, web_workers=args.workers,
-                                   concurrency=args.job_workers).start()
+                                   concurrency=args.job_workers,
+                                   env={k: v for k, v in server_env(serve).items() if k not in SERVER_ENV}).start()
             procs, base = cluster.procs, cluster.base
             pids = [p.pid for p in procs if p.name.startswith(("web", "worker"))]
             args.backend = f"Celery, {args.cluster_workers} workers x {args.job_workers}, 2 web servers, balancer"

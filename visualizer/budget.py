@@ -1,9 +1,10 @@
 """How much each view may compute: a cost model in seconds, so every request answers in time.
 
-A view request should answer within :data:`VIEW_SECONDS` on the reference machine (2 cores,
-shared by a class); each architecture gets a quarter of it (up to four are drawn at once). The
-rates below were measured there, on one core under load (``benchmarks/bench_maxima.py``). They
-predict the seconds of each piece of work from the sizes, so that
+A view request should answer within :data:`VIEW_SECONDS` on the reference machine (2 cores):
+3 s for one user, 1 s on a class server (``bpttlab serve --view-seconds``); each architecture
+gets a quarter of it (up to four are drawn at once). The rates below were measured there, on
+one core under load (``benchmarks/bench_maxima.py``). They predict the seconds of each piece of
+work from the sizes, so that
 
 - the settings are clamped (batch, then seq_len) until view 1's BPTT runs fit
   (:data:`VIEW_WORK_CAP`, applied by :mod:`visualizer.urlstate`);
@@ -20,7 +21,36 @@ Nothing here imports the rest of the app.
 """
 from __future__ import annotations
 
-VIEW_SECONDS = 3.0
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+SECONDS_ENV = "BPTTLAB_VIEW_SECONDS"  # set by ``bpttlab serve --view-seconds`` for a shared server
+SECONDS_RANGE = (0.2, 30.0)
+WORK_CAP_SECONDS = 3.0  # what view 1's BPTT runs may take at VIEW_WORK_CAP (the settings' cap, fixed)
+
+
+def seconds_from_env(raw: str | None) -> float:
+    """The view budget from :data:`SECONDS_ENV`'s value: :data:`WORK_CAP_SECONDS` when unset;
+    a value that is not a number in :data:`SECONDS_RANGE` is logged and ignored."""
+    if raw is None or not raw.strip():
+        return WORK_CAP_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not SECONDS_RANGE[0] <= value <= SECONDS_RANGE[1]:
+        log.warning("%s=%r is not a number of seconds in [%g, %g]; using %g", SECONDS_ENV, raw[:40],
+                    *SECONDS_RANGE, WORK_CAP_SECONDS)
+        return WORK_CAP_SECONDS
+    return value
+
+
+# What one request for a derived view (or the Cost view) may compute, in seconds: 3 s for one
+# user; a class server shares its cores among many students and gives each request less
+# (``bpttlab serve`` sets 1 s), so the views analyse fewer sequences or steps sooner (their captions say so).
+VIEW_SECONDS = seconds_from_env(os.environ.get(SECONDS_ENV))
 ARCH_SECONDS = VIEW_SECONDS / 4
 GATE_BLOCKS = {"rnn": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}
 VIEW_WORK_CAP = 3_200_000_000  # T B L G H^2 over the chosen architectures: view 1's BPTT runs

@@ -3,7 +3,7 @@
 ``bpttlab serve --workers 2`` is the same as::
 
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MALLOC_ARENA_MAX=2 BPTTLAB_POLL_MS=300 \\
-    gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 --timeout 120 --keep-alive 20 \\
+    BPTTLAB_VIEW_SECONDS=1 gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 --timeout 120 --keep-alive 20 \\
         --no-control-socket visualizer.app:server
 
 (``python -m visualizer.serve --print-command`` prints the exact command for your options.)
@@ -13,7 +13,10 @@ Background jobs use the embedded diskcache by default; for a class set ``BPTTLAB
 gunicorn starts, the command checks what it needs and stops with a message (exit status 1) if
 something is missing: gunicorn (the server extra), a private cache folder, with Redis the shared
 secret and settings that agree with the other machines'. Browsers ask for a running training's progress every 300 ms
-(``--poll-ms``; the single-user ``bpttlab`` asks every 50 ms).
+(``--poll-ms``; the single-user ``bpttlab`` asks every 50 ms). A view request computes for about
+1 s at most (``--view-seconds``; 3 s for a single user): the cores are shared by the class, so the
+Jacobian, gating, spectra, connectivity and cost views analyse fewer sequences or steps sooner,
+and their captions say so.
 
 The host is 127.0.0.1 (this computer only) unless you choose otherwise: ``--host 0.0.0.0``
 serves every network interface, so anyone who can reach this computer can use the app (there
@@ -30,7 +33,7 @@ import os
 import shlex
 import sys
 
-from . import cluster, jobs, storage
+from . import budget, cluster, jobs, storage
 from .training_ui import POLL_ENV, POLL_RANGE
 
 WSGI_APP = "visualizer.app:server"
@@ -41,6 +44,7 @@ WSGI_APP = "visualizer.app:server"
 # 3 min of load, vs about 540 MB and level with this).
 SERVER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
 CLASS_POLL_MS = 300  # training progress polls per student: ~3 a second instead of ~20 (training_ui.POLL_MS)
+CLASS_VIEW_SECONDS = 1.0  # what one view request may compute on a shared server (budget.VIEW_SECONDS: 3 s alone)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -68,6 +72,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--poll-ms", type=int, default=CLASS_POLL_MS,
                         help=f"how often a browser asks for training progress, in ms (default {CLASS_POLL_MS}; "
                              "the single-user app polls every 50 ms, a class of 30 would send 600 requests a second)")
+    parser.add_argument("--view-seconds", type=float, default=CLASS_VIEW_SECONDS,
+                        help=f"seconds of computation one view request may use (default {CLASS_VIEW_SECONDS:g}; "
+                             "the single-user app allows 3): beyond it a view analyses fewer sequences or steps "
+                             "and its caption says so; raise it for a small class on a big machine")
     parser.add_argument("--print-command", action="store_true", help="print the equivalent gunicorn command and exit")
     args = parser.parse_args(argv)
     for name in ("workers", "threads", "timeout", "keep_alive"):
@@ -79,7 +87,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--max-requests must be 0 or more")
     if not POLL_RANGE[0] <= args.poll_ms <= POLL_RANGE[1]:
         parser.error(f"--poll-ms must be between {POLL_RANGE[0]} and {POLL_RANGE[1]}")
+    if not budget.SECONDS_RANGE[0] <= args.view_seconds <= budget.SECONDS_RANGE[1]:
+        parser.error(f"--view-seconds must be between {budget.SECONDS_RANGE[0]:g} and {budget.SECONDS_RANGE[1]:g}")
     return args
+
+
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    """The environment the workers get for ``args``: :data:`SERVER_ENV` (where not already set), the
+    poll interval, the view budget and, with ``--redis``, the Redis URL."""
+    env = dict(SERVER_ENV)
+    env.update({POLL_ENV: str(args.poll_ms), budget.SECONDS_ENV: f"{args.view_seconds:g}"})
+    if args.redis:
+        env[cluster.REDIS_ENV] = args.redis
+    return env
 
 
 def bind_address(host: str, port: int) -> str:
@@ -147,7 +167,7 @@ def main(argv=None, exec_fn=os.execvp, find_spec=importlib.util.find_spec) -> in
     if args.redis:
         os.environ[cluster.REDIS_ENV] = args.redis
     if args.print_command:
-        env = {**SERVER_ENV, POLL_ENV: str(args.poll_ms), **({cluster.REDIS_ENV: args.redis} if args.redis else {})}
+        env = server_env(args)
         prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         print(prefix + " " + shlex.join(["gunicorn", *gunicorn_args(args)]))
         return 0
@@ -173,9 +193,11 @@ def main(argv=None, exec_fn=os.execvp, find_spec=importlib.util.find_spec) -> in
     backend = f"Celery + Redis ({cluster.redis_url()})" if cluster.redis_url() else "embedded diskcache"
     print(f"bpttlab serve: {args.workers} workers x {args.threads} threads, background jobs on {backend}; "
           f"open http://{shown}:{args.port}/ (Ctrl+C to stop)", flush=True)
-    for name, value in SERVER_ENV.items():
-        os.environ.setdefault(name, value)
-    os.environ[POLL_ENV] = str(args.poll_ms)
+    for name, value in server_env(args).items():
+        if name in SERVER_ENV:
+            os.environ.setdefault(name, value)
+        else:
+            os.environ[name] = value
     exec_fn(command[0], command)
     return 0  # only reached with a test's exec_fn
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from urllib.parse import parse_qsl, quote
 
 from . import views
-from .budget import GATE_BLOCKS, VIEW_SECONDS, VIEW_WORK_CAP
+from .budget import GATE_BLOCKS, VIEW_WORK_CAP, WORK_CAP_SECONDS
 
 ARCH_CHOICES = ("rnn", "rnn-relu", "lstm", "gru")
 ARCH_ALIASES = {"rnn-tanh": "rnn", "rnn_tanh": "rnn", "tanh": "rnn", "rnn_relu": "rnn-relu",
@@ -28,7 +28,7 @@ VIEW_CHOICES = views.TAB_KEYS  # the tabbed views, in tab order
 # Work cap: seq_len * batch * layers * hidden^2 per architecture (T=1000, H=256, B=16, L=2 fits).
 WORK_CAP = 2_200_000_000
 # ... and over the chosen architectures, weighted by their gate blocks, VIEW_WORK_CAP: what core.bptt
-# does in about VIEW_SECONDS on the reference machine (see visualizer.budget).
+# does in about WORK_CAP_SECONDS on the reference machine (see visualizer.budget).
 
 
 @dataclass(frozen=True)
@@ -260,7 +260,7 @@ def _cap_work(p: Params):
         return p, (f"seq_len x batch x layers x hidden^2 = {work(old):,} is over the limit {WORK_CAP:,}; "
                    f"using batch={p.batch}, seq_len={p.seq_len}.")
     return p, (f"seq_len x batch x layers x hidden^2 x gate blocks of {', '.join(old.arch)} = {view_work(old):,} "
-               f"is over the limit {VIEW_WORK_CAP:,} (about {VIEW_SECONDS:g} s of computation per view); "
+               f"is over the limit {VIEW_WORK_CAP:,} (about {WORK_CAP_SECONDS:g} s of computation per view); "
                f"using batch={p.batch}, seq_len={p.seq_len}.")
 
 

@@ -10,14 +10,15 @@ import pytest
 import requests
 
 from tests.server.conftest import ROOT, free_port, stop, wait_until
-from visualizer import cli, serve, training_ui
+from visualizer import budget, cli, serve, training_ui
 
 
 def test_the_documented_command_is_the_one_run():
     printed = subprocess.run([sys.executable, "-m", "visualizer.serve", "--print-command"], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout.strip()
     assert printed.startswith("OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MALLOC_ARENA_MAX=2 "
-                              "BPTTLAB_POLL_MS=300 gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 ")
+                              "BPTTLAB_POLL_MS=300 BPTTLAB_VIEW_SECONDS=1 "
+                              "gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 ")
     assert printed.endswith(" visualizer.app:server")
     documented = " ".join(serve.__doc__.split("same as::")[1].split("(``python")[0].replace("\\", " ").split())
     assert documented == printed
@@ -43,13 +44,15 @@ def test_options_reach_gunicorn():
 
 @pytest.fixture(autouse=True)
 def _restore_poll_env(monkeypatch):
-    """serve.main sets BPTTLAB_POLL_MS for the gunicorn it execs; undo that after each test."""
+    """serve.main sets BPTTLAB_POLL_MS and BPTTLAB_VIEW_SECONDS for the gunicorn it execs; undo that after each test."""
     monkeypatch.setenv(training_ui.POLL_ENV, "")
+    monkeypatch.setenv(budget.SECONDS_ENV, "")
 
 
 @pytest.mark.parametrize("bad", [["--workers", "0"], ["--port", "70000"], ["--threads", "-1"],
                                  ["--workers", "two"], ["--max-requests", "-5"], ["--poll-ms", "5"],
-                                 ["--poll-ms", "9999"]])
+                                 ["--poll-ms", "9999"], ["--view-seconds", "0"], ["--view-seconds", "nan"],
+                                 ["--view-seconds", "1e9"]])
 def test_bad_options_are_refused(bad, capsys):
     with pytest.raises(SystemExit):
         serve.parse_args(bad)
@@ -87,6 +90,40 @@ def test_class_polling_interval_reaches_the_app(capsys, monkeypatch):
     assert "BPTTLAB_POLL_MS=450" in words[: words.index("gunicorn")]
     serve.main([], exec_fn=fake_exec(calls))
     assert training_ui.poll_ms() == serve.CLASS_POLL_MS
+
+
+def test_class_view_budget_reaches_the_workers(capsys):
+    """The workers' views compute for --view-seconds (1 s by default on a class server, 3 s alone)."""
+    calls = []
+    serve.main(["--view-seconds", "0.5"], exec_fn=fake_exec(calls))
+    assert budget.seconds_from_env(serve.os.environ[budget.SECONDS_ENV]) == 0.5
+    serve.main([], exec_fn=fake_exec(calls))
+    assert budget.seconds_from_env(serve.os.environ[budget.SECONDS_ENV]) == serve.CLASS_VIEW_SECONDS == 1.0
+    serve.main(["--view-seconds", "2.5", "--print-command"])
+    words = shlex.split(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "BPTTLAB_VIEW_SECONDS=2.5" in words[: words.index("gunicorn")]
+
+
+def test_a_worker_reads_its_view_budget_from_the_environment(server_env):
+    """What a gunicorn worker imports: budget.VIEW_SECONDS from BPTTLAB_VIEW_SECONDS, and the plans
+    shrink with it (fewer sequences for the same settings)."""
+    code = ("from visualizer import budget, compute; from visualizer.urlstate import Params; "
+            "k = compute.run_key(Params(seq_len=300, hidden=64, batch=16), 'gru'); "
+            "print(budget.VIEW_SECONDS, budget.jacobian_plan(k)[0])")
+    out = {}
+    for raw in ("", "1", "0.3"):
+        env = {**server_env, budget.SECONDS_ENV: raw}
+        seconds, sequences = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                                            text=True, check=True).stdout.split()
+        out[raw] = float(seconds), int(sequences)
+    assert [s for s, _ in out.values()] == [budget.WORK_CAP_SECONDS, 1.0, 0.3]
+    assert out[""][1] > out["1"][1] > out["0.3"][1] >= 1
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "-1", "nan", "inf", "1e9", "0.1"])
+def test_a_bad_view_budget_variable_falls_back_to_the_single_user_budget(raw, caplog):
+    assert budget.seconds_from_env(raw) == budget.WORK_CAP_SECONDS
+    assert "BPTTLAB_VIEW_SECONDS" in caplog.text
 
 
 @pytest.mark.parametrize("raw", ["", "abc", "5", "100000", "2.5"])
