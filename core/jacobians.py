@@ -1,17 +1,9 @@
 """State Jacobians across time: their norms, spectra and gate products.
 
 The state of a layer is s = h (RNN, GRU) or s = [h; c] (LSTM, dimension n = 2H). Everything
-is computed in float64 from the forward caches of :func:`core.bptt.layer_forward` (the
-parameters are cast), one layer at a time with the layer's inputs held fixed at the forward
-activations of the layer below. A one-step Jacobian A_t = d s_t / d s_{t-1} is written in
-closed form from the step cache (PyTorch's equations, see :mod:`core.cells`) and kept
-factored, so that multiplying a matrix by it is one GEMM (LSTM: two half-size GEMMs):
-
-* RNN:  A = diag(phi') W_hh
-* LSTM: with C = diag(g i(1-i)) W_hi + diag(c_{t-1} f(1-f)) W_hf + diag(i(1-g^2)) W_hg = dc_t/dh_{t-1},
-  k = o (1 - tanh(c_t)^2):  A = [[diag(tanh(c_t) o(1-o)) W_ho + diag(k) C, diag(k f)], [C, diag(f)]]
-* GRU:  A = diag(z) + diag(c_r) W_hr + diag(c_z) W_hz + diag(c_n r) W_hn with
-  c_n = (1-z)(1-n^2), c_r = c_n (W_hn h + b_hn) r(1-r), c_z = (h_{t-1} - n) z(1-z)
+is computed in float64, one layer at a time with the layer's inputs held fixed at the forward
+activations of the layer below, from the closed-form, factored one-step Jacobians
+A_t = d s_t / d s_{t-1} of :mod:`core.steplin` (their formulas are there).
 
 Running products are renormalised by powers of two with the exponent kept apart, so norms as
 small as 1e-300 (or as large as 1e300) are exact; values outside float64's range come out as 0
