@@ -58,6 +58,8 @@ FORWARD_RATE = 2.2e9  # G H^2 per second: one forward step of one layer and sequ
 STEP_SECONDS = 5e-5  # Python overhead per step and layer
 LIN_RATE = 1.5e9  # G H^2 per second: a gated cell's step Jacobian (the plain RNN's is factored: free)
 GEMM_RATE = 6e9  # n^3 per second: one step of a Jacobian product (with its power iteration)
+PRODUCT_SHARE = {"lstm": 0.6}  # of n^3: the LSTM's factored step Jacobian (two half-size GEMMs) and rank compression
+PRODUCT_STEP_SECONDS = 2e-4  # per step of the Jacobian products, all sequences at once (the batched power iteration)
 EIG_RATE = 5e9  # n^3 per second: a plain RNN's step Jacobian norm (A A^T and eigvalsh)
 SVD_RATE = 3.5e9  # n^3 per second: a full SVD
 CONNECTIVITY_RATE = 1e10  # rows x O x n^2 per second and step of the connectivity sweep
@@ -101,15 +103,16 @@ def view_seconds(key) -> float:
     return max(MIN_SECONDS, ARCH_SECONDS - fixed_seconds(key))
 
 
-def _fit(per_step: float, key, setup: float = 0.0) -> tuple[int, int | None]:
+def _fit(per_step: float, key, setup: float = 0.0, overhead: float = 0.0) -> tuple[int, int | None]:
     """(sequences, lags or None) whose work (``setup`` seconds, then ``per_step`` per step and
-    sequence) fits :func:`view_seconds`: all sequences while whole ones fit, else fewer, and below
-    one sequence only the last ``lags`` steps of the first (at least one)."""
+    sequence plus ``overhead`` per step for all of them) fits :func:`view_seconds`: all sequences
+    while whole ones fit, else fewer, and below one sequence only the last ``lags`` steps of the
+    first (at least one)."""
     T, B, seconds = key.data.seq_len, key.data.batch, view_seconds(key) - setup
-    fitting = int(min(B, seconds // max(per_step * T, 1e-12)))
+    fitting = int(min(B, (seconds - overhead * T) // max(per_step * T, 1e-12)))
     if fitting >= 1:
         return fitting, None
-    return 1, int(min(T - 1, max(1, seconds // max(per_step, 1e-12))))
+    return 1, int(min(T - 1, max(1, seconds // max(per_step + overhead, 1e-12))))
 
 
 def gradient_seconds(work: float, step_work: float, layers: int, weights: float = 0.0) -> float:
@@ -130,7 +133,13 @@ def jacobian_plan(key) -> tuple[int, int | None]:
     one step Jacobian and one n^3 product; a full SVD while the product's top singular values are
     still clustered, at its first steps)."""
     n3 = float(state_size(key)) ** 3
-    return _fit(lin_seconds(key) + n3 / GEMM_RATE, key, setup=n3 / SVD_RATE)
+    return _fit(product_seconds(key), key, setup=n3 / SVD_RATE, overhead=PRODUCT_STEP_SECONDS)
+
+
+def product_seconds(key) -> float:
+    """Seconds per step and sequence of a Jacobian product: the step Jacobian and the product's
+    GEMM (a share of n^3 for the LSTM, :data:`PRODUCT_SHARE`), besides :data:`PRODUCT_STEP_SECONDS`."""
+    return lin_seconds(key) + PRODUCT_SHARE.get(key.arch, 1.0) * float(state_size(key)) ** 3 / GEMM_RATE
 
 
 def gates_plan(key) -> tuple[int, int | None]:
