@@ -91,6 +91,11 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def parameter_count(cfg: ModelConfig) -> int:
+    """Scalar parameters of a model of ``cfg``: every layer and the readout (:func:`param_shapes`)."""
+    return sum(int(np.prod(shape)) for shape in param_shapes(cfg).values())
+
+
 def _orthogonal(rng, n):
     """Random (n, n) orthogonal matrix (QR of a Gaussian with sign fix)."""
     q, r = np.linalg.qr(rng.standard_normal((n, n)))

@@ -20,7 +20,7 @@ import numpy as np
 from .bptt import bptt
 from .checks import check_int, check_optional_positive_int, check_positive_int, is_real
 from .jacobians import jacobian_norms
-from .models import INITS, Model, ModelConfig, build, param_shapes
+from .models import INITS, Model, ModelConfig, build, parameter_count
 from .optim import OPTIMIZERS, OptimizerState, adam_step, clip_grad_norm, global_norm, sgd_step
 from .tasks import TASKS, make_task
 
@@ -119,8 +119,7 @@ def _sample(c: TrainConfig, step: int, batch_size: int | None = None):
 def _count(arch, H, I, O, L):
     """Parameter count of ``core.build(arch, ...)`` with hidden size H."""
     key = "rnn" if arch.startswith("rnn") else arch
-    cfg = ModelConfig(key, I, H, O, L)
-    return sum(int(np.prod(s)) for s in param_shapes(cfg).values())
+    return parameter_count(ModelConfig(key, I, H, O, L))
 
 
 def hidden_size_for_params(arch: str, target: int, input_size: int, output_size: int,

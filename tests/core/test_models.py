@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import core
+from core.models import parameter_count
 
 FIXTURE = Path(__file__).with_name("data") / "torch_trained.npz"
 
@@ -57,6 +58,9 @@ def test_shapes_follow_pytorch(arch, G):
     assert shapes["bias_hh_l1"] == (G * 7,)
     assert shapes["readout.bias"] == (2,)
     assert m.num_parameters() == sum(np.prod(s) for s in shapes.values())
+    I, H, O, L = 5, 7, 2, 3
+    closed_form = G * H * (I + H + 2) + (L - 1) * G * H * (2 * H + 2) + O * H + O
+    assert parameter_count(m.config) == m.num_parameters() == closed_form
 
 
 def test_load_state_dict_names_the_bad_key():

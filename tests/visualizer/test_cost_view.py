@@ -6,7 +6,7 @@ import pytest
 import core
 from core import checkpointing as ck
 from core.rtrl import memory_model as rtrl_memory
-from visualizer import budget, callbacks, compute, cost, cost_figures, export, series, urlstate, views
+from visualizer import budget, callbacks, compute, cost, cost_figures, export, series, tradeoff, urlstate, views
 from visualizer.plotstyle import decode
 
 SMALL = urlstate.Params(arch=("rnn", "lstm", "gru"), seq_len=30, hidden=4, batch=2, task="sine", loss_on="all",
@@ -18,11 +18,11 @@ def small():
     """The payload of SMALL, with time bounds that a loaded machine cannot reach (whole batch, every window)."""
     keys = [compute.run_key(SMALL, a) for a in SMALL.arch]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cost, "TRADEOFF_SECONDS", 1e6)
-        cost.tradeoff.cache_clear()
+        mp.setattr(tradeoff, "TRADEOFF_SECONDS", 1e6)
+        tradeoff.tradeoff.cache_clear()
         pl = cost.payload(keys)
     yield keys, pl
-    cost.tradeoff.cache_clear()
+    tradeoff.tradeoff.cache_clear()
 
 
 def test_the_sweep_spans_the_apps_sequence_lengths():
@@ -85,17 +85,17 @@ def test_truncation_numbers_are_the_cores(small):
             assert err < 1e-12 and mem > 0
         assert t.full_memory == ck.bptt_memory_model(model.config, 30, 2)
         assert t.sequences == 2 and t.T == 30  # the whole batch and sequence
-        np.testing.assert_array_equal(t.windows, cost.windows_for(30, cost.WINDOWS, 5))
+        np.testing.assert_array_equal(t.windows, tradeoff.windows_for(30, tradeoff.WINDOWS, 5))
 
 
 def test_agreement_of_identical_and_opposite_gradients():
     g = {"a": np.array([1.0, 2.0]), "b": np.array([[3.0]])}
-    assert cost.agreement(g, g) == (pytest.approx(1.0), 0.0)
+    assert tradeoff.agreement(g, g) == (pytest.approx(1.0), 0.0)
     neg = {k: -v for k, v in g.items()}
-    c, e = cost.agreement(neg, g)
+    c, e = tradeoff.agreement(neg, g)
     assert c == pytest.approx(-1.0) and e == pytest.approx(2.0)
     zero = {k: np.zeros_like(v) for k, v in g.items()}
-    c, e = cost.agreement(g, zero)
+    c, e = tradeoff.agreement(g, zero)
     assert np.isnan(c) and np.isnan(e)  # no reference direction: not a number to show
 
 
@@ -172,22 +172,22 @@ def test_an_exploding_network_is_data_not_a_crash():
 def test_a_tight_time_bound_compares_fewer_sequences_and_steps_and_says_so(monkeypatch):
     p = urlstate.Params(arch=("lstm",), seq_len=400, hidden=8, batch=4, task="sine", loss_on="all", view="cost")
     keys = [compute.run_key(p, "lstm")]
-    monkeypatch.setattr(cost, "TRADEOFF_SECONDS", 1e-6)
-    cost.tradeoff.cache_clear()
+    monkeypatch.setattr(tradeoff, "TRADEOFF_SECONDS", 1e-6)
+    tradeoff.tradeoff.cache_clear()
     try:
-        t = cost.tradeoff(keys[0])
+        t = tradeoff.tradeoff(keys[0])
         text = cost.note(keys)
     finally:
-        cost.tradeoff.cache_clear()
+        tradeoff.tradeoff.cache_clear()
     assert t.sequences == 1 and t.T == 2 and t.T_full == 400 and len(t.windows) == 2  # k = 1, 2 of 2 steps
     assert "on the first 1 of 4 sequences and their first 2 steps" in text
     assert all(e[3] < 1e-12 for e in t.exact)
 
 
 def test_windows_are_log_spaced_and_include_the_chosen_one():
-    np.testing.assert_array_equal(cost.windows_for(100, 3, None), [1, 10, 100])
-    np.testing.assert_array_equal(cost.windows_for(100, 3, 7), [1, 7, 10, 100])
-    np.testing.assert_array_equal(cost.windows_for(100, 3, 500), [1, 10, 100])  # beyond T: not a window
+    np.testing.assert_array_equal(tradeoff.windows_for(100, 3, None), [1, 10, 100])
+    np.testing.assert_array_equal(tradeoff.windows_for(100, 3, 7), [1, 7, 10, 100])
+    np.testing.assert_array_equal(tradeoff.windows_for(100, 3, 500), [1, 10, 100])  # beyond T: not a window
 
 
 def test_the_view_for_a_given_model_in_a_notebook():
@@ -225,20 +225,20 @@ def test_the_planned_work_fits_the_views_seconds(query):
     cfg = cost._model(sk).config
     assert cost.sweep_seconds(cfg, sk.batch, sk.layers, sk.window) <= cost.MEASURE_SECONDS + 1e-12 or all(
         n <= 1 for n in cost.sweep_plan(cfg, sk.batch, sk.layers, sk.window).values())  # or only the shortest T
-    shares = cost.shares(keys)
-    assert sum(shares) <= cost.ARCHS * cost.TRADEOFF_SECONDS + 1e-12
+    shares = tradeoff.shares(keys)
+    assert sum(shares) <= tradeoff.ARCHS * tradeoff.TRADEOFF_SECONDS + 1e-12
     for key, share in zip(keys, shares, strict=True):
-        nb, steps, count, _tp = cost.tradeoff_plan(*cost._sizes(key), share)
-        assert 1 <= nb <= params.batch and 2 <= steps <= params.seq_len and 3 <= count <= cost.WINDOWS
-        assert cost.tradeoff_seconds(*cost._sizes(key), share) <= share + 1e-12 or (nb, steps) == (1, 2)
+        nb, steps, count, _tp = tradeoff.tradeoff_plan(*tradeoff.sizes(key), share)
+        assert 1 <= nb <= params.batch and 2 <= steps <= params.seq_len and 3 <= count <= tradeoff.WINDOWS
+        assert tradeoff.tradeoff_seconds(*tradeoff.sizes(key), share) <= share + 1e-12 or (nb, steps) == (1, 2)
     assert cost.planned_seconds(keys) <= budget.VIEW_SECONDS
 
 
 def test_the_plan_grows_with_the_seconds_it_is_given():
     cfg = core.build("lstm", input_size=1, hidden_size=64, output_size=1).config
-    small = cost.tradeoff_plan(cfg, 2000, 16, None, 0.05)
-    large = cost.tradeoff_plan(cfg, 2000, 16, None, 50.0)
-    assert small[:2] < large[:2] and large[:3] == (16, 2000, cost.WINDOWS)
-    assert cost.comparison_seconds(cfg, 16, 2000, cost.windows_for(2000, cost.WINDOWS, None)) <= 50.0
+    small = tradeoff.tradeoff_plan(cfg, 2000, 16, None, 0.05)
+    large = tradeoff.tradeoff_plan(cfg, 2000, 16, None, 50.0)
+    assert small[:2] < large[:2] and large[:3] == (16, 2000, tradeoff.WINDOWS)
+    assert tradeoff.comparison_seconds(cfg, 16, 2000, tradeoff.windows_for(2000, tradeoff.WINDOWS, None)) <= 50.0
     plan = cost.sweep_plan(cfg, 1, 1)
     assert plan["bptt"] >= plan["sqrt"] >= 1 and plan["rtrl"] <= plan["bptt"]
