@@ -14,6 +14,7 @@ import time
 from dash import Dash, Input, Output, State, dcc, html
 
 import core
+from tests.server.dash_http import DashSession
 from visualizer import ids, jobs, limits
 
 START, CANCEL, RESULT, PROGRESS, LR, STEPS, PACE, QUICK_IN, QUICK_OUT = (
@@ -76,6 +77,25 @@ def create_app() -> Dash:
                  prevent_initial_call=True, interval=200, on_error=job_error)(train_job)
     app._setup_server()  # before serving, as visualizer.app.finish_setup does
     return app
+
+
+
+# ----------------------------------------------------------------------------- driving the page from a test
+def open_page(base, http, user=None, **values) -> DashSession:
+    """A loaded page at ``base`` (requests through ``http``) with a user id (a fresh one unless given) and
+    the job's inputs set by id (``steps=30, pace=0.03``)."""
+    s = DashSession(base, http).load()
+    s.props[(ids.USER_STORE, "data")] = user or limits.new_user_id()
+    for key, value in values.items():
+        s.props[(key, "value")] = value
+    return s
+
+
+def press_start(s, **kwargs):
+    """Click "train" and follow the job to its end as the browser does (``kwargs`` go to
+    :meth:`DashSession.run_background`)."""
+    s.props[(START, "n_clicks")] = (s.props.get((START, "n_clicks")) or 0) + 1
+    return s.run_background(s.find(f"{RESULT}.children"), [f"{START}.n_clicks"], **kwargs)
 
 
 app = create_app()

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from tests.server import jobapp
-from tests.server.dash_http import DashSession
-from visualizer import ids, limits
+from tests.server.jobapp import open_page, press_start
+from visualizer import limits
 
 pytestmark = pytest.mark.slow
 
@@ -22,23 +22,8 @@ def stack(procs, redis_url):
     return base
 
 
-def session(base, http, **values):
-    """A loaded page with a user id and the given job inputs."""
-    s = DashSession(base, http).load()
-    s.props[(ids.USER_STORE, "data")] = values.pop("user", limits.new_user_id())
-    for key, value in values.items():
-        s.props[(key, "value")] = value
-    return s
-
-
-def press_start(s, **kwargs):
-    """Click "train" and run the job to its end."""
-    s.props[(jobapp.START, "n_clicks")] = (s.props.get((jobapp.START, "n_clicks")) or 0) + 1
-    return s.run_background(s.find(f"{jobapp.RESULT}.children"), [f"{jobapp.START}.n_clicks"], **kwargs)
-
-
 def test_training_job_reports_progress_and_result(stack, http):
-    s = session(stack, http, steps=30, pace=0.03)
+    s = open_page(stack, http, steps=30, pace=0.03)
     seen = []
     press_start(s, on_progress=lambda d: seen.append((d.get("progress") or {}).get(f"{jobapp.PROGRESS}.children")))
     steps = [int(p.split()[1].split("/")[0]) for p in seen if p]
@@ -49,7 +34,7 @@ def test_training_job_reports_progress_and_result(stack, http):
 
 
 def test_cancel_stops_the_job_and_frees_the_users_slot(stack, http):
-    s = session(stack, http, steps=5000, pace=0.02)
+    s = open_page(stack, http, steps=5000, pace=0.02)
     out = press_start(s, cancel_when=lambda d: bool(d.get("progress")))
     assert out is None or not out.get("response")  # cancelled: no result
     assert s.props.get((jobapp.RESULT, "children")) is None
@@ -62,8 +47,8 @@ def test_cancel_stops_the_job_and_frees_the_users_slot(stack, http):
 
 def test_a_second_job_of_the_same_user_gets_the_cap_message(stack, http):
     user = limits.new_user_id()
-    first = session(stack, http, user=user, steps=400, pace=0.02)
-    second = session(stack, http, user=user, steps=3, pace=0.0)
+    first = open_page(stack, http, user=user, steps=400, pace=0.02)
+    second = open_page(stack, http, user=user, steps=3, pace=0.0)
     started = threading.Event()
     done = {}
 
@@ -75,7 +60,7 @@ def test_a_second_job_of_the_same_user_gets_the_cap_message(stack, http):
         assert started.wait(60)
         press_start(second)
         assert "already have 1 training job running" in second.props[(jobapp.RESULT, "children")]
-        other = session(stack, http, steps=3, pace=0.0)  # another student is not affected
+        other = open_page(stack, http, steps=3, pace=0.0)  # another student is not affected
         press_start(other)
         assert other.props[(jobapp.RESULT, "children")].startswith("finished 3 steps")
     finally:
@@ -84,7 +69,7 @@ def test_a_second_job_of_the_same_user_gets_the_cap_message(stack, http):
 
 
 def test_a_job_that_overflows_to_nan_ends_with_its_result(stack, http):
-    s = session(stack, http, steps=200, lr=1e12, pace=0.0)
+    s = open_page(stack, http, steps=200, lr=1e12, pace=0.0)
     press_start(s)
     result = s.props[(jobapp.RESULT, "children")]
     assert result.startswith("diverged at step "), result

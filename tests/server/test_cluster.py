@@ -16,6 +16,7 @@ import requests
 from tests.server import jobapp
 from tests.server.conftest import ROOT, wait_until
 from tests.server.dash_http import DashSession
+from tests.server.jobapp import open_page, press_start
 from visualizer import ids, jobs, limits
 
 pytestmark = pytest.mark.slow
@@ -64,17 +65,7 @@ def cluster(tmp_path_factory):
 
 def tab(cluster, user=None, **values):
     """A page whose every request alternates between the two web servers."""
-    http = Alternating(cluster.web_urls)
-    s = DashSession(cluster.web_urls[0], http).load()
-    s.props[(ids.USER_STORE, "data")] = user or limits.new_user_id()
-    for key, value in values.items():
-        s.props[(key, "value")] = value
-    return s
-
-
-def press_start(s, **kwargs):
-    s.props[(jobapp.START, "n_clicks")] = (s.props.get((jobapp.START, "n_clicks")) or 0) + 1
-    return s.run_background(s.find(f"{jobapp.RESULT}.children"), [f"{jobapp.START}.n_clicks"], **kwargs)
+    return open_page(cluster.web_urls[0], Alternating(cluster.web_urls), user, **values)
 
 
 def result(s):

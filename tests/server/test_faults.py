@@ -13,7 +13,7 @@ import requests
 from tests.server import jobapp
 from tests.server.conftest import wait_until
 from tests.server.dash_http import DashSession
-from visualizer import ids, jobs, limits
+from visualizer import jobs, limits
 
 pytestmark = pytest.mark.slow
 
@@ -83,8 +83,7 @@ def test_redis_down_message_quick_views_work_and_jobs_return(procs, private_redi
     procs.env.update(BPTTLAB_REDIS_URL=private_redis.url, BPTTLAB_APP="tests.server.jobapp")
     procs.celery_worker(concurrency=1)
     _, base = procs.gunicorn("tests.server.jobapp:server")
-    s = DashSession(base, http).load()
-    s.props[(ids.USER_STORE, "data")] = limits.new_user_id()
+    s = jobapp.open_page(base, http)
     job = s.find(f"{jobapp.RESULT}.children")
 
     def train(n):
