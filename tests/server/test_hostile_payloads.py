@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import tracemalloc
 import zipfile
 
 import numpy as np
@@ -15,6 +14,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import core
+from tests.uploads import peak_mb
 from visualizer import ids, training, training_ui, weights
 from visualizer.urlstate import Params
 
@@ -107,16 +107,6 @@ def deflate_bomb(member: str, megabytes: int) -> bytes:
             for _ in range(megabytes):
                 f.write(chunk)
     return buf.getvalue()
-
-
-def peak_mb(fn) -> float:
-    """Peak traced memory (MB) while ``fn`` runs."""
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1] / 2**20
-    finally:
-        tracemalloc.stop()
 
 
 def test_an_uploaded_deflate_bomb_is_not_inflated():

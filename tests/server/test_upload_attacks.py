@@ -4,9 +4,7 @@ upload is decoded once and its run computed once per setting, however many pages
 """
 from __future__ import annotations
 
-import base64
 import io
-import tracemalloc
 import warnings
 import zipfile
 
@@ -14,14 +12,11 @@ import numpy as np
 import pytest
 
 import core
+from tests.uploads import as_upload, peak_mb
 from visualizer import callbacks, classroom, weights
 from visualizer.npz import MAX_MEMBERS, MAX_UNCOMPRESSED
 from visualizer.urlstate import Params
 from visualizer.weights import WeightsError, load_weights
-
-
-def as_upload(data: bytes) -> str:
-    return "data:application/octet-stream;base64," + base64.b64encode(data).decode()
 
 
 def npy_header(descr: str, shape: tuple, version=(1, 0)) -> bytes:
@@ -53,15 +48,6 @@ def zip_of(members, compression=zipfile.ZIP_STORED) -> bytes:
 def good_members(arch="gru", hidden=4, dtype=np.float64):
     m = core.build(arch, input_size=2, hidden_size=hidden, output_size=1, seed=0)
     return [(f"{k}.npy", npy(v.astype(dtype))) for k, v in m.state_dict().items()]
-
-
-def peak_mb(fn) -> float:
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1] / 2**20
-    finally:
-        tracemalloc.stop()
 
 
 def refused(data: bytes, *words) -> str:

@@ -2,7 +2,6 @@
 upload (good or bad) writes a file anywhere (checked with an audit hook on every ``open``)."""
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import os
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 import core
+from tests.uploads import as_upload
 from visualizer import weights
 from visualizer.npz import MAX_UNCOMPRESSED
 from visualizer.weights import WeightsError, load_weights
@@ -46,11 +46,6 @@ def no_writes():
     finally:
         _WATCH["on"] = False
     assert _WRITES == [], f"files opened for writing: {_WRITES}"
-
-
-def as_upload(data: bytes) -> str:
-    """What ``dcc.Upload`` sends: a data URL."""
-    return "data:application/octet-stream;base64," + base64.b64encode(data).decode()
 
 
 def npz(**arrays) -> bytes:

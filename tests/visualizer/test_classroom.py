@@ -1,5 +1,4 @@
 """Presets, export, upload and presentation callbacks, called directly; the maths panels."""
-import base64
 import io
 import json
 import re
@@ -13,6 +12,7 @@ from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
 import core
+from tests.uploads import as_upload
 from visualizer import classroom, explain, export, ids, lessons, presets, views
 from visualizer.urlstate import SPEC, Params
 
@@ -22,10 +22,6 @@ CSS = (Path(__file__).parents[2] / "assets" / "classroom.css").read_text()
 
 def trigger(component_id, prop="n_clicks", value=1):
     context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{component_id}.{prop}", "value": value}]))
-
-
-def upload(data: bytes) -> str:
-    return "data:application/octet-stream;base64," + base64.b64encode(data).decode()
 
 
 def npz_of(model) -> bytes:
@@ -81,16 +77,16 @@ def test_export_downloads_the_current_view(button, ext):
 
 
 def test_upload_good_and_bad_files():
-    text, cls, data = classroom.upload_weights(upload(b"not a zip"), "w.npz")
+    text, cls, data = classroom.upload_weights(as_upload(b"not a zip"), "w.npz")
     assert text.startswith("Rejected:") and "not an .npz" in text and "error" in cls and data is None
     model = core.build("lstm", input_size=2, hidden_size=5, output_size=1, seed=4)
-    text, cls, data = classroom.upload_weights(upload(npz_of(model)), "mine.npz")
+    text, cls, data = classroom.upload_weights(as_upload(npz_of(model)), "mine.npz")
     assert text.startswith("Loaded mine.npz: LSTM") and "ok" in cls
     assert data["arch"] == "lstm" and data["summary"] in text
     # the uploaded model joins view 1, dashed, on the same axis as the fresh networks
     from visualizer import callbacks
     store = callbacks.store_data(SMALL)
-    fig, _banner, info = callbacks.overview(store, (data, {"contents": upload(npz_of(model))}))
+    fig, _banner, info = callbacks.overview(store, (data, {"contents": as_upload(npz_of(model))}))
     mine = [t for t in fig["data"] if t["name"] == "your LSTM"]
     assert len(mine) == 1 and mine[0]["line"]["dash"] == "dash" and mine[0]["legendgroup"] == "uploaded"
     assert [t["name"] for t in fig["data"] if t.get("meta") == "main"][:2] == ["RNN", "GRU"]

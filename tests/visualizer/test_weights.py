@@ -1,5 +1,4 @@
 """Uploaded weights: every bad file is rejected with a message naming the problem; good ones load."""
-import base64
 import builtins
 import io
 import zipfile
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 
 import core
+from tests.uploads import as_upload
 from visualizer import npz as npz_reader
 from visualizer import weights
 
@@ -19,11 +19,6 @@ def npz(**arrays) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
-
-
-def upload(data: bytes) -> str:
-    """What dcc.Upload puts in ``contents``."""
-    return "data:application/octet-stream;base64," + base64.b64encode(data).decode()
 
 
 def state(arch="lstm", H=5, I=3, O=2, L=2, seed=0):
@@ -61,7 +56,7 @@ def test_good_file_from_pytorch_loads_with_same_gradients(arch):
         x, y = z[f"{key}/x"], z[f"{key}/y"]
         grads = {k.split("/grad/")[1]: z[k] for k in z.files if k.startswith(f"{key}/grad/")}
         loss = float(z[f"{key}/loss"])
-    up = weights.load_weights(upload(npz(**sd)), "trained.npz")
+    up = weights.load_weights(as_upload(npz(**sd)), "trained.npz")
     c = up.model.config
     assert (c.arch, c.hidden_size, c.num_layers, c.input_size, c.output_size) == (arch, 8, 2, 3, 3)
     assert "H=8" in up.summary and "2 layers" in up.summary
@@ -92,17 +87,17 @@ def test_over_size_is_rejected_before_decoding(monkeypatch):
 
 
 def test_not_an_npz():
-    reject(upload(b"hello, this is a text file"), "not an .npz")
-    reject(upload(b"\x93NUMPY" + bytes(20)), "single .npy")
+    reject(as_upload(b"hello, this is a text file"), "not an .npz")
+    reject(as_upload(b"\x93NUMPY" + bytes(20)), "single .npy")
     reject("data:application/octet-stream;base64,@@@not-base64@@@", "not valid base64")
     reject(None, "No file")
-    reject(upload(npz(**state())), "not an .npz", filename="model.pt")
-    reject(upload(b"PK\x03\x04" + b"garbage" * 10), "damaged")
+    reject(as_upload(npz(**state())), "not an .npz", filename="model.pt")
+    reject(as_upload(b"PK\x03\x04" + b"garbage" * 10), "damaged")
 
 
 def test_pickled_object_arrays_are_never_loaded():
     data = npz(**state(), evil=np.array([{"a": 1}], dtype=object))
-    reject(upload(data), "'evil'", "pickled")
+    reject(as_upload(data), "'evil'", "pickled")
 
 
 def test_zip_with_other_members_or_too_large_content(monkeypatch):
@@ -110,11 +105,11 @@ def test_zip_with_other_members_or_too_large_content(monkeypatch):
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("weight_hh_l0.npy", b"x")
         zf.writestr("run.sh", b"rm -rf /")
-    reject(upload(buf.getvalue()), "'run.sh'", "not a .npy")
+    reject(as_upload(buf.getvalue()), "'run.sh'", "not a .npy")
     bomb = io.BytesIO()
     np.savez_compressed(bomb, weight_hh_l0=np.zeros((3000, 3000)))  # 72 MB of zeros, a few kB packed
     monkeypatch.setattr(npz_reader, "MAX_UNCOMPRESSED", 10 * 2**20)
-    reject(upload(bomb.getvalue()), "unpack to", "limit")
+    reject(as_upload(bomb.getvalue()), "unpack to", "limit")
 
 
 @pytest.mark.parametrize("change, words", [
@@ -130,7 +125,7 @@ def test_zip_with_other_members_or_too_large_content(monkeypatch):
 def test_wrong_keys(change, words):
     s = state()
     change(s)
-    reject(upload(npz(**s)), *words)
+    reject(as_upload(npz(**s)), *words)
 
 
 @pytest.mark.parametrize("key, shape, words", [
@@ -144,19 +139,19 @@ def test_wrong_keys(change, words):
 def test_wrong_shapes(key, shape, words):
     s = state()
     s[key] = np.zeros(shape)
-    reject(upload(npz(**s)), *words)
+    reject(as_upload(npz(**s)), *words)
 
 
 def test_non_finite_and_non_numeric_weights():
     s = state()
     s["weight_hh_l1"][3, 2] = np.nan
-    reject(upload(npz(**s)), "'weight_hh_l1'", "NaN", "(3, 2)")
+    reject(as_upload(npz(**s)), "'weight_hh_l1'", "NaN", "(3, 2)")
     s = state()
     s["bias_ih_l0"][4] = -np.inf
-    reject(upload(npz(**s)), "'bias_ih_l0'", "inf")
+    reject(as_upload(npz(**s)), "'bias_ih_l0'", "inf")
     s = state()
     s["readout.bias"] = s["readout.bias"].astype(complex)
-    reject(upload(npz(**s)), "'readout.bias'", "complex")
+    reject(as_upload(npz(**s)), "'readout.bias'", "complex")
     s = state()
     s["readout.bias"] = np.array(["a", "b"])
-    reject(upload(npz(**s)), "'readout.bias'", "real numbers")
+    reject(as_upload(npz(**s)), "'readout.bias'", "real numbers")
