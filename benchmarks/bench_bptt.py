@@ -6,27 +6,16 @@ core <= 1.0x PyTorch in float64, <= 1.5x in float32). Without torch, prints our 
     python benchmarks/bench_bptt.py [--repeats 15] [--arch lstm|gru|rnn]
 """
 import argparse
-import statistics
-import time
 
 import numpy as np
 
 import core
+from timing import median_time
 
 try:
     import torch
 except ImportError:  # the benchmark runs without torch too
     torch = None
-
-
-def median_time(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def ours(arch, T, B, I, H, dtype, repeats, diagnostics=False):

@@ -8,26 +8,15 @@ rows stops at its last loss step); the view bounds R by MAP_ROWS and a work budg
 """
 import argparse
 import json
-import statistics
-import time
 
 import numpy as np
 
 import core
 from visualizer import stepview, unrolled
 from visualizer.urlstate import Params
+from timing import median_time
 
 CASES = [("rnn", 12, 4, 8), ("lstm", 30, 8, 32), ("lstm", 64, 8, 128), ("gru", 120, 8, 32)]  # arch, T, B, H
-
-
-def median_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main():
