@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import core
-from core import cells, contributions
+from core import contributions
 from core.contributions import step_contributions, step_losses, whh_contribution_map
 from core.walkthrough import cell_carried_norms, cut_steps, sequence_states, walkthrough
+from tests.core.reference import untied_step_losses
 
 ARCHS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
 T, B, I, H, O = 5, 2, 2, 3, 2
@@ -24,40 +25,6 @@ def make_case(arch, nonlinearity, layers, loss, loss_on="all", seed=0, T=T):
     lead = (T, B) if loss_on == "all" else (B,)
     y = rng.standard_normal((*lead, O)) if loss == "mse" else rng.integers(0, O, lead)
     return model, x, y
-
-
-def untied_step_losses(model, x, y, loss, loss_on, truncate=None, whh_at=None, boundary=None, dc_at=None):
-    """(T,) each step's share of the loss, step s of layer l using ``whh_at[(l, s)]`` instead of W_hh.
-
-    Truncation as the surrogate whose exact gradient truncated BPTT computes: the state entering
-    each window is the constant ``boundary[(l, s)]`` from an unperturbed run. ``dc_at = (l, s, delta)``
-    adds ``delta`` to the LSTM cell state c^l_s after h^l_s is computed (so only the cell path sees it).
-    """
-    cfg, p = model.config, model.params
-    whh_at = whh_at or {}
-    inp, states = x, {}
-    for l in range(cfg.num_layers):
-        W_ih, b_ih, b_hh = p[f"weight_ih_l{l}"], p[f"bias_ih_l{l}"], p[f"bias_hh_l{l}"]
-        h, c = np.zeros((x.shape[1], H)), np.zeros((x.shape[1], H))
-        out = np.empty((x.shape[0], x.shape[1], H))
-        for s in range(x.shape[0]):
-            if truncate and s % truncate == 0 and s > 0 and boundary is not None:
-                h, c = boundary[(l, s)]
-            states[(l, s)] = (h, c)
-            W = whh_at.get((l, s), p[f"weight_hh_l{l}"])
-            a_x = inp[s] @ W_ih.T + b_ih
-            if cfg.arch == "rnn":
-                h, _ = cells.rnn_step_forward(a_x, h, W, b_hh, cfg.nonlinearity)
-            elif cfg.arch == "lstm":
-                h, c, _ = cells.lstm_step_forward(a_x, h, c, W, b_hh)
-            else:
-                h, _ = cells.gru_step_forward(a_x, h, W, b_hh)
-            if dc_at is not None and dc_at[:2] == (l, s):
-                c = c + dc_at[2]
-            out[s] = h
-        inp = out
-    logits = inp @ p["readout.weight"].T + p["readout.bias"]
-    return step_losses(logits, y, loss, loss_on), states
 
 
 def numeric_map(model, x, y, loss, loss_on, truncate):
@@ -181,8 +148,8 @@ def test_cell_path_gradient_matches_finite_differences(layers, truncate, loss_on
         for b, j in np.ndindex(B, H):
             d = np.zeros((B, H))
             d[b, j] = EPS
-            lp = untied_step_losses(model, x, y, "mse", loss_on, truncate, boundary=bnd, dc_at=(l, t, d))[0].sum()
-            lm = untied_step_losses(model, x, y, "mse", loss_on, truncate, boundary=bnd, dc_at=(l, t, -d))[0].sum()
+            lp, lm = (untied_step_losses(model, x, y, "mse", loss_on, truncate, boundary=bnd,
+                                         perturb=("c-only", l, t, sign * d))[0].sum() for sign in (1, -1))
             g[b, j] = (lp - lm) / (2 * EPS)
         numeric[l, t] = np.linalg.norm(g)
     np.testing.assert_allclose(carried, numeric, rtol=1e-6, atol=1e-10)
