@@ -166,6 +166,29 @@ def _add_overflow_strip(layout, items, data):
     return layout
 
 
+def _median_traces(x, it, label, yrange) -> list:
+    """An item's min..max band (when ``band``), its median line named ``label`` and markers for its zeros."""
+    color, group = COLORS[it["arch"]], it["arch"]
+    out = band_traces(x, it["min"], it["max"], color, group) if it.get("band") else []
+    out.append(line_trace(x, it["median"], label, color, group))
+    out.extend(_zero_points(x, it["median"], it["name"], color, yrange, group, np.any(it["median"] == 0)))
+    return out
+
+
+def _product_figure(items, data, key, xtitle, ytitle, yrange, height) -> dict:
+    """The layout the Jacobian and gate views share, finished: steps on x up to the longest item, the
+    log y axis, a dotted line at 1, and the strips for items that underflow to 0 or overflow."""
+    n = max(len(it["median"]) for it in items)
+    layout = base_layout(height=height, hovermode="x unified",
+                         xaxis=axis(xtitle, hoverformat="d", range=[0, max(1, n - 1)]),
+                         yaxis=log_axis(ytitle, yrange),
+                         shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1, layer="below",
+                                      line=dict(color=REFERENCE_COLOR, width=1.5, dash="dot"))])
+    layout = _add_overflow_strip(layout, items, data)
+    return finish({"data": data, "layout": layout}, key, [it["name"] for it in items], n,
+                  title_room=22 if "yaxis2" in layout else 0)
+
+
 def _off_scale(ref, yrange) -> str:
     """" (off scale beyond k = ...)" when a reference line leaves the log axis' range, else ""."""
     with np.errstate(all="ignore"):
@@ -198,10 +221,7 @@ def jacobian_figure(items, height=480) -> dict:
     for it in items:
         color, name, group = COLORS[it["arch"]], it["name"], it["arch"]
         k = np.arange(len(it["median"]))
-        if it.get("band"):
-            data.extend(band_traces(k, it["min"], it["max"], color, group))
-        data.append(line_trace(k, it["median"], name, color, group))
-        data.extend(_zero_points(k, it["median"], name, color, yrange, group, np.any(it["median"] == 0)))
+        data.extend(_median_traces(k, it, name, yrange))
         if it.get("fit") is not None:
             label = f"{name} fit: {fmt.rate(it['rate'])} per step"
             data.append(line_trace(k, it["fit"], label, color, group, width=1.5, dash="dot", meta="fit",
@@ -217,16 +237,8 @@ def jacobian_figure(items, height=480) -> dict:
                         f"{_off_scale(ref, yrange)}")
             data.append(line_trace(k, ref, ref_name, color, group, width=2, dash="dashdot", meta="rho-reference",
                                    hover=f"{name} ρ<sup>k</sup>: %{{y:.4g}}<extra></extra>"))
-    layout = base_layout(
-        height=height, hovermode="x unified",
-        xaxis=axis("lag k = T−1−t  (steps back from the last step)", hoverformat="d",
-                   range=[0, max(1, max(len(it["median"]) for it in items) - 1)]),
-        yaxis=log_axis("‖∂s<sub>T−1</sub>/∂s<sub>t</sub>‖", yrange),
-        shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1, layer="below",
-                     line=dict(color=REFERENCE_COLOR, width=1.5, dash="dot"))])
-    layout = _add_overflow_strip(layout, items, data)
-    return finish({"data": data, "layout": layout}, "jacobian", [it["name"] for it in items],
-                  max(len(it["median"]) for it in items), title_room=22 if "yaxis2" in layout else 0)
+    return _product_figure(items, data, "jacobian", "lag k = T−1−t  (steps back from the last step)",
+                           "‖∂s<sub>T−1</sub>/∂s<sub>t</sub>‖", yrange, height)
 
 
 # ----------------------------------------------------------------------------- spectra
@@ -306,20 +318,9 @@ def gates_figure(items, height=480) -> dict:
     for it in items:
         color, name, group = COLORS[it["arch"]], f"{it['name']}: {it['label']}", it["arch"]
         t = np.arange(len(it["median"]))
-        if it.get("band"):
-            data.extend(band_traces(t, it["min"], it["max"], color, group))
-        data.append(line_trace(t, it["median"], name, color, group))
-        data.extend(_zero_points(t, it["median"], it["name"], color, yrange, group, np.any(it["median"] == 0)))
+        data.extend(_median_traces(t, it, name, yrange))
         if it.get("whole") is not None:
             whole = f"{it['name']}: {WHOLE_LABEL}"
             data.append(line_trace(t, it["whole"], whole, color, group, width=2, dash="dash", meta="whole"))
             data.extend(special_points(t, it["whole"], it["name"], color, yrange, group, nonfinite=False))
-    layout = base_layout(height=height, hovermode="x unified",
-                         xaxis=axis("time step t", hoverformat="d",
-                                    range=[0, max(1, max(len(it["median"]) for it in items) - 1)]),
-                         yaxis=log_axis("from step t to the last step", yrange),
-                         shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1, layer="below",
-                                      line=dict(color=REFERENCE_COLOR, width=1.5, dash="dot"))])
-    layout = _add_overflow_strip(layout, items, data)
-    return finish({"data": data, "layout": layout}, "gates", [it["name"] for it in items],
-                  max(len(it["median"]) for it in items), title_room=22 if "yaxis2" in layout else 0)
+    return _product_figure(items, data, "gates", "time step t", "from step t to the last step", yrange, height)
