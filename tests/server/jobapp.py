@@ -9,6 +9,8 @@ snapshot, so a test can watch progress), ``user-id-store``. Outputs: ``result`` 
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 
 from dash import Dash, Input, Output, State, dcc, html
@@ -96,6 +98,20 @@ def press_start(s, **kwargs):
     :meth:`DashSession.run_background`)."""
     s.props[(START, "n_clicks")] = (s.props.get((START, "n_clicks")) or 0) + 1
     return s.run_background(s.find(f"{RESULT}.children"), [f"{START}.n_clicks"], **kwargs)
+
+
+@contextlib.contextmanager
+def job_running(s, join: float = 120.0):
+    """Press "train" on page ``s`` in a thread and enter once its job reports progress (within 60 s);
+    on exit wait for the job to end (up to ``join`` seconds)."""
+    started = threading.Event()
+    thread = threading.Thread(target=lambda: press_start(s, on_progress=lambda d: started.set()))
+    thread.start()
+    try:
+        assert started.wait(60), "the job reported no progress"
+        yield
+    finally:
+        thread.join(join)
 
 
 app = create_app()

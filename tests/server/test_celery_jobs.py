@@ -2,12 +2,10 @@
 workers, and the requests the browser makes (progress polls, cancel)."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from tests.server import jobapp
-from tests.server.jobapp import open_page, press_start
+from tests.server.jobapp import job_running, open_page, press_start
 from visualizer import limits
 
 pytestmark = pytest.mark.slow
@@ -49,22 +47,12 @@ def test_a_second_job_of_the_same_user_gets_the_cap_message(stack, http):
     user = limits.new_user_id()
     first = open_page(stack, http, user=user, steps=400, pace=0.02)
     second = open_page(stack, http, user=user, steps=3, pace=0.0)
-    started = threading.Event()
-    done = {}
-
-    def run_first():
-        done["first"] = press_start(first, on_progress=lambda d: started.set())
-    thread = threading.Thread(target=run_first)
-    thread.start()
-    try:
-        assert started.wait(60)
+    with job_running(first):
         press_start(second)
         assert "already have 1 training job running" in second.props[(jobapp.RESULT, "children")]
         other = open_page(stack, http, steps=3, pace=0.0)  # another student is not affected
         press_start(other)
         assert other.props[(jobapp.RESULT, "children")].startswith("finished 3 steps")
-    finally:
-        thread.join(120)
     assert first.props[(jobapp.RESULT, "children")].startswith("finished 400 steps")
 
 

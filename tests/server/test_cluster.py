@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import shutil
-import threading
 import time
 
 import pytest
@@ -16,7 +15,7 @@ import requests
 from tests.server import jobapp
 from tests.server.conftest import ROOT, wait_until
 from tests.server.dash_http import DashSession
-from tests.server.jobapp import open_page, press_start
+from tests.server.jobapp import job_running, open_page, press_start
 from visualizer import ids, jobs, limits
 
 pytestmark = pytest.mark.slow
@@ -91,36 +90,22 @@ def test_every_request_may_reach_either_server(cluster):
 def test_two_tabs_with_the_same_settings_are_two_jobs(cluster):
     user = limits.new_user_id()
     first, second = tab(cluster, user, steps=60, pace=0.05), tab(cluster, user, steps=60, pace=0.05)
-    started, done = threading.Event(), {}
-
-    def run_first():
-        done["first"] = press_start(first, on_progress=lambda d: started.set())
-    thread = threading.Thread(target=run_first)
-    thread.start()
-    try:
-        assert started.wait(60)
+    with job_running(first):
         press_start(second)  # same user, same settings: the per-user limit answers, clearly
         assert "You already have 1 training job running or waiting" in result(second)
-    finally:
-        thread.join(120)
     assert result(first).startswith("finished 60 steps")  # the first was neither killed nor taken over
 
 
 def test_a_job_waits_in_the_queue_with_its_position(cluster):
     busy = tab(cluster, steps=80, pace=0.05)
     waiting = tab(cluster, steps=3, pace=0.0)
-    started, seen = threading.Event(), []
-    thread = threading.Thread(target=lambda: press_start(busy, on_progress=lambda d: started.set()))
-    thread.start()
-    try:
-        assert started.wait(60)
+    seen = []
+    with job_running(busy):
         press_start(waiting, on_progress=lambda d: seen.append((d.get("progress") or {}).get(
             f"{jobapp.PROGRESS}.children")))
         assert {"queued": 1} in seen  # shown while the only worker slot was busy
         assert result(waiting).startswith("finished 3 steps")
         third, fourth = tab(cluster, steps=3), tab(cluster, steps=3)  # 1 running + 2 queued is the cap
-    finally:
-        thread.join(120)
     assert result(busy).startswith("finished 80 steps")
     for t in (third, fourth):
         press_start(t)
