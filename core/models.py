@@ -219,21 +219,11 @@ class LSTM(Model):
 
     arch = "lstm"
 
-    def __init__(self, *args, **kw):
-        if kw.get("nonlinearity", "tanh") != "tanh":
-            raise ValueError(f"nonlinearity applies to arch='rnn' only, got {kw['nonlinearity']!r}")
-        super().__init__(*args, **kw)
-
 
 class GRU(Model):
     """GRU with gates r, z, n (``torch.nn.GRU``)."""
 
     arch = "gru"
-
-    def __init__(self, *args, **kw):
-        if kw.get("nonlinearity", "tanh") != "tanh":
-            raise ValueError(f"nonlinearity applies to arch='rnn' only, got {kw['nonlinearity']!r}")
-        super().__init__(*args, **kw)
 
 
 def check_model(model) -> None:

@@ -145,8 +145,9 @@ def test_build_by_name():
     assert core.build("gru", input_size=1, hidden_size=2).name == "GRU"
     with pytest.raises(ValueError, match="arch"):
         core.build("transformer", input_size=1, hidden_size=2)
-    with pytest.raises(ValueError, match="nonlinearity"):
-        core.LSTM(input_size=1, hidden_size=2, nonlinearity="relu")
+    for cls in (core.LSTM, core.GRU):
+        with pytest.raises(ValueError, match="nonlinearity applies to arch='rnn' only, got 'relu'"):
+            cls(input_size=1, hidden_size=2, nonlinearity="relu")
 
 
 def _model():
