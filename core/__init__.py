@@ -9,7 +9,8 @@ from .analysis import (
     spectral_radius,
     top_singular_value,
 )
-from .bptt import BPTTResult, bptt, layer_backward, layer_forward, loss_forward_backward
+from .bptt import BPTTResult, bptt, loss_forward_backward
+from .layers import layer_backward, layer_forward
 from .contributions import ContributionMap, StepContributions, step_contributions, step_losses, whh_contribution_map
 from .connectivity import connectivity
 from .jacobians import (

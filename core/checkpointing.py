@@ -25,7 +25,8 @@ import numpy as np
 
 from . import cells
 from .checks import check_positive_int, is_int
-from .bptt import _cache_bytes, layer_backward, layer_forward, loss_forward_backward, validate_inputs
+from .bptt import loss_forward_backward, validate_inputs
+from .layers import cache_bytes, layer_backward, layer_forward
 from .models import Model
 from .rtrl import flops_model as rtrl_flops
 
@@ -317,7 +318,7 @@ def windowed_bptt(model: Model, x, y, loss="mse", loss_on="all", *, window: int)
                 new.append((inp[-1].copy(), None if cache.c_last is None else cache.c_last.copy()))
             states = new
             out = inp @ W_o.T + b_o  # (k, B, O)
-            held = max(held, sum(_cache_bytes(c) for c in caches) + out.nbytes)
+            held = max(held, sum(cache_bytes(c) for c in caches) + out.nbytes)
             if loss_on == "last" and e < T:
                 continue  # no loss in this window and no gradient from later ones: nothing to do
             if loss_on == "all":

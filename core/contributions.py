@@ -8,7 +8,7 @@ check it against finite differences.
 
 Every loss step t needs its own backward pass: the passes run together, the loss steps stacked
 along the batch axis (R loss steps x B sequences), in chunks that keep memory bounded. The
-forward and backward passes are :func:`core.bptt.layer_forward` / :func:`core.bptt.layer_backward`,
+forward and backward passes are :func:`core.layers.layer_forward` / :func:`core.layers.layer_backward`,
 the code path of :func:`core.bptt` itself (truncation included).
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bptt import _outer_sum_norms, layer_backward, layer_forward, loss_forward_backward, validate_inputs
+from .bptt import loss_forward_backward, validate_inputs
+from .layers import layer_backward, layer_forward, outer_sum_norms
 from .checks import check_steps
 from .models import Model
 
@@ -138,7 +139,7 @@ def whh_contribution_map(model: Model, x, y, loss="mse", loss_on="all", truncate
             _, caches = _forward(model, xs)
             pieces = _backward(model, caches, dl.reshape(Tc, n * B, -1), truncate)
         for l, (da_h, h_prev) in enumerate(pieces):
-            norms[l, c0 : c0 + n, :Tc] = _outer_sum_norms(da_h.reshape(Tc * n, B, GH), h_prev.reshape(Tc * n, B, H)
+            norms[l, c0 : c0 + n, :Tc] = outer_sum_norms(da_h.reshape(Tc * n, B, GH), h_prev.reshape(Tc * n, B, H)
                                                           ).reshape(Tc, n).T  # pairs (s, k) -> (k, s)
             if mats is not None:
                 with np.errstate(all="ignore"):
@@ -205,6 +206,6 @@ def step_contributions(model: Model, x, y, loss="mse", loss_on="all", truncate=N
                 acc += C
                 running[l, s] = np.linalg.norm(acc)
                 shares[l, s] = np.sum(C * Gn)
-            norms[l] = _outer_sum_norms(da_h, h_prev)
+            norms[l] = outer_sum_norms(da_h, h_prev)
             grads.append(G)
     return StepContributions(norms=norms, shares=shares, running=running, total=total, grad=np.stack(grads))

@@ -1,7 +1,7 @@
 """One-step state Jacobians, closed form and factored, and the forward pass they are read from.
 
 The state of a layer is s = h (RNN, GRU) or s = [h; c] (LSTM, dimension n = 2H). Everything
-is computed in float64 from the forward caches of :func:`core.bptt.layer_forward` (the
+is computed in float64 from the forward caches of :func:`core.layers.layer_forward` (the
 parameters are cast), one layer at a time with the layer's inputs held fixed at the forward
 activations of the layer below. A one-step Jacobian A_t = d s_t / d s_{t-1} is written in
 closed form from the step cache (PyTorch's equations, see :mod:`core.cells`) and kept
@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .bptt import layer_forward
+from .layers import layer_forward
 from .checks import check_sequence
 from .models import check_model
 
@@ -39,7 +39,7 @@ def _params64(model):
 
 
 def _layers(model, x, p):
-    """Yield each layer's :class:`core.bptt.LayerCache`, feeding each layer the one below's states."""
+    """Yield each layer's :class:`core.layers.LayerCache`, feeding each layer the one below's states."""
     cfg, inp = model.config, x
     for l in range(cfg.num_layers):
         inp, cache = layer_forward(cfg.arch, cfg.nonlinearity, inp, p[f"weight_ih_l{l}"], p[f"weight_hh_l{l}"],

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cells
-from .bptt import bptt, loss_forward_backward, safe_norm, validate_inputs
+from .bptt import bptt, loss_forward_backward, validate_inputs
+from .layers import safe_norm
 from .checks import check_index, is_real
 from .contributions import ContributionMap, StepContributions, step_contributions, step_losses, whh_contribution_map
 from .models import Model
