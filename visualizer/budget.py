@@ -14,7 +14,8 @@ work from the sizes, so that
   fewer output rows, then only the last input steps (:func:`connectivity_plan`);
 - the Cost view times fewer lengths T (the rest of each curve from the cost model) and compares
   fewer windows, sequences and steps (:func:`gradient_seconds`, :func:`rtrl_seconds`, its shares
-  :data:`COST_SWEEP_SECONDS` and :data:`COST_TRADEOFF_SECONDS`; plans in :mod:`visualizer.cost`).
+  :data:`COST_SWEEP_SECONDS` and :data:`COST_TRADEOFF_SECONDS`; plans in :mod:`visualizer.cost` and
+  :mod:`visualizer.tradeoff`).
 
 Each view's caption says what was computed. Keys are :class:`visualizer.compute.RunKey`.
 Nothing here imports the rest of the app.
