@@ -11,11 +11,15 @@ not a request the page could have made.
   unparseable or too deeply nested JSON is 400, never a RecursionError.
 
 Nothing from a refused request is logged or echoed beyond :data:`SHOWN` characters.
+
+Dash's script route (``/_dash-component-suites/<package>/<path>``) raises for a package or path
+it does not serve; that is answered 404 (not a 500 with a traceback listing every script).
 """
 from __future__ import annotations
 
 import logging
 
+from dash.exceptions import DependencyException
 from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -28,6 +32,7 @@ MAX_DEPTH = 32
 MAX_CHANGED = 64  # entries of changedPropIds
 SHOWN = 60  # characters of a refused id quoted in the answer
 ENDPOINT = "_dash-update-component"
+SCRIPTS = "_dash-component-suites/"
 
 
 class Refused(ValueError):
@@ -144,7 +149,20 @@ def guard(app):
     return before_request
 
 
+def unknown_script(app):
+    """The error handler answering 404 for a script Dash does not serve (other errors go on)."""
+    prefix = app.config.routes_pathname_prefix + SCRIPTS
+
+    def handler(e):
+        if not request.path.startswith(prefix):
+            raise e
+        return _refuse(404, f"no such script: {_short(request.path[len(prefix):])}.")
+    return handler
+
+
 def install(app) -> None:
-    """Limit the request size of ``app``'s server and check every callback request first."""
+    """Limit the request size of ``app``'s server, check every callback request first and
+    answer requests for unknown scripts 404."""
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.server.before_request(guard(app))
+    app.server.register_error_handler(DependencyException, unknown_script(app))

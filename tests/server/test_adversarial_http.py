@@ -154,6 +154,32 @@ def test_unreadable_bodies_get_a_4xx(data):
     assert status in (400, 413, 415) and len(answer) < REFUSAL_BYTES
 
 
+path_part = st.one_of(st.sampled_from(["dash", "plotly", "os", "..", "%2e%2e", "deps", "dash_renderer.min.js",
+                                       "etc/passwd", "x" * 2000]),
+                      st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=20))
+
+
+@SETTINGS
+@given(package=path_part, rest=st.lists(path_part, min_size=1, max_size=4))
+def test_any_script_path_is_served_or_404(package, rest):
+    from urllib.parse import quote
+    url = "/_dash-component-suites/" + quote(package, safe="") + "/" + "/".join(quote(p, safe=".") for p in rest)
+    r = CLIENT.get(url)
+    assert r.status_code in (200, 304, 404, 308), (url[:200], r.status_code)
+    if r.status_code == 404:
+        assert len(r.get_data()) < REFUSAL_BYTES
+
+
+def test_a_served_script_still_loads_and_an_unknown_one_is_404():
+    page = CLIENT.get("/").get_data(as_text=True)
+    script = next(s for s in page.split('"') if s.startswith("/_dash-component-suites/dash/") and s.endswith(".js"))
+    assert CLIENT.get(script).status_code == 200
+    for url in ("/_dash-component-suites/os/path.js", "/_dash-component-suites/dash/../../../etc/passwd",
+                "/_dash-component-suites/dash/deps/nope.js"):
+        r = CLIENT.get(url)
+        assert r.status_code == 404 and b"no such script" in r.get_data(), url
+
+
 def test_clientside_callbacks_are_not_posted_to_dash():
     clientside = [k for k, v in APP.callback_map.items() if not callable(v.get("callback"))]
     assert clientside
