@@ -48,13 +48,19 @@ class Tradeoff:
 
 
 def agreement(g: dict, ref: dict) -> tuple[float, float]:
-    """(cosine similarity, relative error) of the flattened gradients ``g`` against ``ref``."""
-    a = np.concatenate([np.ravel(g[k]) for k in ref])
-    b = np.concatenate([np.ravel(ref[k]) for k in ref])
-    nb = np.linalg.norm(b)
-    if not (np.isfinite(nb) and nb > 0 and np.all(np.isfinite(a))):
+    """(cosine similarity, relative error) of the flattened gradients ``g`` against ``ref``, summed one
+    parameter at a time (no flattened copies: at the app's maxima one gradient is 67 MB)."""
+    dot = na2 = nb2 = nd2 = 0.0
+    for k in ref:
+        a, b = np.ravel(g[k]), np.ravel(ref[k])
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+            return math.nan, math.nan
+        d = a - b
+        dot, na2, nb2, nd2 = dot + float(a @ b), na2 + float(a @ a), nb2 + float(b @ b), nd2 + float(d @ d)
+    na, nb = math.sqrt(na2), math.sqrt(nb2)
+    if not (math.isfinite(nb) and nb > 0 and math.isfinite(na)):
         return math.nan, math.nan
-    return float(a @ b / (np.linalg.norm(a) * nb)) if np.linalg.norm(a) > 0 else 0.0, float(np.linalg.norm(a - b) / nb)
+    return (dot / (na * nb) if na > 0 else 0.0), math.sqrt(nd2) / nb
 
 
 def windows_for(T: int, count: int, chosen: int | None) -> np.ndarray:

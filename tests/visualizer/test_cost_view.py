@@ -99,6 +99,23 @@ def test_agreement_of_identical_and_opposite_gradients():
     assert np.isnan(c) and np.isnan(e)  # no reference direction: not a number to show
 
 
+def test_agreement_matches_the_flattened_definition_without_flattened_copies():
+    import tracemalloc
+    rng = np.random.default_rng(3)
+    ref = {f"w{i}": rng.standard_normal((300, 400)) for i in range(8)}
+    g = {k: v + 1e-3 * rng.standard_normal(v.shape) for k, v in ref.items()}
+    a, b = (np.concatenate([np.ravel(d[k]) for k in ref]) for d in (g, ref))
+    tracemalloc.start()
+    c, e = tradeoff.agreement(g, ref)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert c == pytest.approx(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), rel=1e-12)
+    assert e == pytest.approx(np.linalg.norm(a - b) / np.linalg.norm(b), rel=1e-9)
+    assert peak <= 3 * ref["w0"].nbytes < a.nbytes  # a few of one parameter's temporaries, no flattened copy
+    bad = {**g, "w5": np.full((300, 400), np.inf)}
+    assert all(np.isnan(tradeoff.agreement(bad, ref)))
+
+
 def test_the_figure_draws_the_payloads_numbers(small):
     _keys, pl = small
     fig = cost_figures.cost_figure(pl)
