@@ -4,6 +4,7 @@
 
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MALLOC_ARENA_MAX=2 BPTTLAB_POLL_MS=300 \\
     BPTTLAB_VIEW_SECONDS=1 gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 --timeout 120 --keep-alive 20 \\
+        --limit-request-line 4094 --limit-request-fields 50 --limit-request-field_size 8190 \\
         --no-control-socket visualizer.app:server
 
 (``python -m visualizer.serve --print-command`` prints the exact command for your options.)
@@ -43,6 +44,9 @@ WSGI_APP = "visualizer.app:server"
 # fragment the heap and a worker's memory keeps creeping up (measured: 800 MB and rising after
 # 3 min of load, vs about 540 MB and level with this).
 SERVER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+# What one request's line and headers may hold (gunicorn answers 414/431 beyond): the app's longest
+# URL (every setting and display flag) is under 1,000 characters; browsers send about 20 headers.
+REQUEST_LIMITS = ["--limit-request-line", "4094", "--limit-request-fields", "50", "--limit-request-field_size", "8190"]
 CLASS_POLL_MS = 300  # training progress polls per student: ~3 a second instead of ~20 (training_ui.POLL_MS)
 CLASS_VIEW_SECONDS = 1.0  # what one view request may compute on a shared server (budget.VIEW_SECONDS: 3 s alone)
 
@@ -111,7 +115,7 @@ def gunicorn_args(args: argparse.Namespace) -> list[str]:
     """The gunicorn command line (without the program name) for ``args``."""
     out = ["--workers", str(args.workers), "--threads", str(args.threads),
            "--bind", bind_address(args.host, args.port), "--timeout", str(args.timeout),
-           "--keep-alive", str(args.keep_alive)]
+           "--keep-alive", str(args.keep_alive), *REQUEST_LIMITS]
     if args.max_requests:
         out += ["--max-requests", str(args.max_requests), "--max-requests-jitter", str(max(1, args.max_requests // 10))]
     if has_control_socket():

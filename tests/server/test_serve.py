@@ -153,8 +153,28 @@ def test_serve_starts_gunicorn_with_two_workers(server_env, tmp_path):
         assert "bpttlab" in requests.get(base + "/", timeout=5).text
         assert len(psutil.Process(proc.pid).children()) == 2  # exec'd into the gunicorn master
         assert "open http://127.0.0.1:" in (tmp_path / "serve.log").read_text()
+        # the request limits: the app's longest URL passes, a longer line or many headers do not
+        longest = longest_query()
+        assert len(longest) < 1000 and requests.get(base + "/" + longest, timeout=5).status_code == 200
+        assert requests.get(base + "/?x=" + "a" * 4100, timeout=5).status_code == 414
+        headers = {f"X-Test-{i}": "1" for i in range(40)}
+        assert requests.get(base + "/", headers=headers, timeout=5).status_code == 200
+        headers = {f"X-Test-{i}": "1" for i in range(60)}
+        assert requests.get(base + "/", headers=headers, timeout=5).status_code == 431
     finally:
         stop(proc)
+
+
+def longest_query() -> str:
+    """The longest query the app writes (every setting at its longest) plus every display flag."""
+    from visualizer.classroom import CARDS
+    from visualizer.urlstate import SPEC, to_query, validate
+
+    params, _ = validate(dict(arch="rnn,rnn-relu,lstm,gru", seq_len=2000, hidden=512, layers=4, batch=64,
+                              forget_bias=-9.876543210987, truncate=1999, clip=123.45678901234, seed=2**31 - 1,
+                              lr=0.000123456789012, scale=4.9876543210987, match_params="1", steps=2000))
+    flags = "".join(f"&{name}_hide=1" for name in [*SPEC, *CARDS])
+    return to_query(params) + "&present=1" + flags
 
 
 def test_without_the_server_extra_a_message_names_what_to_install(capsys):
