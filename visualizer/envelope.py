@@ -6,7 +6,8 @@ not a request the page could have made.
   plus the rest of the page's state); larger bodies get 413 before they are read.
 - Shape: a JSON object whose ``output`` is a server-side callback of this app, whose ``inputs`` and
   ``state`` list exactly that callback's ids and properties in order, whose ``outputs`` match
-  ``output``, and whose ``changedPropIds`` is a short list of strings.
+  ``output``, and whose ``changedPropIds`` is a short list of strings (``parsedChangedPropsIds``:
+  strings or pattern ids).
 - Depth: values nested at most :data:`MAX_DEPTH` levels (the app's stores use six);
   unparseable or too deeply nested JSON is 400, never a RecursionError.
 
@@ -108,10 +109,10 @@ def check(body, callback_map) -> None:
     _check_items("state", body.get("state", []), cb.get("state", []))
     if not cb.get("no_output"):
         _check_outputs(body.get("outputs"), output)
-    for key in ("changedPropIds", "parsedChangedPropsIds"):
-        changed = body.get(key, [])
+    for key, kinds in (("changedPropIds", str), ("parsedChangedPropsIds", (str, dict))):
+        changed = body.get(key, [])  # the renderer sends "id.prop" strings; parsed: pattern ids as objects
         if not isinstance(changed, list) or len(changed) > MAX_CHANGED or not all(
-                isinstance(c, (str, dict)) for c in changed):
+                isinstance(c, kinds) for c in changed):
             raise Refused(f"{key} must be a list of at most {MAX_CHANGED} property ids.")
     for item in [*body["inputs"], *body.get("state", [])]:
         _check_depth(item.get("value") if isinstance(item, dict) else item)

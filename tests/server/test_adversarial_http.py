@@ -147,6 +147,18 @@ def test_malformed_envelopes_get_a_4xx_with_a_short_reason(output, how, junk):
 
 
 @SETTINGS
+@given(output=st.sampled_from(sorted(SERVER_SIDE)), key=st.sampled_from(["changedPropIds", "parsedChangedPropsIds"]),
+       changed=st.lists(st.one_of(leaf, json_value, st.sampled_from(["url.search", "view-tabs.value", ".", ""])),
+                        max_size=5))
+def test_forged_changed_prop_ids_never_give_a_500(output, key, changed):
+    body = valid_body(output) | {key: changed}
+    status, answer = post(body)
+    assert status < 500, (output, key, changed, answer[:300])
+    if status >= 400:
+        assert len(answer) < REFUSAL_BYTES
+
+
+@SETTINGS
 @given(data=st.one_of(st.binary(max_size=200), st.sampled_from([b"[" * 100_000, b"{" * 5000, b"", b"null", b"nan",
                                                                 b'{"output": ' * 3000])))
 def test_unreadable_bodies_get_a_4xx(data):
