@@ -19,7 +19,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(default 127.0.0.1: this computer only; 0.0.0.0 serves your network)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     parser.add_argument("--debug", action="store_true",
-                        help="Dash debug mode: dev tools and hot reload (off by default)")
+                        help="Dash debug mode: dev tools and hot reload (off by default; never Werkzeug's "
+                             "interactive console)")
     parser.add_argument("--version", action="version", version=f"bpttlab {core.__version__}")
     return parser.parse_args(argv)
 
@@ -33,9 +34,18 @@ def main(argv=None) -> int:
         return serve_main(argv[1:])
     args = parse_args(argv)
     from .app import create_app
+    from .serve import warning_for
 
     app = create_app()
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    warning = warning_for(args.host, args.port)
+    if warning and args.debug:
+        warning += " With --debug, every visitor also sees the server's error tracebacks."
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     print(f"bpttlab {core.__version__}: open http://{shown}:{args.port}/ in your browser (Ctrl+C to stop)", flush=True)
-    app.run(host=args.host, port=args.port, debug=args.debug, dev_tools_disable_version_check=True)
+    # Dash's dev tools (errors shown in the page, hot reload), never Werkzeug's interactive debugger:
+    # its /console runs Python for whoever gets past its PIN, from wherever the port can be reached
+    app.run(host=args.host, port=args.port, debug=args.debug, dev_tools_disable_version_check=True,
+            use_debugger=False)
     return 0

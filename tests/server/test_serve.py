@@ -165,6 +165,23 @@ def test_serve_starts_gunicorn_with_two_workers(server_env, tmp_path):
         stop(proc)
 
 
+@pytest.mark.slow
+def test_the_single_user_debug_server_has_no_interactive_console(server_env, tmp_path):
+    port = free_port()
+    with open(tmp_path / "dev.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "visualizer", "--debug", "--port", str(port)],
+                                cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: requests.get(base + "/", timeout=5).status_code == 200, 60, "bpttlab --debug", proc,
+                   tmp_path / "dev.log")
+        console = requests.get(base + "/console", timeout=5)
+        assert "Werkzeug Debugger" not in console.text and "SECRET" not in console.text
+        assert "Debug mode: on" in (tmp_path / "dev.log").read_text()  # still Dash's debug mode
+    finally:
+        stop(proc)
+
+
 def longest_query() -> str:
     """The longest query the app writes (every setting at its longest) plus every display flag."""
     from visualizer.classroom import CARDS

@@ -59,9 +59,20 @@ def test_cli_prints_the_url_and_runs(monkeypatch, capsys):
     seen = {}
     monkeypatch.setattr("dash.Dash.run", lambda self, **kw: seen.update(kw))
     assert cli.main(["--port", "8123"]) == 0
-    assert "http://127.0.0.1:8123/" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "http://127.0.0.1:8123/" in out.out and out.err == ""  # this computer only: no warning
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123 and seen["debug"] is False
     assert seen["dev_tools_disable_version_check"] is True  # no call home, even with --debug
+    assert seen["use_debugger"] is False
+
+
+def test_cli_debug_never_serves_werkzeugs_console_and_warns_beyond_this_computer(monkeypatch, capsys):
+    seen = {}
+    monkeypatch.setattr("dash.Dash.run", lambda self, **kw: seen.update(kw))
+    assert cli.main(["--host", "0.0.0.0", "--debug"]) == 0
+    assert seen["debug"] is True and seen["use_debugger"] is False
+    err = capsys.readouterr().err
+    assert "anyone who can reach this computer" in err and "tracebacks" in err
 
 
 @pytest.mark.parametrize("argv", [[sys.executable, "-m", "visualizer", "--help"], ["bpttlab", "--help"]])
