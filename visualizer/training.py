@@ -183,8 +183,8 @@ def snapshot(arch: str, state: RunState) -> dict:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def encode_checkpoint(states: dict) -> str:
-    """Base64 ``.npz`` of every architecture's :class:`RunState` (exact float64)."""
+def _checkpoint_arrays(states: dict) -> dict:
+    """The arrays of :func:`encode_checkpoint`, by member name."""
     arrays = {}
     for arch, s in states.items():
         arrays[f"{arch}/step"] = np.array(s.step)
@@ -198,9 +198,20 @@ def encode_checkpoint(states: dict) -> str:
         for kind, bufs in s.opt.buffers.items():
             for name, v in bufs.items():
                 arrays[f"{arch}/opt/{kind}/{name}"] = v
+    return arrays
+
+
+def encode_checkpoint(states: dict, max_chars: int | None = None) -> str | None:
+    """Base64 ``.npz`` of every architecture's :class:`RunState` (exact float64); None when it would
+    be longer than ``max_chars``, known from the arrays' sizes before anything is encoded (at the
+    app's maxima the states hold ~450 MB: encoding them only to drop them took ~2 GB)."""
+    arrays = _checkpoint_arrays(states)
+    if max_chars is not None and 4 * sum(np.asarray(v).nbytes for v in arrays.values()) // 3 > max_chars:
+        return None
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    text = base64.b64encode(buf.getvalue()).decode("ascii")
+    return text if max_chars is None or len(text) <= max_chars else None
 
 
 def _npy_fits(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
@@ -340,17 +351,16 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
         now = clock()
         newest = max(s.step for s in states.values())
         if newest > start_step and now - ckpt_time >= CHECKPOINT_SECONDS:
-            data = encode_checkpoint(states)
-            if len(data) <= CHECKPOINT_MAX_CHARS:
+            data = encode_checkpoint(states, CHECKPOINT_MAX_CHARS)
+            if data is not None:
                 ckpt = {"step": newest, "data": data, "writes": 0}
             ckpt_time = now
         if set_progress is not None and now - last_write >= PROGRESS_SECONDS and live:
             full = now - last_full >= HISTORY_SECONDS
             set_progress(payload("running", True, full))
             last_write, last_full = now, (now if full else last_full)
-    data = encode_checkpoint(states)
-    ckpt = {"step": max(s.step for s in states.values()), "data": data, "writes": 0} \
-        if len(data) <= CHECKPOINT_MAX_CHARS else None
+    data = encode_checkpoint(states, CHECKPOINT_MAX_CHARS)
+    ckpt = {"step": max(s.step for s in states.values()), "data": data, "writes": 0} if data is not None else None
     done = all(finished(configs[a], states[a]) for a in states)
     return payload("done" if done else "paused", False, True)
 

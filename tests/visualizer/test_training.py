@@ -70,6 +70,24 @@ def test_json_floats_round_trip_with_non_finite_values():
     assert training.jfloat(np.nan) == "nan" and training.jfloat(3) == 3.0
 
 
+def test_a_checkpoint_over_the_limit_is_known_from_its_sizes_before_encoding(monkeypatch):
+    small = {a: training.initial_state(training.train_config(SMALL, a, 6)) for a in SMALL.arch}
+    text = training.encode_checkpoint(small)
+    assert training.encode_checkpoint(small, training.CHECKPOINT_MAX_CHARS) == text
+    assert training.encode_checkpoint(small, len(text) - 1) is None  # the exact length is checked too
+    big_params = replace(SMALL, arch=("lstm",), hidden=256, layers=2)  # ~0.8M parameters, x3 with Adam's buffers
+    big = {"lstm": training.initial_state(training.train_config(big_params, "lstm", 6))}
+    big["lstm"] = training.train_step(training.train_config(big_params, "lstm", 6),
+                                      core.build_model(training.train_config(big_params, "lstm", 6)), big["lstm"])
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("encoded a checkpoint that cannot be sent")
+    monkeypatch.setattr(training.np, "savez", no_encoding)
+    assert training.encode_checkpoint(big, training.CHECKPOINT_MAX_CHARS) is None
+    out = training.run_job(None, big_params, 1, 1)
+    assert out["status"] == "done" and out["checkpoint"] is None
+
+
 def test_checkpoint_round_trip_and_rejects_tampering():
     configs = {a: training.train_config(SMALL, a, 6) for a in SMALL.arch}
     states = {}
