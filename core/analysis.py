@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import check_layers
 from .steplin import _check_x, _layers, _params64
 from .models import Model, check_model
 
@@ -35,13 +36,14 @@ def _check_plain(model, what):
         raise ValueError(f"{what} is defined for a plain RNN, got arch={model.config.arch!r}")
 
 
-def spectral_radius(model: Model) -> np.ndarray:
+def spectral_radius(model: Model, layers=None) -> np.ndarray:
     """Largest eigenvalue modulus of each layer's recurrent weight matrix (plain RNN).
 
     Parameters
     ----------
     model : :class:`core.RNN` (tanh or ReLU). Gated cells stack G blocks in ``weight_hh`` (not a
         square matrix): ValueError.
+    layers : None for every layer, or layer indices: only those are computed, the others are NaN.
 
     Returns
     -------
@@ -50,16 +52,20 @@ def spectral_radius(model: Model) -> np.ndarray:
     .. math:: \\rho(W_{hh}) = \\max_i |\\lambda_i(W_{hh})| \\le \\sigma_1(W_{hh})
     """
     _check_plain(model, "the spectral radius of W_hh")
+    chosen = check_layers(layers, model.config.num_layers)
     p = _params64(model)
-    return np.array([np.max(np.abs(np.linalg.eigvals(p[f"weight_hh_l{l}"])))
+    return np.array([np.max(np.abs(np.linalg.eigvals(p[f"weight_hh_l{l}"]))) if l in chosen else np.nan
                      for l in range(model.config.num_layers)])
 
 
-def top_singular_value(model: Model) -> np.ndarray:
-    """sigma_1 of each layer's ``weight_hh`` (the whole stacked matrix for LSTM and GRU), (L,)."""
+def top_singular_value(model: Model, layers=None) -> np.ndarray:
+    """sigma_1 of each layer's ``weight_hh`` (the whole stacked matrix for LSTM and GRU), (L,); with
+    ``layers`` (indices) only those, the others NaN."""
     check_model(model)
+    chosen = check_layers(layers, model.config.num_layers)
     p = _params64(model)
-    return np.array([np.linalg.norm(p[f"weight_hh_l{l}"], 2) for l in range(model.config.num_layers)])
+    return np.array([np.linalg.norm(p[f"weight_hh_l{l}"], 2) if l in chosen else np.nan
+                     for l in range(model.config.num_layers)])
 
 
 def activation_derivative_mean(model: Model, x) -> np.ndarray:

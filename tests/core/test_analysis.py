@@ -77,6 +77,21 @@ def test_top_singular_value_matches_the_weight_spectrum():
                                    rtol=1e-12)
 
 
+def test_chosen_layers_only_are_computed_and_equal_the_full_results():
+    for arch in ("rnn", "lstm", "gru"):
+        model = _model(arch, num_layers=3)
+        full = core.top_singular_value(model)
+        top = core.top_singular_value(model, layers=[2])
+        np.testing.assert_allclose(top[2], full[2], rtol=1e-12)
+        assert np.isnan(top[:2]).all()
+    model = _model("rnn", num_layers=3)
+    rho, top = core.spectral_radius(model), core.spectral_radius(model, layers=[0, 2])
+    np.testing.assert_allclose(top[[0, 2]], rho[[0, 2]], rtol=1e-12)
+    assert np.isnan(top[1])
+    with pytest.raises(ValueError, match="layer"):
+        core.spectral_radius(model, layers=[3])
+
+
 def test_spectral_radius_and_mean_derivative_refuse_gated_cells():
     x = np.zeros((4, 2, 3))
     for arch in ("lstm", "gru"):
