@@ -166,6 +166,20 @@ def test_unreadable_bodies_get_a_4xx(data):
     assert status in (400, 413, 415) and len(answer) < REFUSAL_BYTES
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_compressed_body_is_never_inflated(encoding):
+    import gzip
+    import tracemalloc
+
+    bomb = gzip.compress(json.dumps(valid_body("preset-explanation.children")).encode() + b" " * 50_000_000, 9)
+    tracemalloc.start()
+    r = CLIENT.post(URL, data=bomb, content_type="application/json", headers={"Content-Encoding": encoding})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert r.status_code == 400 and len(r.get_data()) < REFUSAL_BYTES
+    assert peak < 10 * len(bomb)  # read as it came (~50 KB), not inflated to 50 MB
+
+
 path_part = st.one_of(st.sampled_from(["dash", "plotly", "os", "..", "%2e%2e", "deps", "dash_renderer.min.js",
                                        "etc/passwd", "x" * 2000]),
                       st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=20))
