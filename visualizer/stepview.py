@@ -89,7 +89,7 @@ def check_length(seq_len: int) -> None:
                          f"(at most {MAX_T} steps): lower the sequence length to see it.")
 
 
-@memoize(maxsize=8)
+@memoize(maxsize=8, max_bytes=96 * 2**20)  # a walkthrough at the largest accepted sizes holds ~26 MB
 def walk(key: StepKey) -> StepPayload:
     """The bounded walkthrough of ``key``."""
     run = key.run

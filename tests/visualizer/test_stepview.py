@@ -319,3 +319,15 @@ def test_the_preset_explanation_is_measured():
     n = int(text.split(" largest of the")[0].rsplit(" ", 1)[-1])
     top = np.sort(w.contributions.shares[0])[::-1]
     assert top[:n].sum() >= 0.9 * w.contributions.total[0] > top[: n - 1].sum()
+
+
+def test_the_walkthrough_cache_is_bounded_in_bytes():
+    from visualizer import callbacks
+    from visualizer.urlstate import validate
+
+    stepview.walk.cache_clear()
+    for seed in range(5):  # each ~26 MB: a 4-layer RNN with H=512 over 120 steps
+        params, _ = validate(dict(arch="rnn", seq_len=120, hidden=512, layers=4, batch=1, seed=seed))
+        stepview.walk(stepview.StepKey(callbacks._keys(params)[0], "adam", 0.01, None))
+    assert 0 < stepview.walk.cache_bytes() <= 96 * 2**20 and stepview.walk.cache_len() < 5
+    stepview.walk.cache_clear()
