@@ -63,7 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "interface, anyone who can reach this computer can use the app)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     parser.add_argument("--timeout", type=int, default=120,
-                        help="seconds a request may take before its worker is restarted (default 120)")
+                        help="seconds a worker may stop answering gunicorn before it is restarted (default 120); "
+                             "with threads a long request does not count: the app bounds each request's work")
     parser.add_argument("--keep-alive", type=int, default=20,
                         help="seconds an idle browser connection stays open (default 20; gunicorn's own default "
                              "of 2 s makes browsers and clients race the server's close)")
