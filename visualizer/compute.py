@@ -225,6 +225,13 @@ def weight_spectra(key: RunKey) -> np.ndarray:
 
 
 @memoize(maxsize=24)
+def spectral_radius(key: RunKey) -> float:
+    """rho(W_hh) of the top layer of a plain RNN (:func:`core.spectral_radius`; an eigenvalue problem,
+    about 0.5 s at H = 512, asked for by the Jacobians tab's figure and its caption)."""
+    return float(core.spectral_radius(model_of(key), layers=[key.layers - 1])[-1])
+
+
+@memoize(maxsize=24)
 def gamma_threshold(key: RunKey) -> float:
     """Pascanu et al.'s threshold 1/gamma for this architecture (:func:`core.gamma_bound`)."""
     return 1.0 / float(core.gamma_bound(model_of(key)))

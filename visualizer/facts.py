@@ -118,7 +118,7 @@ def weight_facts(key: compute.RunKey) -> WeightFacts:
     rho = dphi = None
     top = [key.layers - 1]  # only the top layer is quoted: at H=512, L=4 the others cost seconds
     if plain:
-        rho = float(core.spectral_radius(model, layers=top)[-1])
+        rho = compute.spectral_radius(key)
         with np.errstate(all="ignore"):
             dphi = float(core.activation_derivative_mean(model, compute.task_of(key).x)[-1])
     return WeightFacts(name=compute.DISPLAY_NAMES[key.arch], sigma1=float(core.top_singular_value(model, top)[-1]),

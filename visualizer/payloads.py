@@ -183,7 +183,7 @@ def jacobian_items(keys) -> list[dict]:
                 "rate": rate, "fit": fit if np.isfinite(rate) else None, **by_lag, "sigma": sigma,
                 "threshold": thr, "rho": None, "reference": None, "rho_reference": None}
         if key.arch.startswith("rnn"):
-            rho = float(core.spectral_radius(compute.model_of(key), layers=[key.layers - 1])[-1])
+            rho = compute.spectral_radius(key)
             item.update(rho=rho, reference=reference_slope(sigma / thr, shown),
                         rho_reference=reference_slope(rho, shown))
         items.append(item)

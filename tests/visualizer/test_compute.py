@@ -292,7 +292,7 @@ CACHED = {"get_task": "make_task", "get_model": "build", "grad_flow": "bptt",
           "weight_spectra": "weight_singular_values", "gamma_threshold": "gamma_bound",
           "jacobian_norms": "jacobian_norms",
           "step_spectra": "step_jacobian_singular_values", "gate_products": "gate_products",
-          "connectivity": "connectivity"}
+          "connectivity": "connectivity", "spectral_radius": "spectral_radius"}
 
 
 def test_every_memoized_function_is_checked():
@@ -315,7 +315,8 @@ def _arrays(value):
 
 @pytest.mark.parametrize("name", list(CACHED))
 def test_a_second_call_does_not_recompute_and_results_are_read_only(name, monkeypatch):
-    key = compute.run_key(Params(arch=("lstm",), seq_len=9, hidden=3, batch=2, seed=12345), "lstm")
+    arch = "rnn" if name == "spectral_radius" else "lstm"  # rho(W_hh) is a plain RNN's
+    key = compute.run_key(Params(arch=(arch,), seq_len=9, hidden=3, batch=2, seed=12345), arch)
     arg = key.data if name == "get_task" else key
     fn, calls = getattr(compute, name), []
     real = getattr(core, CACHED[name])
@@ -330,7 +331,7 @@ def test_a_second_call_does_not_recompute_and_results_are_read_only(name, monkey
     assert len(calls) == 1
     assert fn(arg) is first and len(calls) == 1
     arrays = _arrays(first)
-    assert arrays or name == "gamma_threshold"
+    assert arrays or name in ("gamma_threshold", "spectral_radius")  # plain floats
     for a in arrays:
         assert not a.flags.writeable
         with pytest.raises(ValueError, match="read-only"):
