@@ -46,10 +46,10 @@ def jacobian_norms(model: Model, x, lags=None, layers=None) -> np.ndarray:
     below its scale are dropped to keep subnormal numbers out of the GEMMs). Its largest
     singular value comes from a block power iteration (8 vectors) warm-started from the
     previous step's dominant left singular subspace, which settles as t decreases; it stops
-    at a relative error bound of 1e-8 (observed errors 1e-15 to 1e-9) and falls back to a
-    full SVD when the top singular values are clustered (e.g. near-orthogonal W_hh in the
-    first steps). Every 128 steps the product drops its numerically null left directions
-    (singular values below 2^-53 of the largest, see :func:`_compress`), guarded by random
+    at a relative error bound of 1e-8 (observed errors 1e-15 to 1e-9) and falls back to the
+    exact eigenproblem of P P^T when the top singular values are clustered (e.g. near-orthogonal
+    W_hh in the first steps). Every 128 steps the product drops its numerically null left directions
+    (singular values below 2^-53 of the largest, see :func:`core.spectral._compress`), guarded by random
     probes of what was dropped: contracting products lose rank, so long sequences get cheaper
     as they go (3x for an LSTM at T = 1000, H = 256). Cost ~ L T B n^3 at most (n = H, or 2H for LSTM):
     1.6-2x the bare running product of 256 x 256 matrices for an LSTM at T = 500, H = 128

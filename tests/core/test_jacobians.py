@@ -212,7 +212,7 @@ def test_compression_restarts_when_the_dropped_part_grows(monkeypatch):
     np.testing.assert_allclose(np.log(J[:-1]), log_ref, rtol=0, atol=1e-9)
 
 
-def test_block_power_iteration_falls_back_to_exact_svd(rng, monkeypatch):
+def test_block_power_iteration_falls_back_to_an_exact_eigensolve(rng, monkeypatch):
     model, x = make_case(rng, "gru", "tanh", 1, T=30, H=40)
     J = core.jacobian_norms(model, x)
     monkeypatch.setattr(spectral, "_MAXIT", 1)  # nearly every step takes the full-SVD path
