@@ -17,6 +17,7 @@ callback (presets, uploads), output new control values; the URL follows by itsel
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from urllib.parse import quote
 
@@ -196,10 +197,17 @@ def page(values, upload=None, search="", changed=None, present=False):
     params, _ = validate(controls_to_raw(values), allow_empty_arch=True)
     store = store_data(params)
     out = [no_update] * 8
-    if model or changed & {WEIGHTS, PRESENT}:
-        out[0:3] = overview(store, upload)
     tab = views.get(params.view)
-    if model or changed & {"view", PRESENT} or (tab is not None and changed & set(tab.uses)):
+    first = bool(model or changed & {WEIGHTS, PRESENT})
+    second = bool(model or changed & {"view", PRESENT} or (tab is not None and changed & set(tab.uses)))
+    if first and second:  # both at once: NumPy releases the GIL in its heavy loops, so two cores share the work
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(view, store, params.view)
+            out[0:3] = overview(store, upload)
+            out[3:5] = pending.result()
+    elif first:
+        out[0:3] = overview(store, upload)
+    elif second:
         out[3:5] = view(store, params.view)
     if present:
         out[0], out[3] = (framing.present_figure(f) if isinstance(f, dict) else f for f in (out[0], out[3]))
