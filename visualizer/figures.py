@@ -14,14 +14,16 @@ at the top and bottom of the plot.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import fmt
 from .framing import finish
 from .payloads import WHOLE_LABEL
-from .plotstyle import (COLORS, LINE_WIDTH, REFERENCE_COLOR, SYMBOLS, arr, axis, band_traces, base_layout, has_special,
-                        line_trace, log_axis, log_range, message_figure, overflow_points, overflow_strip, panel_title,
-                        special_points, truncation_shapes)
+from .plotstyle import (COLORS, LINE_WIDTH, OVERFLOW_AXIS, REFERENCE_COLOR, SYMBOLS, arr, axis, band_traces,
+                        base_layout, has_special, line_trace, log_axis, log_range, message_figure, overflow_points,
+                        overflow_strip, panel_title, special_points, truncation_shapes)
 
 
 # ----------------------------------------------------------------------------- grad_norm
@@ -31,6 +33,22 @@ UNDERFLOW_ROW = 0.07  # paper height of one row of the underflow strip
 TINIEST = float(np.finfo(float).smallest_subnormal)  # below this a float64 is 0
 
 
+@dataclass(frozen=True)
+class Panel:
+    """The axes of one log plot and of its strips: ``x``, ``y`` (the log axis), ``over`` (the inf/NaN strip
+    above it) and ``under`` (the exact-zeros strip under it)."""
+
+    x: str = "x"
+    y: str = "y"
+    over: str = OVERFLOW_AXIS
+    under: str = UNDERFLOW_AXIS
+
+
+def _key(axis: str) -> str:
+    """The layout key of an axis id: "x2" -> "xaxis2"."""
+    return ("xaxis" if axis[0] == "x" else "yaxis") + axis[1:]
+
+
 def underflow_title(truncate) -> str:
     """The underflow strip's title: what an exact 0 means here."""
     if truncate:
@@ -38,34 +56,36 @@ def underflow_title(truncate) -> str:
     return f"exactly 0 in float64 ▼: underflow, below {fmt.num(TINIEST, 2)} (not zero)"
 
 
-def underflow_points(x, y, name, color, group, row, truncate) -> list:
-    """Markers for the exact zeros of ``y`` in the underflow strip (its row ``row``): a log axis
-    has no 0, and an underflowed gradient is tiny, not zero."""
+def underflow_points(x, y, name, color, group, row, truncate, panel=Panel(), why=None) -> list:
+    """Markers for the exact zeros of ``y`` in the underflow strip of ``panel`` (its row ``row``): a log
+    axis has no 0, and an underflowed gradient is tiny, not zero. ``why`` (hover) overrides what a 0 means."""
     x, y = np.asarray(x), np.asarray(y, dtype=float)
     zero = y == 0
     if not zero.any():
         return []
-    why = "cut by truncation or underflow" if truncate else f"underflow: |value| below {fmt.num(TINIEST, 2)}"
+    why = why or ("cut by truncation or underflow" if truncate else f"underflow: |value| below {fmt.num(TINIEST, 2)}")
     return [dict(type="scatter", x=arr(x[zero]), y=[row] * int(zero.sum()), mode="markers", name=f"{name}: 0",
                  legendgroup=group, showlegend=False, meta="underflow", cliponaxis=False,
                  marker=dict(symbol="triangle-down", size=10, color=color, line=dict(width=1.5, color=color)),
-                 xaxis="x", yaxis=UNDERFLOW_AXIS,
+                 xaxis=panel.x, yaxis=panel.under,
                  hovertemplate=f"{name}: <b>0</b> in float64 ({why})<extra></extra>")]
 
 
-def underflow_strip(rows, colors, truncate) -> tuple[float, dict, list, list]:
+def underflow_strip(rows, colors, truncate, panel=Panel(), title=None) -> tuple[float, dict, list, list]:
     """(top of the strip in paper units, strip axis, shapes, annotations) of an underflow strip
-    under the plot with one row per name in ``rows`` (first at the top)."""
+    under the plot of ``panel`` with one row per name in ``rows`` (first at the top), titled ``title``
+    (default :func:`underflow_title`)."""
     height = UNDERFLOW_ROW * len(rows) + 0.03
-    strip = dict(type="category", domain=[0, height], anchor="x", categoryorder="array",
+    strip = dict(type="category", domain=[0, height], anchor=panel.x, categoryorder="array",
                  categoryarray=list(reversed(rows)), range=[-0.7, len(rows) - 0.3], fixedrange=True,
                  tickmode="array", tickvals=list(rows),
                  ticktext=[f"<span style='color:{c}'>{r}</span>" for r, c in zip(rows, colors, strict=True)],
                  showgrid=False, zeroline=False, showline=False, ticks="", tickfont=dict(size=14),
                  ticklabelstandoff=14, automargin=False)
-    shapes = [dict(type="rect", xref="x domain", x0=0, x1=1, yref=f"{UNDERFLOW_AXIS} domain", y0=0, y1=1,
+    shapes = [dict(type="rect", xref=f"{panel.x} domain", x0=0, x1=1, yref=f"{panel.under} domain", y0=0, y1=1,
                    layer="below", fillcolor="rgba(0,114,178,0.07)", line=dict(width=0))]
-    annotations = [dict(text=underflow_title(truncate), xref="paper", x=1, xanchor="right", yref="paper", y=height,
+    annotations = [dict(text=title or underflow_title(truncate), xref=f"{panel.x} domain", x=1, xanchor="right",
+                        yref="paper", y=height,
                         yanchor="bottom", showarrow=False, font=dict(size=14, color="#0b4a75"))]
     return height, strip, shapes, annotations
 
@@ -125,13 +145,14 @@ def grad_norm_figure(flows, truncate=None, height=460) -> dict:
                   title_room=22 if overflow else 0)
 
 
-def _place_underflow_strip(layout, rows, colors, truncate=None):
-    """Put an underflow strip with ``rows`` under the plot of ``layout`` (the time axis under it)."""
-    top, strip, strip_shapes, notes = underflow_strip(rows, colors, truncate)
-    high = layout["yaxis"].get("domain", [0, 1])[1]
-    layout["yaxis"]["domain"] = [top + 0.1, high]
-    layout["xaxis"]["anchor"] = UNDERFLOW_AXIS
-    layout.update(yaxis3=strip, shapes=strip_shapes + layout.get("shapes", []),
+def _place_underflow_strip(layout, rows, colors, truncate=None, panel=Panel(), title=None):
+    """Put an underflow strip with ``rows`` under the plot of ``panel`` in ``layout`` (its x axis under
+    the strip). Place an overflow strip first: the plot keeps the top of its domain."""
+    top, strip, strip_shapes, notes = underflow_strip(rows, colors, truncate, panel, title)
+    main = layout[_key(panel.y)]
+    main["domain"] = [top + 0.1, main.get("domain", [0, 1])[1]]
+    layout[_key(panel.x)]["anchor"] = panel.under
+    layout.update({_key(panel.under): strip}, shapes=strip_shapes + layout.get("shapes", []),
                   annotations=notes + layout.get("annotations", []), hoversubplots="axis")
 
 
@@ -144,25 +165,33 @@ def _zero_points(x, y, name, color, yrange, group, underflow):
 
 
 # ----------------------------------------------------------------------------- jacobian
-def _add_overflow_strip(layout, items, data):
-    """Mark the inf/NaN steps of each item's ``median`` in an overflow strip above the plot (as
-    the ``grad_norm`` view does), never at a value of the log axis, and give the items whose median has exact
-    zeros a row of the underflow strip under it (their markers come from :func:`_zero_points`).
-    ``items`` need ``arch``, ``name``, ``median``."""
-    zeros = [it for it in items if np.any(np.asarray(it["median"]) == 0)]
-    if zeros:
-        _place_underflow_strip(layout, [it["name"] for it in zeros], [COLORS[it["arch"]] for it in zeros])
-    overflow = [it for it in items if not np.isfinite(it["median"]).all()]
-    if not overflow:
-        return layout
+def _add_strips(layout, items, data, lines=(("median", ""),), panel=Panel(), zero_title=None):
+    """Mark the inf/NaN steps of each item's ``lines`` (keys, and what to add to the item's name in the
+    hover) in an overflow strip above the plot of ``panel`` (as the ``grad_norm`` view does), never at a
+    value of the log axis, and give the items with exact zeros in a line a row of the underflow strip
+    under it (their markers come from :func:`_zero_points` or :func:`underflow_points`), titled
+    ``zero_title``. ``items`` need ``arch``, ``name``, the ``lines`` and optionally ``t`` (the x values;
+    default every step)."""
+    def having(test):
+        return [it for it in items if any(test(np.asarray(it[k], dtype=float)).any() for k, _ in lines)]
+
+    overflow = having(lambda a: ~np.isfinite(a))
     for it in overflow:
-        x = np.arange(len(it["median"]))
-        data.extend(overflow_points(x, it["median"], it["name"], COLORS[it["arch"]], it["arch"], row=it["name"]))
-    domain, strip, strip_shapes, notes = overflow_strip([it["name"] for it in overflow],
-                                                        [COLORS[it["arch"]] for it in overflow])
-    layout["yaxis"]["domain"] = domain
-    layout.update(yaxis2=strip, shapes=strip_shapes + layout.get("shapes", []),
-                  annotations=notes + layout.get("annotations", []), hoversubplots="axis")
+        for k, label in lines:
+            x = np.asarray(it["t"]) if it.get("t") is not None else np.arange(len(it[k]))
+            data.extend(overflow_points(x, it[k], f"{it['name']}{label}", COLORS[it["arch"]], it["arch"],
+                                        row=it["name"], xaxis=panel.x, yaxis=panel.over))
+    if overflow:
+        domain, strip, strip_shapes, notes = overflow_strip(
+            [it["name"] for it in overflow], [COLORS[it["arch"]] for it in overflow], panel.over, panel.x)
+        main = layout[_key(panel.y)]
+        main["domain"] = [main.get("domain", [0, 1])[0], domain[1]]
+        layout.update({_key(panel.over): strip}, shapes=strip_shapes + layout.get("shapes", []),
+                      annotations=notes + layout.get("annotations", []), hoversubplots="axis")
+    zeros = having(lambda a: a == 0)
+    if zeros:
+        _place_underflow_strip(layout, [it["name"] for it in zeros], [COLORS[it["arch"]] for it in zeros],
+                               panel=panel, title=zero_title)
     return layout
 
 
@@ -184,7 +213,7 @@ def _product_figure(items, data, key, xtitle, ytitle, yrange, height) -> dict:
                          yaxis=log_axis(ytitle, yrange),
                          shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1, layer="below",
                                       line=dict(color=REFERENCE_COLOR, width=1.5, dash="dot"))])
-    layout = _add_overflow_strip(layout, items, data)
+    layout = _add_strips(layout, items, data)
     return finish({"data": data, "layout": layout}, key, [it["name"] for it in items], n,
                   title_room=22 if "yaxis2" in layout else 0)
 
@@ -242,8 +271,17 @@ def jacobian_figure(items, height=480) -> dict:
 
 
 # ----------------------------------------------------------------------------- spectra
+SPECTRA_PANEL = Panel(x="x2", y="y2", over="y3", under="y4")  # the right panel, the step Jacobians' log axis
+SPECTRA_LINES = (("step_max", " σ<sub>max</sub>"), ("step_min", " σ<sub>min</sub>"))
+SPECTRA_ZERO = "exactly 0 in float64 ▼: a singular Jacobian, or underflow"
+
+
 def spectra_figure(items, height=500) -> dict:
     """``spectra``: singular values of W_hh (left) and of the one-step Jacobians over time (right).
+
+    On the right, as in the other views, steps where a singular value is inf or NaN are marked in a
+    labelled strip above the log axis and its exact zeros (a singular Jacobian, or underflow) in a
+    labelled strip under it, one row per architecture.
 
     Parameters
     ----------
@@ -255,8 +293,8 @@ def spectra_figure(items, height=500) -> dict:
     if not items:
         return message_figure("Pick at least one architecture.", height)
     data, thresholds = [], {}
-    right = [it[k] for it in items for k in ("step_max", "step_min") if it.get(k) is not None]
-    yrange = log_range(right, top_room=0.4 if has_special(right) else 0.0) if right else None
+    stepped = [it for it in items if it.get("step_max") is not None]
+    yrange = log_range([it[k] for it in stepped for k, _ in SPECTRA_LINES])
     for it in items:
         color, name, group = COLORS[it["arch"]], it["name"], it["arch"]
         if it.get("weights") is not None:
@@ -277,8 +315,9 @@ def spectra_figure(items, height=500) -> dict:
             data.append(line_trace(t, it["step_min"], f"{name} σ<sub>min</sub>", color, group, width=2, dash="dot",
                               showlegend=False, xaxis="x2", yaxis="y2", meta="min",
                               hover=f"{name} σ<sub>min</sub>: %{{y:.6g}}<extra></extra>"))
-            if yrange:
-                data.extend(special_points(t, it["step_max"], name, color, yrange, group, "x2", "y2"))
+            for k, label in SPECTRA_LINES:
+                data.extend(underflow_points(t, it[k], f"{name}{label}", color, group, name, None, SPECTRA_PANEL,
+                                             why="a singular step Jacobian, or underflow"))
     shapes, annotations = [], [  # centred over their panels: long titles never run off the figure's edge
         panel_title("singular values of W<sub>hh</sub> (top layer)", "#1a1a1a", 0.21, 1.0, "center", size=15),
         panel_title("one-step Jacobians ∂s<sub>t</sub>/∂s<sub>t−1</sub>, sequence 1", "#1a1a1a", 0.775, 1.0,
@@ -296,7 +335,12 @@ def spectra_figure(items, height=500) -> dict:
         xaxis2=axis("time step t", domain=[0.55, 1], anchor="y2"),
         yaxis2=log_axis("σ", yrange, anchor="x2"),
         shapes=shapes, annotations=annotations)
-    return finish({"data": data, "layout": layout}, "spectra", [it["name"] for it in items], title_room=28)
+    _add_strips(layout, stepped, data, SPECTRA_LINES, SPECTRA_PANEL, SPECTRA_ZERO)
+    if "yaxis3" in layout:  # the panel titles go above the overflow strip's title
+        for note in annotations[:2]:
+            note["yshift"] = 22
+    return finish({"data": data, "layout": layout}, "spectra", [it["name"] for it in items],
+                  title_room=50 if "yaxis3" in layout else 28)
 
 
 # ----------------------------------------------------------------------------- gates

@@ -199,9 +199,9 @@ OVERFLOW_ROW = 0.07  # paper height of one row of the strip
 OVERFLOW_TITLE = "overflow (no finite value):  ▲ inf   ✕ NaN"
 
 
-def overflow_points(x, y, name, color, group, row) -> list:
-    """Markers for the inf/NaN values of ``y`` in the overflow strip (its row ``row``): never at
-    a value of the log axis, where they could be read as a number."""
+def overflow_points(x, y, name, color, group, row, xaxis="x", yaxis=OVERFLOW_AXIS) -> list:
+    """Markers for the inf/NaN values of ``y`` in the overflow strip (axis ``yaxis``, its row ``row``):
+    never at a value of the log axis, where they could be read as a number."""
     x, y = np.asarray(x), np.asarray(y, dtype=float)
     bad = ~np.isfinite(y)
     if not bad.any():
@@ -211,23 +211,23 @@ def overflow_points(x, y, name, color, group, row) -> list:
                  legendgroup=group, showlegend=False, meta="overflow", customdata=labels, cliponaxis=False,
                  marker=dict(symbol=[OVERFLOW_SYMBOLS[v] for v in labels], size=10, color=color,
                              line=dict(width=1.5, color=color)),
-                 xaxis="x", yaxis=OVERFLOW_AXIS, hovertemplate=f"{name}: <b>%{{customdata}}</b><extra></extra>")]
+                 xaxis=xaxis, yaxis=yaxis, hovertemplate=f"{name}: <b>%{{customdata}}</b><extra></extra>")]
 
 
-def overflow_strip(rows, colors) -> tuple[dict, dict, list, list]:
-    """(main y-axis domain, strip axis, shapes, annotations) of an overflow strip above the plot
-    with one row per name in ``rows`` (first at the top), its tick labels in ``colors``."""
+def overflow_strip(rows, colors, axis=OVERFLOW_AXIS, xaxis="x") -> tuple[dict, dict, list, list]:
+    """(main y-axis domain, strip axis, shapes, annotations) of an overflow strip (axis ``axis``) above
+    the plot of ``xaxis`` with one row per name in ``rows`` (first at the top), its tick labels in ``colors``."""
     height = OVERFLOW_ROW * len(rows) + 0.03
     top_of_main = 1 - height - 0.05
-    strip = dict(type="category", domain=[1 - height, 1], anchor="x", categoryorder="array",
+    strip = dict(type="category", domain=[1 - height, 1], anchor=xaxis, categoryorder="array",
                  categoryarray=list(reversed(rows)), range=[-0.7, len(rows) - 0.3], fixedrange=True,
                  tickmode="array", tickvals=list(rows),
                  ticktext=[f"<span style='color:{c}'>{r}</span>" for r, c in zip(rows, colors, strict=False)],
                  showgrid=False, zeroline=False, showline=False, ticks="", tickfont=dict(size=14), ticklabelstandoff=14,
                  automargin=False, ticklabeloverflow=TICK_OVERFLOW)
-    shapes = [dict(type="rect", xref="x domain", x0=0, x1=1, yref="y2 domain", y0=0, y1=1, layer="below",
+    shapes = [dict(type="rect", xref=f"{xaxis} domain", x0=0, x1=1, yref=f"{axis} domain", y0=0, y1=1, layer="below",
                    fillcolor="rgba(213,94,0,0.07)", line=dict(width=0))]
-    annotations = [dict(text=OVERFLOW_TITLE, xref="paper", x=1, xanchor="right", yref="paper", y=1,
+    annotations = [dict(text=OVERFLOW_TITLE, xref=f"{xaxis} domain", x=1, xanchor="right", yref="paper", y=1,
                         yanchor="bottom", showarrow=False, font=dict(size=14, color="#8a2b00"))]
     return [0, top_of_main], strip, shapes, annotations
 

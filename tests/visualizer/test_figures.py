@@ -257,8 +257,40 @@ def test_spectra_figure():
     fig = figures.spectra_figure(items)
     go.Figure(fig)
     assert fig["data"][0]["xaxis"] == "x" and fig["data"][1]["xaxis"] == "x2"
-    assert [s["y0"] for s in fig["layout"]["shapes"]] == [1.0, 1.0]
+    assert [s["y0"] for s in fig["layout"]["shapes"] if s["type"] == "line"] == [1.0, 1.0]
     assert any(t["name"].endswith("inf/NaN") for t in fig["data"])
+
+
+def test_spectra_marks_inf_nan_and_zeros_in_labelled_strips_as_the_other_views_do():
+    dead = np.array([1.0, 0.5, 0.0, 0.0, np.nan])  # a singular step, then overflow
+    items = [{"arch": "rnn-relu", "name": "RNN-relu", "weights": np.array([2.0, 1.0]), "threshold": 1.0,
+              "step_max": np.array([2.0, 1.5, 1.0, 0.0, np.inf]), "step_min": dead, "t": np.arange(0, 10, 2)},
+             {"arch": "gru", "name": "GRU", "weights": np.array([1.0, 0.5]), "threshold": None,
+              "step_max": np.full(5, 0.9), "step_min": np.full(5, 0.1), "t": np.arange(0, 10, 2)}]
+    fig = figures.spectra_figure(items)
+    go.Figure(fig)
+    layout = fig["layout"]
+    over, under, main = layout["yaxis3"], layout["yaxis4"], layout["yaxis2"]
+    assert over["tickvals"] == ["RNN-relu"] and under["tickvals"] == ["RNN-relu"]  # the GRU is finite and nonzero
+    assert over["anchor"] == under["anchor"] == "x2" and layout["xaxis2"]["anchor"] == "y4"
+    assert under["domain"][1] < main["domain"][0] < main["domain"][1] < over["domain"][0]
+    assert layout["yaxis"].get("domain", [0, 1]) == [0, 1]  # the left panel keeps its height
+    marks = {t["name"]: t for t in fig["data"] if t.get("meta") in ("overflow", "underflow")}
+    assert list(decode(marks["RNN-relu σ<sub>max</sub>: inf/NaN"]["x"])) == [8]
+    assert marks["RNN-relu σ<sub>max</sub>: inf/NaN"]["customdata"] == ["inf"]
+    assert marks["RNN-relu σ<sub>min</sub>: inf/NaN"]["customdata"] == ["NaN"]
+    assert list(decode(marks["RNN-relu σ<sub>max</sub>: 0"]["x"])) == [6]
+    assert list(decode(marks["RNN-relu σ<sub>min</sub>: 0"]["x"])) == [4, 6]
+    assert {t["yaxis"] for t in marks.values() if t["meta"] == "overflow"} == {"y3"}
+    assert {t["yaxis"] for t in marks.values() if t["meta"] == "underflow"} == {"y4"}
+    notes = " ".join(a["text"] for a in layout["annotations"])
+    assert "inf" in notes and "NaN" in notes and "exactly 0" in notes and "singular" in notes
+    for t in fig["data"]:  # on the log axis: finite positive values or gaps only, no marker at a made-up value
+        if t.get("yaxis") == "y2":
+            y = decode(t["y"])
+            assert np.all((np.isfinite(y) & (y > 0)) | np.isnan(y)) and t.get("meta") != "zero"
+    clean = figures.spectra_figure([items[1]])
+    assert "yaxis3" not in clean["layout"] and "yaxis4" not in clean["layout"]
 
 
 def test_gates_figure_shows_the_gated_path_and_the_whole():
@@ -352,6 +384,23 @@ def test_view1_with_both_strips():
     go.Figure(fig)
     lo, hi = fig["layout"]["yaxis"]["domain"]
     assert fig["layout"]["yaxis3"]["domain"][1] < lo < hi < fig["layout"]["yaxis2"]["domain"][0]
+
+
+@pytest.mark.parametrize("view", ["jacobian", "gates"])
+def test_jacobian_and_gates_views_with_both_strips_keep_the_plot_between_them(view):
+    underflowed = np.logspace(0, -300, 12)
+    underflowed[9:] = 0.0
+    exploded = np.logspace(0, 300, 12)
+    exploded[10:] = np.inf
+    items = [{"arch": "rnn", "name": "RNN", "label": "‖J‖", "band": False, "median": underflowed,
+              "min": underflowed, "max": underflowed, "whole": None},
+             {"arch": "rnn-relu", "name": "RNN-relu", "label": "‖J‖", "band": False, "median": exploded,
+              "min": exploded, "max": exploded, "whole": None}]
+    fig = (figures.jacobian_figure if view == "jacobian" else figures.gates_figure)(items)
+    go.Figure(fig)
+    layout = fig["layout"]
+    lo, hi = layout["yaxis"]["domain"]  # the log axis' lowest tick never sits on the underflow strip's row label
+    assert layout["yaxis3"]["domain"][1] + 0.05 < lo < hi < layout["yaxis2"]["domain"][0]
 
 
 @pytest.mark.parametrize("view", ["jacobian", "gates"])
