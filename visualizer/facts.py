@@ -42,7 +42,8 @@ class JacobianFacts:
     name: str
     rate: float  # fitted per-step factor over the lags (core.rate_per_step)
     lyapunov: float  # exp of the Lyapunov estimate at the largest usable lag
-    at_last_lag: float  # ||ds_{T-1}/ds_0||
+    at_last_lag: float  # ||ds_{T-1}/ds_s|| at the largest lag computed, s = from_step
+    from_step: int  # 0, or the first step computed when the size allows only the last lags
     peak: float  # max over lags
     peak_lag: int
 
@@ -107,6 +108,7 @@ def jacobian_facts(key: compute.RunKey) -> JacobianFacts:
     lam = core.lyapunov_exponent(by_lag) if by_lag.size > 1 else float("nan")
     return JacobianFacts(name=compute.DISPLAY_NAMES[key.arch], rate=core.rate_per_step(by_lag),
                          lyapunov=float(np.exp(lam)), at_last_lag=float(by_lag[-1]),
+                         from_step=key.data.seq_len - by_lag.size,
                          peak=float(np.max(finite)), peak_lag=int(np.argmax(finite)))
 
 
@@ -125,12 +127,18 @@ def weight_facts(key: compute.RunKey) -> WeightFacts:
                        threshold=compute.gamma_threshold(key), rho=rho, dphi=dphi, plain=plain)
 
 
+def gate_path(key: compute.RunKey, start: int) -> float:
+    """The gated path's product (prod f for the LSTM, prod z for the GRU) from step ``start`` to the last:
+    the median over the batch of the mean over units, as the Gating tab draws it."""
+    return float(np.median(compute.gate_products(key)[-1][start]))
+
+
 @memoize(maxsize=24)
 def gate_facts(key: compute.RunKey) -> GateFacts:
     """:class:`GateFacts` of the top layer of an LSTM or GRU (ValueError for plain RNNs)."""
     model, x = compute.model_of(key), compute.task_of(key).x
     stats = core.gate_saturation(model, x)
-    path = float(np.median(compute.gate_products(key)[-1][0]))
+    path = gate_path(key, 0)
     return GateFacts(name=compute.DISPLAY_NAMES[key.arch], names=stats.names, low=stats.low, high=stats.high,
                      fraction=tuple(float(v) for v in stats.fraction[-1]),
                      mean=tuple(float(v) for v in stats.mean[-1]), total=float(stats.total[-1]), path=path,

@@ -227,14 +227,26 @@ def jacobian_note(keys) -> str | None:
     return _join(*lines, payloads.jacobian_note(keys))
 
 
+def _value(x) -> str:
+    """A quoted number, or what a non-finite one means (never "NaN" as a figure)."""
+    return num(x) if math.isfinite(x) else "no finite value (overflow)"
+
+
 def gates_note(keys) -> str | None:
     """The Gating tab's computed lines: each gated network's path product over the sequence beside
-    its whole Jacobian norm."""
+    its whole Jacobian norm; where the size allows only the last steps of the whole Jacobian, the
+    path over those same steps beside it."""
     lines = []
     for k in keys:
         if k.arch.startswith("rnn"):
             continue
         g, j = facts.gate_facts(k), facts.jacobian_facts(k)
-        lines.append(f"{g.name}: ∏ {g.path_gate} from step 0 = {num(g.path)}, whole ‖∂s{sub(k.data.seq_len - 1)}/∂s₀‖ "
-                     f"= {num(j.at_last_lag)}.")
+        T, s, gate = k.data.seq_len, j.from_step, g.path_gate
+        whole = f"whole ‖∂s{sub(T - 1)}/∂s{sub(s)}‖ = {_value(j.at_last_lag)}"
+        if s == 0:
+            lines.append(f"{g.name}: ∏ {gate} from step 0 = {_value(g.path)}, {whole}.")
+        else:
+            lines.append(f"{g.name}: ∏ {gate} from step 0 = {_value(g.path)}. At this size the whole Jacobian is "
+                         f"computed over the last {T - 1 - s} steps only: there ∏ {gate} = "
+                         f"{_value(facts.gate_path(k, s))}, {whole}.")
     return _join(*lines, payloads.gates_note(keys))

@@ -14,7 +14,9 @@ import pytest
 
 import core
 from visualizer import compute, facts, lessons, narrative, presets
+from visualizer.budget import jacobian_plan
 from visualizer.fmt import mib, num, sub
+from visualizer.urlstate import Params
 
 NUMBER = re.compile(r"\d+(?:\.\d+)?(?:·10[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)?")
 FORMULA = re.compile(r"[A-Z]\w+ (?:et al\.|& \w+) \d{4}|1/γ|\(1 − [\w²]+\)|"
@@ -249,6 +251,24 @@ def test_view_notes_quote_the_measured_rate_and_the_bound():
     path = np.median(core.gate_products(model, task.x)[-1, 0])
     whole = np.median(core.jacobian_norms(model, task.x)[-1, 0])
     assert f"GRU: ∏ z from step 0 = {num(path)}, whole ‖∂s₉₉/∂s₀‖ = {num(whole)}." in gates
+
+
+def test_gates_note_where_only_the_last_lags_are_computed_quotes_those_steps():
+    p = Params(arch=("lstm",), seq_len=1000, hidden=256)
+    key = compute.run_key(p, "lstm")
+    _, lags = jacobian_plan(key)
+    assert lags is not None and lags < 999  # this size computes only the last lags of the whole Jacobian
+    s = 999 - lags
+    model, task = compute.get_model(key), compute.get_task(key.data)
+    path = np.median(core.gate_products(model, task.x)[-1, 0])
+    path_s = np.median(core.gate_products(model, task.x)[-1, s])
+    whole_s = core.jacobian_norms(model, task.x[:, :1], lags=lags)[-1, s, 0]
+    assert np.isfinite(whole_s) and np.isnan(core.jacobian_norms(model, task.x[:, :1], lags=lags)[-1, 0, 0])
+    note = narrative.gates_note([key])
+    assert f"LSTM: ∏ f from step 0 = {num(path)}. " in note
+    assert (f"computed over the last {lags} steps only: there ∏ f = {num(path_s)}, "
+            f"whole ‖∂s₉₉₉/∂s{sub(s)}‖ = {num(whole_s)}.") in note
+    assert "NaN" not in note and "∂s₀‖" not in note  # never a number for steps that were not computed
 
 
 def test_cost():
