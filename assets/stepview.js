@@ -102,12 +102,14 @@ window.dash_clientside.stepview = {
 
     // Where the figure is drawn: [toolbar + plot style, view graph style]. The stepped figure (it has frames and
     // a "phase" slider) on the step-by-step tab goes to the plain div; anything else (another tab, a message
-    // figure) stays in the view graph.
+    // figure) stays in the view graph, as tall as the figure (see graphs.fit in graphs.js).
     placement: function (figure, tab, constants) {
         const stepped = !!(constants && tab === constants.view && figure && Array.isArray(figure.frames)
                            && figure.frames.length && figure.layout && figure.layout.sliders
                            && figure.layout.sliders.length && figure.layout.sliders[0].name === "phase");
-        return stepped ? [{}, {display: "none"}] : [{display: "none"}, {}];
+        const h = figure && figure.layout && figure.layout.height;
+        const graph = typeof h === "number" && h > 0 && isFinite(h) ? {height: h + "px"} : {};
+        return stepped ? [{}, {display: "none"}] : [{display: "none"}, graph];
     },
 
     // Clientside callback: draw the stepped figure (data, layout and frames, sent once) into the plain div.

@@ -244,6 +244,9 @@ def register(app) -> None:
                  State(ids.UPLOAD_PENDING, "data"), State(ids.URL_WRITE, "search"))(update_page)
     app.clientside_callback(ClientsideFunction("controls", "scaleFieldClass"), Output(ids.SCALE_FIELD, "className"),
                             Input(ids.INIT, "value"), State(ids.SCALE_HINT, "data"))
+    # each graph as tall as its figure (a resize would otherwise collapse it: assets/graphs.js)
+    app.clientside_callback(ClientsideFunction("graphs", "fit"), Output(ids.GRAD_GRAPH, "style"),
+                            Input(ids.GRAD_GRAPH, "figure"))
     # the step-by-step view: its frames come with the figure; assets/stepview.js steps them in the browser
     app.clientside_callback(ClientsideFunction("stepview", "buttons"), Output(ids.STEP_FRAME, "data"),
                             Input(ids.STEP_BACK, "n_clicks"), Input(ids.STEP_NEXT, "n_clicks"),

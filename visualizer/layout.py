@@ -12,7 +12,7 @@ from dash import dcc, html
 
 from . import classroom, explain, ids, limits, training_ui, views
 from .framing import GRAPH_CONFIG
-from .plotstyle import COLORS, GLYPHS
+from .plotstyle import COLORS, GLYPHS, message_figure
 from .urlstate import DEFAULTS, INIT_CHOICES, OPTIMIZER_CHOICES, SPEC, TASK_CHOICES, UNSCALED_INITS, Params
 
 ARCH_LABELS = {"rnn": "RNN (tanh)", "rnn-relu": "RNN (ReLU)", "lstm": "LSTM", "gru": "GRU"}
@@ -134,8 +134,9 @@ def _card(title, children, class_name="card"):
 
 
 def _graph(id_):
-    """A responsive graph with a PNG button, no Plotly logo and nothing that sends data out."""
-    return dcc.Graph(id=id_, config=GRAPH_CONFIG, className="graph")
+    """A responsive graph with a PNG button, no Plotly logo and nothing that sends data out; blank (no
+    axes, no modebar) until its first figure arrives."""
+    return dcc.Graph(id=id_, config=GRAPH_CONFIG, className="graph", figure=message_figure(""))
 
 
 def _loading(id_, child):

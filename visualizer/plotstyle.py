@@ -110,9 +110,16 @@ def log_axis(title, yrange, standoff=12, automargin=True, **kw) -> dict:
     return axis
 
 
+# Every modebar button a graph of the app can show (framing.GRAPH_CONFIG removes the rest): a figure
+# without data removes them all, so no toolbar floats over an empty graph.
+MODEBAR_BUTTONS = ("toimage", "zoom", "pan", "select", "lasso", "zoomin", "zoomout", "autoscale", "resetscale",
+                   "togglespikelines", "hoverclosest", "hovercompare")
+
+
 def message_figure(text: str, height=440, width_chars=48) -> dict:
     """An empty figure that shows ``text`` in its middle (no data, errors, nothing selected),
-    wrapped at ``width_chars`` characters so it fits a narrow graph."""
+    wrapped at ``width_chars`` characters so it fits a narrow graph; it has no modebar (nothing to
+    zoom or save)."""
     lines, line = [], ""
     for word in str(text).split():
         if line and len(line) + 1 + len(word) > width_chars:
@@ -123,7 +130,7 @@ def message_figure(text: str, height=440, width_chars=48) -> dict:
     lines.append(line)
     return {"data": [], "layout": base_layout(
         height=height, showlegend=False, xaxis=dict(visible=False), yaxis=dict(visible=False),
-        uirevision="message",
+        uirevision="message", modebar=dict(remove=list(MODEBAR_BUTTONS)),
         annotations=[dict(text="<br>".join(html.escape(x) for x in lines), x=0.5, y=0.5, xref="paper",
                           yref="paper", showarrow=False, font=dict(size=20, color="#444"))])}
 

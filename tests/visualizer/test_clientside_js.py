@@ -141,3 +141,20 @@ def test_every_clientside_function_of_the_app_is_defined_in_an_asset():
                                                  (None, False), ("", False)])
 def test_presentation_mode_is_read_from_the_page_class(class_name, present):
     assert run_cases("classroom.js", "classroom", [("isPresent", [class_name])]) == [present]
+
+
+GRAPH_FIT = [
+    # figure -> the style of its graph (as tall as the figure, so a resize cannot collapse it)
+    ({"data": [], "layout": {"height": 460}}, {"height": "460px"}),
+    ({"data": [], "layout": {"height": 644.0}}, {"height": "644px"}),
+    ({"data": [], "layout": {}}, {}),
+    ({"data": []}, {}),
+    (None, {}),
+    ({"layout": {"height": "460"}}, {}),  # forged or odd values give the default style
+    ({"layout": {"height": -5}}, {}),
+    ({"layout": {"height": None}}, {}),
+]
+
+
+def test_graph_fit_table():
+    assert run_cases("graphs.js", "graphs", [("fit", [fig]) for fig, _ in GRAPH_FIT]) == [w for _, w in GRAPH_FIT]

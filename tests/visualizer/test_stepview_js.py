@@ -92,6 +92,8 @@ PLACEMENT = [
     (({**STEPPED, "layout": {"sliders": [{"name": "window"}]}}, "steps", C), [HIDE, SHOW]),
     ((None, "steps", C), [HIDE, SHOW]),
     ((STEPPED, "steps", None), [HIDE, SHOW]),
+    (({**MESSAGE, "layout": {"height": 480}}, "heatmap", C), [HIDE, {"height": "480px"}]),  # as tall as its figure
+    (({**STEPPED, "layout": {"height": 900, "sliders": []}}, "steps", C), [HIDE, {"height": "900px"}]),
 ]
 
 
