@@ -112,6 +112,15 @@ window.dash_clientside.stepview = {
         return stepped ? [{}, {display: "none"}] : [{display: "none"}, graph];
     },
 
+    // The stepped figure's height: in presentation mode as tall as the `room` the window leaves under the step
+    // buttons (a projector shows buttons and figure at once), at least FIT_MIN px; never taller than built.
+    FIT_MIN: 560,
+    fitHeight: function (height, room, present) {
+        const ns = window.dash_clientside.stepview;
+        if (!present || !(room > 0) || !(height > 0)) { return height; }
+        return Math.max(ns.FIT_MIN, Math.min(height, Math.floor(room)));
+    },
+
     // Clientside callback: draw the stepped figure (data, layout and frames, sent once) into the plain div.
     render: function (figure, tab, constants) {
         const ns = window.dash_clientside.stepview;
@@ -121,9 +130,16 @@ window.dash_clientside.stepview = {
             if (styles[0].display === "none") {
                 if (div.classList.contains("js-plotly-plot")) { window.Plotly.purge(div); }
             } else {
-                if (div.parentElement) { div.parentElement.style.display = ""; }  // visible before plotly sizes it
-                ns._quiet(window.Plotly.react(div, {data: figure.data, layout: figure.layout, frames: figure.frames,
-                                                    config: {displaylogo: false, responsive: true}}));
+                let layout = figure.layout;
+                if (div.parentElement) {
+                    div.parentElement.style.display = "";  // visible before plotly sizes it
+                    const above = div.getBoundingClientRect().top - div.parentElement.getBoundingClientRect().top;
+                    const present = document.querySelector(".present") !== null;
+                    layout = Object.assign({}, layout, {height: ns.fitHeight(layout.height,
+                                                                             window.innerHeight - above - 8, present)});
+                }
+                ns._quiet(window.Plotly.react(div, {data: figure.data, layout: layout, frames: figure.frames,
+                                                    config: constants.config || {displaylogo: false}}));
             }
         }
         return styles;

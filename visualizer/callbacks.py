@@ -210,7 +210,9 @@ def page(values, upload=None, search="", changed=None, present=False):
     elif second:
         out[3:5] = view(store, params.view)
     if present:
-        out[0], out[3] = (framing.present_figure(f) if isinstance(f, dict) else f for f in (out[0], out[3]))
+        scales = (framing.PRESENT_SCALE, (tab and tab.present_scale) or framing.PRESENT_SCALE)
+        out[0], out[3] = (framing.present_figure(f, k) if isinstance(f, dict) else f
+                          for f, k in zip((out[0], out[3]), scales, strict=True))
     if changed - {WEIGHTS, PRESENT}:
         out[5:8] = url_and_messages(values, search)
     return out

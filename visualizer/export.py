@@ -13,6 +13,7 @@ import csv
 import html
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -113,6 +114,26 @@ code { background: #f3f4f6; padding: 0.1rem 0.3rem; word-break: break-all; }
 """
 
 
+# A stepped figure (the step-by-step view) steps with the arrow keys in the report as on the page: the
+# report inlines the page's own stepping code (assets/stepview.js) and points it at the figure's div.
+STEPVIEW_JS = Path(__file__).resolve().parent.parent / "assets" / "stepview.js"
+STEPPED_DIV = "bpttlab-steps"
+
+
+def _stepped(fig) -> bool:
+    """Whether ``fig`` is the step-by-step figure (frames and a "phase" slider)."""
+    sliders = fig.layout.sliders
+    return bool(fig.frames) and bool(sliders) and sliders[0].name == "phase"
+
+
+def _step_keys() -> str:
+    """The script that lets the arrow keys (shift: a whole phase; Home / End) step the report's stepped figure."""
+    code = STEPVIEW_JS.read_text(encoding="utf-8").replace("</", "<\\/")
+    install = f"window.dash_clientside.stepview.keys({{graph: {json.dumps(STEPPED_DIV)}}});"
+    return (f"<script>{code}</script><script>{install}</script><p class='caption'>Step with the slider, ▶, or the "
+            "arrow keys ← → (with shift: a whole phase; Home / End: first / last).</p>")
+
+
 NONE_MEANS = {"forget_bias": "the initialiser's", "truncate": "none (full BPTT)", "clip": "none (no clipping)"}
 
 
@@ -153,9 +174,12 @@ def report_html(params: Params, figs: list[tuple[str, object, str]], series: lis
     for i, (title, fig, caption) in enumerate(figs):
         parts.append(f"<h2>{html.escape(title)}</h2>")
         fig = go.Figure(fig) if isinstance(fig, dict) else fig  # resolves the template name
+        stepped = _stepped(fig)
         parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), include_mathjax=False,
-                                 config=framing.GRAPH_CONFIG,
+                                 config=framing.GRAPH_CONFIG, div_id=STEPPED_DIV if stepped else None,
                                  auto_play=False))  # a stepped figure waits for its reader
+        if stepped:
+            parts.append(_step_keys())
         if caption:
             parts.append(f"<p class='caption'>{html.escape(caption)}</p>")
     parts.append(f"<h2>Settings</h2><table>{rows}</table>")

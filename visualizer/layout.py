@@ -149,7 +149,8 @@ def _loading(id_, child):
 
 
 STEP_CONSTANTS = {"graph": ids.STEP_PLOT, "back": ids.STEP_BACK, "next": ids.STEP_NEXT, "play": ids.STEP_PLAY,
-                  "pause": ids.STEP_PAUSE, "view": "steps", "duration": 900}
+                  "pause": ids.STEP_PAUSE, "view": "steps", "duration": 900,
+                  "config": GRAPH_CONFIG}  # the stepped plot's modebar: the app's (nothing sends data out)
 
 
 def step_toolbar() -> html.Div:

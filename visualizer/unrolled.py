@@ -185,22 +185,24 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
     net, bars = ([0.56, 1.0], [0.36, 0.50]) if has_map else ([0.42, 1.0], [0.0, 0.34])
     bars_title = "∂L/∂W_hh" + (" (top)" if p.L > 1 else "")
     anim = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
-    sliders = [{"name": "phase", "active": 0, "x": 0.08, "len": 0.92, "y": -0.07, "yanchor": "top",
-                "pad": {"t": 30}, "currentvalue": {"visible": False}, "font": {"size": 12},
+    # the controls under the plot sit at fixed px from it (pad), whatever height the page fits the figure to
+    sliders = [{"name": "phase", "active": 0, "x": 0.08, "len": 0.92, "y": 0, "yanchor": "top",
+                "pad": {"t": 80}, "currentvalue": {"visible": False}, "font": {"size": 12},
                 "steps": [{"method": "animate", "label": label, "args": [[str(i)], anim]}
                           for i, (_, _, label) in enumerate(plan)]}]
     if p.T > DRAWN:
-        sliders.append({"name": "window", "active": 0, "x": 0.08, "len": 0.92, "y": -0.19, "yanchor": "top",
-                        "pad": {"t": 20}, "currentvalue": {"prefix": "window from step ", "font": {"size": 12}},
+        sliders.append({"name": "window", "active": 0, "x": 0.08, "len": 0.92, "y": 0, "yanchor": "top",
+                        "pad": {"t": 144}, "currentvalue": {"prefix": "window from step ", "font": {"size": 12}},
                         "font": {"size": 10}, "tickcolor": "white",
                         "steps": [{"method": "relayout", "label": str(s),
                                    "args": [{"xaxis.range": [s - 0.6, s + DRAWN - 0.4]}]}
                                   for s in range(0, p.T - DRAWN + 1)]})
+    lines = max(f["layout"]["title"]["text"].count("<br>") + 1 for f in frames)  # of the explanations (15 px)
     layout = base_layout(
         height=height, font={"family": FONT, "size": 14, "color": "#1a1a1a"},
-        margin={"l": 70, "r": 40, "t": 150, "b": 200 if p.T > DRAWN else 130},
-        title={"text": frames[0]["layout"]["title"]["text"], "x": 0.01, "xanchor": "left", "y": 0.985,
-               "yanchor": "top", "font": {"size": 15}},
+        margin={"l": 70, "r": 40, "t": 24 + 20 * lines + 34, "b": 200 if p.T > DRAWN else 134},
+        title={"text": frames[0]["layout"]["title"]["text"], "x": 0.01, "xanchor": "left", "y": 1,
+               "yref": "container", "yanchor": "top", "pad": {"t": 14}, "font": {"size": 15}},
         legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "font": {"size": 12}},
         xaxis={"range": _window(p.T, 0), "anchor": "y3" if has_map else "y2", "title": {"text": "step t"},
                "gridcolor": GRID, "zeroline": False, "dtick": 1 if p.T <= DRAWN else 5},
@@ -208,8 +210,8 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
                "ticktext": ticktext, "showgrid": False, "zeroline": False, "fixedrange": True},
         yaxis2={"domain": bars, "anchor": "x", "range": bar_range, "title": {"text": bars_title, "font": {"size": 12}},
                 "gridcolor": GRID, "zeroline": True, "zerolinecolor": "#999", "fixedrange": True},
-        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.07, "xanchor": "left",
-                      "yanchor": "top", "pad": {"t": 30, "r": 10}, "showactive": False, "buttons": [
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": 0, "xanchor": "left",
+                      "yanchor": "top", "pad": {"t": 80, "r": 10}, "showactive": False, "buttons": [
                           {"label": "▶", "method": "animate",
                            "args": [None, {"frame": {"duration": 900, "redraw": True}, "transition": {"duration": 0},
                                            "fromcurrent": True, "mode": "immediate"}]},

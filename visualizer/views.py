@@ -43,6 +43,7 @@ class View:
     tab: bool = True
     uses: tuple = ()
     one_arch: bool = False
+    present_scale: float | None = None  # presentation mode's scale of the figure (None: the app's)
 
 
 VIEWS = {v.key: v for v in (
@@ -260,6 +261,7 @@ loss step.
         note=stepview.note,
         uses=("optimizer", "lr", "clip"),
         one_arch=True,
+        present_scale=1.2,  # fitted to the window in presentation mode (assets/stepview.js): room for the network
     ),
 )}
 GRAD_NORM = VIEWS["grad_norm"]  # view 1, above the tabs

@@ -4,7 +4,7 @@ from dash.testing.wait import until
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
-from visualizer import ids, presets, stepview, unrolled
+from visualizer import export, ids, presets, stepview, unrolled
 from visualizer.app import create_app
 from visualizer.stepview import fmt
 
@@ -119,4 +119,53 @@ def test_too_long_a_sequence_gets_a_message_naming_the_field(dash_duo):
         "return gd && gd._fullLayout ? gd._fullLayout.annotations.map(a => a.text).join(' ') : ''"), 30, poll=0.1)
     assert dash_duo.driver.execute_script(
         f"return getComputedStyle(document.getElementById('{ids.STEP_TOOLBAR}')).display") == "none"
+    assert dash_duo.get_logs() == []
+
+
+ACTIVE = """
+const gd = document.getElementById(arguments[0]);
+return gd && gd._fullLayout && gd._fullLayout.sliders && gd._transitionData ? gd._fullLayout.sliders[0].active : null;
+"""
+
+
+def test_the_html_report_steps_with_the_arrow_keys(dash_duo, tmp_path):
+    params = presets.PRESETS["bptt-steps"].params
+    starts = [i for i, (_, _, label) in enumerate(unrolled.frame_plan(stepview.payload(params))) if label]
+    report = tmp_path / "report.html"
+    report.write_text(export.report(params), encoding="utf-8")
+    dash_duo.driver.get(report.as_uri())  # from disk: no app, no server
+    active = lambda: dash_duo.driver.execute_script(ACTIVE, export.STEPPED_DIV)  # noqa: E731
+    until(lambda: active() == 0, 30, poll=0.1)
+    dash_duo.find_element("body").click()
+    press(dash_duo, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
+    until(lambda: active() == 2, 10, poll=0.05)
+    press(dash_duo, Keys.ARROW_LEFT)
+    until(lambda: active() == 1, 10, poll=0.05)
+    press(dash_duo, Keys.ARROW_RIGHT, shift=True)  # a whole phase: to the losses
+    until(lambda: active() == next(s for s in starts if s > 1), 10, poll=0.05)
+    press(dash_duo, Keys.END)
+    until(lambda: active() == len(unrolled.frame_plan(stepview.payload(params))) - 1, 10, poll=0.05)
+    assert dash_duo.get_logs() == []
+
+
+FIT_JS = """
+const bar = document.getElementById(arguments[0]), plot = document.getElementById(arguments[1]);
+bar.scrollIntoView({block: 'start'});
+const b = bar.getBoundingClientRect(), p = plot.getBoundingClientRect();
+return {inner: window.innerHeight, top: b.top, above: p.top - b.top, bottom: p.bottom,
+        height: plot._fullLayout ? plot._fullLayout.height : null};
+"""
+
+
+def test_in_presentation_mode_the_step_buttons_and_figure_fit_the_window(dash_duo):
+    dash_duo.driver.set_window_size(1280, 900)
+    dash_duo.start_server(create_app())
+    dash_duo.driver.get(dash_duo.server_url + "/?preset=bptt-steps&present=1")
+    until(lambda: dash_duo.driver.execute_script(ACTIVE, ids.STEP_PLOT) == 0, 60, poll=0.1)
+    until(lambda: dash_duo.driver.execute_script(FIT_JS, ids.STEP_TOOLBAR, ids.STEP_PLOT)["height"] < 1000, 30)
+    fit = dash_duo.driver.execute_script(FIT_JS, ids.STEP_TOOLBAR, ids.STEP_PLOT)
+    room = fit["inner"] - fit["above"] - 8
+    assert room >= 560  # this window leaves the figure more than its smallest height
+    assert fit["height"] == pytest.approx(room, abs=1)  # as tall as the window allows (built: 900 px x 1.2)
+    assert fit["top"] == pytest.approx(0, abs=1) and fit["bottom"] <= fit["inner"]  # buttons and figure at once
     assert dash_duo.get_logs() == []

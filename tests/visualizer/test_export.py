@@ -165,3 +165,14 @@ def test_html_report_graphs_offer_no_upload_and_settings_read_as_words():
     assert table["arch"] == "rnn, lstm, gru" and table["clip"] == "none (no clipping)" and table["truncate"] == "5"
     assert table["match_params"] == "no" and table["forget_bias"] == "the initialiser&#x27;s"
     assert not any(v.startswith(("[", "(", "None")) for v in table.values())
+
+
+def test_the_stepped_figure_steps_with_the_arrow_keys_in_the_report():
+    page = export.report(replace(SMALL, arch=("rnn",), seq_len=6, view="steps"))
+    assert f'id="{export.STEPPED_DIV}"' in page and page.count("class=\"plotly-graph-div\"") == 2
+    code = export.STEPVIEW_JS.read_text(encoding="utf-8")
+    assert code in page  # the page's own stepping code, inlined (nothing fetched)
+    assert f"window.dash_clientside.stepview.keys({{graph: \"{export.STEPPED_DIV}\"}});" in page
+    assert "arrow keys" in page
+    plain = export.report(replace(SMALL, view="gates"))
+    assert "dash_clientside" not in plain and export.STEPPED_DIV not in plain

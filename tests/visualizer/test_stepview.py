@@ -5,7 +5,7 @@ import pytest
 
 import core
 from core.walkthrough import sequence_states
-from visualizer import compute, stepview, unrolled
+from visualizer import compute, stepview, unrolled, views
 from visualizer.stepview import fmt
 from visualizer.urlstate import Params
 
@@ -241,7 +241,8 @@ def test_the_html_report_carries_the_frames_and_waits_for_its_reader():
 
     html = export.report(Params(**{**CLASS.to_dict(), "arch": ["rnn"], "view": "steps"}))
     assert "Plotly.addFrames" in html and '"name":"phase"' in html  # stepped by its own slider and Play button
-    assert "Plotly.animate(" not in html  # no autoplay: it would also run every frame with a transition
+    own = html.replace(export.STEPVIEW_JS.read_text(encoding="utf-8"), "")  # the arrow keys' code, run on a key
+    assert "Plotly.animate(" not in own  # no autoplay: it would also run every frame with a transition
     assert "whh_grad_norm_by_loss_step" in html  # the map's numbers are in the embedded data
 
 
@@ -273,6 +274,28 @@ def test_a_change_of_the_update_settings_redraws_the_step_tab_only():
         if redrawn:
             update = next(f for f in out[3]["frames"] if f["layout"]["title"]["text"].startswith("Clipping"))
             assert "c = 0.5" in update["layout"]["title"]["text"]
+
+
+def test_presentation_mode_scales_the_stepped_figure_less_than_the_others():
+    from visualizer import callbacks, framing
+
+    params = Params(**{**CLASS.to_dict(), "arch": ["rnn"], "view": "steps"})
+    plain = callbacks.page(callbacks.params_to_controls(params), search="", changed={"view"})[3]
+    big = callbacks.page(callbacks.params_to_controls(params), search="", changed={"view"}, present=True)[3]
+    scale = views.VIEWS["steps"].present_scale
+    assert 1 < scale < framing.PRESENT_SCALE  # it is fitted to the window instead (assets/stepview.js)
+    assert big["layout"]["font"]["size"] == pytest.approx(plain["layout"]["font"]["size"] * scale)
+    assert big["layout"]["margin"]["t"] == pytest.approx(plain["layout"]["margin"]["t"] * scale)
+    view1 = callbacks.page(callbacks.params_to_controls(params), search="", present=True)[0]
+    assert view1["layout"]["font"]["size"] == pytest.approx(17 * framing.PRESENT_SCALE)  # the others as before
+
+
+def test_the_controls_under_the_stepped_figure_sit_at_fixed_px_from_the_plot(lesson):
+    _, fig = lesson
+    layout = fig["layout"]
+    for widget in (*layout["sliders"], *layout["updatemenus"]):  # a fitted height moves nothing into the axis labels
+        assert widget["y"] == 0 and widget["yanchor"] == "top" and widget["pad"]["t"] >= 80
+    assert layout["title"]["yref"] == "container" and layout["title"]["y"] == 1
 
 
 def test_node_hovers_hold_the_core_numbers(lesson):
