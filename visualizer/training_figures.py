@@ -124,6 +124,9 @@ def flows_at(snaps: list[dict]) -> list[SnapFlow]:
     return [SnapFlow(s["arch"], DISPLAY_NAMES[s["arch"]], np.atleast_2d(unjson(s["hidden"]))) for s in snaps]
 
 
+FLOW_TITLE_LINE = 24  # px of the flow figure's second x-title line
+
+
 def flow_figure(snaps: list[dict], truncate=None, height=400) -> dict:
     """View 1 of the snapshots ``snaps`` (dicts from :func:`visualizer.training.snapshot`)."""
     if not snaps:
@@ -133,7 +136,10 @@ def flow_figure(snaps: list[dict], truncate=None, height=400) -> dict:
     steps = sorted({int(s["step"]) for s in snaps})
     title = f"after training step {steps[-1]}" if len(steps) == 1 else \
         "after training step " + ", ".join(f"{DISPLAY_NAMES[s['arch']]} {s['step']}" for s in snaps)
-    fig["layout"]["xaxis"]["title"]["text"] = f"time step t  ·  {title}"
+    # on a line of its own: a half-width graph (presentation mode's larger font above all) would clip one long line
+    layout = fig["layout"]
+    layout["xaxis"]["title"]["text"] = f"time step t<br>{title}"
+    layout["margin"] = {**layout["margin"], "b": layout["margin"]["b"] + FLOW_TITLE_LINE}
     return framing.finish(fig, "train-flow", [s["arch"] for s in snaps])
 
 

@@ -10,7 +10,7 @@ from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
 from tests.visualizer.clock import Clock
-from visualizer import framing, ids, presets, training, training_ui
+from visualizer import figures, framing, ids, presets, training, training_ui
 from visualizer.training_figures import evolution_figure, flow_figure, progress_figure
 from visualizer.urlstate import Params
 
@@ -121,7 +121,8 @@ def test_draw_snapshot_picks_the_newest_snapshot_at_or_before_the_step(result):
     for f in (loss, flow, evo):
         valid(f)
     assert any(sh.get("x0") == 7 for sh in loss["layout"]["shapes"])
-    assert "after training step 7" in flow["layout"]["xaxis"]["title"]["text"]
+    assert flow["layout"]["xaxis"]["title"]["text"] == "time step t<br>after training step 7"  # two short lines
+    assert flow["layout"]["margin"]["b"] == figures.VIEW1_MARGIN["b"] + 24 and figures.VIEW1_MARGIN["b"] == 64
     heat = [t for t in evo["data"] if t["type"] == "heatmap"]
     assert len(heat) == 3 and len(heat[0]["z"]) == 20 and len(heat[0]["z"][0]) == SMALL.seq_len
     assert training_ui.draw_snapshot(999, None, record)[1]["layout"]["xaxis"]["title"]["text"].endswith("20")
