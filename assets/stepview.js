@@ -114,7 +114,7 @@ window.dash_clientside.stepview = {
 
     // The stepped figure's height: in presentation mode as tall as the `room` the window leaves under the step
     // buttons (a projector shows buttons and figure at once), at least FIT_MIN px; never taller than built.
-    FIT_MIN: 560,
+    FIT_MIN: 500,
     fitHeight: function (height, room, present) {
         const ns = window.dash_clientside.stepview;
         if (!present || !(room > 0) || !(height > 0)) { return height; }

@@ -187,12 +187,12 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
     anim = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     # the controls under the plot sit at fixed px from it (pad), whatever height the page fits the figure to
     sliders = [{"name": "phase", "active": 0, "x": 0.08, "len": 0.92, "y": 0, "yanchor": "top",
-                "pad": {"t": 80}, "currentvalue": {"visible": False}, "font": {"size": 12},
+                "pad": {"t": 48}, "currentvalue": {"visible": False}, "font": {"size": 12},
                 "steps": [{"method": "animate", "label": label, "args": [[str(i)], anim]}
                           for i, (_, _, label) in enumerate(plan)]}]
     if p.T > DRAWN:
         sliders.append({"name": "window", "active": 0, "x": 0.08, "len": 0.92, "y": 0, "yanchor": "top",
-                        "pad": {"t": 144}, "currentvalue": {"prefix": "window from step ", "font": {"size": 12}},
+                        "pad": {"t": 112}, "currentvalue": {"prefix": "window from step ", "font": {"size": 12}},
                         "font": {"size": 10}, "tickcolor": "white",
                         "steps": [{"method": "relayout", "label": str(s),
                                    "args": [{"xaxis.range": [s - 0.6, s + DRAWN - 0.4]}]}
@@ -200,29 +200,31 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
     lines = max(f["layout"]["title"]["text"].count("<br>") + 1 for f in frames)  # of the explanations (15 px)
     layout = base_layout(
         height=height, font={"family": FONT, "size": 14, "color": "#1a1a1a"},
-        margin={"l": 70, "r": 40, "t": 24 + 20 * lines + 34, "b": 200 if p.T > DRAWN else 134},
+        margin={"l": 70, "r": 40, "t": 18 + 20 * lines + 30, "b": 170 if p.T > DRAWN else 104},
         title={"text": frames[0]["layout"]["title"]["text"], "x": 0.01, "xanchor": "left", "y": 1,
                "yref": "container", "yanchor": "top", "pad": {"t": 14}, "font": {"size": 15}},
         legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "font": {"size": 12}},
-        xaxis={"range": _window(p.T, 0), "anchor": "y3" if has_map else "y2", "title": {"text": "step t"},
+        xaxis={"range": _window(p.T, 0), "anchor": "y3" if has_map else "y2",
                "gridcolor": GRID, "zeroline": False, "dtick": 1 if p.T <= DRAWN else 5},
         yaxis={"domain": net, "range": [-0.5, ly["L"] + 0.6], "tickvals": [v for _, v in ticks],
                "ticktext": ticktext, "showgrid": False, "zeroline": False, "fixedrange": True},
         yaxis2={"domain": bars, "anchor": "x", "range": bar_range, "title": {"text": bars_title, "font": {"size": 12}},
-                "gridcolor": GRID, "zeroline": True, "zerolinecolor": "#999", "fixedrange": True},
+                "gridcolor": GRID, "zeroline": True, "zerolinecolor": "#999", "fixedrange": True, "nticks": 4},
         updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": 0, "xanchor": "left",
-                      "yanchor": "top", "pad": {"t": 80, "r": 10}, "showactive": False, "buttons": [
+                      "yanchor": "top", "pad": {"t": 48, "r": 10}, "showactive": False, "buttons": [
                           {"label": "▶", "method": "animate",
                            "args": [None, {"frame": {"duration": 900, "redraw": True}, "transition": {"duration": 0},
                                            "fromcurrent": True, "mode": "immediate"}]},
                           {"label": "❚❚", "method": "animate", "args": [[None], anim]}]}],
         sliders=sliders, uirevision=f"steps-{p.arch}-{p.T}", hovermode="closest", bargap=0.25,
-        modebar={"orientation": "v"})
+        modebar={"orientation": "v"},
+        annotations=[{"text": "step t", "x": 0, "xref": "paper", "xanchor": "right", "y": 0, "yref": "paper",
+                      "yanchor": "top", "yshift": -2, "xshift": -14, "showarrow": False}])  # the row of step numbers
     if has_map:
         layout["yaxis3"] = {"domain": [0.0, 0.28], "anchor": "x",
                             "title": {"text": "loss step t", "font": {"size": 12}}, "gridcolor": GRID,
                             "zeroline": False}
-        layout["annotations"] = [{"text": f"‖∂Lₜ/∂W_hh through step s‖{top_layer(p)}: which loss (row) reaches "
+        layout["annotations"] += [{"text": f"‖∂Lₜ/∂W_hh through step s‖{top_layer(p)}: which loss (row) reaches "
                                           "which step (column)",
                                   "x": 0, "y": 0.295, "xref": "paper", "yref": "paper", "xanchor": "left",
                                   "yanchor": "bottom", "showarrow": False, "font": {"size": 12}}]

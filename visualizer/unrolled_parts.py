@@ -247,5 +247,5 @@ def static_traces(p: StepPayload, ly: dict, all_edges, has_map: bool) -> list[di
                     "z": [[None if not np.isfinite(v) else float(v) for v in row] for row in logz],
                     "colorscale": "Viridis", "xaxis": "x", "yaxis": "y3", "hovertext": hover, "hoverinfo": "text",
                     "colorbar": {"title": {"text": "log₁₀", "side": "top"}, "len": 0.26, "y": 0.13,
-                                 "thickness": 14}, "showlegend": False, "name": "map"})
+                                 "thickness": 14, "nticks": 4}, "showlegend": False, "name": "map"})
     return out

@@ -294,7 +294,7 @@ def test_the_controls_under_the_stepped_figure_sit_at_fixed_px_from_the_plot(les
     _, fig = lesson
     layout = fig["layout"]
     for widget in (*layout["sliders"], *layout["updatemenus"]):  # a fitted height moves nothing into the axis labels
-        assert widget["y"] == 0 and widget["yanchor"] == "top" and widget["pad"]["t"] >= 80
+        assert widget["y"] == 0 and widget["yanchor"] == "top" and widget["pad"]["t"] >= 48
     assert layout["title"]["yref"] == "container" and layout["title"]["y"] == 1
 
 

@@ -110,7 +110,7 @@ FIT = [
     # (built height, room under the buttons, presentation mode) -> height drawn
     ((1080, 650, True), 650),  # a projector: buttons and figure in the window at once
     ((1080, 2000, True), 1080),  # never taller than built
-    ((1080, 300, True), 560),  # never below FIT_MIN: the network stays readable (the page scrolls)
+    ((1080, 300, True), 500),  # never below FIT_MIN: the network stays readable (the page scrolls)
     ((1080, 650, False), 1080),  # the page as built outside presentation mode
     ((1080, None, True), 1080),
     ((1080, -5, True), 1080),
