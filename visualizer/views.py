@@ -132,7 +132,9 @@ applies to them.
         caption=("Left: singular values of the recurrent weights W_hh (the whole stacked matrix for LSTM and GRU); "
                  "for plain RNNs the dotted line is 1/γ, and σ₁ below it is sufficient for vanishing. Right: the "
                  "largest (solid) and smallest (dotted) singular value of each one-step Jacobian ∂sₜ/∂sₜ₋₁ of the "
-                 "first sequence; their product over the steps bounds the product of Jacobians, often loosely."),
+                 "first sequence; their product over the steps bounds the product of Jacobians, often loosely. Steps "
+                 "where one is inf/NaN are marked in a strip above the right panel, exact zeros (a singular "
+                 "Jacobian, or underflow) in a strip under it."),
         maths=r"""
 For a plain RNN the singular values $\sigma_1 \ge \sigma_2 \ge \dots$ of $W_{hh}$ bound every step:
 $\lVert J_k v\rVert \le \gamma\,\sigma_1(W_{hh})\,\lVert v\rVert$. The right panel shows the largest and
