@@ -121,23 +121,27 @@ window.dash_clientside.stepview = {
         return Math.max(ns.FIT_MIN, Math.min(height, Math.floor(room)));
     },
 
-    // Clientside callback: draw the stepped figure (data, layout and frames, sent once) into the plain div.
-    render: function (figure, tab, constants) {
+    // Clientside callback: draw the stepped figure (data, layout and frames, sent once) into the plain div, in
+    // presentation mode (`present`, the present store) fitted to the window; the div is as tall as the figure, so
+    // a resize (plotly.js drops the figure's height and sizes it to the div) keeps it.
+    render: function (figure, tab, present, constants) {
         const ns = window.dash_clientside.stepview;
         const styles = ns.placement(figure, tab, constants);
         const div = constants && document.getElementById(constants.graph);
         if (div && window.Plotly) {
             if (styles[0].display === "none") {
                 if (div.classList.contains("js-plotly-plot")) { window.Plotly.purge(div); }
+                div.style.height = "";
             } else {
                 let layout = figure.layout;
                 if (div.parentElement) {
                     div.parentElement.style.display = "";  // visible before plotly sizes it
                     const above = div.getBoundingClientRect().top - div.parentElement.getBoundingClientRect().top;
-                    const present = document.querySelector(".present") !== null;
                     layout = Object.assign({}, layout, {height: ns.fitHeight(layout.height,
-                                                                             window.innerHeight - above - 8, present)});
+                                                                             window.innerHeight - above - 8,
+                                                                             present === true)});
                 }
+                if (layout.height > 0) { div.style.height = layout.height + "px"; }
                 ns._quiet(window.Plotly.react(div, {data: figure.data, layout: layout, frames: figure.frames,
                                                     config: constants.config || {displaylogo: false}}));
             }

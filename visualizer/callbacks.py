@@ -258,7 +258,8 @@ def register(app) -> None:
                             Input(ids.STEP_CONSTANTS, "data"))
     app.clientside_callback(ClientsideFunction("stepview", "render"), Output(ids.STEP_TOOLBAR, "style"),
                             Output(ids.VIEW_GRAPH, "style"), Input(ids.VIEW_GRAPH, "figure"),
-                            Input(ids.VIEW, "value"), State(ids.STEP_CONSTANTS, "data"))
+                            Input(ids.VIEW, "value"), Input(ids.PRESENT_STORE, "data"),
+                            State(ids.STEP_CONSTANTS, "data"))
     # presets, export, uploads and presentation mode; the maths panels; live training
     limits.register_identity(app)
     classroom.register(app)
