@@ -7,6 +7,25 @@
     // slider min, slider disabled
     var OUTPUTS = 12;
 
+    // The record and status line this page wrote last. The callbacks below share those outputs and read
+    // them back as State, and Dash does not order callbacks by a store they both read and write: two of
+    // them (Reset and a progress payload, a job's result and the end of its progress) can run on the
+    // same old State, and the one applied last would silently undo the other. So each reads what the
+    // previous one wrote here (callbacks run, and are applied, in turn), the State only before any wrote.
+    var latest = {};
+
+    function current(name, state) {
+        return Object.prototype.hasOwnProperty.call(latest, name) ? latest[name] : state;
+    }
+
+    // Remember what `out` (the twelve outputs) writes to the record and the status line.
+    function wrote(out) {
+        var nu = root.dash_clientside.no_update;
+        if (out[0] !== nu) { latest.record = out[0]; }
+        if (out[7] !== nu) { latest.text = out[7]; }
+        return out;
+    }
+
     function noUpdates() {
         var nu = root.dash_clientside.no_update;
         return Array.from({length: OUTPUTS}, function () { return nu; });
@@ -29,6 +48,10 @@
         }
         if (!p.archs) { return out; }
         var same = !!(record && record.run === p.run);
+        var hist = Object.keys(p.archs).map(function (a) { return p.archs[a]; });
+        var step = Math.max.apply(null, [0].concat(hist.map(function (h) { return h.step; })));
+        // progress that a newer payload of this run already covers (it arrived late) changes nothing
+        if (!final && same && (step < record.step || (step === record.step && record.final))) { return out; }
         var snaps = Object.assign({}, same ? record.snaps : {});
         (p.snaps || []).forEach(function (s) {
             var list = (snaps[s.arch] || []).slice();
@@ -42,11 +65,10 @@
         Object.keys(p.archs).forEach(function (a) {
             archs[a] = Object.assign({}, (same && record.archs && record.archs[a]) || {}, p.archs[a]);
         });
-        var hist = Object.keys(p.archs).map(function (a) { return p.archs[a]; });
-        var step = Math.max.apply(null, [0].concat(hist.map(function (h) { return h.step; })));
         var total = hist.length ? hist[0].steps : 0;
         var done = p.status === "done";
-        var rec = {run: p.run, key: p.key, every: p.every, archs: archs, snaps: snaps, status: p.status, step: step};
+        var rec = {run: p.run, key: p.key, every: p.every, archs: archs, snaps: snaps, status: p.status, step: step,
+                   final: final};
         var all = {};
         Object.keys(snaps).forEach(function (a) { snaps[a].forEach(function (s) { all[s.step] = true; }); });
         var steps = Object.keys(all).map(Number).sort(function (a, b) { return a - b; });
@@ -76,24 +98,32 @@
         merge: merge,
         // a progress payload of the running job (Pause enabled = the job runs)
         merge_progress: function (p, record, pauseDisabled, constants) {
-            return merge(p, record, false, !pauseDisabled, constants || {}, Date.now());
+            return wrote(merge(p, current("record", record), false, !pauseDisabled, constants || {}, Date.now()));
         },
         // the job's final result
         merge_result: function (p, record, constants) {
-            return merge(p, record, true, false, constants || {}, Date.now());
+            return wrote(merge(p, current("record", record), true, false, constants || {}, Date.now()));
         },
         // Reset: forget the run; late progress of the cancelled job is ignored until the next start
         reset: function () {
-            return [{dropped: true}, null, null, 0, 0, {}, "0", "Ready.", "", {t: Date.now()}, 0, true];
+            return wrote([{dropped: true}, null, null, 0, 0, {}, "0", "Ready.", "", {t: Date.now()}, 0, true]);
         },
         // a new start accepts payloads again
         start: function (play, step, record) {
-            return (record && record.dropped) ? null : root.dash_clientside.no_update;
+            record = current("record", record);
+            if (!(record && record.dropped)) { return root.dash_clientside.no_update; }
+            latest.record = null;
+            return null;
         },
         // a job that ended without a result (Pause cancelled it): the status line says so
         stopped: function (pauseDisabled, text) {
-            if (!pauseDisabled || typeof text !== "string") { return root.dash_clientside.no_update; }
-            return text.replace("(training)", "(paused)").replace(/^Queued.*$/, "Ready.");
+            var nu = root.dash_clientside.no_update;
+            text = current("text", text);
+            if (!pauseDisabled || typeof text !== "string") { return nu; }
+            var shown = text.replace("(training)", "(paused)").replace(/^Queued.*$/, "Ready.");
+            if (shown === text) { return nu; }
+            latest.text = shown;
+            return shown;
         },
         // the number of steps typed -> progress bar maximum and slider step (its range comes with snapshots)
         steps_range: function (steps, constants) {

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.visualizer.clientside import NO_UPDATE, run_cases
 from visualizer import ids, limits, training, training_ui
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -42,6 +43,7 @@ def run_js(asset: str, ns: str, fn: str, *args, now: int = 1_000_000):
 
 
 CONSTANTS = training_ui.browser_constants()
+OLD_RECORD = None  # the record store as a callback read it before an earlier callback wrote it
 
 
 def payload(run="r1", step=10, steps=30, status="running", snaps=(10,), **extra):
@@ -131,6 +133,62 @@ def test_reset_and_start():
     assert reset[11] is True and reset[10] <= reset[3] and reset[4] == 0  # slider disabled, not at a stale step
     assert run_js("training.js", "training", "start", 1, 0, {"dropped": True}) is None
     assert run_js("training.js", "training", "start", 1, 0, {"run": "r"}) == "NU"
+
+
+# Dash may run two of the card's callbacks on the same old State (they share outputs that they also read),
+# so each call below after the first gets the State from *before* the previous call: what a page gets when
+# both run in one batch. The one that runs later must still see what the earlier one did.
+def in_one_page(*calls):
+    """The outputs of ``calls`` ((function, args) pairs) run one after another in one page."""
+    def plain(value):  # no_update -> None
+        return None if value == NO_UPDATE else value
+
+    return [[plain(v) for v in o] if isinstance(o, list) else plain(o) for o in run_cases("training.js", "training",
+                                                                                          list(calls))]
+
+
+def test_reset_wins_over_progress_merged_on_the_record_from_before_it():
+    first, reset, late, start, fresh = in_one_page(
+        ("merge_progress", [payload(step=10), None, False, CONSTANTS]),
+        ("reset", [1]),
+        ("merge_progress", [payload(step=20, snaps=(10, 20)), OLD_RECORD, False, CONSTANTS]),  # State before Reset
+        ("start", [1, 0, OLD_RECORD]),
+        ("merge_progress", [payload(run="r2", step=5, snaps=()), OLD_RECORD, False, CONSTANTS]))
+    assert first[7].startswith("Step 10 / 30 (training)") and reset[7] == "Ready."
+    assert late == [None] * 12  # the cancelled job's progress does not bring the run back
+    assert start is None  # a new start accepts payloads again ...
+    assert fresh[0]["run"] == "r2" and fresh[7].startswith("Step 5 / 30 (training)")  # ... of the new run
+
+
+def test_the_end_of_a_job_keeps_its_result():
+    progress, result, stopped, late = in_one_page(
+        ("merge_progress", [payload(step=20, snaps=(10, 20)), None, False, CONSTANTS]),
+        ("merge_result", [payload(step=30, status="done", snaps=(10, 20, 30)), OLD_RECORD, CONSTANTS]),
+        ("stopped", [True, "Step 20 / 30 (training) · RNN loss 0.123"]),  # the status line before the result
+        ("merge_progress", [payload(step=20, snaps=(10, 20)), OLD_RECORD, True, CONSTANTS]))  # a late one
+    assert progress[7].startswith("Step 20 / 30 (training)")
+    assert result[7] == "Step 30 / 30 (done) · RNN loss 0.123" and result[1]["done"] is True
+    assert stopped is None  # Pause turning off at the end does not write "paused" over "done"
+    assert late == [None] * 12  # nor does progress older than the result
+
+
+def test_a_refusal_stays_on_the_status_line():
+    progress, refused, stopped = in_one_page(
+        ("merge_progress", [payload(step=12, snaps=(10,)), None, False, CONSTANTS]),
+        ("merge_result", [{"error": "You already have 1 training job running"}, OLD_RECORD, CONSTANTS]),
+        ("stopped", [True, "Step 12 / 30 (training) · RNN loss 0.123"]))
+    assert progress[7].startswith("Step 12 / 30 (training)")
+    assert refused[7] == "Step 12 (stopped)." and refused[8].startswith("You already have 1")
+    assert stopped is None
+
+
+def test_a_step_then_play_continues_the_run():
+    step = run_js("training.js", "training", "merge_result", payload(step=20, status="paused", snaps=(10, 20)),
+                  None, CONSTANTS)
+    play = run_js("training.js", "training", "merge_progress", payload(step=21, snaps=(20,)), step[0], False,
+                  CONSTANTS)
+    assert step[7].startswith("Step 20 / 30 (paused)")
+    assert play[7].startswith("Step 21 / 30 (training)") and [s["step"] for s in play[0]["snaps"]["rnn"]] == [10, 20]
 
 
 @pytest.mark.parametrize("current, keeps", [("0123456789abcdef", True), ("short", False), (None, False),
