@@ -28,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
+import time
 import uuid
 
 from dash import CeleryManager, DiskcacheManager
@@ -40,6 +42,7 @@ from .cluster import UNAVAILABLE, JobsUnavailable
 log = logging.getLogger(__name__)
 
 JOB_NICENESS = 10  # background jobs yield the CPU to the page's quick views
+CANCEL_SECONDS = 30.0  # a job being cancelled counts as running (at most this long) until its lease is free
 MAX_PROGRESS_OUTPUTS = 16  # a queued job's progress value is repeated for up to this many progress outputs
 LEASE_KEY = "bpttlab_lease"  # the job's lease, carried to the job in Dash's callback context
 LOST = ("Background jobs are unavailable: the job queue (Redis) stopped answering while this job ran. "
@@ -236,7 +239,13 @@ class SafeCeleryManager(UniqueKeys, CeleryManager):
 class SharedDiskcacheManager(UniqueKeys, DiskcacheManager):
     """Dash's ``DiskcacheManager`` with admission, the signing secret of :mod:`visualizer.storage`,
     lost-job reports, and signals only to job processes this server started (recorded in the
-    cache with their start time, so a reused pid is not mistaken for one)."""
+    cache with their start time, so a reused pid is not mistaken for one).
+
+    A job counts as running (the page keeps polling it, its buttons stay as they are) while its
+    process runs, while a cancel is ending it and freeing its lease, and while its result waits
+    in the cache: a job that writes its result and exits between two looks of one poll is not
+    taken for a cancelled one, and a page learns that a cancelled job ended only once its slot
+    is free for the next start."""
 
     def get_or_create_signing_secret(self, generate):
         return storage.shared_secret()
@@ -254,49 +263,74 @@ class SharedDiskcacheManager(UniqueKeys, DiskcacheManager):
         except (OSError, psutil.Error):
             _release(lease)
             raise
-        self.handle.set(f"bpttlab-job:{pid}", {"lease": lease, "created": created}, expire=86400)
+        self.handle.set(f"bpttlab-job:{pid}", {"lease": lease, "created": created, "key": key}, expire=86400)
         return pid
 
-    def _started_here(self, job):
-        """``(psutil.Process, record)`` if ``job`` is a live job process this server started, else None."""
+    def _record(self, job) -> dict | None:
+        """What this server noted when it started ``job`` (a pid), else None."""
+        with contextlib.suppress(ValueError, TypeError, OverflowError):
+            record = self.handle.get(f"bpttlab-job:{int(job)}")
+            if isinstance(record, dict):
+                return record
+        return None
+
+    def _process(self, job, record):
+        """The process of ``job`` if it is the one ``record`` notes (not a reused pid), else None."""
         import psutil
 
         try:
-            record = self.handle.get(f"bpttlab-job:{int(job)}")
-            if not isinstance(record, dict):
-                return None
             proc = psutil.Process(int(job))
-            return (proc, record) if abs(proc.create_time() - record["created"]) < 1e-3 else None
-        except (ValueError, TypeError, OverflowError, psutil.Error):
+            return proc if abs(proc.create_time() - record["created"]) < 1e-3 else None
+        except (ValueError, TypeError, OverflowError, KeyError, psutil.Error):
             return None
+
+    def _alive(self, job, record) -> bool:
+        """True while the process of ``job`` runs."""
+        import psutil
+
+        proc = self._process(job, record)
+        try:
+            return proc is not None and proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
 
     def terminate_job(self, job):
         import psutil
 
-        found = self._started_here(job)
-        if found is not None:
+        record = self._record(job)
+        if record is None:
+            return
+        name = f"bpttlab-job:{int(job)}"
+        self.handle.set(name, {**record, "cancelled": time.time()}, expire=86400)  # polls wait, see job_running
+        if self._process(job, record) is not None:
             with contextlib.suppress(psutil.NoSuchProcess):
                 super().terminate_job(job)
-        with contextlib.suppress(ValueError, TypeError, OverflowError):
-            record = self.handle.pop(f"bpttlab-job:{int(job)}", None)
-            if isinstance(record, dict):
-                _release(record["lease"])
+        _release(record["lease"])
+        self.handle.pop(name, None)
 
     def job_running(self, job):
-        found = self._started_here(job)
-        return found is not None and found[0].status() != "zombie"
+        record = self._record(job)
+        if record is None:
+            return False
+        if time.time() - record.get("cancelled", -math.inf) < CANCEL_SECONDS:
+            return True
+        key = record.get("key")
+        return self._alive(job, record) or (isinstance(key, str) and self.handle.get(key) is not None)
 
     def terminate_unhealthy_job(self, job):
         return False  # job processes end by themselves; a cancel ends them through terminate_job
 
     def get_result(self, key, job):
         value = super().get_result(key, job)
-        if value is self.UNDEFINED and job is not None and not self.job_running(job):
-            with contextlib.suppress(ValueError, TypeError, OverflowError):
-                record = self.handle.get(f"bpttlab-job:{int(job)}")
-                if isinstance(record, dict) and leases.slots().state(record["lease"]) != "done":
-                    _release(record["lease"])
-                    return _lost(LOST_WORKER.replace("the worker running it", "its process"))
+        if value is not self.UNDEFINED or job is None:
+            return value
+        record = self._record(job)
+        if record is None or "cancelled" in record or self._alive(job, record):
+            return value
+        value = super().get_result(key, job)  # the process ended: its result may have landed since
+        if value is self.UNDEFINED:
+            self.terminate_job(job)  # frees its lease
+            return _lost(LOST_WORKER.replace("the worker running it", "its process"))
         return value
 
 

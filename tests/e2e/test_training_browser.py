@@ -36,11 +36,13 @@ def step_of(text: str) -> int:
 
 
 def wait(dash_duo, condition, timeout):
-    """until() that reports the status line when it times out."""
+    """until() that reports the status line and the message under the buttons when it times out
+    (a refused or failed start says why there)."""
     try:
         until(condition, timeout)
     except errors.TestingTimeoutError:
-        raise AssertionError(f"timed out; status line: {status(dash_duo)!r}") from None
+        message = dash_duo.find_element(f"#{ids.TRAIN_MESSAGE}").text
+        raise AssertionError(f"timed out; status line: {status(dash_duo)!r}; message: {message!r}") from None
 
 
 SLIDER_JS = """

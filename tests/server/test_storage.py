@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -129,3 +130,46 @@ def test_limits_refuse_a_second_start_of_the_same_user(tmp_path):
             manager.call_job_fn("key-4", _sleeper, [], dict(context))
     finally:
         manager.terminate_job(str(pid))
+
+
+def _finisher(key, progress_key, args, context):
+    """Stands for a job process that writes its result and ends."""
+    import diskcache
+
+    diskcache.Cache(str(storage.cache_dir())).set(key, {"result": 42})
+
+
+def test_a_result_written_as_the_job_ends_is_still_collected(tmp_path):
+    import psutil
+
+    manager = jobs.background_manager()
+    context = {"states_list": [{"id": "user-id-store", "property": "data", "value": "x" * 16}]}
+    pid = manager.call_job_fn("key-5", _finisher, [], context)
+    proc = psutil.Process(pid)
+    for _ in range(1000):  # the process has ended (a zombie until reaped)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            break
+        time.sleep(0.01)
+    # a poll that read no result just before the job wrote it asks next whether it still runs: it must
+    # (Dash ends a job that does not run and has no result as cancelled, and its result would be lost)
+    assert manager.job_running(str(pid))
+    assert manager.get_result("key-5", str(pid)) == {"result": 42}
+    assert not manager.job_running(str(pid))
+
+
+def test_a_cancelled_job_is_not_lost_and_frees_its_slot_before_the_page_learns_it_ended(tmp_path, monkeypatch):
+    manager = jobs.background_manager()
+    user = "y" * 16
+    pid = manager.call_job_fn("key-6", _sleeper, [], {"states_list": [{"id": "user-id-store", "property": "data",
+                                                                         "value": user}]})
+    seen = []
+    release = jobs._release
+
+    def polled_then_released(lease):  # a poll of the page while the cancel ends the process, then the release
+        seen.append((manager.job_running(str(pid)), manager.get_result("key-6", str(pid))))
+        release(lease)
+
+    monkeypatch.setattr(jobs, "_release", polled_then_released)
+    manager.terminate_job(str(pid))
+    assert seen == [(True, manager.UNDEFINED)]  # still "running" (Train stays off), and not reported lost
+    assert not manager.job_running(str(pid)) and leases.slots().counts(user) == (0, 0)  # then ended, slot free
