@@ -236,10 +236,19 @@ class SafeCeleryManager(UniqueKeys, CeleryManager):
 
 
 # ----------------------------------------------------------------------------- diskcache
+def _since_boot(proc) -> float:
+    """When ``proc`` started, in seconds since the machine booted: unlike its start time on the
+    wall clock (psutil adds the boot time, which moves when the clock is set or synchronised), it
+    never changes, so a job process is recognised across a clock step."""
+    import psutil
+
+    return proc.create_time() - psutil.boot_time()
+
+
 class SharedDiskcacheManager(UniqueKeys, DiskcacheManager):
     """Dash's ``DiskcacheManager`` with admission, the signing secret of :mod:`visualizer.storage`,
     lost-job reports, and signals only to job processes this server started (recorded in the
-    cache with their start time, so a reused pid is not mistaken for one).
+    cache with their start time since boot, so a reused pid is not mistaken for one).
 
     A job counts as running (the page keeps polling it, its buttons stay as they are) while its
     process runs, while a cancel is ending it and freeing its lease, and while its result waits
@@ -259,11 +268,11 @@ class SharedDiskcacheManager(UniqueKeys, DiskcacheManager):
         lease = _admit(context)
         try:
             pid = super().call_job_fn(key, job_fn, args, context)
-            created = psutil.Process(pid).create_time()
+            started = _since_boot(psutil.Process(pid))
         except (OSError, psutil.Error):
             _release(lease)
             raise
-        self.handle.set(f"bpttlab-job:{pid}", {"lease": lease, "created": created, "key": key}, expire=86400)
+        self.handle.set(f"bpttlab-job:{pid}", {"lease": lease, "started": started, "key": key}, expire=86400)
         return pid
 
     def _record(self, job) -> dict | None:
@@ -280,7 +289,7 @@ class SharedDiskcacheManager(UniqueKeys, DiskcacheManager):
 
         try:
             proc = psutil.Process(int(job))
-            return proc if abs(proc.create_time() - record["created"]) < 1e-3 else None
+            return proc if abs(_since_boot(proc) - record["started"]) < 1e-3 else None
         except (ValueError, TypeError, OverflowError, KeyError, psutil.Error):
             return None
 

@@ -173,3 +173,20 @@ def test_a_cancelled_job_is_not_lost_and_frees_its_slot_before_the_page_learns_i
     manager.terminate_job(str(pid))
     assert seen == [(True, manager.UNDEFINED)]  # still "running" (Train stays off), and not reported lost
     assert not manager.job_running(str(pid)) and leases.slots().counts(user) == (0, 0)  # then ended, slot free
+
+
+def test_a_clock_step_does_not_make_a_running_job_look_lost(tmp_path, monkeypatch):
+    import psutil
+
+    manager = jobs.background_manager()
+    context = {"states_list": [{"id": "user-id-store", "property": "data", "value": "z" * 16}]}
+    pid = manager.call_job_fn("key-7", _sleeper, [], context)
+    try:
+        boot = psutil._psplatform.boot_time
+        monkeypatch.setattr(psutil._psplatform, "boot_time", lambda: boot() - 1.0)  # the clock was set back 1 s
+        assert manager.job_running(str(pid))
+        assert manager.get_result("key-7", str(pid)) is manager.UNDEFINED  # still running, not "lost"
+    finally:
+        monkeypatch.undo()
+        manager.terminate_job(str(pid))
+    assert not manager.job_running(str(pid))
