@@ -419,7 +419,7 @@ def main(argv=None) -> int:
         mem_start = rss_mb(pids)
         cpu_start, load_start = cpu_seconds(pids), os.getloadavg()[0]
         recorder, outcomes = Recorder(), []
-        t0 = time.monotonic()
+        t0, client_start = time.monotonic(), time.process_time()
         stop_at = t0 + args.duration
         threads = [threading.Thread(target=student, args=(base, args.duration, i, recorder, stop_at, args.retry),
                                     daemon=True) for i in range(args.users)]
@@ -448,6 +448,8 @@ def main(argv=None) -> int:
             print(f"server CPU: {(cpu_seconds(pids) - cpu_start) / elapsed:.2f} cores busy on average "
                   f"(of {os.cpu_count()}); machine load average {load_start:.1f} before, "
                   f"{os.getloadavg()[0]:.1f} after")
+        print(f"load generator CPU: {(time.process_time() - client_start) / elapsed:.2f} cores (the simulated "
+              "students run on the same machine; in a class their browsers do this work)")
         return 0
     finally:
         stop_servers(procs)
