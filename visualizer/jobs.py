@@ -193,8 +193,12 @@ class SafeCeleryManager(UniqueKeys, CeleryManager):
         return self.get_task(job).status
 
     def job_running(self, job):
+        # A lost job (its worker stopped renewing the lease) still counts as running here: Dash
+        # asks this after get_result, and a lease that expired between the two looks would
+        # otherwise read as a cancel and end the page's polling with no message; the next poll's
+        # get_result reports the loss.
         try:
-            return super().job_running(job) and leases.slots().state(str(job)) != "lost"
+            return super().job_running(job)
         except (*cluster.connection_errors(), JobsUnavailable):
             return False
 
