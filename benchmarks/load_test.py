@@ -148,7 +148,7 @@ def student(base, seconds, seed, recorder, stop_at, retry=False):
             if time.monotonic() + wait >= stop_at:
                 break
             time.sleep(wait)
-            cid, prop, value = control_changes(rng)
+            cid, prop, value = control_changes(rng, s.props)
             try:
                 s.set(cid, prop, value)
             except Exception as e:  # recorded by TimedHTTP (or here), the student goes on

@@ -48,7 +48,7 @@ class Student(HttpUser):
 
     @task
     def change_a_control(self):
-        cid, prop, value = control_changes(self.rng)
+        cid, prop, value = control_changes(self.rng, self.dash.props)
         self.dash.set(cid, prop, value)
 
 

@@ -12,9 +12,20 @@ from visualizer import ids
 ARCHS = ["rnn", "rnn-relu", "lstm", "gru"]
 
 
-def control_changes(rng: random.Random):
+def control_changes(rng: random.Random, props: dict | None = None):
     """(component id, property, new value) of one student's next change: the moves a student makes
-    in a lesson, at sizes a lesson uses (defaults T=100, H=32; up to T=300, H=64)."""
+    in a lesson, at sizes a lesson uses (defaults T=100, H=32; up to T=300, H=64). With ``props``
+    (the page's current ``{(id, property): value}``) the value differs from the current one: a browser
+    sends nothing when a control is set to the value it already has."""
+    for _ in range(50):
+        cid, prop, value = _draw(rng)
+        if props is None or props.get((cid, prop)) != value:
+            return cid, prop, value
+    return cid, prop, value
+
+
+def _draw(rng: random.Random):
+    """One draw of :func:`control_changes` (the value may be the current one)."""
     choices = [
         (ids.SEQ_LEN, lambda: rng.choice([20, 50, 100, 150, 200, 300])),
         (ids.HIDDEN, lambda: rng.choice([8, 16, 32, 48, 64])),

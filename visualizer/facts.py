@@ -81,7 +81,7 @@ def _ratio(a, b):
         return float(np.float64(a) / np.float64(b))
 
 
-@memoize(maxsize=24)
+@memoize(maxsize=compute.ENTRIES)
 def grad_facts(key: compute.RunKey) -> GradFacts:
     """:class:`GradFacts` of view 1's top-layer curve for ``key``."""
     g = np.asarray(compute.grad_flow(key).hidden_grad_norms[-1], dtype=float)
@@ -98,7 +98,7 @@ def grad_facts(key: compute.RunKey) -> GradFacts:
                      first_nonzero=int(nonzero[0]) if nonzero.size else None)
 
 
-@memoize(maxsize=24)
+@memoize(maxsize=compute.ENTRIES, key=compute.forward_key)
 def jacobian_facts(key: compute.RunKey) -> JacobianFacts:
     """:class:`JacobianFacts` of the median over the analysed sequences, as the tab draws it."""
     by_lag = payloads.batch_summary(compute.jacobian_norms(key)[-1])["median"][::-1]
@@ -112,7 +112,7 @@ def jacobian_facts(key: compute.RunKey) -> JacobianFacts:
                          peak=float(np.max(finite)), peak_lag=int(np.argmax(finite)))
 
 
-@memoize(maxsize=24)
+@memoize(maxsize=compute.ENTRIES, key=compute.forward_key)
 def weight_facts(key: compute.RunKey) -> WeightFacts:
     """:class:`WeightFacts` of the top layer of ``key``'s model."""
     model = compute.model_of(key)
@@ -133,7 +133,7 @@ def gate_path(key: compute.RunKey, start: int) -> float:
     return float(np.median(compute.gate_products(key)[-1][start]))
 
 
-@memoize(maxsize=24)
+@memoize(maxsize=compute.ENTRIES, key=compute.forward_key)
 def gate_facts(key: compute.RunKey) -> GateFacts:
     """:class:`GateFacts` of the top layer of an LSTM or GRU (ValueError for plain RNNs)."""
     model, x = compute.model_of(key), compute.task_of(key).x

@@ -341,3 +341,37 @@ def test_a_second_call_does_not_recompute_and_results_are_read_only(name, monkey
 def test_the_one_over_gamma_line_is_drawn_for_plain_rnns_only():
     keys = [compute.run_key(Params(seq_len=12, hidden=5, batch=2), a) for a in ("rnn", "lstm", "gru")]
     assert [it["threshold"] for it in payloads.spectra_items(keys)] == [1.0, None, None]
+
+
+FORWARD_ONLY = [name for name in CACHED if name != "grad_flow"]
+
+
+@pytest.mark.parametrize("name", FORWARD_ONLY)
+def test_forward_results_are_shared_across_backward_settings(name, monkeypatch):
+    """Truncation and the scored steps change only the loss and the backward pass: the forward-only
+    results are looked up, not recomputed, and equal a fresh computation under the other settings."""
+    arch = "rnn" if name == "spectral_radius" else "gru"
+    common = dict(arch=(arch,), seq_len=12, hidden=4, batch=3, seed=7)
+    a = compute.run_key(Params(**common, truncate=None, loss_on="last"), arch)
+    b = compute.run_key(Params(**common, truncate=5, loss_on="all"), arch)
+    assert a != b and b.truncate == 5
+    fn = getattr(compute, name)
+    arg_a, arg_b = (a.data, b.data) if name == "get_task" else (a, b)
+    fn.cache_clear()
+    fresh_b = fn(arg_b)
+    fn.cache_clear()
+    calls = []
+    real = getattr(core, CACHED[name])
+    monkeypatch.setattr(core, CACHED[name], lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    first = fn(arg_a)
+    assert fn(arg_b) is first and len(calls) == 1
+    for x, y in zip(_arrays(first) or [first], _arrays(fresh_b) or [fresh_b], strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=0)
+
+
+def test_gradients_are_not_shared_across_backward_settings():
+    a = compute.run_key(Params(arch=("rnn",), seq_len=12, hidden=4, batch=3, seed=7, truncate=None), "rnn")
+    b = compute.run_key(Params(arch=("rnn",), seq_len=12, hidden=4, batch=3, seed=7, truncate=5), "rnn")
+    ga, gb = compute.grad_flow(a), compute.grad_flow(b)
+    assert ga is not gb
+    assert np.all(gb.hidden_grad_norms[-1, :6] == 0) and np.all(ga.hidden_grad_norms[-1, :6] > 0)
