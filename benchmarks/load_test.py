@@ -64,6 +64,11 @@ class Recorder:
     def __init__(self):
         self.lock = threading.Lock()
         self.rows = []
+        self.changes = 0  # controls changed by the students
+
+    def changed(self):
+        with self.lock:
+            self.changes += 1
 
     def add(self, kind, seconds, ok, detail="", output="", start=0.0):
         with self.lock:
@@ -149,6 +154,7 @@ def student(base, seconds, seed, recorder, stop_at, retry=False):
                 break
             time.sleep(wait)
             cid, prop, value = control_changes(rng, s.props)
+            recorder.changed()
             try:
                 s.set(cid, prop, value)
             except Exception as e:  # recorded by TimedHTTP (or here), the student goes on
@@ -247,16 +253,19 @@ def rss_mb(pids) -> tuple[float, int, float]:
     return total / 2**20, n, web / 2**20
 
 
-def cpu_seconds(pids) -> float:
-    """User + system CPU seconds used so far by the server process trees (children included)."""
-    total = 0.0
+def cpu_seconds(pids) -> tuple[float, float]:
+    """(all, web): user + system CPU seconds used so far by the server process trees (children
+    included), and by the gunicorn master and workers alone (without their job processes)."""
+    total = web = 0.0
     for p in server_processes(pids):
         try:
             t = p.cpu_times()
             total += t.user + t.system + t.children_user + t.children_system
+            if "gunicorn" in " ".join(p.cmdline()) and (p.pid in pids or p.ppid() in pids):
+                web += t.user + t.system
         except psutil.NoSuchProcess:
             pass
-    return total
+    return total, web
 
 
 def wait_http(url, timeout=60):
@@ -278,7 +287,8 @@ def start_servers(args, folder: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPTTLAB_")}
     env.update(BPTTLAB_CACHE_DIR=str(folder / "cache"), PYTHONPATH=str(ROOT), BPTTLAB_APP=args.app.split(":")[0],
                BPTTLAB_SECRET_KEY=secrets.token_hex(32),
-               **{k: v for k, v in server_env(serve).items() if k not in SERVER_ENV or k not in env})  # as serve does
+               **{k: v for k, v in server_env(serve).items() if k not in SERVER_ENV or k not in env},  # as serve does
+               **dict(kv.split("=", 1) for kv in args.env))
     procs = []
     if args.backend == "celery":
         port = free_port()
@@ -375,6 +385,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-requests", type=int, default=0, help="gunicorn worker recycling (0: never, as serve)")
     parser.add_argument("--view-seconds", type=float, default=CLASS_VIEW_SECONDS,
                         help=f"what one view request may compute (default {CLASS_VIEW_SECONDS:g}, as serve)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the servers, set last (to compare settings, e.g. "
+                             "BPTTLAB_SHARED_RESULTS=0); repeatable")
     parser.add_argument("--job-workers", type=int, default=2, help="Celery worker processes (--backend celery)")
     parser.add_argument("--no-training", dest="training", action="store_false", help="no training students")
     parser.add_argument("--app", default="visualizer.app:server",
@@ -391,6 +404,8 @@ def main(argv=None) -> int:
                         help="instead: two web servers (--workers each) behind a round-robin balancer, "
                              "K Celery workers (-c --job-workers each), one Redis (benchmarks/local_cluster.py)")
     args = parser.parse_args(argv)
+    if any("=" not in kv for kv in args.env):
+        parser.error("--env takes NAME=VALUE")
     args.users = max(1, min(args.users, 200))
     args.duration = max(5.0, min(args.duration, 600.0))
     folder = Path(tempfile.mkdtemp(prefix="bpttlab-load-"))
@@ -445,8 +460,11 @@ def main(argv=None) -> int:
         if samples:
             print("gunicorn RSS every 10 s (MB):", " ".join(map(str, samples)))
         if pids:
-            print(f"server CPU: {(cpu_seconds(pids) - cpu_start) / elapsed:.2f} cores busy on average "
-                  f"(of {os.cpu_count()}); machine load average {load_start:.1f} before, "
+            cpu_all, cpu_web = (now - start for now, start in zip(cpu_seconds(pids), cpu_start, strict=True))
+            print(f"server CPU: {cpu_all / elapsed:.2f} cores busy on average (of {os.cpu_count()}), "
+                  f"{cpu_web / elapsed:.2f} of them answering requests (the rest: training jobs), that is "
+                  f"{1000 * cpu_web / max(recorder.changes, 1):.0f} ms per control change ({recorder.changes}); "
+                  f"machine load average {load_start:.1f} before, "
                   f"{os.getloadavg()[0]:.1f} after")
         print(f"load generator CPU: {(time.process_time() - client_start) / elapsed:.2f} cores (the simulated "
               "students run on the same machine; in a class their browsers do this work)")
