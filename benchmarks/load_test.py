@@ -287,8 +287,8 @@ def start_servers(args, folder: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPTTLAB_")}
     env.update(BPTTLAB_CACHE_DIR=str(folder / "cache"), PYTHONPATH=str(ROOT), BPTTLAB_APP=args.app.split(":")[0],
                BPTTLAB_SECRET_KEY=secrets.token_hex(32),
-               **{k: v for k, v in server_env(serve).items() if k not in SERVER_ENV or k not in env},  # as serve does
-               **dict(kv.split("=", 1) for kv in args.env))
+               **{k: v for k, v in server_env(serve).items() if k not in SERVER_ENV or k not in env})  # as serve does
+    env.update(kv.split("=", 1) for kv in args.env)
     procs = []
     if args.backend == "celery":
         port = free_port()
