@@ -15,8 +15,6 @@ from functools import wraps
 
 import numpy as np
 
-from . import sharedcache
-
 _SMALL = 64  # bytes counted for a scalar, None or a small object
 
 
@@ -41,14 +39,12 @@ def nbytes(value, _depth: int = 0) -> int:
     return _SMALL
 
 
-def memoize(maxsize: int, max_bytes: int | None = None, key=None, shared=None):
+def memoize(maxsize: int, max_bytes: int | None = None, key=None):
     """Bounded LRU memo of a one-argument function.
 
     At most ``maxsize`` entries and (if given) ``max_bytes`` bytes by :func:`nbytes`. ``key``
     maps the argument to its cache key (default: the argument itself, which must be hashable);
-    the argument is never kept, only its key and the result. ``shared`` maps a cache key to its
-    text in the store the server's worker processes share (:mod:`visualizer.sharedcache`, when
-    enabled), or to None for a key that must not be shared (an identity).
+    the argument is never kept, only its key and the result.
 
     Unlike ``functools.lru_cache``, concurrent calls with the same key compute once: the
     second caller waits for the first (callbacks run in parallel threads and often
@@ -59,21 +55,9 @@ def memoize(maxsize: int, max_bytes: int | None = None, key=None, shared=None):
     def decorate(fn):
         cache, sizes, locks, guard = OrderedDict(), {}, {}, threading.Lock()
         total = [0]
-        name = f"{fn.__module__}.{fn.__qualname__}"
 
-        def compute(arg, k):
-            """(value, size): from the shared store when it has it, else computed (and shared)."""
-            text = shared(k) if shared is not None and sharedcache.enabled() else None
-            value = sharedcache.get(name, text) if text is not None else sharedcache.MISS
-            if value is not sharedcache.MISS:
-                return value, nbytes(value)
-            value = fn(arg)
-            size = nbytes(value)
-            if text is not None:
-                sharedcache.put(name, text, value, size)
-            return value, size
-
-        def store(k, value, size):
+        def store(k, value):
+            size = nbytes(value) if max_bytes is not None else 0
             if max_bytes is not None and size > max_bytes:
                 return
             cache[k], sizes[k] = value, size
@@ -95,13 +79,13 @@ def memoize(maxsize: int, max_bytes: int | None = None, key=None, shared=None):
                     if k in cache:
                         return cache[k]
                 try:
-                    value, size = compute(arg, k)
+                    value = fn(arg)
                 finally:
                     with guard:
                         locks.pop(k, None)
                 with guard:
                     if k not in cache:
-                        store(k, value, size)
+                        store(k, value)
             return value
 
         def cache_clear():

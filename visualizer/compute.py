@@ -75,13 +75,6 @@ def forward_key(key):
     return key
 
 
-def shared_key(key) -> str | None:
-    """``key`` as text for the store a server's workers share (:mod:`visualizer.sharedcache`): the
-    repr of a :class:`RunKey` or :class:`DataKey` (values only); None for a :class:`ModelRun`,
-    whose key is its identity."""
-    return repr(key) if isinstance(key, (RunKey, DataKey)) else None
-
-
 # Entries per cache: enough for every student of a class to find their previous settings' results (a
 # result is looked up again when only another architecture, another tab or a backward setting changes);
 # the byte bounds keep the memory in check.
@@ -229,7 +222,7 @@ class GradFlow:
     loss_note: str | None
 
 
-@memoize(maxsize=ENTRIES, max_bytes=256 * 2**20, shared=shared_key)
+@memoize(maxsize=ENTRIES, max_bytes=256 * 2**20)
 def grad_flow(key: RunKey) -> GradFlow:
     """Run :func:`core.bptt` for ``key`` and keep what the views need."""
     task, model = task_of(key), model_of(key)
@@ -243,21 +236,21 @@ def grad_flow(key: RunKey) -> GradFlow:
                     sigma_max=float(weight_spectra(key)[-1][0]), loss_note=note)
 
 
-@memoize(maxsize=ENTRIES, max_bytes=16 * 2**20, key=forward_key, shared=shared_key)
+@memoize(maxsize=ENTRIES, max_bytes=16 * 2**20, key=forward_key)
 def weight_spectra(key: RunKey) -> np.ndarray:
     """(L, n) singular values of W_hh, descending, top layer only (the others NaN;
     :func:`core.weight_singular_values`)."""
     return read_only(core.weight_singular_values(model_of(key), layers=[key.layers - 1]))
 
 
-@memoize(maxsize=ENTRIES, key=forward_key, shared=shared_key)
+@memoize(maxsize=ENTRIES, key=forward_key)
 def spectral_radius(key: RunKey) -> float:
     """rho(W_hh) of the top layer of a plain RNN (:func:`core.spectral_radius`; an eigenvalue problem,
     about 0.5 s at H = 512, asked for by the Jacobians tab's figure and its caption)."""
     return float(core.spectral_radius(model_of(key), layers=[key.layers - 1])[-1])
 
 
-@memoize(maxsize=ENTRIES, key=forward_key, shared=shared_key)
+@memoize(maxsize=ENTRIES, key=forward_key)
 def gamma_threshold(key: RunKey) -> float:
     """Pascanu et al.'s threshold 1/gamma for this architecture (:func:`core.gamma_bound`)."""
     return 1.0 / float(core.gamma_bound(model_of(key)))
@@ -268,7 +261,7 @@ def jacobian_batch(key: RunKey) -> int:
     return jacobian_plan(key)[0]
 
 
-@memoize(maxsize=ENTRIES, max_bytes=64 * 2**20, key=forward_key, shared=shared_key)
+@memoize(maxsize=ENTRIES, max_bytes=64 * 2**20, key=forward_key)
 def jacobian_norms(key: RunKey) -> np.ndarray:
     """(L, T, B') ||ds_{T-1}/ds_t|| for the first B' sequences of :func:`visualizer.budget.jacobian_plan`,
     top layer only (the others NaN), and only for the last ``lags`` steps when the plan says so
@@ -292,7 +285,7 @@ def key_spectra_steps(key: RunKey) -> np.ndarray:
     return spectra_steps(key.data.seq_len, spectra_count(key))
 
 
-@memoize(maxsize=ENTRIES, max_bytes=64 * 2**20, key=forward_key, shared=shared_key)
+@memoize(maxsize=ENTRIES, max_bytes=64 * 2**20, key=forward_key)
 def step_spectra(key: RunKey) -> np.ndarray:
     """(L, len(key_spectra_steps(key)), n) singular values of the top layer's one-step Jacobians at
     :func:`key_spectra_steps`, sequence 0 (other layers NaN; :func:`core.step_jacobian_singular_values`)."""
@@ -303,7 +296,7 @@ def step_spectra(key: RunKey) -> np.ndarray:
                                                             layers=[key.layers - 1]))
 
 
-@memoize(maxsize=ENTRIES, max_bytes=64 * 2**20, key=forward_key, shared=shared_key)
+@memoize(maxsize=ENTRIES, max_bytes=64 * 2**20, key=forward_key)
 def gate_products(key: RunKey) -> np.ndarray:
     """(L, T, B') product of forget / carry gates; for the RNN, of step Jacobian norms over the
     sequences and steps of :func:`visualizer.budget.gates_plan`; top layer only (:func:`core.gate_products`)."""
@@ -330,7 +323,7 @@ def key_connectivity_rows(key: RunKey) -> tuple[np.ndarray, int | None]:
     return connectivity_rows(T, side, 0 if lags is None else T - 1 - lags), lags
 
 
-@memoize(maxsize=ENTRIES, max_bytes=64 * 2**20, key=forward_key, shared=shared_key)
+@memoize(maxsize=ENTRIES, max_bytes=64 * 2**20, key=forward_key)
 def connectivity(key: RunKey) -> np.ndarray:
     """(len(rows), T) ||dy_t/dx_s|| for sequence 0 at the output steps and input lags of
     :func:`key_connectivity_rows` (earlier input steps NaN; :func:`core.connectivity`)."""

@@ -112,7 +112,7 @@ def jacobian_facts(key: compute.RunKey) -> JacobianFacts:
                          peak=float(np.max(finite)), peak_lag=int(np.argmax(finite)))
 
 
-@memoize(maxsize=compute.ENTRIES, key=compute.forward_key, shared=compute.shared_key)
+@memoize(maxsize=compute.ENTRIES, key=compute.forward_key)
 def weight_facts(key: compute.RunKey) -> WeightFacts:
     """:class:`WeightFacts` of the top layer of ``key``'s model."""
     model = compute.model_of(key)
@@ -133,7 +133,7 @@ def gate_path(key: compute.RunKey, start: int) -> float:
     return float(np.median(compute.gate_products(key)[-1][start]))
 
 
-@memoize(maxsize=compute.ENTRIES, key=compute.forward_key, shared=compute.shared_key)
+@memoize(maxsize=compute.ENTRIES, key=compute.forward_key)
 def gate_facts(key: compute.RunKey) -> GateFacts:
     """:class:`GateFacts` of the top layer of an LSTM or GRU (ValueError for plain RNNs)."""
     model, x = compute.model_of(key), compute.task_of(key).x

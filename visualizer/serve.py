@@ -3,8 +3,7 @@
 ``bpttlab serve --workers 2`` is the same as::
 
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MALLOC_ARENA_MAX=2 BPTTLAB_POLL_MS=300 \\
-    BPTTLAB_VIEW_SECONDS=1 BPTTLAB_SHARED_RESULTS=1 \\
-    gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 --timeout 120 --keep-alive 20 \\
+    BPTTLAB_VIEW_SECONDS=1 gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 --timeout 120 --keep-alive 20 \\
         --limit-request-line 4094 --limit-request-fields 50 --limit-request-field_size 8190 \\
         --no-control-socket visualizer.app:server
 
@@ -35,7 +34,7 @@ import os
 import shlex
 import sys
 
-from . import budget, cluster, jobs, sharedcache, storage
+from . import budget, cluster, jobs, storage
 from .training_ui import POLL_ENV, POLL_RANGE
 
 WSGI_APP = "visualizer.app:server"
@@ -100,12 +99,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def server_env(args: argparse.Namespace) -> dict[str, str]:
     """The environment the workers get for ``args``: :data:`SERVER_ENV` (where not already set), the
-    poll interval, the view budget, with several workers the results they share
-    (:mod:`visualizer.sharedcache`) and, with ``--redis``, the Redis URL."""
+    poll interval, the view budget and, with ``--redis``, the Redis URL."""
     env = dict(SERVER_ENV)
     env.update({POLL_ENV: str(args.poll_ms), budget.SECONDS_ENV: f"{args.view_seconds:g}"})
-    if args.workers > 1:
-        env[sharedcache.ENV] = "1"
     if args.redis:
         env[cluster.REDIS_ENV] = args.redis
     return env
