@@ -29,13 +29,10 @@ Loopback only; every loop is bounded by the duration; the servers it starts are 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,10 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import psutil  # noqa: E402
 import requests  # noqa: E402
 
-from local_cluster import LocalCluster  # noqa: E402
+from local_cluster import LocalCluster, free_port  # noqa: E402
+from server_procs import cpu_seconds, kill_a_worker, rss_mb, stop_servers  # noqa: E402
 from students import control_changes  # noqa: E402
 from tests.server.dash_http import DashSession  # noqa: E402
 from visualizer.serve import CLASS_VIEW_SECONDS, SERVER_ENV, gunicorn_args, server_env  # noqa: E402
@@ -207,67 +204,6 @@ def trainer(base, seed, recorder, stop_at, outcomes, retry=False, steps=None):
         http.session.close()
 
 
-def kill_a_worker(pids, when, args):
-    """At ``when``, SIGKILL one gunicorn worker of the first server (gunicorn starts a new one)."""
-    time.sleep(max(0.0, when - time.monotonic()))
-    for p in server_processes(pids):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if "gunicorn" in " ".join(p.cmdline()) and p.pid not in pids and p.ppid() in pids:
-                args.killed_at = time.monotonic()
-                os.kill(p.pid, signal.SIGKILL)
-                print(f"killed gunicorn worker {p.pid}", flush=True)
-                return
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def server_processes(pids) -> list[psutil.Process]:
-    """The given processes and all their descendants, alive."""
-    procs = []
-    for pid in pids:
-        try:
-            p = psutil.Process(pid)
-            procs += [p, *p.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            pass
-    return procs
-
-
-def rss_mb(pids) -> tuple[float, int, float]:
-    """(total RSS in MB, number of processes, RSS of the gunicorn master + workers alone) of the
-    server process trees (the rest: job processes, the Celery worker)."""
-    total, n, web = 0, 0, 0
-    for p in server_processes(pids):
-        try:
-            rss = p.memory_info().rss
-            total += rss
-            n += 1
-            if "gunicorn" in " ".join(p.cmdline()) and (p.pid in pids or p.ppid() in pids):
-                web += rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / 2**20, n, web / 2**20
-
-
-def cpu_seconds(pids) -> tuple[float, float]:
-    """(all, web): user + system CPU seconds used so far by the server process trees (children
-    included), and by the gunicorn master and workers alone (without their job processes)."""
-    total = web = 0.0
-    for p in server_processes(pids):
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-            if "gunicorn" in " ".join(p.cmdline()) and (p.pid in pids or p.ppid() in pids):
-                web += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total, web
-
-
 def wait_http(url, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -311,16 +247,6 @@ def start_servers(args, folder: Path):
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/")
     return procs, base
-
-
-def stop_servers(procs):
-    for p in reversed(procs):
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-            p.wait(20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
 
 
 def percentile(values, q):
