@@ -39,7 +39,7 @@ def _draw(rng: random.Random):
         (ids.SEED, lambda: rng.randint(0, 50)),
         (ids.TRUNCATE, lambda: rng.choice([None, 10, 25, 50])),
         (ids.LOSS_ON, lambda: rng.choice(["last", "all"])),
-        (ids.VIEW, lambda: rng.choice(["jacobian", "heatmap", "spectra", "gates", "connectivity"])),
+        (ids.VIEW, lambda: rng.choice(["jacobian", "heatmap", "spectra", "gates", "connectivity", "cost", "steps"])),
     ]
     cid, make = rng.choice(choices)
     return cid, "value", make()

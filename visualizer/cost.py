@@ -202,7 +202,7 @@ def methods_for(layers: int) -> tuple:
     return METHODS
 
 
-@memoize(maxsize=40)
+@memoize(maxsize=compute.ENTRIES)  # small curves; a class's students each keep (architecture x method) entries
 def method_curve(mkey) -> MethodCurve:
     """Measure one method over :func:`t_grid` for ``mkey = (SweepKey, method)``, in increasing T, at
     the lengths :func:`sweep_plan` allows; the remaining points come from the models (the last

@@ -89,7 +89,8 @@ def check_length(seq_len: int) -> None:
                          f"(at most {MAX_T} steps): lower the sequence length to see it.")
 
 
-@memoize(maxsize=8, max_bytes=96 * 2**20)  # a walkthrough at the largest accepted sizes holds ~26 MB
+# a walkthrough at the largest accepted sizes holds ~26 MB, at lesson sizes 0.1-0.5 MB
+@memoize(maxsize=64, max_bytes=96 * 2**20)
 def walk(key: StepKey) -> StepPayload:
     """The bounded walkthrough of ``key``."""
     run = key.run

@@ -148,7 +148,7 @@ def tradeoff(key, seconds=None) -> Tradeoff:
     return compare((key, TRADEOFF_SECONDS if seconds is None else float(seconds)))
 
 
-@memoize(maxsize=12)
+@memoize(maxsize=compute.ENTRIES)
 def compare(arg) -> Tradeoff:
     """Compare truncated, checkpointed and RTRL gradients with full BPTT's for a :class:`~visualizer.compute.RunKey`
     (or a given model's :class:`~visualizer.compute.ModelRun`).
