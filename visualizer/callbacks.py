@@ -115,8 +115,8 @@ def _keys(params):
 
 def overview(store, upload=None):
     """View 1, the explosion banner and the info line for the params in ``store``; ``upload``
-    (the weights store and the checked upload, see :mod:`visualizer.classroom`) adds an uploaded
-    model's curve, dashed, on the same axis.
+    (the weights store, see :mod:`visualizer.classroom`) adds an uploaded model's curve, dashed,
+    on the same axis.
 
     Returns [figure, banner children, info children].
     """
@@ -126,7 +126,7 @@ def overview(store, upload=None):
     view1 = views.GRAD_NORM
     try:
         payload = view1.payload(_keys(params))
-        uploaded, upload_note = classroom.flow_of_upload(params, *(upload or (None, None)))
+        uploaded, upload_note = classroom.flow_of_upload(params, upload)
     except EXPECTED_ERRORS as e:
         return [message_figure(str(e)), [], []]
     except Exception as e:  # keep serving; the message names the problem
@@ -187,8 +187,8 @@ def page(values, upload=None, search="", changed=None, present=False):
     """Everything a change redraws, computed once: [view 1 figure, banner, info, tab figure,
     caption, query, messages, params store], ``no_update`` for what ``changed`` leaves alone.
 
-    ``values``: control values in ``FIELDS`` order (the tab last); ``upload``: (weights store,
-    checked upload); ``search``: the query now shown; ``changed``: names of the fields that
+    ``values``: control values in ``FIELDS`` order (the tab last); ``upload``: the weights store;
+    ``search``: the query now shown; ``changed``: names of the fields that
     changed (``WEIGHTS`` for the upload, ``PRESENT`` for presentation mode), None for all (page
     load); ``present``: draw the figures for a projector (:func:`visualizer.framing.present_figure`).
     """
@@ -226,10 +226,11 @@ def _changed_fields(triggered) -> set:
 
 
 def update_page(*args):
-    """Callback: :func:`page` from the control values (``FIELDS`` order), the weights store,
-    presentation mode, the checked upload and the query now shown."""
-    *values, meta, present, pending, search = args
-    return page(values, (meta, pending), search, _changed_fields(callback_context.triggered), bool(present))
+    """Callback: :func:`page` from the control values (``FIELDS`` order), the weights store (the
+    checked upload's digest, never the file: see :mod:`visualizer.shelf`), presentation mode and
+    the query now shown."""
+    *values, meta, present, search = args
+    return page(values, meta, search, _changed_fields(callback_context.triggered), bool(present))
 
 
 # ----------------------------------------------------------------------------- registration
@@ -243,7 +244,7 @@ def register(app) -> None:
                  Output(ids.URL_WRITE, "search"), Output(ids.MESSAGES, "children"), Output(ids.PARAMS, "data"),
                  *[Input(c, "value") for c in controls], Input(ids.WEIGHTS_STORE, "data"),
                  Input(ids.PRESENT_STORE, "data"),
-                 State(ids.UPLOAD_PENDING, "data"), State(ids.URL_WRITE, "search"))(update_page)
+                 State(ids.URL_WRITE, "search"))(update_page)
     app.clientside_callback(ClientsideFunction("controls", "scaleFieldClass"), Output(ids.SCALE_FIELD, "className"),
                             Input(ids.INIT, "value"), State(ids.SCALE_HINT, "data"))
     # each graph as tall as its figure (a resize would otherwise collapse it: assets/graphs.js)

@@ -21,7 +21,7 @@ from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_up
 
 import core
 
-from . import compute, export, ids, lessons, presets, weights
+from . import compute, export, ids, lessons, presets, shelf, weights
 from .cache import memoize
 from .urlstate import SPEC, TRUE_WORDS, Params, query_pairs
 
@@ -205,36 +205,48 @@ def _cached_flow(job) -> UploadedFlow:
 
 
 def upload_weights(contents, filename):
-    """Check an upload: (status text, status class, store data or None)."""
+    """Check an upload and shelve it for the page changes after it (:mod:`visualizer.shelf`):
+    (status text, status class, weights store data or None). The store holds the upload's
+    digest, what later page changes send instead of the file."""
     if contents is None:
         return "", "upload-status", None
     try:
-        up = weights.load_weights(contents, filename)
+        up, data = weights.decode_checked(contents, filename)
     except weights.WeightsError as e:
         return f"Rejected: {e}", "upload-status error", None
     name = str(filename or "upload")[:120]
-    return (f"Loaded {name}: {up.summary}.", "upload-status ok",
-            {"filename": name, "summary": up.summary, "arch": up.arch, "sha": up.digest[:16]})
+    shared = shelf.put(up.digest, data)
+    return (f"Loaded {name}: {up.summary}." + ("" if shared else " (Kept by one server process only: if it "
+                                                 "disappears from the plot, upload it again.)"),
+            "upload-status ok", {"filename": name, "summary": up.summary, "arch": up.arch, "digest": up.digest})
 
 
-def flow_of_upload(params: Params, meta, pending):
-    """(:class:`UploadedFlow` or None, a note for the info line or None) for a checked upload.
+MISSING = ("Your uploaded model {name} is no longer on the server (it keeps the most recent uploads, and forgets "
+           "them when it restarts): press Remove and upload it again.")
 
-    The upload is checked once (cached by its digest, :func:`visualizer.weights.load_weights`)
-    and its run once per setting it depends on; any failure becomes the note."""
-    if not isinstance(meta, dict) or not isinstance(pending, dict):
+
+def flow_of_upload(params: Params, meta):
+    """(:class:`UploadedFlow` or None, a note for the info line or None) for the checked upload
+    named by the weights store ``meta`` (its ``digest``).
+
+    The upload is found by its digest (this process's cache, else the shelf, see
+    :func:`visualizer.weights.stored_weights`) and run once per setting it depends on; any
+    failure, a forged store included, becomes the note."""
+    if not isinstance(meta, dict):
         return None, None
+    name = str(meta.get("filename", "upload"))[:120]
     try:
-        up = weights.load_weights(pending.get("contents"))
+        up = weights.stored_weights(meta.get("digest"), shelf.get)
         key = (up.digest, params.task, params.seq_len, params.batch, params.seed, params.loss_on, params.truncate)
         flow = _cached_flow((key, up.model, params))
+    except weights.UploadMissing:
+        return None, MISSING.format(name=name)
     except (weights.WeightsError, ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
         return None, f"Your uploaded model cannot run here: {e}"
     except Exception as e:  # keep serving; the note names the problem
         log.exception("the uploaded model failed to run")
         return None, f"Your uploaded model cannot run here ({type(e).__name__})."
-    name, summary = str(meta.get("filename", "upload"))[:120], str(meta.get("summary", ""))[:300]
-    return flow, f"Dashed: {name} ({summary}), run {flow.note}."
+    return flow, f"Dashed: {name} ({up.summary}), run {flow.note}."
 
 
 def mark_uploaded(fig):

@@ -29,7 +29,7 @@ import numpy as np
 import core
 
 from .cache import memoize
-from .npz import MAX_BYTES, WeightsError, decode_upload, read_headers, read_npz
+from .npz import MAX_BYTES, WeightsError, decode_upload, read_headers, read_npz  # noqa: F401 - MAX_BYTES for the card
 from .budget import GATE_BLOCKS, VIEW_WORK_CAP
 from .urlstate import SPEC
 
@@ -168,10 +168,9 @@ def _check_bounds(config: core.ModelConfig) -> None:
                                f"(the same limit as its controls, so every view stays within the work cap).")
 
 
-def digest(contents) -> str:
-    """SHA-256 (hex) of an upload's ``contents`` (a ``dcc.Upload`` string or bytes)."""
-    data = contents.encode("utf-8", "surrogatepass") if isinstance(contents, str) else bytes(contents)
-    return hashlib.sha256(data).hexdigest()
+def digest(contents: bytes) -> str:
+    """SHA-256 (hex) of an upload's file bytes."""
+    return hashlib.sha256(contents).hexdigest()
 
 
 def _state_specs(data: bytes) -> tuple[dict, str]:
@@ -186,13 +185,21 @@ def _state_specs(data: bytes) -> tuple[dict, str]:
     return _strip_prefix(specs)
 
 
+class UploadMissing(WeightsError):
+    """The upload named by a digest is on neither this process nor the shelf (it must be sent again)."""
+
+
 @memoize(maxsize=16, max_bytes=CACHE_BYTES, key=lambda blob: blob[0])
 def _checked(blob) -> Uploaded | str:
-    """The checked upload of ``blob`` = (digest, contents), or the message why not (both cached:
-    each upload is decoded and checked once per process)."""
-    key, contents = blob
+    """The checked upload of ``blob`` = (digest, a function returning the file bytes), or the
+    message why not (both cached: each upload is decoded and checked once per process). The bytes
+    are fetched only when the digest is not cached; no bytes raises :class:`UploadMissing`
+    (not cached: the upload may arrive later)."""
+    key, fetch = blob
+    data = fetch()
+    if data is None:
+        raise UploadMissing("the upload is no longer on the server")
     try:
-        data = decode_upload(contents)
         specs, prefix = _state_specs(data)
         config = infer_config(specs)  # from the headers alone ...
         _check_bounds(config)  # ... so an over-size model is refused before its arrays are decoded
@@ -214,25 +221,43 @@ def _checked(blob) -> Uploaded | str:
     return Uploaded(model=model, summary=summary, digest=key)
 
 
+def _result(checked: Uploaded | str, filename: str | None) -> Uploaded:
+    if isinstance(checked, str):
+        raise WeightsError(checked)
+    return replace(checked, filename=filename)
+
+
+def decode_checked(contents, filename: str | None = None) -> tuple[Uploaded, bytes]:
+    """(:func:`load_weights` of an upload, its file bytes)."""
+    if filename is not None and not str(filename).lower().endswith(".npz"):
+        raise WeightsError(f"{str(filename)[:80]!r} is not an .npz file; save the state dict with np.savez.")
+    data = decode_upload(contents)  # bounded: the size is checked before anything is decoded
+    return _result(_checked((digest(data), lambda: data)), filename), data
+
+
 def load_weights(contents, filename: str | None = None) -> Uploaded:
     """Check an upload (``dcc.Upload`` contents or raw bytes) and build its core model.
 
     The work is bounded before anything is decoded (size, members, headers, the model's sizes
     against the app's maxima) and done once per upload: the result, or the message, is cached
-    by the upload's SHA-256.
+    by the SHA-256 of the file's bytes (its ``digest``, what :func:`stored_weights` takes).
 
     Raises
     ------
     WeightsError with a message for the user naming what is wrong.
     """
-    if filename is not None and not str(filename).lower().endswith(".npz"):
-        raise WeightsError(f"{str(filename)[:80]!r} is not an .npz file; save the state dict with np.savez.")
-    if not isinstance(contents, (str, bytes, bytearray)) or len(contents) > 4 * MAX_BYTES // 3 + 1024:
-        decode_upload(contents)  # raises its message (no file, too large) without hashing
-    checked = _checked((digest(contents), contents))
-    if isinstance(checked, str):
-        raise WeightsError(checked)
-    return replace(checked, filename=filename)
+    return decode_checked(contents, filename)[0]
+
+
+def stored_weights(key, fetch) -> Uploaded:
+    """The checked upload whose file bytes have the SHA-256 ``key`` (64 hex characters): from this
+    process's cache, else checked from ``fetch(key)`` (the shelved bytes or None).
+
+    Raises :class:`UploadMissing` when neither has it, WeightsError for a malformed key or an
+    upload that was refused."""
+    if not isinstance(key, str) or len(key) != 64 or key.strip("0123456789abcdef"):
+        raise WeightsError("weights-store: 'digest' must be the upload's SHA-256, 64 hexadecimal characters.")
+    return _result(_checked((key, lambda: fetch(key))), None)
 
 
 def run_size(config: core.ModelConfig, seq_len: int, batch: int) -> tuple[int, int, str | None]:

@@ -150,10 +150,10 @@ def test_an_upload_is_decoded_once_and_its_run_computed_once(monkeypatch):
     assert meta and decodes == [None]
     values = callbacks.params_to_controls(Params(arch=("rnn",), seq_len=12, hidden=4, batch=2))
     for view in ["heatmap", "jacobian", "spectra", "heatmap"]:  # page changes that keep the model settings
-        callbacks.page([*values[:-1], view], (meta, {"contents": contents, "filename": "mine.npz"}), "", None)
+        callbacks.page([*values[:-1], view], meta, "", None)
     assert decodes == [None] and len(runs) == 1
     values[callbacks.FIELDS.index("seed")] = 3  # a setting the run depends on: one more run, no decode
-    callbacks.page(values, (meta, {"contents": contents, "filename": "mine.npz"}), "", None)
+    callbacks.page(values, meta, "", None)
     assert decodes == [None] and len(runs) == 2
 
 
@@ -176,7 +176,7 @@ def test_a_failing_uploaded_run_is_a_note_in_view_one(monkeypatch):
         raise RuntimeError("boom")
     monkeypatch.setattr(classroom, "uploaded_flow", broken)
     store = callbacks.store_data(Params(arch=("gru",), seq_len=9, hidden=3, batch=2, seed=11))
-    fig, _banner, info = callbacks.overview(store, (meta, {"contents": contents}))
+    fig, _banner, info = callbacks.overview(store, meta)
     assert "your" not in str(fig) and "cannot run here" in str(info)
 
 

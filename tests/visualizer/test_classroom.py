@@ -93,9 +93,9 @@ def test_upload_good_and_bad_files():
     assert any("Dashed: mine.npz" in str(c.children) for c in info) and "adding task" in str(info[-1].children)
     plain = callbacks.overview(store)
     assert len(plain[0]["data"]) == len(fig["data"]) - 1
-    assert callbacks.overview(store, (None, None))[0] == plain[0]
-    bad = classroom.flow_of_upload(SMALL, data, {"contents": "junk"})
-    assert bad[0] is None and bad[1].startswith("Your uploaded model cannot run here")
+    assert callbacks.overview(store, None)[0] == plain[0]
+    bad = classroom.flow_of_upload(SMALL, {**data, "digest": "junk"})
+    assert bad[0] is None and bad[1].startswith("Your uploaded model cannot run here") and "'digest'" in bad[1]
     assert classroom.upload_status(None) == (no_update, no_update, no_update)
 
 
