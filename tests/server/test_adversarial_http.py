@@ -326,6 +326,26 @@ def test_forged_pending_upload_stores(pending):
     assert status in (200, 204), answer[:300]
 
 
+@pytest.mark.parametrize("store", [None, 5, "x", [], {"digest": 10**400}, {"digest": ["a"]}, {"digest": "f" * 64},
+                                   {"digest": "F" * 64}, {"digest": "../" * 22}, {"digest": "a" * 5000},
+                                   {"digest": None, "filename": {"a": 1}, "summary": 10**400},
+                                   {"contents": "data:;base64," + "A" * 100}])
+def test_forged_weights_stores_in_a_page_change(store):
+    """The page change sends the weights store (a digest), never the file: a forged one is a note."""
+    output = next(k for k in SERVER_SIDE if k.startswith(f"..{ids.GRAD_GRAPH}.figure"))
+    assert ids.UPLOAD_PENDING not in [x["id"] for x in APP.callback_map[output]["state"]]
+    values = {f"{ids.CONTROL_IDS[k]}.value": v for k, v in
+              {"arch": ["rnn"], "seq_len": 8, "hidden": 3, "batch": 2, "layers": 1}.items()}
+    body = valid_body(output, {**values, f"{ids.WEIGHTS_STORE}.data": store})
+    body["changedPropIds"] = [f"{ids.WEIGHTS_STORE}.data"]
+    status, answer = post(body)
+    assert status == 200 and len(answer) < ANSWER_BYTES, answer[:300]
+    info = json.dumps(json.loads(answer)["response"][ids.INFO]["children"])
+    assert "your " not in json.dumps(json.loads(answer)["response"][ids.GRAD_GRAPH]["figure"]["data"])
+    if isinstance(store, dict) and "digest" in store:
+        assert "Your uploaded model" in info and ("'digest'" in info or "upload it again" in info), info[:300]
+
+
 def test_gunicorn_answers_an_oversized_post_413_without_reading_it(procs):
     """The report's 200 MB POST: refused from its Content-Length, the worker never reads it."""
     import requests
