@@ -194,8 +194,13 @@ def main():
     if args.gunicorn:
         client.close()
         return
+    page_body = next(changes(app, extra))[1]
+    if len(page_body) < len(contents):
+        print("(a page change does not carry the upload: it sends the weights store, "
+              f"{len(json.dumps(meta))} bytes)")
+        return
     print("parts of one request carrying the upload:")
-    parts(app, contents, next(changes(app, extra))[1], args.rounds)
+    parts(app, contents, page_body, args.rounds)
 
 
 if __name__ == "__main__":
