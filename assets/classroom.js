@@ -19,6 +19,26 @@ window.dash_clientside.classroom = {
         return [{contents: contents, filename: filename}, "Checking " + filename + "…", "upload-status", nu];
     },
 
+    // The server answering a page change had lost the upload (its info line says `limits.missing`):
+    // send the file, still in the pending store, again; once per upload (`resent` holds its digest),
+    // so a server that cannot keep it is not asked forever. Sets the pending store `limits.pending`
+    // (with set_props: an output would chain it to the page callback, which Dash then does not
+    // run again) and returns what it set, or no_update.
+    resendUpload: function (info, meta, pending, limits) {
+        const dc = window.dash_clientside;
+        const marker = limits && limits.missing;
+        const digest = meta && meta.digest;
+        if (typeof marker !== "string" || !marker || typeof digest !== "string" || !pending || !pending.contents
+                || pending.resent === digest || JSON.stringify(info || "").indexOf(marker) < 0) {
+            return dc.no_update;
+        }
+        const again = Object.assign({}, pending, {resent: digest});
+        if (typeof dc.set_props === "function" && typeof limits.pending === "string") {
+            dc.set_props(limits.pending, {data: again});
+        }
+        return again;
+    },
+
     // The Remove button shows only while an upload is loaded.
     removeButtonStyle: function (meta) {
         return meta ? {} : {display: "none"};

@@ -204,10 +204,11 @@ def _cached_flow(job) -> UploadedFlow:
     return uploaded_flow(model, params)
 
 
-def upload_weights(contents, filename):
+def upload_weights(contents, filename, resent=False):
     """Check an upload and shelve it for the page changes after it (:mod:`visualizer.shelf`):
     (status text, status class, weights store data or None). The store holds the upload's
-    digest, what later page changes send instead of the file."""
+    digest, what later page changes send instead of the file (and ``resent``: the page sent it
+    again because the server had lost it, see ``classroom.resendUpload`` in assets/classroom.js)."""
     if contents is None:
         return "", "upload-status", None
     try:
@@ -216,13 +217,15 @@ def upload_weights(contents, filename):
         return f"Rejected: {e}", "upload-status error", None
     name = str(filename or "upload")[:120]
     shared = shelf.put(up.digest, data)
+    meta = {"filename": name, "summary": up.summary, "arch": up.arch, "digest": up.digest}
     return (f"Loaded {name}: {up.summary}." + ("" if shared else " (Kept by one server process only: if it "
                                                  "disappears from the plot, upload it again.)"),
-            "upload-status ok", {"filename": name, "summary": up.summary, "arch": up.arch, "digest": up.digest})
+            "upload-status ok", {**meta, "resent": True} if resent else meta)
 
 
-MISSING = ("Your uploaded model {name} is no longer on the server (it keeps the most recent uploads, and forgets "
-           "them when it restarts): press Remove and upload it again.")
+MISSING = "is no longer on the server"  # in the note; assets/classroom.js sends the upload again once on seeing it
+LOST = ("Your uploaded model {name} " + MISSING + " (it keeps only the most recent uploads): {what}")
+RESENDING, GIVE_UP = "sending it again…", "press Remove and upload it again."
 
 
 def flow_of_upload(params: Params, meta):
@@ -240,7 +243,7 @@ def flow_of_upload(params: Params, meta):
         key = (up.digest, params.task, params.seq_len, params.batch, params.seed, params.loss_on, params.truncate)
         flow = _cached_flow((key, up.model, params))
     except weights.UploadMissing:
-        return None, MISSING.format(name=name)
+        return None, LOST.format(name=name, what=GIVE_UP if meta.get("resent") else RESENDING)
     except (weights.WeightsError, ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
         return None, f"Your uploaded model cannot run here: {e}"
     except Exception as e:  # keep serving; the note names the problem
@@ -260,15 +263,17 @@ def mark_uploaded(fig):
 
 
 def upload_limits() -> dict:
-    """The constants of ``classroom.checkUpload`` (assets/classroom.js): the upload size limit."""
-    return {"max_bytes": weights.MAX_BYTES}
+    """The constants of ``classroom.checkUpload`` and ``classroom.resendUpload`` (assets/classroom.js):
+    the upload size limit, the words of the note saying the server lost an upload, the pending store."""
+    return {"max_bytes": weights.MAX_BYTES, "missing": MISSING, "pending": ids.UPLOAD_PENDING}
 
 
 def upload_status(pending):
-    """Callback: check the upload the browser let through (``classroom.checkUpload`` in assets/classroom.js)."""
+    """Callback: check the upload the browser let through (``classroom.checkUpload`` in assets/classroom.js),
+    or sent again (``classroom.resendUpload``)."""
     if not isinstance(pending, dict):
         return no_update, no_update, no_update
-    return upload_weights(pending.get("contents"), pending.get("filename"))
+    return upload_weights(pending.get("contents"), pending.get("filename"), bool(pending.get("resent")))
 
 
 # ----------------------------------------------------------------------------- presentation
@@ -329,6 +334,10 @@ def register(app) -> None:
                             *status, Input(ids.UPLOAD, "contents"), State(ids.UPLOAD, "filename"),
                             State(ids.UPLOAD_LIMITS, "data"), prevent_initial_call=True)
     app.callback(*status, Input(ids.UPLOAD_PENDING, "data"), prevent_initial_call=True)(upload_status)
+    # a page change whose server lost the upload says so in the info line: the page sends it again, once
+    app.clientside_callback(ClientsideFunction("classroom", "resendUpload"), Input(ids.INFO, "children"),
+                            State(ids.WEIGHTS_STORE, "data"), State(ids.UPLOAD_PENDING, "data"),
+                            State(ids.UPLOAD_LIMITS, "data"), prevent_initial_call=True)
     app.clientside_callback(ClientsideFunction("classroom", "removeButtonStyle"), Output(ids.UPLOAD_CLEAR, "style"),
                             Input(ids.WEIGHTS_STORE, "data"), prevent_initial_call=True)
     app.clientside_callback(

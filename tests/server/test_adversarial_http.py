@@ -343,7 +343,7 @@ def test_forged_weights_stores_in_a_page_change(store):
     info = json.dumps(json.loads(answer)["response"][ids.INFO]["children"])
     assert "your " not in json.dumps(json.loads(answer)["response"][ids.GRAD_GRAPH]["figure"]["data"])
     if isinstance(store, dict) and "digest" in store:
-        assert "Your uploaded model" in info and ("'digest'" in info or "upload it again" in info), info[:300]
+        assert "Your uploaded model" in info and ("'digest'" in info or "no longer on the server" in info), info[:300]
 
 
 def test_gunicorn_answers_an_oversized_post_413_without_reading_it(procs):

@@ -1,6 +1,6 @@
 """An upload over real servers: sent once, then every page change (which sends only its digest)
 draws it, whichever gunicorn worker or web machine answers; a machine that cannot have it says
-to upload it again."""
+to send it again."""
 from __future__ import annotations
 
 import importlib.util
@@ -60,15 +60,15 @@ def test_every_worker_and_a_restarted_server_draw_an_upload_sent_once(procs):
     assert "your GRU" in names(page(base, meta, 11))
 
 
-def test_a_machine_that_never_saw_the_upload_asks_for_it_again(procs, tmp_path):
+def test_a_machine_that_never_saw_the_upload_says_so(procs, tmp_path):
     _a, base_a = procs.gunicorn(workers=1, threads=2)
     meta = upload(DashSession(base_a, requests).load(), seed=1)
     procs.env = {**procs.env, "BPTTLAB_CACHE_DIR": str(tmp_path / "other-machine")}
     _b, base_b = procs.gunicorn(workers=1, threads=2)
     s = page(base_b, meta, 3)
-    assert not any(str(n).startswith("your") for n in names(s)) and "upload it again" in info(s), info(s)[:300]
+    assert not any(str(n).startswith("your") for n in names(s)) and "no longer on the server" in info(s), info(s)[:300]
     forged = page(base_a, {**meta, "digest": "0" * 64}, 4)  # knowing the digest is the only way to an upload
-    assert not any(str(n).startswith("your") for n in names(forged)) and "upload it again" in info(forged)
+    assert not any(str(n).startswith("your") for n in names(forged)) and "no longer on the server" in info(forged)
 
 
 def test_web_machines_behind_a_balancer_share_an_upload_through_redis(tmp_path):

@@ -86,7 +86,7 @@ def test_upload_good_and_bad_files():
     # the uploaded model joins view 1, dashed, on the same axis as the fresh networks
     from visualizer import callbacks
     store = callbacks.store_data(SMALL)
-    fig, _banner, info = callbacks.overview(store, (data, {"contents": as_upload(npz_of(model))}))
+    fig, _banner, info = callbacks.overview(store, data)
     mine = [t for t in fig["data"] if t["name"] == "your LSTM"]
     assert len(mine) == 1 and mine[0]["line"]["dash"] == "dash" and mine[0]["legendgroup"] == "uploaded"
     assert [t["name"] for t in fig["data"] if t.get("meta") == "main"][:2] == ["RNN", "GRU"]

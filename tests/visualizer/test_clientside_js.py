@@ -66,7 +66,32 @@ def test_remove_upload_clears_file_pending_status_and_store():
 
 def test_the_limits_store_carries_the_server_limit():
     stores = [c for c in classroom.upload_card().children if isinstance(c, dcc.Store) and c.id == ids.UPLOAD_LIMITS]
-    assert [s.data for s in stores] == [{"max_bytes": weights.MAX_BYTES}]
+    assert [s.data for s in stores] == [{"max_bytes": weights.MAX_BYTES, "missing": classroom.MISSING,
+                                         "pending": ids.UPLOAD_PENDING}]
+
+
+D = "ab" * 32
+PENDING = {"contents": data_url(8), "filename": "w.npz"}
+LOST_NOTE = [{"type": "Span", "props": {"children": classroom.LOST.format(name="w.npz", what=classroom.RESENDING)}}]
+RESEND_UPLOAD = [
+    # (info children, weights store, pending store, limits) -> pending store
+    ((LOST_NOTE, {"digest": D}, PENDING, LIMIT), {**PENDING, "resent": D}),  # lost: send it again
+    ((LOST_NOTE, {"digest": D}, {**PENDING, "resent": D}, LIMIT), NU),  # ... once
+    ((LOST_NOTE, {"digest": "cd" * 32}, {**PENDING, "resent": D}, LIMIT), {**PENDING, "resent": "cd" * 32}),
+    (([{"props": {"children": "Dashed: w.npz"}}], {"digest": D}, PENDING, LIMIT), NU),  # found: nothing to do
+    ((LOST_NOTE, None, PENDING, LIMIT), NU),  # removed meanwhile
+    ((LOST_NOTE, {"digest": D}, None, LIMIT), NU),
+    ((LOST_NOTE, {"digest": D}, {"filename": "w.npz"}, LIMIT), NU),
+    ((LOST_NOTE, {"digest": 5}, PENDING, LIMIT), NU),
+    ((LOST_NOTE, {"digest": D}, PENDING, None), NU),  # no (or a forged) limits store: never resend
+    ((LOST_NOTE, {"digest": D}, PENDING, {"missing": ""}), NU),
+    ((None, {"digest": D}, PENDING, LIMIT), NU),
+]
+
+
+def test_resend_upload_table():
+    cases = [("resendUpload", args) for args, _ in RESEND_UPLOAD]
+    assert run_cases("classroom.js", "classroom", cases) == [want for _, want in RESEND_UPLOAD]
 
 
 HINT = layout.scale_hint()  # what the page's scale-hint-store holds
