@@ -18,9 +18,12 @@ reached (a full disk, Redis down) is no shelf: the page says the upload must be 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import logging
 import re
+import sqlite3
 import threading
 import time
 
@@ -112,7 +115,12 @@ _LOCK = threading.Lock()
 
 
 def _errors() -> tuple:
-    return (OSError, storage.UnsafeStorage, *cluster.connection_errors())
+    """What a failing shelf raises: the disk's, the database's, Redis' (any of its errors, e.g. out of memory)."""
+    found = [OSError, sqlite3.Error, storage.UnsafeStorage, *cluster.connection_errors()]
+    for module, name in (("diskcache", "Timeout"), ("redis.exceptions", "RedisError")):
+        with contextlib.suppress(ImportError):
+            found.append(getattr(importlib.import_module(module), name))
+    return tuple(found)
 
 
 def shelf():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sqlite3
 import uuid
 
 import numpy as np
@@ -150,3 +151,28 @@ def test_the_redis_shelf_is_bounded(monkeypatch):
         keys = list(red.client.scan_iter(shelf.KEY + "*"))
         if keys:
             red.client.delete(*keys)
+
+
+class Broken:
+    """A shelf whose disk or Redis fails on every call."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def has(self, key):
+        raise self.error
+
+    put = get = has
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), sqlite3.OperationalError("locked"),
+                                   ConnectionError("refused")])
+def test_a_failing_shelf_keeps_the_upload_in_this_process(monkeypatch, error):
+    monkeypatch.setattr(shelf, "shelf", lambda: Broken(error))
+    data = npz_of(core.build("gru", input_size=2, hidden_size=7, output_size=1, seed=9))
+    text, cls, meta = classroom.upload_weights(as_upload(data), "mine.npz")
+    assert text.startswith("Loaded mine.npz") and "Kept by one server process only" in text and "ok" in cls
+    assert "your GRU" in curves(meta)[0]  # this process has it
+    weights._checked.cache_clear()
+    names, info = curves(meta)  # another process: nothing on the shelf, the page will send it again
+    assert "your GRU" not in names and classroom.MISSING in info
