@@ -107,46 +107,89 @@ window.dash_clientside.stepview = {
         const stepped = !!(constants && tab === constants.view && figure && Array.isArray(figure.frames)
                            && figure.frames.length && figure.layout && figure.layout.sliders
                            && figure.layout.sliders.length && figure.layout.sliders[0].name === "phase");
-        const h = figure && figure.layout && figure.layout.height;
-        const graph = typeof h === "number" && h > 0 && isFinite(h) ? {height: h + "px"} : {};
+        const graph = window.dash_clientside.graphs.fit(figure);  // as tall as its figure (graphs.js)
         return stepped ? [{}, {display: "none"}] : [{display: "none"}, graph];
     },
 
     // The stepped figure's height: in presentation mode as tall as the `room` the window leaves under the step
-    // buttons (a projector shows buttons and figure at once), at least FIT_MIN px; never taller than built.
+    // buttons (a projector shows buttons and figure at once), but never below the `least` height the figure says
+    // keeps it readable (its layout.meta.min_height; FIT_MIN without one): a short window scrolls the page instead
+    // of squeezing the figure. Never taller than built.
     FIT_MIN: 500,
-    fitHeight: function (height, room, present) {
+    fitHeight: function (height, room, present, least) {
         const ns = window.dash_clientside.stepview;
         if (!present || !(room > 0) || !(height > 0)) { return height; }
-        return Math.max(ns.FIT_MIN, Math.min(height, Math.floor(room)));
+        const floor = typeof least === "number" && least > 0 && isFinite(least) ? least : ns.FIT_MIN;
+        return Math.max(Math.min(floor, height), Math.min(height, Math.floor(room)));
+    },
+
+    // The height to draw the stepped figure `layout` at in `div` (below the step buttons): see fitHeight.
+    _fit: function (div, layout, present) {
+        const ns = window.dash_clientside.stepview;
+        if (!div.parentElement) { return layout.height; }
+        const above = div.getBoundingClientRect().top - div.parentElement.getBoundingClientRect().top;
+        return ns.fitHeight(layout.height, window.innerHeight - above - 8, present === true,
+                            layout.meta && layout.meta.min_height);
+    },
+
+    // Size the plot div to `height` (graphs.fit: a resize keeps it, plotly.js sizing the plot to its div).
+    _size: function (div, height) {
+        div.style.height = "";
+        Object.assign(div.style, window.dash_clientside.graphs.fit({layout: {height: height}}));
     },
 
     // Clientside callback: draw the stepped figure (data, layout and frames, sent once) into the plain div, in
-    // presentation mode (`present`, the present store) fitted to the window; the div is as tall as the figure, so
-    // a resize (plotly.js drops the figure's height and sizes it to the div) keeps it.
+    // presentation mode (`present`, the present store) fitted to the window, and fitted again after the window is
+    // resized (refit) or presentation mode toggles (present-resize.js calls refit).
     render: function (figure, tab, present, constants) {
         const ns = window.dash_clientside.stepview;
         const styles = ns.placement(figure, tab, constants);
         const div = constants && document.getElementById(constants.graph);
+        ns._shown = null;
         if (div && window.Plotly) {
             if (styles[0].display === "none") {
                 if (div.classList.contains("js-plotly-plot")) { window.Plotly.purge(div); }
                 div.style.height = "";
             } else {
-                let layout = figure.layout;
-                if (div.parentElement) {
-                    div.parentElement.style.display = "";  // visible before plotly sizes it
-                    const above = div.getBoundingClientRect().top - div.parentElement.getBoundingClientRect().top;
-                    layout = Object.assign({}, layout, {height: ns.fitHeight(layout.height,
-                                                                             window.innerHeight - above - 8,
-                                                                             present === true)});
-                }
-                if (layout.height > 0) { div.style.height = layout.height + "px"; }
+                if (div.parentElement) { div.parentElement.style.display = ""; }  // visible before plotly sizes it
+                const layout = Object.assign({}, figure.layout, {height: ns._fit(div, figure.layout, present)});
+                ns._size(div, layout.height);
                 ns._quiet(window.Plotly.react(div, {data: figure.data, layout: layout, frames: figure.frames,
                                                     config: constants.config || {displaylogo: false}}));
+                ns._shown = {graph: constants.graph, layout: figure.layout, present: present};
+                ns._listen();
             }
         }
         return styles;
+    },
+
+    // Fit the shown stepped figure to the window again (a resize, presentation mode toggled); the height drawn.
+    refit: function () {
+        const ns = window.dash_clientside.stepview;
+        const s = ns._shown;
+        const div = s && document.getElementById(s.graph);
+        if (!div || !div.classList.contains("js-plotly-plot") || !div._fullLayout || !window.Plotly) { return null; }
+        const height = ns._fit(div, s.layout, s.present);
+        if (height !== div._fullLayout.height) {
+            // the div at the new height, and plotly.js sizes the plot to it (a relayout of the height would fix the
+            // width too, and later resizes would keep it)
+            ns._size(div, height);
+            ns._quiet(window.Plotly.Plots.resize(div));
+        }
+        return height;
+    },
+
+    // Installs the window resize handler once: refit REFIT_DELAY ms after the last resize event.
+    REFIT_DELAY: 150,
+    _listen: function () {
+        const ns = window.dash_clientside.stepview;
+        if (ns._listening) { return; }
+        ns._listening = true;
+        let timer = null;
+        window.addEventListener("resize", function () {
+            clearTimeout(timer);
+            timer = setTimeout(ns.refit, ns.REFIT_DELAY);
+        });
     },
 
     // Installs the arrow-key handler once (the constants store says which graph it drives).

@@ -98,8 +98,14 @@ def _scaled(value, factor):
     return value
 
 
+# px lengths that grow with the text beside them: an axis's labels and title from its line, a colour bar's
+# width, the gap between legend groups, an annotation's offset (spectra's panel titles above a strip's title)
+PX_LENGTHS = ("ticklabelstandoff", "standoff", "thickness", "tracegroupgap", "xshift", "yshift")
+PX_INTEGERS = ("ticklabelstandoff",)  # plotly.js drops a fractional value (to 0: tick labels on the axis line)
+
+
 def _scale_fonts(node, factor):
-    """Scale every ``size`` under a ``font``/``tickfont``/``hoverlabel`` and a few px lengths, in place."""
+    """Scale every ``size`` under a ``font``/``tickfont``/``hoverlabel`` and the PX_LENGTHS, in place."""
     if isinstance(node, list):
         for item in node:
             _scale_fonts(item, factor)
@@ -109,14 +115,15 @@ def _scale_fonts(node, factor):
     for key, value in node.items():
         if key in ("font", "tickfont", "titlefont") and isinstance(value, dict) and "size" in value:
             value["size"] = _scaled(value["size"], factor)
-        if key in ("ticklabelstandoff", "standoff", "thickness", "tracegroupgap") and isinstance(value, (int, float)):
-            node[key] = _scaled(value, factor)
+        if key in PX_LENGTHS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            node[key] = round(value * factor) if key in PX_INTEGERS else _scaled(value, factor)
         _scale_fonts(value, factor)
 
 
 def present_figure(fig, factor=PRESENT_SCALE) -> dict:
-    """A copy of ``fig`` for presentation mode: fonts, tick labels, legends, hover text, margins,
-    line widths, markers and the figure's height ``factor`` times larger."""
+    """A copy of ``fig`` for presentation mode: fonts, tick labels, legends, hover text, margins, the
+    PX_LENGTHS, line widths, markers and the figure's height (and least height, ``layout.meta.min_height``)
+    ``factor`` times larger."""
     fig = json.loads(json.dumps(fig))
     layout = fig.setdefault("layout", {})
     layout.setdefault("font", {}).setdefault("size", 17)
@@ -127,6 +134,9 @@ def present_figure(fig, factor=PRESENT_SCALE) -> dict:
     layout["margin"] = {k: (_scaled(v, factor) if k in "lrtb" else v) for k, v in margin.items()}
     if isinstance(layout.get("height"), (int, float)):  # the plot area keeps its share of the figure
         layout["height"] = round(layout["height"] * factor)
+    meta = layout.get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get("min_height"), (int, float)):  # see visualizer.unrolled
+        meta["min_height"] = round(meta["min_height"] * factor)
     for trace in fig.get("data", []):
         line, marker = trace.get("line"), trace.get("marker")
         if isinstance(line, dict) and "width" in line:

@@ -23,6 +23,12 @@ from .unrolled_parts import (COLORS, DECADES, PENDING, bin_of, decade_bins, dyna
                              texts, vmax)
 
 STEPS_PER_FRAME_MAX = 30  # frames per phase at most (longer sequences advance several steps per frame)
+# The smallest plot area that stays readable when the page fits the figure to a short window (px at the built scale)
+LANE_MIN = 34  # per lane unit of the network (x, h, c, y and L one unit or less apart)
+BARS_MIN = 48  # the bars of dL/dW_hh, room for their axis title
+MAP_MIN = 96  # the loss-step map
+MAP_DOMAIN = [0.0, 0.28]
+MARGIN_LEFT = 96  # the lane names and axis titles, and under them the ▶ / ❚❚ buttons (about 80 px wide)
 
 
 def _state(p: StepPayload, phase: str, k: int) -> dict:
@@ -159,6 +165,15 @@ def _wrap(text: str, width: int = 100) -> str:
     return "<br>".join(textwrap.wrap(text, width))
 
 
+def min_height(margin: dict, domains: dict, lane_units: float) -> int:
+    """The smallest height (px) the figure may be fitted to (assets/stepview.js, presentation mode): its margins
+    and a plot area in which the network (``domains["net"]``, ``lane_units`` lane units high), the bars and the
+    map (if drawn) each keep their least readable height (LANE_MIN per lane unit, BARS_MIN, MAP_MIN)."""
+    least = {"net": LANE_MIN * lane_units, "bars": BARS_MIN, "map": MAP_MIN}
+    plot = max(least[k] / (d[1] - d[0]) for k, d in domains.items())
+    return int(np.ceil(margin["t"] + margin["b"] + plot))
+
+
 def step_figure(p: StepPayload, height: int = 900) -> dict:
     """The stepped figure of one BPTT iteration (see the module docstring)."""
     ly = lanes(p)
@@ -183,24 +198,27 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
     ticks = sorted(ly.items(), key=lambda kv: kv[1])
     ticktext = [lane_names[k] if k in lane_names else f"{k[0]}{'' if p.L == 1 else int(k[1:]) + 1}" for k, _ in ticks]
     net, bars = ([0.56, 1.0], [0.36, 0.50]) if has_map else ([0.42, 1.0], [0.0, 0.34])
+    domains = {"net": net, "bars": bars, **({"map": MAP_DOMAIN} if has_map else {})}
     bars_title = "∂L/∂W_hh" + (" (top)" if p.L > 1 else "")
     anim = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
-    # the controls under the plot sit at fixed px from it (pad), whatever height the page fits the figure to
-    sliders = [{"name": "phase", "active": 0, "x": 0.08, "len": 0.92, "y": 0, "yanchor": "top",
+    # the controls under the plot sit at fixed px from it (pad), whatever height the page fits the figure to; the
+    # sliders span the plot's width and the ▶ / ❚❚ buttons sit left of them in the margin, so at no width do they meet
+    sliders = [{"name": "phase", "active": 0, "x": 0, "len": 1, "y": 0, "yanchor": "top",
                 "pad": {"t": 48}, "currentvalue": {"visible": False}, "font": {"size": 12},
                 "steps": [{"method": "animate", "label": label, "args": [[str(i)], anim]}
                           for i, (_, _, label) in enumerate(plan)]}]
     if p.T > DRAWN:
-        sliders.append({"name": "window", "active": 0, "x": 0.08, "len": 0.92, "y": 0, "yanchor": "top",
+        sliders.append({"name": "window", "active": 0, "x": 0, "len": 1, "y": 0, "yanchor": "top",
                         "pad": {"t": 112}, "currentvalue": {"prefix": "window from step ", "font": {"size": 12}},
                         "font": {"size": 10}, "tickcolor": "white",
                         "steps": [{"method": "relayout", "label": str(s),
                                    "args": [{"xaxis.range": [s - 0.6, s + DRAWN - 0.4]}]}
                                   for s in range(0, p.T - DRAWN + 1)]})
     lines = max(f["layout"]["title"]["text"].count("<br>") + 1 for f in frames)  # of the explanations (15 px)
+    margin = {"l": MARGIN_LEFT, "r": 40, "t": 18 + 20 * lines + 30, "b": 170 if p.T > DRAWN else 104}
     layout = base_layout(
-        height=height, font={"family": FONT, "size": 14, "color": "#1a1a1a"},
-        margin={"l": 70, "r": 40, "t": 18 + 20 * lines + 30, "b": 170 if p.T > DRAWN else 104},
+        height=height, font={"family": FONT, "size": 14, "color": "#1a1a1a"}, margin=margin,
+        meta={"min_height": min(height, min_height(margin, domains, ly["L"] + 1.1))},
         title={"text": frames[0]["layout"]["title"]["text"], "x": 0.01, "xanchor": "left", "y": 1,
                "yref": "container", "yanchor": "top", "pad": {"t": 14}, "font": {"size": 15}},
         legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "font": {"size": 12}},
@@ -210,8 +228,8 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
                "ticktext": ticktext, "showgrid": False, "zeroline": False, "fixedrange": True},
         yaxis2={"domain": bars, "anchor": "x", "range": bar_range, "title": {"text": bars_title, "font": {"size": 12}},
                 "gridcolor": GRID, "zeroline": True, "zerolinecolor": "#999", "fixedrange": True, "nticks": 4},
-        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": 0, "xanchor": "left",
-                      "yanchor": "top", "pad": {"t": 48, "r": 10}, "showactive": False, "buttons": [
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": 0, "xanchor": "right",
+                      "yanchor": "top", "pad": {"t": 48, "r": 8}, "showactive": False, "buttons": [
                           {"label": "▶", "method": "animate",
                            "args": [None, {"frame": {"duration": 900, "redraw": True}, "transition": {"duration": 0},
                                            "fromcurrent": True, "mode": "immediate"}]},
@@ -221,7 +239,7 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
         annotations=[{"text": "step t", "x": 0, "xref": "paper", "xanchor": "right", "y": 0, "yref": "paper",
                       "yanchor": "top", "yshift": -2, "xshift": -14, "showarrow": False}])  # the row of step numbers
     if has_map:
-        layout["yaxis3"] = {"domain": [0.0, 0.28], "anchor": "x",
+        layout["yaxis3"] = {"domain": MAP_DOMAIN, "anchor": "x",
                             "title": {"text": "loss step t", "font": {"size": 12}}, "gridcolor": GRID,
                             "zeroline": False}
         layout["annotations"] += [{"text": f"‖∂Lₜ/∂W_hh through step s‖{top_layer(p)}: which loss (row) reaches "

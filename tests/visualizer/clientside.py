@@ -1,6 +1,6 @@
 """Run the browser-side callbacks of ``assets/*.js`` in node, with a stubbed ``window``.
 
-:func:`run_cases` loads one asset in a fresh ``vm`` context whose ``window.dash_clientside``
+:func:`run_cases` loads an asset (or several) in a fresh ``vm`` context whose ``window.dash_clientside``
 holds only ``no_update`` (the string :data:`NO_UPDATE` here), calls
 ``window.dash_clientside[namespace][fn](...args)`` for every case and returns the JSON results.
 """
@@ -20,7 +20,8 @@ RUNNER = r"""
 const fs = require("fs"), vm = require("vm");
 const input = JSON.parse(fs.readFileSync(0, "utf8"));
 const window = {dash_clientside: {no_update: input.no_update}};
-vm.runInNewContext(fs.readFileSync(input.asset, "utf8"), {window: window, console: console});
+const context = vm.createContext({window: window, console: console});
+[].concat(input.asset).forEach(function (file) { vm.runInContext(fs.readFileSync(file, "utf8"), context); });
 const fns = window.dash_clientside[input.namespace] || {};
 if (input.list) {
     process.stdout.write(JSON.stringify(Object.keys(fns).filter(k => typeof fns[k] === "function").sort()));
@@ -55,9 +56,11 @@ def functions(asset: str, namespace: str) -> list[str]:
     return _run({"asset": str(ASSETS / asset), "namespace": namespace, "no_update": NO_UPDATE, "list": True})
 
 
-def run_cases(asset: str, namespace: str, cases: list[tuple[str, list]]) -> list:
-    """Results of ``namespace.fn(*args)`` for each ``(fn, args)`` in ``cases``, in order."""
-    out = _run({"asset": str(ASSETS / asset), "namespace": namespace, "no_update": NO_UPDATE,
+def run_cases(asset: str | tuple[str, ...], namespace: str, cases: list[tuple[str, list]]) -> list:
+    """Results of ``namespace.fn(*args)`` for each ``(fn, args)`` in ``cases``, in order. ``asset``: one file,
+    or several loaded in order into the same ``window`` (as the page loads ``assets/``: by name)."""
+    files = [str(ASSETS / a) for a in ((asset,) if isinstance(asset, str) else asset)]
+    out = _run({"asset": files, "namespace": namespace, "no_update": NO_UPDATE,
                 "cases": [[fn, list(args)] for fn, args in cases]})
     errors = [(case, o["error"]) for case, o in zip(cases, out, strict=True) if "error" in o]
     assert not errors, errors

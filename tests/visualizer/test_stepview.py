@@ -298,6 +298,49 @@ def test_the_controls_under_the_stepped_figure_sit_at_fixed_px_from_the_plot(les
     assert layout["title"]["yref"] == "container" and layout["title"]["y"] == 1
 
 
+def test_the_play_buttons_sit_left_of_the_sliders_so_they_never_meet(lesson):
+    _, fig = lesson
+    layout = fig["layout"]
+    (menu,) = layout["updatemenus"]
+    assert menu["x"] == 0 and menu["xanchor"] == "right"  # in the left margin, whatever the plot's width
+    for slider in layout["sliders"]:
+        assert slider["x"] >= 0 and slider.get("xanchor", "left") == "left" and slider["x"] + slider["len"] <= 1
+    assert layout["margin"]["l"] >= 80 + menu["pad"]["r"]  # the two buttons (~40 px each) fit the margin
+
+
+SHAPES = [{}, {"seq_len": 60}, {"loss_on": "last"}, {"arch": ("lstm",), "layers": 3}]
+
+
+@pytest.mark.parametrize("changes", SHAPES, ids=["map", "window", "no-map", "lstm-3-layers"])
+def test_the_least_height_keeps_every_panel_readable(changes):
+    fig = unrolled.step_figure(stepview.payload(Params(**{**CLASS.to_dict(), **changes})))
+    layout = fig["layout"]
+    least = layout["meta"]["min_height"]
+    assert 0 < least <= layout["height"]
+    plot = least - layout["margin"]["t"] - layout["margin"]["b"]  # the plot area fitted to the least height
+
+    def px(axis):
+        return plot * (layout[axis]["domain"][1] - layout[axis]["domain"][0])
+    net = layout["yaxis"]["range"]
+    room = {"yaxis": px("yaxis") / (net[1] - net[0]) / unrolled.LANE_MIN, "yaxis2": px("yaxis2") / unrolled.BARS_MIN}
+    if "yaxis3" in layout:
+        room["yaxis3"] = px("yaxis3") / unrolled.MAP_MIN
+    assert min(room.values()) >= 1 - 1e-9  # each panel at least its least height
+    assert min(room.values()) < 1 + 2 / plot  # and no more than that: the least height, up to a px
+
+
+def test_presentation_mode_scales_the_least_height_with_the_figure():
+    from visualizer import callbacks
+
+    params = Params(**{**CLASS.to_dict(), "view": "steps"})
+    plain = callbacks.page(callbacks.params_to_controls(params), search="", changed={"view"})[3]["layout"]
+    big = callbacks.page(callbacks.params_to_controls(params), search="", changed={"view"}, present=True)[3]["layout"]
+    scale = views.VIEWS["steps"].present_scale
+    assert big["meta"]["min_height"] == round(plain["meta"]["min_height"] * scale)
+    assert big["meta"]["min_height"] / big["height"] == pytest.approx(plain["meta"]["min_height"] / plain["height"],
+                                                                      abs=1e-3)
+
+
 def test_node_hovers_hold_the_core_numbers(lesson):
     p, fig = lesson
     model, task, _, _, res = reference(CLASS)

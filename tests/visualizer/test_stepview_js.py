@@ -4,7 +4,7 @@ from tests.visualizer.clientside import NO_UPDATE, run_cases
 
 def run(cases):
     """Results of ``stepview.fn(*args)`` for each ``[fn, args]``, run in node."""
-    return run_cases("stepview.js", "stepview", [(fn, args) for fn, args in cases])
+    return run_cases(("graphs.js", "stepview.js"), "stepview", [(fn, args) for fn, args in cases])
 
 
 STARTS = [0, 1, 13, 14, 26, 27, 28]  # start, forward, losses, backward, sum, update, next (T = 12: 40 frames)
@@ -111,6 +111,11 @@ FIT = [
     ((1080, 650, True), 650),  # a projector: buttons and figure in the window at once
     ((1080, 2000, True), 1080),  # never taller than built
     ((1080, 300, True), 500),  # never below FIT_MIN: the network stays readable (the page scrolls)
+    ((1080, 300, True, 640), 640),  # nor below the least height the figure says keeps it readable
+    ((1080, 700, True, 640), 700),
+    ((600, 300, True, 640), 600),  # a least height above the figure's own: as built
+    ((1080, 300, True, None), 500),
+    ((1080, 300, False, 640), 1080),
     ((1080, 650, False), 1080),  # the page as built outside presentation mode
     ((1080, None, True), 1080),
     ((1080, -5, True), 1080),
