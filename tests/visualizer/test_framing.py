@@ -161,3 +161,60 @@ def test_heatmap_colour_scales_run_exactly_from_0_to_1(special):
         positions = [p for p, _ in scale]
         assert positions[0] == 0.0 and positions[-1] == 1.0, i
         assert positions == sorted(positions), i
+
+
+def strip_views():
+    """Every view with labelled strips, each with both strips and a marked value at t = 0 in each."""
+    low, high = np.logspace(-300, 0, 40), np.logspace(0, 300, 40)
+    low[:5], high[:3] = 0.0, np.inf
+    both = [{"arch": "rnn", "name": "RNN", "label": "∏", "band": False, "median": low, "min": low, "max": low,
+             "whole": None}, {"arch": "rnn-relu", "name": "RNN-relu", "label": "∏", "band": False, "median": high,
+                              "min": high, "max": high, "whole": None}]
+    spectra = [{"arch": "rnn-relu", "name": "RNN-relu", "weights": np.array([2.0, 1.0]), "threshold": 1.0,
+                "step_max": high, "step_min": low, "t": None}]
+    return {"grad_norm": figures.grad_norm_figure([Flow("rnn", "RNN", low), Flow("rnn-relu", "RNN-relu", high)]),
+            "jacobian": figures.jacobian_figure(both), "gates": figures.gates_figure(both),
+            "spectra": figures.spectra_figure(spectra)}
+
+
+def label_clearance(fig) -> dict:
+    """Per strip axis, px between its row labels and the widest marker on it at the left end of its x range (a
+    fractional ``ticklabelstandoff`` counts as 0: plotly.js drops it, as it does any non-integer for an integer)."""
+    layout, out = fig["layout"], {}
+    for key, ax in layout.items():
+        if not (key.startswith("yaxis") and isinstance(ax, dict) and ax.get("type") == "category"):
+            continue
+        axis_id = "y" + key[5:]
+        marks = [t for t in fig["data"] if t.get("yaxis") == axis_id and t.get("meta") in ("overflow", "underflow")]
+        x_start = layout["xaxis" + ax["anchor"][1:]]["range"][0]
+        at_start = [t for t in marks if np.min(decode(t["x"])) <= x_start]
+        assert at_start, key  # the case this checks: a marker at the plot's left edge
+        reach = max(t["marker"]["size"] / 2 + t["marker"]["line"]["width"] / 2 for t in at_start)
+        standoff = ax["ticklabelstandoff"] if isinstance(ax["ticklabelstandoff"], int) else 0
+        out[key] = standoff - reach
+    return out
+
+
+@pytest.mark.parametrize("factor", [framing.PRESENT_SCALE, 1.2])
+@pytest.mark.parametrize("view", ["grad_norm", "jacobian", "gates", "spectra"])
+def test_strip_labels_clear_the_markers_at_t0_in_presentation_mode_too(view, factor):
+    fig = strip_views()[view]
+    if view == "spectra":  # its x axis pads the range: the markers at t = 0 are inside it
+        fig["layout"]["xaxis2"]["range"] = [0, 39]
+    big = framing.present_figure(fig, factor)
+    go.Figure(big)  # valid plotly: an integer stays an integer
+    normal, present = label_clearance(fig), label_clearance(big)
+    assert set(normal) == set(present) and len(normal) == 2
+    for key, room in normal.items():
+        assert room >= 6  # normal mode: a gap between the label and the marker
+        assert present[key] >= room * factor - 1  # the gap grows with the labels and markers (rounded to a px)
+
+
+def test_spectra_panel_titles_clear_the_strip_title_in_presentation_mode_too():
+    fig = strip_views()["spectra"]
+    for layout in (fig["layout"], framing.present_figure(fig)["layout"]):
+        strip_title = next(a for a in layout["annotations"] if a["text"] == plotstyle.OVERFLOW_TITLE)
+        panels = [a for a in layout["annotations"] if a["text"].startswith("<b>")]
+        assert len(panels) == 2
+        for a in panels:  # raised above the strip title's line (about 1.3 font sizes high)
+            assert a["yshift"] >= 1.3 * strip_title["font"]["size"]
