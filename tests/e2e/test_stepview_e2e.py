@@ -1,4 +1,6 @@
 """The "BPTT step by step" tab in a real browser: play, step back and forth, and what each phase draws."""
+import math
+
 import pytest
 from dash.testing.wait import until
 from selenium.webdriver.common.action_chains import ActionChains
@@ -168,4 +170,63 @@ def test_in_presentation_mode_the_step_buttons_and_figure_fit_the_window(dash_du
     assert room >= 500  # this window leaves the figure more than its smallest height
     assert fit["height"] == pytest.approx(room, abs=1)  # as tall as the window allows (built: 900 px x 1.2)
     assert fit["top"] == pytest.approx(0, abs=1) and fit["bottom"] <= fit["inner"]  # buttons and figure at once
+    assert dash_duo.get_logs() == []
+
+
+GEOMETRY_JS = """
+const bar = document.getElementById(arguments[0]), plot = document.getElementById(arguments[1]);
+if (!plot._fullLayout || !plot._fullLayout.meta) { return null; }
+const b = bar.getBoundingClientRect(), p = plot.getBoundingClientRect();
+const buttons = Array.from(bar.querySelectorAll('.step-button')).map(e => e.getBoundingClientRect());
+const menu = plot.querySelector('.updatemenu-container').getBoundingClientRect();
+const rail = plot.querySelector('.slider-rail-rect').getBoundingClientRect();
+return {inner: window.innerHeight, above: p.top - b.top, buttonsBottom: Math.max(...buttons.map(r => r.bottom)),
+        plotTop: p.top, height: plot._fullLayout.height, width: plot._fullLayout.width, divWidth: p.width,
+        least: plot._fullLayout.meta.min_height, menuRight: menu.right, railLeft: rail.left,
+        present: document.querySelector('.present') !== null};
+"""
+
+
+def test_the_step_figure_refits_after_a_resize_and_a_presentation_toggle(dash_duo):
+    driver = dash_duo.driver
+    dash_duo.start_server(create_app())
+    driver.get(dash_duo.server_url + "/?preset=bptt-steps&present=1")
+    chrome = driver.execute_script("return window.outerHeight - window.innerHeight")
+
+    def viewport(width, height):
+        driver.set_window_size(width, height + chrome)
+
+    def geometry():
+        return driver.execute_script(GEOMETRY_JS, ids.STEP_TOOLBAR, ids.STEP_PLOT)
+
+    def room(g):  # the window's room under the step buttons
+        return math.floor(g["inner"] - g["above"] - 8)
+
+    def settles(want):  # the height drawn once the page has re-fitted, and the plot as wide as its div
+        def ok():
+            g = geometry()
+            return g is not None and g["height"] == want(g) and abs(g["width"] - g["divWidth"]) <= 1
+        until(ok, 20, poll=0.1)
+        return geometry()
+
+    viewport(1280, 900)
+    until(lambda: driver.execute_script(ACTIVE, ids.STEP_PLOT) == 0, 60, poll=0.1)
+    g = settles(room)
+    assert g["present"] and g["height"] > g["least"]
+    viewport(1280, 577)  # a laptop letterboxed for a projector: less room than the figure needs
+    g = settles(lambda g: g["least"])  # its least readable height, and the page scrolls
+    assert g["inner"] - g["above"] - 8 < g["least"] < 900
+    viewport(1280, 577)
+    for height in (600, 650, 700, 760):  # a burst of resize events: one re-fit at the end
+        viewport(1100, height)
+    g = settles(room)
+    assert g["inner"] == 760 and g["height"] > g["least"]
+    assert g["buttonsBottom"] <= g["plotTop"] + 1  # the step buttons above the figure, not over it
+    assert g["menuRight"] <= g["railLeft"]  # the ▶ / ❚❚ buttons left of the slider
+    dash_duo.find_element(f"#{ids.PRESENT_EXIT}").click()  # out of presentation mode: the figure as built
+    g = settles(lambda g: 900)
+    assert not g["present"]
+    dash_duo.find_element(f"#{ids.PRESENT_TOGGLE}").click()  # and back: fitted to this window again
+    g = settles(room)
+    assert g["present"] and g["inner"] == 760
     assert dash_duo.get_logs() == []
