@@ -28,7 +28,7 @@ LANE_MIN = 34  # per lane unit of the network (x, h, c, y and L one unit or less
 BARS_MIN = 48  # the bars of dL/dW_hh, room for their axis title
 MAP_MIN = 96  # the loss-step map
 MAP_DOMAIN = [0.0, 0.28]
-MARGIN_LEFT = 96  # the lane names and axis titles, and under them the ▶ / ❚❚ buttons (about 80 px wide)
+MARGIN_LEFT = 106  # the lane names and axis titles, and under them the ▶ / ❚❚ buttons (about 85 px wide)
 
 
 def _state(p: StepPayload, phase: str, k: int) -> dict:
