@@ -199,6 +199,7 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
     ticktext = [lane_names[k] if k in lane_names else f"{k[0]}{'' if p.L == 1 else int(k[1:]) + 1}" for k, _ in ticks]
     net, bars = ([0.56, 1.0], [0.36, 0.50]) if has_map else ([0.42, 1.0], [0.0, 0.34])
     domains = {"net": net, "bars": bars, **({"map": MAP_DOMAIN} if has_map else {})}
+    net_range = [-0.5, ly["L"] + 0.6]  # in lane units
     bars_title = "∂L/∂W_hh" + (" (top)" if p.L > 1 else "")
     anim = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     # the controls under the plot sit at fixed px from it (pad), whatever height the page fits the figure to; the
@@ -218,13 +219,13 @@ def step_figure(p: StepPayload, height: int = 900) -> dict:
     margin = {"l": MARGIN_LEFT, "r": 40, "t": 18 + 20 * lines + 30, "b": 170 if p.T > DRAWN else 104}
     layout = base_layout(
         height=height, font={"family": FONT, "size": 14, "color": "#1a1a1a"}, margin=margin,
-        meta={"min_height": min(height, min_height(margin, domains, ly["L"] + 1.1))},
+        meta={"min_height": min(height, min_height(margin, domains, net_range[1] - net_range[0]))},
         title={"text": frames[0]["layout"]["title"]["text"], "x": 0.01, "xanchor": "left", "y": 1,
                "yref": "container", "yanchor": "top", "pad": {"t": 14}, "font": {"size": 15}},
         legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "font": {"size": 12}},
         xaxis={"range": _window(p.T, 0), "anchor": "y3" if has_map else "y2",
                "gridcolor": GRID, "zeroline": False, "dtick": 1 if p.T <= DRAWN else 5},
-        yaxis={"domain": net, "range": [-0.5, ly["L"] + 0.6], "tickvals": [v for _, v in ticks],
+        yaxis={"domain": net, "range": net_range, "tickvals": [v for _, v in ticks],
                "ticktext": ticktext, "showgrid": False, "zeroline": False, "fixedrange": True},
         yaxis2={"domain": bars, "anchor": "x", "range": bar_range, "title": {"text": bars_title, "font": {"size": 12}},
                 "gridcolor": GRID, "zeroline": True, "zerolinecolor": "#999", "fixedrange": True, "nticks": 4},
