@@ -62,7 +62,8 @@ def revision(view, layout, *parts) -> str:
 def finish(fig, view, *parts, title_room=0, legend_room=True) -> dict:
     """Set a figure's ``uirevision`` (see :func:`revision`) and, with ``legend_room``, a top margin
     that holds, from the top down, the modebar, the legend (if any) and ``title_room`` px of panel
-    titles: the modebar never sits on a legend or a title. (``legend_room=False``: a figure that
+    titles: the modebar never sits on a legend or a title. A legend of more than one row makes the
+    figure taller by its further rows, so the plot keeps its height. (``legend_room=False``: a figure that
     places its own legend keeps it.)"""
     layout = fig["layout"]
     if not legend_room:
@@ -71,10 +72,13 @@ def finish(fig, view, *parts, title_room=0, legend_room=True) -> dict:
     names = legend_names(fig["data"]) if layout.get("showlegend", True) is not False else []
     rows = legend_rows(names)
     margin = dict(layout.get("margin") or {})
-    margin["t"] = max(margin.get("t", 0), MODEBAR_ROOM + rows * LEGEND_ROW + title_room + 6)
+    top = margin.get("t", 0)
+    margin["t"] = max(top, MODEBAR_ROOM + rows * LEGEND_ROW + title_room + 6)
     layout["margin"] = margin
     if rows:
-        height = layout.get("height") or 440
+        # the plot keeps the room it had under a one-row legend: the figure grows by every further row
+        one_row = max(top, MODEBAR_ROOM + LEGEND_ROW + title_room + 6)
+        height = layout["height"] = (layout.get("height") or 440) + max(0, margin["t"] - one_row)
         layout["legend"] = {**layout.get("legend", {}), "yref": "container", "y": 1 - (MODEBAR_ROOM - 4) / height,
                             "yanchor": "top"}
     layout["uirevision"] = revision(view, layout, *parts)

@@ -81,6 +81,25 @@ def test_the_legend_and_titles_sit_below_the_modebar(view):
     go.Figure(fig)
 
 
+def test_a_long_legend_makes_the_figure_taller_not_the_plot_smaller():
+    """The Jacobians tab of RNN, LSTM and GRU names fits and bounds: 8 long entries, several rows."""
+    short = figures.jacobian_figure(line_items(archs=("lstm",)))["layout"]
+    items = line_items()
+    for it in items:
+        it.update(rate=0.9, fit=it["median"] * 1.01)
+    items[0].update(reference=np.full(80, 0.5), sigma=0.3, rho_reference=np.full(80, 0.4), rho=0.3)
+    fig = figures.jacobian_figure(items)
+    layout = fig["layout"]
+    assert framing.legend_rows(framing.legend_names(fig["data"])) > 2
+
+    def plot_height(lay):
+        return lay["height"] - lay["margin"]["t"] - lay["margin"]["b"]
+
+    assert plot_height(layout) >= plot_height(short) - 1e-9 and layout["height"] > short["height"]
+    big = framing.present_figure(fig)["layout"]
+    assert plot_height(big) >= 1.4 * plot_height(short) - 1  # the height is rounded to whole px
+
+
 def test_legend_rows_wrap_long_legends():
     assert framing.legend_rows([]) == 0
     assert framing.legend_rows(["RNN", "LSTM", "GRU"]) == 1
