@@ -179,26 +179,46 @@ class SafeCeleryManager(UniqueKeys, CeleryManager):
             raise JobsUnavailable(UNAVAILABLE) from e
         return lease
 
+    def _mark_cancel(self, job, ending: bool) -> None:
+        """Note the cancel of ``job`` as ending or over (see job_running); errors only logged."""
+        try:
+            leases.slots().mark_cancel(str(job), ending, CANCEL_SECONDS if ending else leases.DONE_TTL)
+        except (JobsUnavailable, OSError):
+            log.warning("could not note the cancel of job %s", job)
+
     def terminate_job(self, job):
         if job is None:
             return
+        self._mark_cancel(job, ending=True)  # polls meanwhile wait, see job_running
         try:
             super().terminate_job(job)
         except cluster.connection_errors():
             log.warning("could not cancel job %s: Redis unreachable", job)
         _release(job)
+        self._mark_cancel(job, ending=False)
 
     def _status(self, job) -> str | None:
         """Celery's state of ``job`` (PENDING, STARTED, SUCCESS, FAILURE, ...)."""
         return self.get_task(job).status
 
     def job_running(self, job):
-        # A lost job (its worker stopped renewing the lease) still counts as running here: Dash
-        # asks this after get_result, and a lease that expired between the two looks would
-        # otherwise read as a cancel and end the page's polling with no message; the next poll's
-        # get_result reports the loss.
+        # A job being cancelled counts as running until its lease is free (whatever its worker
+        # did meanwhile), so the page enables the next start only once it is admitted; once the
+        # cancel is over the job has ended, even one still waiting in the queue (its message is
+        # discarded when a worker takes it). A job whose result waits counts as running: it
+        # wrote it as this poll looked, after get_result found nothing, and the next poll
+        # collects it. A lost job (its worker stopped renewing the lease) still counts as
+        # running: a lease that expired between the two looks would otherwise read as a
+        # cancel and end the page's polling with no message; the next get_result reports it.
         try:
-            return super().job_running(job)
+            store = leases.slots()
+            cancel = store.cancel_state(str(job))
+            if cancel is not None:
+                return cancel == "ending"
+            if super().job_running(job):
+                return True
+            key = store.key_of(str(job))
+            return key is not None and self.handle.backend.get(key) is not None
         except (*cluster.connection_errors(), JobsUnavailable):
             return False
 
@@ -225,7 +245,8 @@ class SafeCeleryManager(UniqueKeys, CeleryManager):
             value = super().get_result(key, job)
             if value is self.UNDEFINED and job is not None:
                 state = leases.slots().state(str(job))
-                if state == "lost" or (state != "done" and self._status(job) == "FAILURE"):
+                lost = state == "lost" or (state != "done" and self._status(job) == "FAILURE")
+                if lost and leases.slots().cancel_state(str(job)) is None:  # a cancelled job is not lost
                     _release(job)
                     return _lost(LOST_WORKER)
             return value

@@ -113,12 +113,29 @@ class RedisSlots:
         return "done" if done else "lost"
 
     def remember(self, key: str, lease: str, ttl: float) -> None:
-        """Note that the job started under Dash's cache key ``key`` has ``lease`` (for its polls)."""
-        cluster.call(self.client.set, f"{self.prefix}:key:{key}", lease, ex=int(ttl))
+        """Note that the job started under Dash's cache key ``key`` has ``lease`` (for its polls), and back."""
+        pipe = self.client.pipeline()
+        pipe.set(f"{self.prefix}:key:{key}", lease, ex=int(ttl))
+        pipe.set(f"{self.prefix}:result-key:{lease}", key, ex=int(ttl))
+        cluster.call(pipe.execute)
 
     def lease_of(self, key: str) -> str | None:
         """The lease noted for ``key``, else None."""
         return cluster.call(self.client.get, f"{self.prefix}:key:{key}")
+
+    def key_of(self, lease: str) -> str | None:
+        """Dash's cache key noted for ``lease`` (where its result is written), else None."""
+        return cluster.call(self.client.get, f"{self.prefix}:result-key:{lease}")
+
+    def mark_cancel(self, lease: str, ending: bool, ttl: float) -> None:
+        """Note that the job of ``lease`` is being cancelled (``ending``: until its lease is released), or
+        that its cancel is over (its slot is free and it has no result to wait for); kept ``ttl`` seconds."""
+        cluster.call(self.client.set, f"{self.prefix}:cancel:{lease}", "ending" if ending else "over",
+                     ex=max(1, int(ttl)))
+
+    def cancel_state(self, lease: str) -> str | None:
+        """``"ending"`` while a cancel of ``lease`` frees its slot, ``"over"`` once it did, else None."""
+        return cluster.call(self.client.get, f"{self.prefix}:cancel:{lease}")
 
     def position(self, lease: str) -> int | None:
         """1 for the next job to start, 2 for the one after, ...; None if ``lease`` is not queued."""
