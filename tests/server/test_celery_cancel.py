@@ -23,15 +23,13 @@ def manager(redis_url, tmp_path, monkeypatch):
     for name in ("BPTTLAB_MAX_JOBS_PER_USER", "BPTTLAB_MAX_QUEUED", "BPTTLAB_MAX_JOBS"):
         monkeypatch.delenv(name, raising=False)
     cluster._health.clear()
-    jobs._manager.cache_clear()
     client = cluster.redis_client(redis_url)
     cluster.announce_worker(client, "test-worker", 1)
-    m = jobs.background_manager()
-    assert isinstance(m, jobs.SafeCeleryManager)
+    m = jobs.background_manager()  # the process's one manager of this Redis (a new one would register the
+    assert isinstance(m, jobs.SafeCeleryManager)  # app's background callbacks with Celery again)
     yield m
     cluster.withdraw_worker(client, "test-worker")
     client.close()
-    jobs._manager.cache_clear()
     cluster._health.clear()
 
 
