@@ -82,8 +82,9 @@ def test_a_cancelled_job_ends_for_the_page_only_once_its_slot_is_free(manager, m
 
 
 def test_a_job_cancelled_while_queued_ends_at_once(manager):
-    """Pause on a job still waiting in the queue: the page must not wait until a worker takes (and
-    discards) its message, which may be minutes in a busy class."""
+    """Pause on a job still waiting in the queue: it ends for the page once its slot is free, whether or
+    not a worker answered the revoke (a worker marks a waiting job REVOKED when it gets the broadcast;
+    one that missed it, reconnecting to Redis, learns of it only when it takes the job's message)."""
     lease = start(manager, "key-3", running=False)
     assert manager.get_progress("key-3")[0] == {"queued": 1} and manager.job_running(lease)
     manager.terminate_job(lease)

@@ -112,6 +112,17 @@ def test_a_job_waits_in_the_queue_with_its_position(cluster):
         assert result(t).startswith("finished 3 steps")
 
 
+def test_a_job_cancelled_while_queued_ends_at_once(cluster):
+    """Pause on a job waiting behind another: its page learns it ended while the busy job still runs."""
+    busy, waiting = tab(cluster, steps=120, pace=0.05), tab(cluster, steps=3, pace=0.0)
+    progress = f"{jobapp.PROGRESS}.children"
+    with job_running(busy):
+        out = press_start(waiting, cancel_when=lambda d: (d.get("progress") or {}).get(progress) == {"queued": 1})
+        assert not (out or {}).get("response") and result(waiting) is None  # cancelled: no result
+        assert result(busy) is None  # ended while the only worker slot was still busy
+    assert result(busy).startswith("finished 120 steps")
+
+
 def test_a_lost_worker_is_reported_and_its_slot_freed(cluster):
     user = limits.new_user_id()
     s = tab(cluster, user, steps=5000, pace=0.05)
