@@ -98,3 +98,25 @@ def test_jobs_unavailable_while_redis_is_down_then_back(celery_app_in_browser):
         return False
     wait_for(duo, trained, "training did not work again after Redis came back", timeout=90)
     assert duo.get_logs() == []
+
+
+def test_train_right_after_pause_or_reset_is_admitted(celery_app_in_browser):
+    """▶ Train enabled again after ⏸ Pause or ↺ Reset means the cancelled job's slot is free (one job per
+    user): the press continues (or starts over) instead of being refused."""
+    duo, _ = celery_app_in_browser
+    duo.wait_for_element("#grad-norm-graph .main-svg", timeout=30)
+    steps = duo.find_element("#train-steps-input")
+    steps.clear()
+    steps.send_keys("300")
+    duo.find_element(PLAY).click()
+    for stop in ("#train-pause", "#train-pause", "#train-reset"):
+        wait_for(duo, lambda: "(training)" in status_text(duo), "no progress")
+        duo.find_element(stop).click()
+        wait_for(duo, lambda: duo.find_element(PLAY).is_enabled(), "▶ Train not enabled again", timeout=30)
+        duo.find_element(PLAY).click()  # at once
+    wait_for(duo, lambda: "(training)" in status_text(duo), "the last start did not train")
+    assert duo.find_element(MESSAGE).text == ""  # never refused, nor reported lost
+    duo.find_element("#train-pause").click()
+    wait_for(duo, lambda: duo.find_element(PLAY).is_enabled(), "▶ Train not enabled after the last pause")
+    assert "(paused)" in status_text(duo) and duo.find_element(MESSAGE).text == ""
+    assert duo.get_logs() == []
