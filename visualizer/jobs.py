@@ -204,12 +204,13 @@ class SafeCeleryManager(UniqueKeys, CeleryManager):
     def job_running(self, job):
         # A job being cancelled counts as running until its lease is free (whatever its worker
         # did meanwhile), so the page enables the next start only once it is admitted; once the
-        # cancel is over the job has ended, even one still waiting in the queue (its message is
-        # discarded when a worker takes it). A job whose result waits counts as running: it
-        # wrote it as this poll looked, after get_result found nothing, and the next poll
-        # collects it. A lost job (its worker stopped renewing the lease) still counts as
-        # running: a lease that expired between the two looks would otherwise read as a
-        # cancel and end the page's polling with no message; the next get_result reports it.
+        # cancel is over the job has ended, even one still waiting in the queue (a worker that
+        # missed the revoke and takes it finds its lease gone and ends it). A job whose result
+        # waits counts as running: it wrote it as this poll looked, after get_result found
+        # nothing, and the next poll collects it. A lost job (its worker stopped renewing the
+        # lease) still counts as running: a lease that expired between the two looks would
+        # otherwise read as a cancel and end the page's polling with no message; the next
+        # get_result reports it.
         try:
             store = leases.slots()
             cancel = store.cancel_state(str(job))
