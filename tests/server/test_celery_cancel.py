@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from dash.background_callback.managers import BaseBackgroundCallbackManager
 
 from visualizer import cluster, jobs, leases, limits, storage
 
@@ -16,18 +17,26 @@ USER = "c" * 16
 
 @pytest.fixture
 def manager(redis_url, tmp_path, monkeypatch):
-    """The Celery manager of a web server on the test Redis, with one worker slot announced."""
+    """A web server's Celery manager on the test Redis (its own Celery app), one worker slot announced.
+
+    Dash registers every background callback defined in this process with every manager, and a new
+    manager with all of them: the test's manager is kept out of those global lists (other tests'
+    apps would otherwise become tasks of its Celery app), and has the one task of this file."""
     monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv(cluster.REDIS_ENV, redis_url)
     monkeypatch.setenv(storage.SECRET_ENV, "a-cluster-secret-of-enough-length")
     for name in ("BPTTLAB_MAX_JOBS_PER_USER", "BPTTLAB_MAX_QUEUED", "BPTTLAB_MAX_JOBS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(BaseBackgroundCallbackManager, "functions", [])
+    monkeypatch.setattr(BaseBackgroundCallbackManager, "managers", [])
     cluster._health.clear()
     client = cluster.redis_client(redis_url)
     cluster.announce_worker(client, "test-worker", 1)
-    m = jobs.background_manager()  # the process's one manager of this Redis (a new one would register the
-    assert isinstance(m, jobs.SafeCeleryManager)  # app's background callbacks with Celery again)
+    app = jobs.celery_app.__wrapped__(redis_url)  # not the process's cached app
+    m = jobs.SafeCeleryManager(app)
+    m.job_fn = m.make_job_fn(_train, True, key="cancel-test")
     yield m
+    app.close()
     cluster.withdraw_worker(client, "test-worker")
     client.close()
     cluster._health.clear()
@@ -39,9 +48,7 @@ def _train(set_progress):
 
 def start(manager, key, running=True) -> str:
     """Start a job of USER under Dash's cache ``key``, as a page's ▶ Train; if ``running``, a worker took it."""
-    job_fn = manager.handle.tasks.get("background_callback_cancel-test") or manager.make_job_fn(
-        _train, True, key="cancel-test")  # registered once per Celery app
-    lease = manager.call_job_fn(key, job_fn, [], {"states_list": [
+    lease = manager.call_job_fn(key, manager.job_fn, [], {"states_list": [
         {"id": "user-id-store", "property": "data", "value": USER}]})
     if running:
         assert leases.slots().start(lease, leases.HEARTBEAT_TTL)  # limits.job_slot in the worker
