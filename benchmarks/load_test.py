@@ -1,6 +1,6 @@
 """A class on one server: simulated students against gunicorn, through the browser's own requests.
 
-Starts ``gunicorn`` with 2 workers (the ``bpttlab serve`` command line) on a free loopback port,
+Starts ``gunicorn`` with 3 workers (the ``bpttlab serve`` command line) on a free loopback port,
 then runs N simulated students for D seconds. Each student loads the page (HTML, layout,
 dependencies, the initial callbacks) and then, every 1-3 s, changes one control, sending the
 POST /_dash-update-component requests the renderer sends (the changed control's callback, then
@@ -14,7 +14,7 @@ latency percentiles per kind of request (aim: p95 <= 1 s), the RSS of every serv
 (gunicorn master and workers, plus job processes: diskcache children or the Celery worker) at
 start and at end.
 
-    python benchmarks/load_test.py [--users 50] [--duration 60] [--workers 2] [--backend diskcache|celery]
+    python benchmarks/load_test.py [--users 50] [--duration 60] [--workers 3] [--backend diskcache|celery]
     python benchmarks/load_test.py --kill-worker-at 30        # one gunicorn worker SIGKILLed mid-run
     python benchmarks/load_test.py --cluster-workers 2 --job-workers 1 --workers 1   # two "machines"
 
@@ -51,7 +51,7 @@ from local_cluster import LocalCluster, free_port  # noqa: E402
 from server_procs import cpu_seconds, kill_a_worker, rss_mb, stop_servers  # noqa: E402
 from students import control_changes  # noqa: E402
 from tests.server.dash_http import DashSession  # noqa: E402
-from visualizer.serve import CLASS_VIEW_SECONDS, SERVER_ENV, gunicorn_args, server_env  # noqa: E402
+from visualizer.serve import CLASS_VIEW_SECONDS, CLASS_WORKERS, SERVER_ENV, gunicorn_args, server_env  # noqa: E402
 from visualizer.serve import parse_args as serve_args  # noqa: E402
 
 
@@ -305,7 +305,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (max 600)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=CLASS_WORKERS,
+                        help=f"gunicorn workers (default {CLASS_WORKERS}, as serve)")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--backend", choices=["diskcache", "celery"], default="diskcache")
     parser.add_argument("--max-requests", type=int, default=0, help="gunicorn worker recycling (0: never, as serve)")

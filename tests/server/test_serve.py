@@ -18,7 +18,7 @@ def test_the_documented_command_is_the_one_run():
                              capture_output=True, text=True, check=True).stdout.strip()
     assert printed.startswith("OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MALLOC_ARENA_MAX=2 "
                               "BPTTLAB_POLL_MS=300 BPTTLAB_VIEW_SECONDS=1 "
-                              "gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8050 ")
+                              "gunicorn --workers 3 --threads 4 --bind 127.0.0.1:8050 ")
     assert printed.endswith(" visualizer.app:server")
     documented = " ".join(serve.__doc__.split("same as::")[1].split("(``python")[0].replace("\\", " ").split())
     assert documented == printed
