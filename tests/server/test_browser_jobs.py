@@ -65,12 +65,17 @@ def wait_for(duo, check, what, timeout=60):
     raise AssertionError(f"{what} (status: {status_text(duo)!r}, message: {duo.find_element(MESSAGE).text!r})")
 
 
+def set_steps(duo, steps):
+    """Type ``steps`` into the training card's steps field."""
+    field = duo.find_element("#train-steps-input")
+    field.clear()
+    field.send_keys(str(steps))
+
+
 def test_jobs_unavailable_while_redis_is_down_then_back(celery_app_in_browser):
     duo, redis = celery_app_in_browser
     duo.wait_for_element("#grad-norm-graph .main-svg", timeout=30)
-    steps = duo.find_element("#train-steps-input")
-    steps.clear()
-    steps.send_keys("20")
+    set_steps(duo, 20)
     duo.find_element(PLAY).click()
     wait_for(duo, lambda: "(done)" in status_text(duo), "the run did not finish")
 
@@ -82,9 +87,7 @@ def test_jobs_unavailable_while_redis_is_down_then_back(celery_app_in_browser):
     wait_for(duo, lambda: points(duo) == 37, "the plot did not render with Redis down", timeout=30)
 
     redis.start()  # same port; nothing restarted
-    steps = duo.find_element("#train-steps-input")
-    steps.clear()
-    steps.send_keys("10")
+    set_steps(duo, 10)
 
     def trained():
         duo.find_element(PLAY).click()
@@ -105,9 +108,7 @@ def test_train_right_after_pause_or_reset_is_admitted(celery_app_in_browser):
     user): the press continues (or starts over) instead of being refused."""
     duo, _ = celery_app_in_browser
     duo.wait_for_element("#grad-norm-graph .main-svg", timeout=30)
-    steps = duo.find_element("#train-steps-input")
-    steps.clear()
-    steps.send_keys("300")
+    set_steps(duo, 300)
     duo.find_element(PLAY).click()
     for stop in ("#train-pause", "#train-pause", "#train-reset"):
         wait_for(duo, lambda: "(training)" in status_text(duo), "no progress")
