@@ -233,13 +233,18 @@ def at_step(record, step: int) -> list[dict]:
 
 
 def draw_snapshot(step, token, record, present=None):
-    """The three figures at training step ``step`` (the newest snapshot at or before it; empty
-    figures without a record). A forged record draws what it holds that is readable.
+    """The three figures at training step ``step`` (the newest snapshot at or before it; before
+    the first snapshot, only the losses so far; empty figures without a record). A forged record draws what it holds that is readable.
     ``present``: presentation mode (its change redraws them)."""
     record = training_stores.clean_record(record)
     steps = snapshot_steps(record)
-    if not steps:
-        return _framed((progress_figure({}), flow_figure([]), evolution_figure({})), present)
+    if not steps:  # no snapshot yet (a run's first steps come before its first one): the losses so far
+        try:
+            losses = progress_figure(record["archs"])
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
+            log.warning("training record not drawable: %s", str(e)[:200])
+            losses = figures.message_figure("This training record cannot be drawn.")
+        return _framed((losses, flow_figure([]), evolution_figure({})), present)
     readable = isinstance(step, int) or (isinstance(step, float) and math.isfinite(step))
     step = step if readable and not isinstance(step, bool) else steps[-1]
     step = int(max(steps[0], min(step, steps[-1])))  # exact for integers of any size

@@ -130,6 +130,23 @@ def test_draw_snapshot_picks_the_newest_snapshot_at_or_before_the_step(result):
     assert all(f["data"] == [] for f in empty)
 
 
+def test_draw_snapshot_before_the_first_snapshot_keeps_the_loss_histories():
+    # a run's first progress payloads come before its first recorded snapshot (step `every`), and
+    # their merge redraws from the record: the losses so far must stay on screen (a pause right
+    # then would otherwise leave an empty figure under "Step n (paused)")
+    steps = 300
+    progress = []
+    training.run_job(progress.append, SMALL, steps, 2, clock=Clock(0.01))
+    first = progress[0]
+    assert first["snaps"] == [] and first["full"] and training.record_every(steps) > 2
+    record = {"run": first["run"], "archs": first["archs"], "snaps": {}, "step": 1}
+    loss, flow, evo = training_ui.draw_snapshot(0, {"t": 1}, record)
+    valid(loss)
+    assert {t.get("name") for t in loss["data"]} >= {h["name"] for h in first["archs"].values()}
+    assert len(values(loss["data"][0]["y"])) >= 1
+    assert flow["data"] == [] and evo["data"] == []
+
+
 def test_empty_figures_say_what_to_do():
     assert "Train" in progress_figure({})["layout"]["annotations"][0]["text"]
     assert flow_figure([])["data"] == [] and evolution_figure({})["data"] == []
