@@ -43,6 +43,8 @@ CHECKPOINT_MAX_CHARS = 4_000_000  # larger checkpoints are not sent (resume repl
 CHECKPOINT_MAX_MEMBERS = 1000  # arrays in a checkpoint sent back by the browser
 WINDOW = 12  # recorded snapshots repeated per progress write (a slow poll loses none)
 HISTORY_SECONDS = 0.5  # progress payloads carry the full loss histories at most this often
+HISTORY_HOLD_SECONDS = 0.25  # ... and then in every payload for this long: a poll reads only the newest
+# payload, so histories in one payload alone, overwritten 0.03 s later, would rarely reach the browser
 TRAIN_FIELDS = ("arch", "seq_len", "hidden", "layers", "batch", "task", "init", "scale", "forget_bias",
                 "truncate", "clip", "optimizer", "lr", "seed", "match_params")
 
@@ -292,7 +294,7 @@ def decode_checkpoint(text, configs: dict) -> dict | None:
 # ----------------------------------------------------------------------------- the job
 def run_job(set_progress, params: Params, steps: int, target: int, start_step: int = 0,
             checkpoint: str | None = None, run_id: str | None = None, keep_going=None,
-            clock=time.monotonic) -> dict:
+            clock=time.monotonic, history_hold: float = HISTORY_HOLD_SECONDS) -> dict:
     """Train every architecture of ``params`` up to step ``target`` and report as it goes.
 
     Parameters
@@ -304,6 +306,8 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
     run_id : the run this job continues (None: a new run).
     keep_going : optional callable, asked after every step; the job stops early (status
         ``"paused"``) when it returns False (e.g. at the time limit of a job slot).
+    history_hold : seconds for which, every HISTORY_SECONDS, the progress payloads carry the
+        histories (at least the polling interval, so that some poll reads them).
 
     Returns
     -------
@@ -311,7 +315,7 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
     history}, "snaps": [every recorded snapshot this job made], "live": [newest snapshot per
     arch], "checkpoint": {"step", "data"} or None}``. Progress payloads have the same keys with
     ``snaps`` limited to the last WINDOW, the per-step histories only every HISTORY_SECONDS
-    (``full``), and a checkpoint (every CHECKPOINT_SECONDS) only in CHECKPOINT_WRITES
+    for ``history_hold`` seconds (``full``), and a checkpoint (every CHECKPOINT_SECONDS) only in CHECKPOINT_WRITES
     consecutive payloads: a lost one only means a longer silent replay.
     """
     steps = clamp_steps(steps)
@@ -356,9 +360,10 @@ def run_job(set_progress, params: Params, steps: int, target: int, start_step: i
                 ckpt = {"step": newest, "data": data, "writes": 0}
             ckpt_time = now
         if set_progress is not None and now - last_write >= PROGRESS_SECONDS and live:
-            full = now - last_full >= HISTORY_SECONDS
-            set_progress(payload("running", True, full))
-            last_write, last_full = now, (now if full else last_full)
+            if now - last_full >= HISTORY_SECONDS:
+                last_full = now
+            set_progress(payload("running", True, now - last_full <= history_hold))
+            last_write = now
     data = encode_checkpoint(states, CHECKPOINT_MAX_CHARS)
     ckpt = {"step": max(s.step for s in states.values()), "data": data, "writes": 0} if data is not None else None
     done = all(finished(configs[a], states[a]) for a in states)

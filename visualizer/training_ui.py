@@ -177,7 +177,8 @@ def train_job(set_progress, play, step, store, steps, status, checkpoint, user_i
                 return True
 
             result = training.run_job(set_progress, params, steps, where["target"], where["start"],
-                                      where["checkpoint"], where["run_id"], keep_going=keep_going)
+                                      where["checkpoint"], where["run_id"], keep_going=keep_going,
+                                      history_hold=max(training.HISTORY_HOLD_SECONDS, 2 * poll_ms() / 1000))
     except (limits.LimitReached, jobs.JobsUnavailable) as e:
         return _error(str(e))
     except ValueError as e:  # impossible task settings, from the core
@@ -234,7 +235,8 @@ def at_step(record, step: int) -> list[dict]:
 
 def draw_snapshot(step, token, record, present=None):
     """The three figures at training step ``step`` (the newest snapshot at or before it; before
-    the first snapshot, only the losses so far; empty figures without a record). A forged record draws what it holds that is readable.
+    the first snapshot, only the losses so far; empty figures without a record). A forged record
+    draws what it holds that is readable.
     ``present``: presentation mode (its change redraws them)."""
     record = training_stores.clean_record(record)
     steps = snapshot_steps(record)

@@ -21,6 +21,18 @@ return gd && gd._fullData ? gd._fullData.filter(t => t.showlegend && t.meta !== 
 """
 
 
+POINTS_JS = """
+const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+return gd && gd._fullData ? gd._fullData.filter(t => t.showlegend && t.meta !== 'reference')
+    .map(t => (t.y || []).filter(v => v !== null && v !== undefined).length) : null;
+"""
+
+
+def points(dash_duo, graph_id):
+    """The number of values each architecture's trace in a graph's legend shows."""
+    return dash_duo.driver.execute_script(POINTS_JS, graph_id) or []
+
+
 def names(dash_duo, graph_id):
     """Names of the architectures' traces shown in a graph's legend (reference lines aside)."""
     return dash_duo.driver.execute_script(NAMES_JS, graph_id) or []
@@ -129,4 +141,25 @@ def test_training_starts_pauses_steps_resumes_resets_and_cancels(dash_duo):
     time.sleep(2)
     assert status(dash_duo) == "Ready."
     wait(dash_duo, lambda: dash_duo.find_element(f"#{ids.TRAIN_PLAY}").is_enabled(), 10)
+    assert dash_duo.get_logs() == []
+
+
+def test_a_quick_pause_after_reset_keeps_the_loss_curves(dash_duo):
+    # Reset -> ▶ -> ❚❚ while the run is still before its first recorded snapshot: the paused card
+    # shows the losses so far (a redraw from a record without snapshots once emptied the figure)
+    dash_duo.start_server(create_app())
+    dash_duo.wait_for_page(url=dash_duo.server_url + "/" + to_query(PARAMS))
+    for _ in range(3):
+        click(dash_duo, ids.TRAIN_RESET)
+        wait(dash_duo, lambda: status(dash_duo) == "Ready.", 10)
+        click(dash_duo, ids.TRAIN_PLAY)
+        wait(dash_duo, lambda: "(training)" in status(dash_duo), 60)
+        click(dash_duo, ids.TRAIN_PAUSE)
+        wait(dash_duo, lambda: "(paused)" in status(dash_duo), 10)
+        wait(dash_duo, lambda: dash_duo.find_element(f"#{ids.TRAIN_PLAY}").is_enabled(), 10)
+        time.sleep(2)
+        assert step_of(status(dash_duo)) > 0
+        assert names(dash_duo, ids.TRAIN_PROGRESS_GRAPH) == ["RNN", "LSTM"], status(dash_duo)
+        shown = points(dash_duo, ids.TRAIN_PROGRESS_GRAPH)
+        assert len(shown) == 2 and min(shown) > 0, (status(dash_duo), shown)
     assert dash_duo.get_logs() == []

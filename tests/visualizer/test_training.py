@@ -125,6 +125,27 @@ def test_checkpoint_round_trip_and_rejects_tampering():
     assert training.decode_checkpoint(base64.b64encode(bytes(raw)).decode(), configs) is None
 
 
+def test_progress_histories_stay_for_a_poll_to_read_them():
+    # a poll reads only the newest payload: histories in one payload, overwritten 0.03 s later,
+    # mostly never reached the browser (the loss figure stayed empty); now they stay for history_hold
+    tick, hold = 0.031, 0.25
+    progress = []
+    training.run_job(progress.append, SMALL, 80, 80, clock=Clock(tick), history_hold=hold)
+    flags = [p["full"] for p in progress]
+    assert flags[0] and not all(flags)  # the first payload has them; most traffic still does not
+    runs, n = [], 0
+    for f in [*flags, False]:
+        if f:
+            n += 1
+        elif n:
+            runs.append(n)
+            n = 0
+    assert len(runs) >= 3 and all((r - 1) * tick >= hold - tick for r in runs[:-1]), runs
+    full = [p for p in progress if p["full"]]
+    assert all(len(h["losses"]) == h["step"] for p in full for h in p["archs"].values())
+    assert all("losses" not in h for p in progress if not p["full"] for h in p["archs"].values())
+
+
 def test_job_reports_progress_and_resumes_exactly_after_a_pause():
     steps = 9
     whole = training.run_job(None, SMALL, steps, steps, clock=Clock(0.01))
