@@ -121,3 +121,28 @@ def test_train_right_after_pause_or_reset_is_admitted(celery_app_in_browser):
     wait_for(duo, lambda: duo.find_element(PLAY).is_enabled(), "▶ Train not enabled after the last pause")
     assert "(paused)" in status_text(duo) and duo.find_element(MESSAGE).text == ""
     assert duo.get_logs() == []
+
+
+LOSS_POINTS_JS = """
+const gd = document.querySelector('#train-progress-graph .js-plotly-plot');
+return gd && gd._fullData ? gd._fullData.filter(t => t.showlegend && t.meta !== 'reference')
+    .map(t => (t.y || []).filter(v => v !== null && v !== undefined).length) : null;
+"""
+
+
+def test_a_paused_run_after_reset_shows_its_loss_curves(celery_app_in_browser):
+    """↺ Reset -> ▶ Train -> ⏸ Pause: the paused card shows the losses so far, not an empty figure."""
+    duo, _ = celery_app_in_browser
+    duo.wait_for_element("#grad-norm-graph .main-svg", timeout=30)
+    for _ in range(3):
+        duo.find_element("#train-reset").click()
+        wait_for(duo, lambda: status_text(duo) == "Ready.", "Reset did not clear the card")
+        wait_for(duo, lambda: duo.find_element(PLAY).is_enabled(), "▶ Train not enabled after Reset")
+        duo.find_element(PLAY).click()
+        wait_for(duo, lambda: "(training)" in status_text(duo), "no progress")
+        duo.find_element("#train-pause").click()
+        wait_for(duo, lambda: duo.find_element(PLAY).is_enabled(), "▶ Train not enabled after the pause")
+        time.sleep(2)
+        shown = duo.driver.execute_script(LOSS_POINTS_JS) or []
+        assert "(paused)" in status_text(duo) and shown and min(shown) > 0, (status_text(duo), shown)
+    assert duo.get_logs() == []
