@@ -9,7 +9,7 @@ results for display. Nothing here imports dash or plotly or knows the app's sett
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -68,10 +68,9 @@ def forward_key(key):
     ``loss_on``), so changing those recomputes nothing of the Jacobian, Spectra, Gating and
     Connectivity tabs. A :class:`ModelRun` is its own key."""
     if isinstance(key, DataKey):
-        return DataKey(key.task, key.seq_len, key.batch, key.seed, "")
+        return replace(key, loss_on="")
     if isinstance(key, RunKey):
-        return RunKey(key.arch, key.hidden, key.layers, key.init, key.scale, key.forget_bias, key.seed,
-                      forward_key(key.data), None)
+        return replace(key, data=forward_key(key.data), truncate=None)
     return key
 
 
