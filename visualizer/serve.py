@@ -49,7 +49,7 @@ SERVER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THRE
 REQUEST_LIMITS = ["--limit-request-line", "4094", "--limit-request-fields", "50", "--limit-request-field_size", "8190"]
 # One worker per core plus one: each worker runs its Python one thread at a time (the GIL), so with one
 # per core a core idles while its worker's threads wait for each other. Measured on 2 cores, 50 students:
-# p95 0.69-0.75 s with 3 workers against 0.95-1.17 s with 2, for about 150-250 MB more memory in all.
+# p95 0.69-0.87 s with 3 workers against 0.95-1.17 s with 2, for about 150-250 MB more memory in all.
 CLASS_WORKERS = 3
 CLASS_POLL_MS = 300  # training progress polls per student: ~3 a second instead of ~20 (training_ui.POLL_MS)
 CLASS_VIEW_SECONDS = 1.0  # what one view request may compute on a shared server (budget.VIEW_SECONDS: 3 s alone)

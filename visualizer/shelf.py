@@ -92,6 +92,7 @@ class RedisShelf:
     def __init__(self, url: str, max_bytes: int = REDIS_BYTES):
         import redis
 
+        # not cluster.redis_client: the file bytes must come back as bytes, and a 20 MB upload needs longer
         self.client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=cluster.HEALTH_TIMEOUT,
                                            retry_on_timeout=False, health_check_interval=0)
         self.script, self.max_bytes = self.client.register_script(PUT), max_bytes
